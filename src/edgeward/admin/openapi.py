@@ -1,0 +1,172 @@
+"""The OpenAPI 3.1 description of the admin API, served at GET /openapi.json.
+
+Kept as a literal so a reader sees the whole contract in one place; tests compare its paths and
+methods with the server's routing table so the two never drift.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {"$ref": "#/components/responses/Error"}
+_UNAUTHORIZED = {"$ref": "#/components/responses/Unauthorized"}
+
+
+def _json(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": schema or {"type": "object"}}},
+    }
+
+
+_LIST = {"type": "array", "items": {"type": "object"}}
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "edgeward admin API",
+        "version": "1",
+        "description": "Health, metrics, live configuration and state of an edgeward gateway. "
+                       "Every POST needs `Authorization: Bearer <token>` when a token is set.",
+    },
+    "paths": {
+        "/healthz": {"get": {
+            "summary": "Liveness: the process answers",
+            "operationId": "healthz",
+            "responses": {"200": _json("alive", {
+                "type": "object", "properties": {"status": {"const": "ok"}}})},
+        }},
+        "/ready": {"get": {
+            "summary": "Readiness: the gateway accepts traffic",
+            "operationId": "ready",
+            "responses": {
+                "200": _json("ready", {
+                    "type": "object", "properties": {"status": {"const": "ready"}}}),
+                "503": _ERROR,
+            },
+        }},
+        "/metrics": {"get": {
+            "summary": "Prometheus metrics",
+            "operationId": "metrics",
+            "responses": {"200": {
+                "description": "text exposition format 0.0.4",
+                "content": {"text/plain; version=0.0.4": {"schema": {"type": "string"}}},
+            }},
+        }},
+        "/config": {
+            "get": {
+                "summary": "The running configuration, secrets redacted",
+                "operationId": "getConfig",
+                "responses": {"200": _json("configuration")},
+            },
+            "post": {
+                "summary": "Validate and apply a new configuration (YAML body)",
+                "operationId": "applyConfig",
+                "security": [{"bearer": []}],
+                "requestBody": {"required": True, "content": {
+                    "application/yaml": {"schema": {"type": "string"}}}},
+                "responses": {
+                    "200": _json("applied", {
+                        "type": "object", "properties": {"applied": {"const": True}}}),
+                    "400": _json("refused; the running configuration is unchanged", {
+                        "type": "object",
+                        "required": ["code", "problems", "request_id"],
+                        "properties": {
+                            "code": {"const": "invalid_config"},
+                            "message": {"type": "string"},
+                            "problems": {"type": "array", "items": {"type": "string"}},
+                            "request_id": {"type": "string"},
+                        },
+                    }),
+                    "401": _UNAUTHORIZED,
+                    "413": _ERROR,
+                },
+            },
+        },
+        "/routes": {"get": {
+            "summary": "Routes of the running configuration",
+            "operationId": "routes",
+            "responses": {"200": _json("routes", _LIST)},
+        }},
+        "/upstreams": {"get": {
+            "summary": "Upstreams and their endpoints: health, ejection, breaker, in-flight, EWMA",
+            "operationId": "upstreams",
+            "responses": {"200": _json("upstreams", _LIST)},
+        }},
+        "/ratelimits": {"get": {
+            "summary": "Rate limits and their current state",
+            "operationId": "ratelimits",
+            "responses": {"200": _json("rate limits", _LIST)},
+        }},
+        "/reloads": {"get": {
+            "summary": "Recent configuration reloads, newest first",
+            "operationId": "reloads",
+            "responses": {"200": _json("reloads", _LIST)},
+        }},
+        "/drain": {"post": {
+            "summary": "Start a graceful drain (readiness turns 503, in-flight requests finish)",
+            "operationId": "drain",
+            "security": [{"bearer": []}],
+            "responses": {
+                "202": _json("draining", {
+                    "type": "object", "properties": {"draining": {"const": True}}}),
+                "401": _UNAUTHORIZED,
+            },
+        }},
+        "/openapi.json": {"get": {
+            "summary": "This document",
+            "operationId": "openapi",
+            "responses": {"200": _json("OpenAPI 3.1 document")},
+        }},
+        "/api/series": {"get": {
+            "summary": "Dashboard time series: per step rate, error rate, p50/p99",
+            "operationId": "series",
+            "responses": {"200": _json("series", {
+                "type": "object",
+                "properties": {
+                    "step": {"type": "number"},
+                    "horizon": {"type": "number"},
+                    "t": {"type": "array", "items": {"type": "number"}},
+                    "routes": {"type": "object",
+                               "additionalProperties": {"$ref": "#/components/schemas/Line"}},
+                    "upstreams": {"type": "object",
+                                  "additionalProperties": {"$ref": "#/components/schemas/Line"}},
+                },
+            })},
+        }},
+        "/": {"get": {
+            "summary": "Live dashboard",
+            "operationId": "dashboard",
+            "responses": {"200": {
+                "description": "HTML page",
+                "content": {"text/html": {"schema": {"type": "string"}}},
+            }},
+        }},
+    },
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "required": ["code", "message", "request_id"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "request_id": {"type": "string"},
+                },
+            },
+            "Line": {
+                "type": "object",
+                "properties": {
+                    name: {"type": "array", "items": {"type": ["number", "null"]}}
+                    for name in ("rps", "eps", "err", "p50", "p99")
+                },
+            },
+        },
+        "responses": {
+            "Error": _json("error", {"$ref": "#/components/schemas/Error"}),
+            "Unauthorized": _json("missing or wrong bearer token",
+                                  {"$ref": "#/components/schemas/Error"}),
+        },
+    },
+}

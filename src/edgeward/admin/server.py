@@ -1,0 +1,276 @@
+"""The admin API server: routing table, handlers, bearer-token check, dashboard sampling.
+
+Routes are one table, `(path, method) -> handler`, built once; /openapi.json describes the same
+table (tests hold the two together). Every POST changes state and, when a token is set, needs
+`Authorization: Bearer <token>` (compared in constant time). A POST carrying a browser `Origin`
+of another site is refused too, so a web page cannot drive a token-less loopback admin API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import importlib.resources
+import logging
+import re
+from collections.abc import Awaitable, Callable
+
+from edgeward.admin.backend import AdminBackend
+from edgeward.admin.config import AdminConfig
+from edgeward.admin.openapi import OPENAPI
+from edgeward.admin.series import DEFAULT_HORIZON, DEFAULT_STEP, SeriesKeeper
+from edgeward.admin.wire import (
+    AdminConnection,
+    AdminRequest,
+    AdminResponse,
+    Limits,
+    error_response,
+    json_bytes,
+    json_response,
+)
+
+log = logging.getLogger("edgeward.admin")
+
+Handler = Callable[[AdminRequest], Awaitable[AdminResponse]]
+
+METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+HTML_TYPE = "text/html; charset=utf-8"
+_SCRIPT_RE = re.compile(r"<script>(.*?)</script>", re.S)
+
+
+def _load_dashboard() -> tuple[bytes, str]:
+    """The page and a Content-Security-Policy allowing exactly its inline script and style."""
+    text = importlib.resources.files("edgeward.admin").joinpath("dashboard.html").read_text()
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(m.encode()).digest()).decode() + "'"
+        for m in _SCRIPT_RE.findall(text)
+    )
+    csp = (f"default-src 'none'; script-src {hashes}; style-src 'unsafe-inline'; "
+           "connect-src 'self'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'")
+    return text.encode(), csp
+
+
+class AdminServer:
+    """Serves the admin API for one `AdminBackend`.
+
+    `start(host, port)` binds (port 0 picks a free one, see `port`), starts the sampler that
+    feeds the dashboard series every `step` seconds; `close()` stops both and every connection.
+    """
+
+    def __init__(
+        self,
+        backend: AdminBackend,
+        *,
+        token: str | None,
+        limits: Limits | None = None,
+        series_step: float = DEFAULT_STEP,
+        series_horizon: float = DEFAULT_HORIZON,
+    ) -> None:
+        if token is not None and not token:
+            raise ValueError("token must be None (no auth) or a non-empty string, got ''")
+        self.backend = backend
+        self._token = token.encode() if token is not None else None
+        self._limits = limits or Limits()
+        self.series = SeriesKeeper(horizon=series_horizon, step=series_step)
+        self._dashboard, self._csp = _load_dashboard()
+        self._openapi = json_bytes(OPENAPI)
+        self._reload_lock = asyncio.Lock()
+        self._server: asyncio.Server | None = None
+        self._sampler: asyncio.Task[None] | None = None
+        self._connections: set[AdminConnection] = set()
+        self.table: dict[str, dict[str, Handler]] = {
+            "/healthz": {"GET": self._healthz},
+            "/ready": {"GET": self._ready},
+            "/metrics": {"GET": self._metrics},
+            "/config": {"GET": self._get_config, "POST": self._post_config},
+            "/routes": {"GET": self._routes},
+            "/upstreams": {"GET": self._upstreams},
+            "/ratelimits": {"GET": self._ratelimits},
+            "/reloads": {"GET": self._reloads},
+            "/drain": {"POST": self._drain},
+            "/openapi.json": {"GET": self._openapi_doc},
+            "/api/series": {"GET": self._series},
+            "/": {"GET": self._dashboard_page},
+        }
+
+    @classmethod
+    def from_config(
+        cls, backend: AdminBackend, config: AdminConfig, environ: dict[str, str]
+    ) -> AdminServer:
+        return cls(
+            backend,
+            token=config.resolve_token(environ),
+            limits=Limits(max_body=config.max_body, max_head=config.max_head,
+                          idle_timeout=config.idle_timeout),
+            series_step=config.series_step,
+            series_horizon=config.series_horizon,
+        )
+
+    def routes(self) -> set[tuple[str, str]]:
+        """Every (path, METHOD) served."""
+        return {(path, method) for path, methods in self.table.items() for method in methods}
+
+    @property
+    def port(self) -> int:
+        if self._server is None or not self._server.sockets:
+            raise RuntimeError("admin server is not started")
+        return int(self._server.sockets[0].getsockname()[1])
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> None:
+        if self._server is not None:
+            raise RuntimeError("admin server already started")
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: AdminConnection(self.dispatch, self._limits, self._connections),
+            host, port, reuse_port=reuse_port or None,
+        )
+        self._sampler = loop.create_task(self._sample_forever())
+
+    async def close(self) -> None:
+        if self._sampler is not None:
+            self._sampler.cancel()
+            await asyncio.gather(self._sampler, return_exceptions=True)
+            self._sampler = None
+        if self._server is not None:
+            self._server.close()
+            for conn in list(self._connections):
+                conn.shutdown()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _sample_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        step = self.series.step
+        while True:
+            self.sample_once(loop.time())
+            # Aim at the next multiple of `step` so samples land on slot edges.
+            now = loop.time()
+            await asyncio.sleep(step - (now % step) + 1e-3)
+
+    def sample_once(self, now: float) -> None:
+        try:
+            self.series.add(self.backend.stats_sample(), now)
+        except Exception:
+            log.exception("admin: stats_sample failed; dashboard keeps its previous data")
+
+    # -- dispatch --------------------------------------------------------------------------
+
+    async def dispatch(self, request: AdminRequest) -> AdminResponse:
+        rid = request.request_id
+        methods = self.table.get(request.path)
+        if methods is None:
+            return error_response(404, "not_found", f"no admin endpoint at {request.path}", rid)
+        handler = methods.get(request.method)
+        if handler is None:
+            allow = ", ".join(sorted(methods))
+            return error_response(
+                405, "method_not_allowed",
+                f"{request.method} is not allowed on {request.path}; allowed: {allow}",
+                rid, (("Allow", allow),),
+            )
+        if request.method != "GET":
+            refusal = self._refuse_change(request)
+            if refusal is not None:
+                return refusal
+        try:
+            return await handler(request)
+        except Exception as exc:
+            log.exception("admin: %s %s failed (request_id=%s)", request.method, request.path, rid)
+            return error_response(
+                500, "internal_error",
+                f"{request.method} {request.path} failed: {type(exc).__name__}", rid,
+            )
+
+    def _refuse_change(self, request: AdminRequest) -> AdminResponse | None:
+        rid = request.request_id
+        if self._token is not None:
+            given = request.headers.get("authorization", "")
+            scheme, _, credential = given.partition(" ")
+            ok = scheme.lower() == "bearer" and hmac.compare_digest(
+                credential.strip().encode("latin-1"), self._token
+            )
+            if not ok:
+                return error_response(
+                    401, "unauthorized",
+                    f"{request.method} {request.path} needs Authorization: Bearer <token>",
+                    rid, (("WWW-Authenticate", 'Bearer realm="edgeward-admin"'),),
+                )
+        origin = request.headers.get("origin")
+        host = request.headers.get("host")
+        if origin is not None and origin != "null" and origin.partition("://")[2] != host:
+            return error_response(
+                403, "forbidden_origin",
+                f"a page from {origin} may not change this gateway", rid,
+            )
+        return None
+
+    # -- handlers --------------------------------------------------------------------------
+
+    async def _healthz(self, request: AdminRequest) -> AdminResponse:
+        return json_response(200, {"status": "ok"})
+
+    async def _ready(self, request: AdminRequest) -> AdminResponse:
+        if self.backend.ready():
+            return json_response(200, {"status": "ready"})
+        return json_response(503, {
+            "status": "not_ready", "code": "not_ready",
+            "message": "the gateway is not accepting traffic (starting or draining)",
+            "request_id": request.request_id,
+        })
+
+    async def _metrics(self, request: AdminRequest) -> AdminResponse:
+        return AdminResponse(200, self.backend.metrics_text().encode(), METRICS_TYPE)
+
+    async def _get_config(self, request: AdminRequest) -> AdminResponse:
+        return json_response(200, self.backend.config_view())
+
+    async def _post_config(self, request: AdminRequest) -> AdminResponse:
+        rid = request.request_id
+        try:
+            text = request.body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problems = [f"body is not UTF-8 text: byte {exc.start}"]
+        else:
+            if not text.strip():
+                problems = ["body is empty: send the YAML configuration"]
+            else:
+                async with self._reload_lock:  # one reload at a time, in arrival order
+                    problems = list(await self.backend.apply_config(text))
+        if problems:
+            return json_response(400, {
+                "code": "invalid_config",
+                "message": f"configuration refused ({len(problems)} problem(s)); "
+                           "the running configuration is unchanged",
+                "problems": problems, "request_id": rid,
+            })
+        return json_response(200, {"applied": True})
+
+    async def _routes(self, request: AdminRequest) -> AdminResponse:
+        return json_response(200, self.backend.routes_view())
+
+    async def _upstreams(self, request: AdminRequest) -> AdminResponse:
+        return json_response(200, self.backend.upstreams_view())
+
+    async def _ratelimits(self, request: AdminRequest) -> AdminResponse:
+        return json_response(200, self.backend.ratelimits_view())
+
+    async def _reloads(self, request: AdminRequest) -> AdminResponse:
+        return json_response(200, self.backend.reloads_view())
+
+    async def _drain(self, request: AdminRequest) -> AdminResponse:
+        self.backend.drain()
+        return json_response(202, {"draining": True})
+
+    async def _openapi_doc(self, request: AdminRequest) -> AdminResponse:
+        return AdminResponse(200, self._openapi)
+
+    async def _series(self, request: AdminRequest) -> AdminResponse:
+        return json_response(200, self.series.view(asyncio.get_running_loop().time()))
+
+    async def _dashboard_page(self, request: AdminRequest) -> AdminResponse:
+        return AdminResponse(200, self._dashboard, HTML_TYPE,
+                             (("Content-Security-Policy", self._csp),))
