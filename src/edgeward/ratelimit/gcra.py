@@ -1,0 +1,50 @@
+"""GCRA, the generic cell rate algorithm (ITU-T I.371 virtual scheduling), as in redis-cell.
+
+One float per key: the theoretical arrival time (TAT), the moment the key would be back to an
+empty bucket if it kept sending at exactly `rate`. A request of cost c moves the TAT forward by
+c * T (T = 1 / rate) and is admitted when the new TAT is no further than burst * T ahead of now.
+Equivalent to a token bucket of `burst` tokens, with a single number of state and no refill
+step, which is why it is the default and the one the Redis store runs.
+"""
+
+from __future__ import annotations
+
+from edgeward.ratelimit.algorithm import EPSILON, bad_cost, check_params
+from edgeward.ratelimit.decision import Decision
+from edgeward.ratelimit.keymap import DEFAULT_MAX_KEYS, KeyMap
+
+
+class GCRA:
+    __slots__ = ("rate", "burst", "interval", "span", "keys")
+
+    def __init__(self, rate: float, burst: int, max_keys: int = DEFAULT_MAX_KEYS) -> None:
+        check_params(rate, burst, max_keys)
+        self.rate = rate
+        self.burst = burst
+        self.interval = 1.0 / rate          # T: seconds one unit of cost is worth
+        self.span = burst / rate            # tau + T: how far ahead of now the TAT may run
+        self.keys: KeyMap[float] = KeyMap(max_keys)
+
+    @property
+    def window(self) -> float:
+        return self.span
+
+    def decide(self, key: str, now: float, cost: int = 1) -> Decision:
+        if cost < 1 or cost > self.burst:
+            raise bad_cost(cost, self.burst)
+        interval = self.interval
+        tat = self.keys.get(key)
+        if tat is None or tat < now:
+            tat = now
+        new_tat = tat + cost * interval
+        ahead = new_tat - now
+        if ahead <= self.span + EPSILON:
+            self.keys.put(key, new_tat)
+            remaining = int((self.span - ahead) * self.rate + EPSILON)
+            return Decision(True, self.burst, remaining, ahead)
+        remaining = int((self.span - (tat - now)) * self.rate + EPSILON)
+        return Decision(False, self.burst, remaining, tat - now, ahead - self.span)
+
+    def __repr__(self) -> str:
+        return f"<GCRA rate={self.rate:g}/s burst={self.burst} keys={len(self.keys)}>"
+

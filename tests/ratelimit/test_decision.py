@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from edgeward.ratelimit.decision import Decision, response_headers
+
+
+def test_an_admitted_request_gets_the_ratelimit_headers_without_retry_after() -> None:
+    headers = dict(response_headers(Decision(True, 100, 42, 0.35), policy_window=1.0))
+    assert headers == {
+        b"ratelimit-limit": b"100",
+        b"ratelimit-remaining": b"42",
+        b"ratelimit-reset": b"1",
+        b"ratelimit-policy": b"100;w=1",
+    }
+
+
+def test_a_refused_request_gets_retry_after_rounded_up() -> None:
+    headers = dict(response_headers(Decision(False, 10, 0, 5.0, 2.01), policy_window=5.0))
+    assert headers[b"retry-after"] == b"3"
+    assert headers[b"ratelimit-remaining"] == b"0"
+    assert headers[b"ratelimit-reset"] == b"5"
+    assert headers[b"ratelimit-policy"] == b"10;w=5"
+
+
+def test_retry_after_is_at_least_one_second_and_exact_seconds_stay_exact() -> None:
+    assert dict(response_headers(Decision(False, 1, 0, 0.2, 0.2), 1.0))[b"retry-after"] == b"1"
+    assert dict(response_headers(Decision(False, 1, 0, 3.0, 3.0), 1.0))[b"retry-after"] == b"3"
+
+
+def test_repr_says_what_was_decided() -> None:
+    assert repr(Decision(False, 5, 0, 1.0, 0.25)) == (
+        "<Decision refused 0/5 reset_after=1.000 retry_after=0.250>"
+    )
+    assert "shadow" in repr(Decision(True, 5, 0, 1.0, shadow=True))
