@@ -1,0 +1,401 @@
+"""Circuit breaker: stop sending to an upstream that is failing, probe it, resume when it heals.
+
+Sans-I/O: every method takes `now` (monotonic seconds); nothing here reads a clock or sleeps.
+
+States and transitions (anything else does not happen):
+
+    closed    --failure_rate or slow_call_rate reached, >= min_requests in window--> open
+    open      --open_for elapsed (first admit/state/record at or after it)----------> half_open
+    half_open --a probe fails or is slow-----------------------------------------> open
+    half_open --a probe unfinished half_open_timeout after its admission---------> open
+    half_open --half_open_requests probes all succeeded--------------------------> closed
+
+`open_for` grows with consecutive openings: open_for * open_for_multiplier**(k-1), capped at
+open_for_max; closing resets k. Every transition is a `Transition` value. The one caused by an
+outcome is returned by `record`; the ones caused by time passing (open -> half_open, a probe
+timing out) are queued and handed out by `drain()`, so the shell logs and counts all of them.
+
+Half-open can never stick (resilience4j #903, Sentinel #1638): an admitted probe either
+produces an outcome (`record`), is given back (`release`, for a request that was admitted but
+never sent, e.g. refused by a later filter), or counts as failed half_open_timeout after its
+admission. Outcomes of requests admitted before the current state was entered (their
+`now - duration` is earlier) are ignored, so a slow request from the closed phase cannot close
+or reopen a half-open breaker, nor use up a probe.
+
+Window: a time-based ring of `buckets` buckets spanning `window` seconds (like resilience4j's
+SlidingTimeWindowMetrics): O(1) per record, bounded memory; a call is forgotten between
+window - window/buckets and window seconds after it was recorded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from edgeward.config.loader import Duration, doc
+from edgeward.resilience.outcome import FLAG_BY_NAME, Outcome, mask_of
+
+State = Literal["closed", "open", "half_open"]
+Reason = Literal[
+    "failure_rate",       # closed -> open
+    "slow_call_rate",     # closed -> open
+    "open_for_elapsed",   # open -> half_open
+    "probe_failed",       # half_open -> open
+    "probe_timeout",      # half_open -> open
+    "probes_succeeded",   # half_open -> closed
+]
+FailureKind = Literal["5xx", "connect_failure", "timeout", "reset"]
+
+CLOSED: Final = "closed"
+OPEN: Final = "open"
+HALF_OPEN: Final = "half_open"
+
+# --- defaults, each with its precedent --------------------------------------------------------
+# Hystrix errorThresholdPercentage=50 and resilience4j failureRateThreshold=50%.
+DEFAULT_FAILURE_RATE: Final = 0.5
+# resilience4j slowCallRateThreshold=100%: only "every call is slow" trips it by default.
+DEFAULT_SLOW_CALL_RATE: Final = 1.0
+# resilience4j slowCallDurationThreshold=60s: longer than any sane route timeout, so a call
+# counts as slow only when a user sets this below their route timeout.
+DEFAULT_SLOW_CALL: Final = 60.0
+# Hystrix requestVolumeThreshold=20 in its 10 s window (resilience4j's 100 is for 60 s windows);
+# fewer calls make a rate of 50% too noisy to act on.
+DEFAULT_MIN_REQUESTS: Final = 20
+# Hystrix metrics.rollingStats.timeInMilliseconds=10000 and numBuckets=10.
+DEFAULT_WINDOW: Final = 10.0
+DEFAULT_BUCKETS: Final = 10
+# Hystrix sleepWindowInMilliseconds=5000; Finagle FailureAccrual also starts its backoff at 5 s.
+DEFAULT_OPEN_FOR: Final = 5.0
+# Finagle FailureAccrual caps at 300 s; at the edge a healed upstream should be back in traffic
+# within a minute, so we cap at 60 s.
+DEFAULT_OPEN_FOR_MAX: Final = 60.0
+# Doubling, as Envoy's retry back-off and Finagle's exponential backoff (5, 10, 20, 40, 60 s).
+DEFAULT_OPEN_FOR_MULTIPLIER: Final = 2.0
+# Hystrix/Sentinel/Polly probe with 1 call (one lucky success closes); resilience4j with 10
+# (slow to close at low traffic). 3 needs a short run of successes yet closes in a few calls.
+DEFAULT_HALF_OPEN_REQUESTS: Final = 3
+# Envoy's default route timeout is 15 s: a probe still unfinished then has outlived any request
+# the shell would still be waiting on. resilience4j's default (0 = wait forever) is what made
+# half-open stick (resilience4j #903).
+DEFAULT_HALF_OPEN_TIMEOUT: Final = 15.0
+# Everything that says "the upstream is in trouble": Envoy counts 5xx and local-origin errors.
+DEFAULT_FAILURE_ON: Final[tuple[FailureKind, ...]] = ("5xx", "connect_failure", "timeout", "reset")
+# Hystrix and resilience4j keep one breaker per command/name, i.e. per upstream; per-endpoint
+# breaking overlaps with outlier ejection, so it is opt-in.
+DEFAULT_PER_ENDPOINT: Final = False
+
+_STALE_SLACK: Final = 1e-6  # float slack when comparing an admission time to a state's start
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BreakerConfig:
+    """YAML `circuit_breaker:` on an upstream."""
+
+    failure_rate: float | None = field(
+        default=DEFAULT_FAILURE_RATE,
+        metadata=doc("fraction of failed calls (0-1] that opens the breaker; null = off"),
+    )
+    slow_call_rate: float | None = field(
+        default=DEFAULT_SLOW_CALL_RATE,
+        metadata=doc("fraction of slow calls (0-1] that opens the breaker; null = off"),
+    )
+    slow_call: Duration = field(
+        default=DEFAULT_SLOW_CALL, metadata=doc("a call at least this long counts as slow")
+    )
+    min_requests: int = field(
+        default=DEFAULT_MIN_REQUESTS,
+        metadata=doc("calls in the window before rates are judged"),
+    )
+    window: Duration = field(default=DEFAULT_WINDOW, metadata=doc("span of the sliding window"))
+    buckets: int = field(default=DEFAULT_BUCKETS, metadata=doc("ring buckets in the window"))
+    open_for: Duration = field(
+        default=DEFAULT_OPEN_FOR, metadata=doc("time open before the first probe")
+    )
+    open_for_max: Duration = field(
+        default=DEFAULT_OPEN_FOR_MAX, metadata=doc("cap of the growing open time")
+    )
+    open_for_multiplier: float = field(
+        default=DEFAULT_OPEN_FOR_MULTIPLIER,
+        metadata=doc("open time factor per consecutive opening (1 = constant)"),
+    )
+    half_open_requests: int = field(
+        default=DEFAULT_HALF_OPEN_REQUESTS,
+        metadata=doc("probes admitted while half-open; all must succeed to close"),
+    )
+    half_open_timeout: Duration = field(
+        default=DEFAULT_HALF_OPEN_TIMEOUT,
+        metadata=doc("a probe unfinished this long after admission counts as failed"),
+    )
+    failure_on: list[FailureKind] = field(
+        default_factory=lambda: list(DEFAULT_FAILURE_ON),
+        metadata=doc("what counts as a failure: 5xx, connect_failure, timeout, reset"),
+    )
+    per_endpoint: bool = field(
+        default=DEFAULT_PER_ENDPOINT,
+        metadata=doc("one breaker per endpoint instead of one per upstream"),
+    )
+
+    def check(self) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        for key in ("failure_rate", "slow_call_rate"):
+            value = getattr(self, key)
+            if value is not None and not 0.0 < value <= 1.0:
+                problems.append((key, f"must be in (0, 1], got {value}"))
+        if self.failure_rate is None and self.slow_call_rate is None:
+            problems.append(("failure_rate", "failure_rate and slow_call_rate cannot both be null"))
+        for key in ("slow_call", "window", "open_for", "half_open_timeout"):
+            value = getattr(self, key)
+            if not value > 0:
+                problems.append((key, f"must be > 0, got {value}"))
+        for key in ("min_requests", "buckets", "half_open_requests"):
+            value = getattr(self, key)
+            if value < 1:
+                problems.append((key, f"must be >= 1, got {value}"))
+        if self.open_for_max < self.open_for:
+            problems.append(
+                ("open_for_max", f"must be >= open_for ({self.open_for}), got {self.open_for_max}")
+            )
+        if not self.open_for_multiplier >= 1.0:
+            problems.append(
+                ("open_for_multiplier", f"must be >= 1, got {self.open_for_multiplier}")
+            )
+        for i, name in enumerate(self.failure_on):
+            if name not in FLAG_BY_NAME or name in ("502", "503", "504"):
+                problems.append((f"failure_on[{i}]", f"unknown failure kind {name!r}"))
+            elif name in self.failure_on[:i]:
+                problems.append((f"failure_on[{i}]", f"{name!r} is listed twice"))
+        return problems
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A state change, returned as a value so the shell logs it and counts it."""
+
+    from_state: State
+    to_state: State
+    reason: Reason
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerStats:
+    """What the window holds now (for metrics and the admin API)."""
+
+    state: State
+    calls: int
+    failures: int
+    slow: int
+    consecutive_openings: int
+
+
+def open_time(cfg: BreakerConfig, openings: int) -> float:
+    """How long the k-th consecutive opening lasts: open_for * multiplier**(k-1), capped."""
+    exponent = openings - 1
+    if exponent <= 0 or cfg.open_for_multiplier == 1.0:
+        return cfg.open_for
+    # Compare in log space so a long outage cannot overflow the power.
+    if exponent * math.log(cfg.open_for_multiplier) >= math.log(cfg.open_for_max / cfg.open_for):
+        return cfg.open_for_max
+    return min(cfg.open_for * cfg.open_for_multiplier**exponent, cfg.open_for_max)
+
+
+class CircuitBreaker:
+    """One breaker. `admit(now)` before sending; `record(...)` or `release(now)` after."""
+
+    __slots__ = (
+        "cfg", "_fail_mask", "_failure_rate", "_slow_rate", "_slow_call", "_min_requests",
+        "_width", "_nbuckets", "_calls", "_fails", "_slows", "_epoch",
+        "_total_calls", "_total_fails", "_total_slows",
+        "_state", "_since", "_open_until", "_openings",
+        "_probes_admitted", "_probes_ok", "_probe_starts", "_queued",
+    )
+
+    def __init__(self, cfg: BreakerConfig | None = None) -> None:
+        cfg = cfg if cfg is not None else BreakerConfig()
+        problems = cfg.check()
+        if problems:
+            raise ValueError("; ".join(f"circuit_breaker.{k}: {r}" for k, r in problems))
+        self.cfg = cfg
+        self._fail_mask = mask_of(cfg.failure_on)
+        # An off rate becomes an unreachable threshold, so the hot path has no None checks.
+        self._failure_rate = cfg.failure_rate if cfg.failure_rate is not None else 2.0
+        self._slow_rate = cfg.slow_call_rate if cfg.slow_call_rate is not None else 2.0
+        self._slow_call = cfg.slow_call if cfg.slow_call_rate is not None else float("inf")
+        self._min_requests = cfg.min_requests
+        self._width = cfg.window / cfg.buckets
+        self._nbuckets = cfg.buckets
+        self._calls = [0] * cfg.buckets
+        self._fails = [0] * cfg.buckets
+        self._slows = [0] * cfg.buckets
+        self._epoch: int | None = None  # bucket number (now // width) of the newest bucket
+        self._total_calls = 0
+        self._total_fails = 0
+        self._total_slows = 0
+        self._state: State = CLOSED
+        self._since = float("-inf")     # when the current state was entered
+        self._open_until = 0.0
+        self._openings = 0              # consecutive openings since the last close
+        self._probes_admitted = 0
+        self._probes_ok = 0
+        self._probe_starts: deque[float] = deque()  # admission times of unfinished probes
+        self._queued: deque[Transition] = deque(maxlen=64)
+
+    # --- the three calls the shell makes -------------------------------------------------------
+
+    def admit(self, now: float) -> bool:
+        """May a request be sent now? In half-open a True is a probe permit to be settled."""
+        if self._state is CLOSED:
+            return True
+        self._advance(now)
+        if self._state is HALF_OPEN:
+            if self._probes_admitted < self.cfg.half_open_requests:
+                self._probes_admitted += 1
+                self._probe_starts.append(now)
+                return True
+            return False
+        return self._state is CLOSED
+
+    def record(self, outcome: Outcome, duration: float, now: float) -> Transition | None:
+        """Feed the outcome of an admitted request that took `duration` seconds (since admit)."""
+        state = self._state
+        if state is not CLOSED:
+            self._advance(now)
+            state = self._state
+        if now - duration < self._since - _STALE_SLACK:
+            return None  # admitted before this state began: not evidence about it
+        failed = outcome.flags & self._fail_mask != 0
+        slow = duration >= self._slow_call
+        if state is CLOSED:
+            return self._record_closed(failed, slow, now)
+        if state is HALF_OPEN and self._probe_starts:
+            self._probe_starts.popleft()
+            if failed or slow:
+                return self._open(now, "probe_failed")
+            self._probes_ok += 1
+            if self._probes_ok >= self.cfg.half_open_requests:
+                return self._close(now)
+        return None
+
+    def release(self, now: float, duration: float = 0.0) -> None:
+        """Give back a permit whose request was never sent (cancelled, refused downstream)."""
+        if self._state is CLOSED:
+            return
+        self._advance(now)
+        if (
+            self._state is HALF_OPEN
+            and self._probe_starts
+            and now - duration >= self._since - _STALE_SLACK
+        ):
+            self._probe_starts.popleft()
+            self._probes_admitted -= 1
+
+    # --- reading --------------------------------------------------------------------------------
+
+    def state(self, now: float) -> State:
+        self._advance(now)
+        return self._state
+
+    def drain(self) -> list[Transition]:
+        """Transitions caused by time passing since the last drain (oldest first)."""
+        out = list(self._queued)
+        self._queued.clear()
+        return out
+
+    def stats(self, now: float) -> BreakerStats:
+        self._advance(now)
+        if self._state is CLOSED:
+            self._roll(now)
+        return BreakerStats(
+            self._state, self._total_calls, self._total_fails, self._total_slows, self._openings
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<CircuitBreaker {self._state} calls={self._total_calls} "
+            f"failures={self._total_fails} slow={self._total_slows} openings={self._openings}>"
+        )
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _record_closed(self, failed: bool, slow: bool, now: float) -> Transition | None:
+        i = self._roll(now)
+        self._calls[i] += 1
+        calls = self._total_calls = self._total_calls + 1
+        if failed:
+            self._fails[i] += 1
+            self._total_fails += 1
+        if slow:
+            self._slows[i] += 1
+            self._total_slows += 1
+        if calls < self._min_requests:
+            return None
+        if self._total_fails >= self._failure_rate * calls:
+            return self._open(now, "failure_rate")
+        if self._total_slows >= self._slow_rate * calls:
+            return self._open(now, "slow_call_rate")
+        return None
+
+    def _roll(self, now: float) -> int:
+        """Move the ring to `now`, emptying buckets that fell out of the window; return slot."""
+        epoch = int(now // self._width)
+        last = self._epoch
+        n = self._nbuckets
+        if last is None or epoch - last >= n:
+            if self._total_calls:
+                self._clear_window()
+            self._epoch = epoch
+        elif epoch > last:
+            calls, fails, slows = self._calls, self._fails, self._slows
+            for e in range(last + 1, epoch + 1):
+                j = e % n
+                if calls[j]:
+                    self._total_calls -= calls[j]
+                    self._total_fails -= fails[j]
+                    self._total_slows -= slows[j]
+                    calls[j] = fails[j] = slows[j] = 0
+            self._epoch = epoch
+        else:
+            epoch = last  # a clock that did not move (or went back) writes to the newest bucket
+        return epoch % n
+
+    def _clear_window(self) -> None:
+        n = self._nbuckets
+        self._calls[:] = [0] * n
+        self._fails[:] = [0] * n
+        self._slows[:] = [0] * n
+        self._total_calls = self._total_fails = self._total_slows = 0
+
+    def _advance(self, now: float) -> None:
+        """Apply time-driven transitions; queue them for `drain`."""
+        state = self._state
+        if state is OPEN:
+            if now >= self._open_until:
+                self._queued.append(self._enter(HALF_OPEN, now, "open_for_elapsed"))
+                self._probes_admitted = 0
+                self._probes_ok = 0
+                self._probe_starts.clear()
+        elif state is HALF_OPEN:
+            starts = self._probe_starts
+            if starts and now >= starts[0] + self.cfg.half_open_timeout:
+                self._queued.append(self._open(now, "probe_timeout"))
+
+    def _open(self, now: float, reason: Reason) -> Transition:
+        cfg = self.cfg
+        self._openings += 1
+        self._open_until = now + open_time(cfg, self._openings)
+        self._probe_starts.clear()
+        return self._enter(OPEN, now, reason)
+
+    def _close(self, now: float) -> Transition:
+        self._openings = 0
+        self._clear_window()
+        self._epoch = None
+        return self._enter(CLOSED, now, "probes_succeeded")
+
+    def _enter(self, to: State, now: float, reason: Reason) -> Transition:
+        t = Transition(self._state, to, reason, now)
+        self._state = to
+        self._since = now
+        return t
