@@ -1,0 +1,166 @@
+"""Rate-limit configuration: `routes[].rate_limit` (RateLimitConfig) and top-level `redis:`.
+
+```yaml
+redis: {url: redis://127.0.0.1:6379/0, timeout: 50ms}
+routes:
+  - match: {path_prefix: /orders}
+    rate_limit: {rate: 100/s, burst: 50, key: client_ip}
+```
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from edgeward.config.loader import Duration, Rate, doc
+from edgeward.ratelimit.keymap import DEFAULT_MAX_KEYS
+from edgeward.ratelimit.keys import KeySpec, parse_key_spec
+
+Algorithm = Literal["gcra", "token_bucket", "leaky_bucket", "sliding_window"]
+
+# When `burst` is omitted: one second of traffic at `rate` (at least 1). Envoy's local_ratelimit
+# examples set max_tokens == tokens_per_fill with a 1 s fill_interval; Sentinel's QPS rules and
+# Kong's `second` limit likewise allow a whole second's count at once.
+DEFAULT_BURST_SECONDS = 1.0
+# The request attribute most limits are about at an edge: the peer (nginx $binary_remote_addr).
+DEFAULT_KEY = "client_ip"
+# The header Kong's auth plugins set for the authenticated consumer (X-Consumer-ID).
+DEFAULT_CONSUMER_HEADER = "x-consumer-id"
+# GCRA: exact burst + rate*t, one float per key, one Lua script in Redis (redis-cell, Stripe).
+DEFAULT_ALGORITHM: Algorithm = "gcra"
+# nginx limit_req delays queued requests unless `nodelay` is given.
+DEFAULT_NODELAY = False
+# Envoy local_ratelimit: `filter_enforced` decides refusals; off = shadow mode.
+DEFAULT_ENFORCE = True
+# Per process, no Redis dependency, as Envoy's local_ratelimit and nginx limit_req.
+DEFAULT_SCOPE: Literal["local", "global"] = "local"
+# Keep limiting when Redis is away, per process at rate/processes: neither fails open to
+# unbounded traffic (Kong fault_tolerant, Envoy failure_mode_deny=false) nor refuses everything.
+DEFAULT_ON_STORE_FAILURE: Literal["allow", "deny", "local"] = "local"
+# The number of gateway processes sharing a global budget; the local fallback gives each
+# process rate/processes. 1 = a single process (the safe over-estimate when unknown).
+DEFAULT_PROCESSES = 1
+# One Redis round trip per decision: exact; `lease` trades a bounded delay for far fewer calls.
+DEFAULT_MODE: Literal["direct", "lease"] = "direct"
+
+# redis: Redis itself listens on 6379; database 0.
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# A limiter check must cost far less than the request: Envoy's ratelimit service client uses a
+# 20 ms timeout by default; 50 ms leaves room for a busy Redis while never hanging a request.
+DEFAULT_REDIS_TIMEOUT = 0.05
+DEFAULT_KEY_PREFIX = "edgeward:rl"
+# After a failure, stay on the fallback this long before trying Redis again (circuit-breaker
+# style; resilience4j's waitDurationInOpenState is 60 s, far too long for a rate limiter).
+DEFAULT_REDIS_OPEN_FOR = 1.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class RateLimitConfig:
+    rate: Rate = field(metadata=doc("Sustained rate: N/s, N/m or N/h. Required."))
+    burst: int | None = field(
+        default=None,
+        metadata=doc("Most requests admitted at once; default one second of `rate` (min 1)."),
+    )
+    key: str = field(
+        default=DEFAULT_KEY,
+        metadata=doc("client_ip | route | consumer | header:NAME (missing -> client IP)."),
+    )
+    consumer_header: str = field(
+        default=DEFAULT_CONSUMER_HEADER,
+        metadata=doc("Header naming the consumer for key: consumer."),
+    )
+    algorithm: Algorithm = field(default=DEFAULT_ALGORITHM, metadata=doc("Limiting algorithm."))
+    nodelay: bool = field(
+        default=DEFAULT_NODELAY, metadata=doc("leaky_bucket only: forward a burst at once.")
+    )
+    enforce: bool = field(
+        default=DEFAULT_ENFORCE, metadata=doc("False = shadow mode: count, never refuse.")
+    )
+    scope: Literal["local", "global"] = field(
+        default=DEFAULT_SCOPE, metadata=doc("local = per process; global = shared through Redis.")
+    )
+    on_store_failure: Literal["allow", "deny", "local"] = field(
+        default=DEFAULT_ON_STORE_FAILURE, metadata=doc("What a global limit does without Redis.")
+    )
+    processes: int = field(
+        default=DEFAULT_PROCESSES, metadata=doc("Processes sharing a global limit (fallback).")
+    )
+    mode: Literal["direct", "lease"] = field(
+        default=DEFAULT_MODE, metadata=doc("global only: a Redis call per request, or leases.")
+    )
+    max_keys: int = field(
+        default=DEFAULT_MAX_KEYS, metadata=doc("Most keys remembered per process (LRU).")
+    )
+
+    @property
+    def effective_burst(self) -> int:
+        if self.burst is not None:
+            return self.burst
+        return max(1, math.ceil(self.rate * DEFAULT_BURST_SECONDS - 1e-9))
+
+    @property
+    def window(self) -> float:
+        """Seconds over which the burst refills: the `w` of the RateLimit-Policy header."""
+        return self.effective_burst / self.rate
+
+    def key_spec(self) -> KeySpec:
+        return parse_key_spec(self.key, self.consumer_header)
+
+    def check(self) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        if not self.rate > 0:
+            problems.append(("rate", f"must be above 0, got {self.rate!r}"))
+        if self.burst is not None and self.burst < 1:
+            problems.append(("burst", f"must be >= 1, got {self.burst}"))
+        try:
+            self.key_spec()
+        except ValueError as exc:
+            problems.append(("key", str(exc)))
+        if not self.consumer_header.strip():
+            problems.append(("consumer_header", "must not be empty"))
+        if self.nodelay and self.algorithm != "leaky_bucket":
+            problems.append(
+                ("nodelay", f"only applies to algorithm leaky_bucket, not {self.algorithm}")
+            )
+        if self.processes < 1:
+            problems.append(("processes", f"must be >= 1, got {self.processes}"))
+        if self.max_keys < 1:
+            problems.append(("max_keys", f"must be >= 1, got {self.max_keys}"))
+        if self.scope == "global" and self.algorithm not in ("gcra", "sliding_window"):
+            problems.append(
+                (
+                    "algorithm",
+                    f"scope global supports gcra and sliding_window, got {self.algorithm}",
+                )
+            )
+        if self.mode == "lease" and (self.scope != "global" or self.algorithm != "gcra"):
+            problems.append(("mode", "lease needs scope: global and algorithm: gcra"))
+        return problems
+
+
+@dataclass(frozen=True, kw_only=True)
+class RedisConfig:
+    url: str = field(default=DEFAULT_REDIS_URL, metadata=doc("redis://[:password@]host:port/db"))
+    timeout: Duration = field(
+        default=DEFAULT_REDIS_TIMEOUT, metadata=doc("Deadline of every Redis call.")
+    )
+    key_prefix: str = field(default=DEFAULT_KEY_PREFIX, metadata=doc("Prefix of limiter keys."))
+    open_for: Duration = field(
+        default=DEFAULT_REDIS_OPEN_FOR, metadata=doc("Pause after a failure before retrying.")
+    )
+
+    def check(self) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        if not self.url.startswith(("redis://", "rediss://", "unix://")):
+            reason = f"must start with redis://, rediss:// or unix://, got {self.url!r}"
+            problems.append(("url", reason))
+        if not self.timeout > 0:
+            problems.append(("timeout", f"must be above 0, got {self.timeout!r}"))
+        if not self.open_for > 0:
+            problems.append(("open_for", f"must be above 0, got {self.open_for!r}"))
+        if not self.key_prefix or any(c in self.key_prefix for c in "{} "):
+            reason = f"must be non-empty without braces or spaces, got {self.key_prefix!r}"
+            problems.append(("key_prefix", reason))
+        return problems
