@@ -6,7 +6,8 @@ claiming their next unclaimed preferred slot until the table is full; weights ma
 take a turn in `weight / max_weight` of the rounds (as Envoy does). Lookup is table[key % M]:
 O(1). The table gives near-equal shares (each endpoint within a few slots of M/N) at the cost
 of slightly weaker stability than a ring: removing one of N endpoints moves its own keys plus a
-small fraction (typically around 1-3 %) of the others' keys. Endpoints are filled in key
+small fraction of the others' keys (measured: under 0.5 % of them for N = 3..50; the tests
+allow 2 %). Endpoints are filled in key
 order, so every worker builds the same table whatever order discovery lists them in.
 
 Building the table costs about M * ln(M) probes (~40-80 ms in CPython for M = 65537), paid in
