@@ -67,8 +67,7 @@ class AccessLogConfig:
 
 def format_time(epoch: float) -> str:
     """RFC 3339 UTC with milliseconds: 2024-05-01T12:00:00.123Z."""
-    whole = int(epoch)
-    millis = int((epoch - whole) * 1000)
+    whole, millis = divmod(round(epoch * 1000), 1000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
 
 
