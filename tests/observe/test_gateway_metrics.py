@@ -1,0 +1,145 @@
+"""The gateway's metric families as a scrape shows them."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from edgeward.observe.gateway_metrics import (
+    CIRCUIT_HALF_OPEN,
+    CIRCUIT_OPEN,
+    FAMILIES,
+    GatewayMetrics,
+)
+from edgeward.observe.metrics import OVERFLOW_VALUE, merge, render_snapshot
+
+sys.path.insert(0, os.path.dirname(__file__))
+from promtext import parse_exposition  # noqa: E402
+
+EXPECTED = {
+    "edgeward_requests_total": ("counter", ("route", "upstream", "code")),
+    "edgeward_request_duration_seconds": ("histogram", ("route",)),
+    "edgeward_upstream_duration_seconds": ("histogram", ("route",)),
+    "edgeward_upstream_requests_total": ("counter", ("upstream", "endpoint", "outcome")),
+    "edgeward_active_connections": ("gauge", ()),
+    "edgeward_active_requests": ("gauge", ()),
+    "edgeward_received_bytes_total": ("counter", ("route",)),
+    "edgeward_sent_bytes_total": ("counter", ("route",)),
+    "edgeward_circuit_breaker_state": ("gauge", ("upstream",)),
+    "edgeward_outlier_ejections_total": ("counter", ("upstream",)),
+    "edgeward_ratelimit_refused_total": ("counter", ("route",)),
+    "edgeward_endpoint_healthy": ("gauge", ("upstream", "endpoint")),
+    "edgeward_config_reloads_total": ("counter", ("result",)),
+    "edgeward_config_info": ("gauge", ("hash",)),
+    "edgeward_config_last_reload_timestamp_seconds": ("gauge", ()),
+    "edgeward_retries_total": ("counter", ("route", "upstream")),
+    "edgeward_access_log_dropped_total": ("counter", ()),
+    "edgeward_trace_spans_dropped_total": ("counter", ()),
+}
+
+
+def test_declared_families_are_the_documented_contract() -> None:
+    assert {s.name: (s.kind, s.labels) for s in FAMILIES} == EXPECTED
+    _, types, _ = parse_exposition(GatewayMetrics().registry.render())
+    assert types == {name: kind for name, (kind, _) in EXPECTED.items()}
+
+
+def test_a_finished_request_shows_up_in_every_per_route_family() -> None:
+    gm = GatewayMetrics()
+    orders = gm.route("orders")
+    assert gm.route("orders") is orders
+    orders.finish("orders-v1", 200, duration=0.012, upstream_duration=0.010,
+                  bytes_in=100, bytes_out=2048)
+    orders.finish("orders-v1", 200, duration=0.004, upstream_duration=0.003,
+                  bytes_in=0, bytes_out=10)
+    orders.finish("", 429, duration=0.0001, upstream_duration=None, bytes_in=0, bytes_out=60)
+    orders.ratelimit_refused.inc()
+    orders.retries("orders-v1").inc()
+    s = parse_exposition(gm.registry.render())[2]
+    req = "edgeward_requests_total"
+    assert s[(req, (("code", "200"), ("route", "orders"), ("upstream", "orders-v1")))] == 2
+    assert s[(req, (("code", "429"), ("route", "orders"), ("upstream", "")))] == 1
+    assert s[("edgeward_request_duration_seconds_count", (("route", "orders"),))] == 3
+    assert s[("edgeward_upstream_duration_seconds_count", (("route", "orders"),))] == 2
+    # gateway time = total - upstream
+    total = s[("edgeward_request_duration_seconds_sum", (("route", "orders"),))]
+    upstream = s[("edgeward_upstream_duration_seconds_sum", (("route", "orders"),))]
+    assert abs((total - upstream) - 0.0031) < 1e-9
+    assert s[("edgeward_received_bytes_total", (("route", "orders"),))] == 100
+    assert s[("edgeward_sent_bytes_total", (("route", "orders"),))] == 2118
+    assert s[("edgeward_ratelimit_refused_total", (("route", "orders"),))] == 1
+    assert s[("edgeward_retries_total", (("route", "orders"), ("upstream", "orders-v1")))] == 1
+
+
+def test_upstream_breaker_health_and_gauges() -> None:
+    gm = GatewayMetrics()
+    gm.upstream_request("orders", "10.0.0.1:80", "success").inc()
+    gm.upstream_request("orders", "10.0.0.1:80", "timeout").inc()
+    gm.circuit_state("orders").set(CIRCUIT_OPEN)
+    gm.circuit_state("users").set(CIRCUIT_HALF_OPEN)
+    gm.outlier_ejection("orders").inc()
+    gm.endpoint_healthy("orders", "10.0.0.1:80").set(1)
+    gm.endpoint_healthy("orders", "10.0.0.2:80").set(0)
+    gm.forget_endpoint("orders", "10.0.0.1:80")
+    gm.active_connections.inc(3)
+    gm.active_requests.inc()
+    s = parse_exposition(gm.registry.render())[2]
+    key = (("endpoint", "10.0.0.1:80"), ("outcome", "timeout"), ("upstream", "orders"))
+    assert s[("edgeward_upstream_requests_total", key)] == 1
+    assert s[("edgeward_circuit_breaker_state", (("upstream", "orders"),))] == 1
+    assert s[("edgeward_circuit_breaker_state", (("upstream", "users"),))] == 2
+    assert s[("edgeward_outlier_ejections_total", (("upstream", "orders"),))] == 1
+    health = {k: v for k, v in s.items() if k[0] == "edgeward_endpoint_healthy"}
+    assert health == {("edgeward_endpoint_healthy",
+                       (("endpoint", "10.0.0.2:80"), ("upstream", "orders"))): 0}
+    assert s[("edgeward_active_connections", ())] == 3
+    assert s[("edgeward_active_requests", ())] == 1
+
+
+def test_config_reloads_keep_one_info_hash_and_refusals_do_not_move_it() -> None:
+    gm = GatewayMetrics()
+    gm.config_loaded(True, "aaa111", wall_now=1000.0)
+    gm.config_loaded(True, "bbb222", wall_now=2000.0)
+    gm.config_loaded(False, None, wall_now=3000.0)
+    s = parse_exposition(gm.registry.render())[2]
+    info = {k: v for k, v in s.items() if k[0] == "edgeward_config_info"}
+    assert info == {("edgeward_config_info", (("hash", "bbb222"),)): 1}
+    assert s[("edgeward_config_last_reload_timestamp_seconds", ())] == 2000
+    assert s[("edgeward_config_reloads_total", (("result", "ok"),))] == 2
+    assert s[("edgeward_config_reloads_total", (("result", "error"),))] == 1
+
+
+def test_merge_of_workers_sums_traffic_but_not_breaker_state_or_info() -> None:
+    a, b = GatewayMetrics(), GatewayMetrics()
+    for gm, n in ((a, 2), (b, 3)):
+        gm.active_connections.set(n)
+        gm.circuit_state("orders").set(CIRCUIT_OPEN if n == 2 else 0)
+        gm.config_loaded(True, "same", wall_now=100.0 * n)
+        gm.route("r").finish("u", 200, 0.01, 0.005, 1, 1)
+    s = parse_exposition(render_snapshot(merge([a.registry.snapshot(),
+                                                b.registry.snapshot()])))[2]
+    assert s[("edgeward_active_connections", ())] == 5
+    assert s[("edgeward_circuit_breaker_state", (("upstream", "orders"),))] == 1
+    assert s[("edgeward_config_info", (("hash", "same"),))] == 1
+    assert s[("edgeward_config_last_reload_timestamp_seconds", ())] == 300
+    assert s[("edgeward_requests_total", (("code", "200"), ("route", "r"), ("upstream", "u")))] == 2
+
+
+def test_drop_counters_are_read_from_their_owners_at_scrape_time() -> None:
+    gm = GatewayMetrics()
+    drops = {"log": 0, "spans": 0}
+    gm.bind_drop_counters(lambda: drops["log"], lambda: drops["spans"])
+    drops["log"], drops["spans"] = 7, 3
+    s = parse_exposition(gm.registry.render())[2]
+    assert s[("edgeward_access_log_dropped_total", ())] == 7
+    assert s[("edgeward_trace_spans_dropped_total", ())] == 3
+
+
+def test_route_label_explosion_is_capped() -> None:
+    gm = GatewayMetrics()
+    for i in range(1005):
+        gm.route(f"r{i}").finish("u", 200, 0.01, None, 0, 0)
+    s = parse_exposition(gm.registry.render())[2]
+    routes = {dict(k[1])["route"] for k in s if k[0] == "edgeward_request_duration_seconds_count"}
+    assert len(routes) == 1001 and OVERFLOW_VALUE in routes
+    assert s[("edgeward_request_duration_seconds_count", (("route", OVERFLOW_VALUE),))] == 5
