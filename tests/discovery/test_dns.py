@@ -191,6 +191,32 @@ async def test_srv_target_with_only_aaaa(zone: tuple[Zone, tuple[str, int]]) -> 
     assert updates.calls == [[("fd00::7", 7000, 1)]]
 
 
+async def test_auto_prefers_srv_and_follows_when_srv_records_appear(
+    zone: tuple[Zone, tuple[str, int]],
+) -> None:
+    z, server = zone
+    z.set("orders.test", "A", 30, "10.0.0.1")
+    updates = Updates()
+    w = watcher(server, "orders.test", updates, port=80)  # record_type defaults to auto
+    await w.refresh()
+    assert (w.kind, updates.calls[-1]) == ("address", [("10.0.0.1", 80, 1)])
+    z.set("orders.test", "SRV", 30, "0 5 9000 node.orders.test.")
+    z.set("node.orders.test", "A", 30, "10.0.0.7")
+    await w.refresh()
+    assert (w.kind, updates.calls[-1]) == ("srv", [("10.0.0.7", 9000, 5)])
+
+
+async def test_auto_without_srv_or_port_fails_instead_of_guessing(
+    zone: tuple[Zone, tuple[str, int]],
+) -> None:
+    z, server = zone
+    z.set("orders.test", "A", 30, "10.0.0.1")
+    updates = Updates()
+    w = watcher(server, "orders.test", updates)  # auto, no port
+    await w.refresh()
+    assert (updates.calls, w.failures) == ([], 1)
+
+
 # ---------------------------------------------------------------------------------------------
 # Changes, failures, TTL
 
@@ -290,7 +316,7 @@ def test_defaults_are_pinned() -> None:
     [
         ({"record_type": "A"}, "port"),
         ({"record_type": "A", "port": 0}, "port"),
-        ({"record_type": "SRV", "port": 80}, "port"),
+        ({"record_type": "auto", "port": 70000}, "port"),
         ({"record_type": "MX", "port": 80}, "record_type"),
         ({"record_type": "A", "port": 80, "min_refresh": 0}, "min_refresh"),
         ({"record_type": "A", "port": 80, "min_refresh": 5, "max_refresh": 1}, "max_refresh"),
@@ -300,13 +326,6 @@ def test_defaults_are_pinned() -> None:
 def test_bad_arguments_name_the_field(kwargs: dict[str, Any], field: str) -> None:
     with pytest.raises(ValueError, match=f"^{field}:"):
         DnsResolverWatcher("x.test", resolver=("127.0.0.1", 53), on_update=Updates(), **kwargs)
-
-
-def test_auto_picks_srv_for_service_names() -> None:
-    w = DnsResolverWatcher("_http._tcp.x.test", resolver=("127.0.0.1", 53), on_update=Updates())
-    assert w.kind == "srv"
-    w = DnsResolverWatcher("x.test", port=80, resolver=("127.0.0.1", 53), on_update=Updates())
-    assert w.kind == "address"
 
 
 @settings(max_examples=300, deadline=None)

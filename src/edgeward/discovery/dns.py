@@ -116,21 +116,15 @@ def refresh_delay(
     return min(max_refresh, max(min_refresh, ttl))
 
 
-def _lookup_kind(name: str, record_type: RecordType) -> Literal["address", "srv"]:
-    if record_type == "SRV":
-        return "srv"
-    if record_type == "auto":
-        # RFC 2782 names services `_service._proto.name`; anything else is a host name.
-        return "srv" if name.startswith("_") else "address"
-    return "address"
-
-
 class DnsResolverWatcher:
     """Keeps the endpoints behind one DNS name fresh and reports changes.
 
-    record_type: "A" or "AAAA" (addresses, each with `port`), "SRV" (targets, ports and
-    weights from the records; `port` must be None), or "auto": SRV when the name starts with
-    "_" (RFC 2782 service names), else A and AAAA together.
+    record_type: "A" or "AAAA" (addresses, each given `port`, which is then required), "SRV"
+    (targets, ports and weights from the records; `port` is not used), or "auto": SRV first
+    (it carries ports and weights), and when the name has no SRV records, A and AAAA together
+    with `port` - the order Finagle and Consul resolve in, and what discovery/config.py's
+    `dns_type: auto` documents. An auto name asks for SRV on every refresh, so it notices
+    when SRV records appear or vanish.
     resolver: (host, port) of the DNS server to ask, or None for /etc/resolv.conf.
     on_update(endpoints): called with the full sorted list whenever it differs from the last
     one reported (including the first successful lookup); never with an empty list.
@@ -152,13 +146,11 @@ class DnsResolverWatcher:
             raise ValueError("name: a DNS name is required, got ''")
         if record_type not in ("A", "AAAA", "SRV", "auto"):
             raise ValueError(f"record_type: must be A, AAAA, SRV or auto, got {record_type!r}")
-        self.kind = _lookup_kind(name, record_type)
-        if self.kind == "address" and (port is None or not 0 < port < 65536):
-            raise ValueError(f"port: {record_type} lookups of {name!r} need a port 1-65535, "
-                             f"got {port!r}")
-        if self.kind == "srv" and port is not None:
-            raise ValueError(f"port: SRV records of {name!r} carry their own ports, "
-                             f"got port={port!r}")
+        if port is not None and not 0 < port < 65536:
+            raise ValueError(f"port: must be 1-65535, got {port!r}")
+        if record_type in ("A", "AAAA") and port is None:
+            raise ValueError(f"port: {record_type} records of {name!r} carry no port; "
+                             f"one is required, got None")
         if not min_refresh > 0:
             raise ValueError(f"min_refresh: must be > 0 seconds, got {min_refresh!r}")
         if not max_refresh >= min_refresh:
@@ -168,6 +160,8 @@ class DnsResolverWatcher:
             raise ValueError(f"query_timeout: must be > 0 seconds, got {query_timeout!r}")
         self.name = name
         self.record_type = record_type
+        # what the last lookup used: "srv" or "address" ("auto" until the first lookup)
+        self.kind = {"SRV": "srv", "A": "address", "AAAA": "address"}.get(record_type, "auto")
         self.port = port
         self.min_refresh = min_refresh
         self.max_refresh = max_refresh
@@ -212,8 +206,7 @@ class DnsResolverWatcher:
             addrs.extend(rd.address for rd in answer.rrset)
         return addrs, ttl
 
-    async def _resolve_srv(self) -> Resolution:
-        answer = await self._query(self.name, "SRV")
+    async def _resolve_srv(self, answer: dns.resolver.Answer | None) -> Resolution:
         if answer is None or answer.rrset is None:
             raise DnsLookupError(f"{self.name}: no SRV records")
         ttl = float(answer.rrset.ttl)
@@ -245,15 +238,30 @@ class DnsResolverWatcher:
         return addrs, ttl
 
     async def _resolve_address(self) -> Resolution:
-        assert self.port is not None  # checked in __init__
+        if self.port is None:
+            raise DnsLookupError(f"{self.name}: no SRV records, and no port configured "
+                                 f"for its A/AAAA records")
         rdtypes = ("A", "AAAA") if self.record_type == "auto" else (self.record_type,)
         addrs, ttl = await self._addresses(self.name, rdtypes)
         return Resolution(sorted({(a, self.port, 1) for a in addrs}), ttl)
 
+    async def _resolve_auto(self) -> Resolution:
+        try:
+            srv = await self._query(self.name, "SRV")
+        except dns.resolver.NXDOMAIN:
+            srv = None  # the A lookup below reports the missing name if it is missing
+        if srv is not None and srv.rrset is not None:
+            self.kind = "srv"
+            return await self._resolve_srv(srv)
+        self.kind = "address"
+        return await self._resolve_address()
+
     async def resolve(self) -> Resolution:
         """One lookup. Raises DnsLookupError or dns.exception.DNSException on failure."""
-        if self.kind == "srv":
-            res = await self._resolve_srv()
+        if self.record_type == "SRV":
+            res = await self._resolve_srv(await self._query(self.name, "SRV"))
+        elif self.record_type == "auto":
+            res = await self._resolve_auto()
         else:
             res = await self._resolve_address()
         if not res.endpoints:
