@@ -198,12 +198,13 @@ class AdminConnection(asyncio.Protocol):
         self._arm_idle()
         try:
             self._parser.feed_data(data)
-        except _Reject as exc:
-            self._fail(exc.status, exc.code, exc.message)
-        except httptools.HttpParserUpgrade:
-            self._fail(400, "bad_request", "protocol upgrades are not supported here")
         except httptools.HttpParserError as exc:
-            self._fail(400, "bad_request", f"malformed HTTP/1.1 request: {exc}")
+            # httptools wraps an exception raised in a callback; ours carries the answer.
+            reject = exc.__context__
+            if isinstance(reject, _Reject):
+                self._fail(reject.status, reject.code, reject.message)
+            else:
+                self._fail(400, "bad_request", f"malformed HTTP/1.1 request: {exc}")
 
     def eof_received(self) -> bool | None:
         # A half-closed client still gets the answers to what it already sent.
@@ -236,6 +237,8 @@ class AdminConnection(asyncio.Protocol):
         self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
+        if self._parser.should_upgrade():
+            raise _Reject(400, "bad_request", "protocol upgrades are not supported here")
         length = self._headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self._limits.max_body:
             raise _Reject(413, "body_too_large",
