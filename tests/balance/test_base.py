@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import get_args
 
 import pytest
 from hypothesis import given, settings
@@ -11,8 +12,9 @@ from hypothesis import strategies as st
 from edgeward.balance import BALANCERS, BalancerOptions, make_balancer
 from edgeward.balance.endpoint import Endpoint
 from edgeward.balance.hashing import hash64
+from edgeward.balance.options import BalanceKind
 
-KINDS = sorted(BALANCERS)
+KINDS: list[BalanceKind] = sorted(get_args(BalanceKind))
 
 
 def endpoints(n: int, weights: list[int] | None = None) -> list[Endpoint]:
@@ -25,14 +27,14 @@ def _keys(i: int) -> int | None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_no_endpoints_pick_none(kind: str) -> None:
+def test_no_endpoints_pick_none(kind: BalanceKind) -> None:
     b = make_balancer(BalancerOptions(balance=kind), [], random.Random(1))
     assert b.pick(None, 0.0) is None
     assert b.pick(hash64("k"), 0.0) is None
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_all_down_without_panic_picks_none(kind: str) -> None:
+def test_all_down_without_panic_picks_none(kind: BalanceKind) -> None:
     eps = endpoints(3)
     for e in eps:
         e.healthy = False
@@ -45,7 +47,7 @@ def test_all_down_without_panic_picks_none(kind: str) -> None:
 @settings(max_examples=8, deadline=None)
 @given(down=st.sets(st.integers(0, 5), max_size=2), seed=st.integers(0, 2**32))
 def test_unavailable_never_picked_above_panic_threshold(
-    kind: str, down: set[int], seed: int
+    kind: BalanceKind, down: set[int], seed: int
 ) -> None:
     eps = endpoints(6)
     b = make_balancer(BalancerOptions(balance=kind), eps, random.Random(seed))
@@ -61,7 +63,7 @@ def test_unavailable_never_picked_above_panic_threshold(
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_panic_spreads_over_every_endpoint(kind: str) -> None:
+def test_panic_spreads_over_every_endpoint(kind: BalanceKind) -> None:
     eps = endpoints(6)
     b = make_balancer(BalancerOptions(balance=kind), eps, random.Random(3))
     for e in eps[:4]:
@@ -107,7 +109,11 @@ def test_make_balancer_refuses_invalid_options_naming_the_key() -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_needs_hash_key_only_for_hash_balancers(kind: str) -> None:
+def test_needs_hash_key_only_for_hash_balancers(kind: BalanceKind) -> None:
     b = make_balancer(BalancerOptions(balance=kind), endpoints(2), random.Random(1))
     assert b.needs_hash_key is (kind in ("ring_hash", "maglev"))
     assert type(b).__name__ in repr(b)
+
+
+def test_every_configurable_kind_has_a_balancer() -> None:
+    assert sorted(BALANCERS) == KINDS

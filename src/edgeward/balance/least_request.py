@@ -50,9 +50,10 @@ class LeastRequestBalancer(Balancer):
             return live[0] if n else None
         if not self._equal:
             return self._pick_edf(live)
-        rnd = self._rng.random
-        i = int(rnd() * n)
-        j = int(rnd() * (n - 1))
+        # One draw for both picks: the fraction left after choosing i is uniform again.
+        x = self._rng.random() * n
+        i = int(x)
+        j = int((x - i) * (n - 1))
         if j >= i:
             j += 1
         first, second = live[i], live[j]

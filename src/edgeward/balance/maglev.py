@@ -99,4 +99,6 @@ class MaglevBalancer(HashedBalancer):
         table = self._table
         if not table:
             return None
+        if self._factor is None:
+            return self._live[table[hash_key % MAGLEV_TABLE_SIZE]]
         return self._pick_slot(table, hash_key % MAGLEV_TABLE_SIZE)

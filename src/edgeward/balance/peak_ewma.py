@@ -99,13 +99,15 @@ class PeakEwmaBalancer(Balancer):
         n = len(live)
         if n < 2:
             return live[0] if n else None
-        rnd = self._rng.random
-        i = int(rnd() * n)
-        j = int(rnd() * (n - 1))
+        # One draw for both picks: the fraction left after choosing i is uniform again.
+        x = self._rng.random() * n
+        i = int(x)
+        j = int((x - i) * (n - 1))
         if j >= i:
             j += 1
         states = self._live_states
         first, second = live[i], live[j]
-        if self._load(states[j], second.active, now) < self._load(states[i], first.active, now):
+        load = self._load
+        if load(states[j], second.active, now) < load(states[i], first.active, now):
             return second
         return first

@@ -79,4 +79,6 @@ class RingHashBalancer(HashedBalancer):
         slot = bisect_left(hashes, hash_key)
         if slot == len(hashes):
             slot = 0
+        if self._factor is None:
+            return self._live[self._owner[slot]]
         return self._pick_slot(self._owner, slot)
