@@ -1,0 +1,268 @@
+"""The configuration file's shape: top-level keys, `server`, `upstreams.*` and `routes[]`.
+
+Each section's own keys live beside the code that uses them (routing/config.py,
+balance/options.py, resilience/, ratelimit/config.py, discovery/, observe/, admin/); this
+module assembles them and checks the references between sections.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgeward.admin.config import AdminConfig
+from edgeward.balance.options import (
+    DEFAULT_ACTIVE_REQUEST_BIAS,
+    DEFAULT_BALANCE,
+    DEFAULT_EWMA_DECAY,
+    DEFAULT_HASH_BALANCE_FACTOR,
+    DEFAULT_PANIC_THRESHOLD,
+    DEFAULT_RING_SIZE,
+    BalanceKind,
+    BalancerOptions,
+)
+from edgeward.config.loader import Address, Duration, Size, doc
+from edgeward.discovery.config import DiscoveryConfig
+from edgeward.discovery.etcd import EtcdConfig
+from edgeward.discovery.health import HealthConfig
+from edgeward.observe.access_log import AccessLogConfig
+from edgeward.observe.tracing import TracingConfig
+from edgeward.ratelimit.config import RateLimitConfig, RedisConfig
+from edgeward.resilience.breaker import BreakerConfig
+from edgeward.resilience.outlier import OutlierConfig
+from edgeward.resilience.retry import RetryConfig
+from edgeward.routing.config import MatchConfig, SplitEntryConfig, split_problems
+from edgeward.routing.keys import parse_key
+
+# --- server: the client-facing listener --------------------------------------------------
+# HAProxy's recommended `timeout http-request 10s`: long enough for any honest client on a
+# slow link to send a request head, short enough to defuse slowloris.
+DEFAULT_HEADER_TIMEOUT = 10.0
+# nginx keepalive_timeout 75s: longer than the 60 s idle timeout of common load balancers in
+# front, so the gateway is never the side that closes a connection the balancer reuses.
+DEFAULT_IDLE_TIMEOUT = 75.0
+# nginx large_client_header_buffers 8k bounds one request line.
+DEFAULT_MAX_REQUEST_LINE = 8 * 1024
+# nginx: 4 x 8k; Envoy 60 KiB. 32 KiB admits large cookies and JWTs.
+DEFAULT_MAX_HEADER_BYTES = 32 * 1024
+# Pipelined requests parsed ahead of their turn before reading pauses (memory bound).
+DEFAULT_MAX_PIPELINED = 16
+# The issue contract: SIGTERM waits up to 10 s for in-flight requests.
+DEFAULT_DRAIN_TIMEOUT = 10.0
+# Request bodies up to this size can be replayed (retries, keep-alive race). Envoy's buffer
+# limit is 1 MiB; typical API bodies are far below 64 KiB.
+DEFAULT_REPLAY_LIMIT = 64 * 1024
+
+# --- upstreams ---------------------------------------------------------------------------
+# Envoy cluster connect_timeout default: 5 s.
+DEFAULT_CONNECT_TIMEOUT = 5.0
+# HAProxy deployments commonly run `timeout server 30s`; nginx's proxy_read_timeout is 60 s.
+DEFAULT_RESPONSE_HEADER_TIMEOUT = 30.0
+# Idle keep-alive connections kept per endpoint per worker (nginx `keepalive 64`-style).
+DEFAULT_MAX_IDLE = 64
+# nginx upstream keepalive_timeout default: 60 s.
+DEFAULT_UPSTREAM_IDLE_TIMEOUT = 60.0
+
+# --- routes ------------------------------------------------------------------------------
+# nginx proxy_read_timeout is 60 s and Envoy's route timeout 15 s; 60 s lets slow reports
+# finish while bounding every request. `timeout: null` turns it off for long streams.
+DEFAULT_ROUTE_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerConfig:
+    header_timeout: Duration = field(
+        default=DEFAULT_HEADER_TIMEOUT,
+        metadata=doc("time to receive a request head; then 408 and close"))
+    idle_timeout: Duration = field(
+        default=DEFAULT_IDLE_TIMEOUT, metadata=doc("keep-alive idle time before closing"))
+    max_request_line: Size = field(
+        default=DEFAULT_MAX_REQUEST_LINE, metadata=doc("longest request target; else 414"))
+    max_header_bytes: Size = field(
+        default=DEFAULT_MAX_HEADER_BYTES, metadata=doc("largest request head; else 431"))
+    max_pipelined: int = field(
+        default=DEFAULT_MAX_PIPELINED, metadata=doc("pipelined requests parsed ahead"))
+    drain_timeout: Duration = field(
+        default=DEFAULT_DRAIN_TIMEOUT, metadata=doc("grace for in-flight requests on SIGTERM"))
+    trusted_proxies: list[str] = field(
+        default_factory=list,
+        metadata=doc("CIDRs whose X-Forwarded-* are extended instead of replaced"))
+    replay_limit: Size = field(
+        default=DEFAULT_REPLAY_LIMIT, metadata=doc("largest request body kept for a resend"))
+
+    def check(self) -> list[tuple[str, str]]:
+        import ipaddress
+
+        problems: list[tuple[str, str]] = []
+        for i, net in enumerate(self.trusted_proxies):
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                problems.append((f"trusted_proxies[{i}]", f"not an IP network: {net!r}"))
+        for key in ("header_timeout", "idle_timeout", "drain_timeout"):
+            if getattr(self, key) <= 0:
+                problems.append((key, "must be above 0"))
+        if self.max_pipelined < 1:
+            problems.append(("max_pipelined", "must be at least 1"))
+        return problems
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpstreamConfig:
+    targets: list[Address] = field(
+        default_factory=list, metadata=doc("static HOST:PORT endpoints"))
+    weights: dict[str, int] = field(
+        default_factory=dict, metadata=doc("weight per target (HOST:PORT -> weight), default 1"))
+    discovery: DiscoveryConfig | None = field(
+        default=None, metadata=doc("follow an etcd registry or DNS name instead of targets"))
+    balance: BalanceKind = field(default=DEFAULT_BALANCE, metadata=doc("balancing algorithm"))
+    hash_on: str | None = field(
+        default=None,
+        metadata=doc("key for ring_hash/maglev: client_ip, header:N, cookie:N, query:N, path"))
+    hash_balance_factor: float | None = field(
+        default=DEFAULT_HASH_BALANCE_FACTOR, metadata=doc("bounded-load factor for ring_hash"))
+    active_request_bias: float = field(
+        default=DEFAULT_ACTIVE_REQUEST_BIAS, metadata=doc("least_request weight bias"))
+    panic_threshold: float = field(
+        default=DEFAULT_PANIC_THRESHOLD,
+        metadata=doc("below this available fraction, use every endpoint"))
+    ewma_decay: Duration = field(default=DEFAULT_EWMA_DECAY, metadata=doc("peak_ewma decay"))
+    ring_size: int = field(default=DEFAULT_RING_SIZE, metadata=doc("ring_hash entries"))
+    circuit_breaker: BreakerConfig | None = field(default=None, metadata=doc("off by default"))
+    outlier: OutlierConfig | None = field(default=None, metadata=doc("passive health; off"))
+    health: HealthConfig | None = field(default=None, metadata=doc("active health; off"))
+    connect_timeout: Duration = field(
+        default=DEFAULT_CONNECT_TIMEOUT, metadata=doc("TCP connect deadline"))
+    response_header_timeout: Duration = field(
+        default=DEFAULT_RESPONSE_HEADER_TIMEOUT,
+        metadata=doc("deadline from request sent to response head"))
+    max_idle: int = field(
+        default=DEFAULT_MAX_IDLE, metadata=doc("idle keep-alive connections per endpoint"))
+    idle_timeout: Duration = field(
+        default=DEFAULT_UPSTREAM_IDLE_TIMEOUT, metadata=doc("idle upstream connection lifetime"))
+
+    def balancer_options(self) -> BalancerOptions:
+        return BalancerOptions(
+            balance=self.balance,
+            hash_balance_factor=self.hash_balance_factor,
+            active_request_bias=self.active_request_bias,
+            panic_threshold=self.panic_threshold,
+            ewma_decay=self.ewma_decay,
+            ring_size=self.ring_size,
+        )
+
+    def check(self) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        if bool(self.targets) == (self.discovery is not None):
+            problems.append(("targets", "give either targets or discovery (exactly one)"))
+        if self.hash_on is not None:
+            try:
+                spec = parse_key(self.hash_on)
+            except ValueError as exc:
+                problems.append(("hash_on", str(exc)))
+            else:
+                if spec.kind in ("route", "consumer"):
+                    problems.append(("hash_on", f"{self.hash_on!r} is not a per-request key"))
+        known = {f"{h}:{p}" for h, p in self.targets}
+        for key, weight in self.weights.items():
+            if key not in known:
+                problems.append((f"weights.{key}", "not one of targets"))
+            if weight < 1:
+                problems.append((f"weights.{key}", "must be at least 1"))
+        try:
+            for key, reason in self.balancer_options().check():
+                problems.append((key, reason))
+        except AttributeError:
+            pass
+        for key in ("connect_timeout", "response_header_timeout", "idle_timeout"):
+            if getattr(self, key) <= 0:
+                problems.append((key, "must be above 0"))
+        return problems
+
+
+@dataclass(frozen=True, kw_only=True)
+class RouteConfig:
+    name: str | None = field(default=None, metadata=doc("stable name for metrics; route_N"))
+    match: MatchConfig = field(default_factory=MatchConfig, metadata=doc("what the route takes"))
+    upstream: str | None = field(default=None, metadata=doc("where matched requests go"))
+    split: list[SplitEntryConfig] | None = field(
+        default=None, metadata=doc("gray split over several upstreams, instead of upstream"))
+    timeout: Duration | None = field(
+        default=DEFAULT_ROUTE_TIMEOUT, metadata=doc("total time per request; null = none"))
+    max_body_size: Size | None = field(
+        default=None, metadata=doc("largest request body; null = unlimited (streamed)"))
+    rate_limit: RateLimitConfig | None = field(default=None, metadata=doc("off by default"))
+    max_concurrent: int | None = field(
+        default=None, metadata=doc("requests in flight on this route; else 503 overloaded"))
+    retries: RetryConfig | None = field(default=None, metadata=doc("off by default"))
+
+    def check(self) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        if (self.upstream is None) == (self.split is None):
+            problems.append(("upstream", "give either upstream or split (exactly one)"))
+        if self.split is not None:
+            problems.extend(split_problems(self.split))
+        if self.timeout is not None and self.timeout <= 0:
+            problems.append(("timeout", "must be above 0 (or null for none)"))
+        if self.max_concurrent is not None and self.max_concurrent < 1:
+            problems.append(("max_concurrent", "must be at least 1"))
+        return problems
+
+    def upstream_names(self) -> list[tuple[str, str]]:
+        """(key path relative to the route, upstream name) for every reference."""
+        if self.upstream is not None:
+            return [("upstream", self.upstream)]
+        return [(f"split[{i}].upstream", e.upstream) for i, e in enumerate(self.split or [])]
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewayConfig:
+    listen: Address = field(
+        default=("0.0.0.0", 8080), metadata=doc("HOST:PORT for client traffic"))
+    admin: AdminConfig | None = field(
+        default=None, metadata=doc("admin API; `admin: HOST:PORT` is short for {listen: ...}"))
+    server: ServerConfig = field(default_factory=ServerConfig, metadata=doc("listener limits"))
+    upstreams: dict[str, UpstreamConfig] = field(
+        default_factory=dict, metadata=doc("named upstream clusters"))
+    routes: list[RouteConfig] = field(default_factory=list, metadata=doc("ordered routes"))
+    redis: RedisConfig | None = field(
+        default=None, metadata=doc("for scope: global limits; `redis: URL` shorthand"))
+    etcd: EtcdConfig | None = field(default=None, metadata=doc("for etcd discovery"))
+    tracing: TracingConfig | None = field(default=None, metadata=doc("off by default"))
+    access_log: AccessLogConfig | None = field(default=None, metadata=doc("off by default"))
+
+    def route_name(self, index: int) -> str:
+        return self.routes[index].name or f"route_{index}"
+
+    def check(self) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        seen: dict[str, int] = {}
+        for i, route in enumerate(self.routes):
+            name = self.route_name(i)
+            if name in seen:
+                problems.append((f"routes[{i}].name", f"{name!r} is also routes[{seen[name]}]"))
+            seen[name] = i
+            for key, upstream in route.upstream_names():
+                if upstream not in self.upstreams:
+                    problems.append((f"routes[{i}].{key}", f"no upstream named {upstream!r}"))
+            rl = route.rate_limit
+            if rl is not None and rl.scope == "global" and self.redis is None:
+                problems.append((f"routes[{i}].rate_limit.scope",
+                                 "scope: global needs a top-level redis: URL"))
+        for name, up in self.upstreams.items():
+            if up.discovery is not None and up.discovery.etcd is not None and self.etcd is None:
+                problems.append((f"upstreams.{name}.discovery.etcd",
+                                 "etcd discovery needs a top-level etcd: {endpoints: [...]}"))
+        return problems
+
+
+def normalize(raw: Any) -> Any:
+    """Expand the documented shorthands before the typed read."""
+    if not isinstance(raw, dict):
+        return raw
+    out = dict(raw)
+    if isinstance(out.get("admin"), str):
+        out["admin"] = {"listen": out["admin"]}
+    if isinstance(out.get("redis"), str):
+        out["redis"] = {"url": out["redis"]}
+    return out

@@ -1,0 +1,207 @@
+"""One worker process: its event loop, listener, snapshot in force, and graceful drain.
+
+`serve()` runs a worker in this process; `supervise()` forks N workers sharing the port with
+SO_REUSEPORT, restarts any that die, and passes SIGTERM/SIGINT on for a graceful drain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Awaitable, Callable
+
+import uvloop
+
+from edgeward.http.server import HttpConnection, ListenerSettings, ListenerState
+from edgeward.proxy.snapshot import Snapshot
+
+log = logging.getLogger("edgeward")
+
+# How often idle upstream connections are checked against their idle timeout.
+SWEEP_INTERVAL = 1.0
+# Accept queue length; nginx uses 511 on Linux, proxybench's nginx 4096. Load bursts of many
+# new connections should queue rather than be refused.
+BACKLOG = 4096
+
+
+def bind_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(BACKLOG)
+    sock.setblocking(False)
+    return sock
+
+
+class Worker:
+    """The listener and snapshot of one process; `swap` installs a new snapshot atomically."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        settings: ListenerSettings,
+        snapshot: Snapshot,
+        *,
+        drain_timeout: float,
+    ) -> None:
+        self.loop = loop
+        self.state = ListenerState(settings, snapshot)
+        self.drain_timeout = drain_timeout
+        self.servers: list[asyncio.base_events.Server] = []
+        self._sweeper: asyncio.Task[None] | None = None
+        self.stopped = asyncio.Event()
+        self.on_stop: list[Callable[[], Awaitable[None]]] = []
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self.state.snapshot
+
+    def swap(self, snapshot: Snapshot) -> Snapshot:
+        old, self.state.snapshot = self.state.snapshot, snapshot
+        return old
+
+    async def listen(self, sock: socket.socket) -> None:
+        state, loop = self.state, self.loop
+        server = await loop.create_server(lambda: HttpConnection(state, loop), sock=sock,
+                                          backlog=BACKLOG)
+        self.servers.append(server)
+        if self._sweeper is None:
+            self._sweeper = loop.create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            now = self.loop.time()
+            for cluster in self.state.snapshot.clusters.values():
+                cluster.sweep(now)
+
+    async def drain(self) -> None:
+        """Stop accepting, let in-flight requests finish (up to drain_timeout), then close."""
+        if self.state.draining:
+            return
+        self.state.draining = True
+        for server in self.servers:
+            server.close()
+        for conn in list(self.state.connections):
+            conn.close_if_idle()
+        deadline = self.loop.time() + self.drain_timeout
+        while self.state.connections and self.loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for conn in list(self.state.connections):
+            if conn.transport is not None:
+                conn.transport.abort()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for cluster in self.state.snapshot.clusters.values():
+            cluster.close()
+        for hook in self.on_stop:
+            try:
+                await hook()
+            except Exception:  # a failing watcher must not keep the process alive
+                log.exception("while stopping")
+        self.stopped.set()
+
+
+StartHook = Callable[[Worker], Awaitable[None]]
+
+
+def serve(
+    build: Callable[[asyncio.AbstractEventLoop], tuple[ListenerSettings, Snapshot, float]],
+    sockets: list[socket.socket],
+    *,
+    on_start: StartHook | None = None,
+    announce: Callable[[], None] | None = None,
+) -> int:
+    """Run one worker until SIGTERM/SIGINT has drained it. Returns the exit status."""
+    uvloop.install()
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+
+    async def main() -> None:
+        settings, snapshot, drain_timeout = build(loop)
+        worker = Worker(loop, settings, snapshot, drain_timeout=drain_timeout)
+        for sock in sockets:
+            await worker.listen(sock)
+        if on_start is not None:
+            await on_start(worker)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda: loop.create_task(worker.drain()))
+        if announce is not None:
+            announce()
+        await worker.stopped.wait()
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    return 0
+
+
+def supervise(workers: int, run_one: Callable[[], int],
+              on_stop: Callable[[], object] | None = None) -> int:
+    """Fork `workers` processes running `run_one`; restart crashed ones; drain on signal."""
+    children: dict[int, int] = {}
+    stopping = False
+
+    def spawn(slot: int) -> None:
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.environ["EDGEWARD_WORKER"] = str(slot)
+            code = 1
+            try:
+                code = run_one()
+            finally:
+                os._exit(code)
+        children[pid] = slot
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        if on_stop is not None:
+            on_stop()
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    for slot in range(workers):
+        spawn(slot)
+    status = 0
+    while children:
+        try:
+            pid, code = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        slot = children.pop(pid, -1)
+        if slot < 0:
+            continue
+        if not stopping:
+            log.error("worker %d (pid %d) exited with %d; restarting", slot, pid, code)
+            time.sleep(0.1)
+            spawn(slot)
+        elif os.waitstatus_to_exitcode(code) != 0:
+            status = 1
+    return status
+
+
+def configure_logging() -> None:
+    logging.basicConfig(
+        level=os.environ.get("EDGEWARD_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )

@@ -1,0 +1,115 @@
+"""Every response the gateway makes itself: a stable JSON code, a status and a meaning.
+
+Codes are part of the public contract and are never renamed once released; README lists them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import NamedTuple
+
+
+class ErrorCode(NamedTuple):
+    code: str
+    status: int
+    meaning: str
+
+
+_CATALOGUE = [
+    ErrorCode("bad_request", 400, "The request is malformed or ambiguous at the framing level."),
+    ErrorCode("unauthorized", 401, "The admin API needs a bearer token for this call."),
+    ErrorCode("route_not_found", 404, "No route matches the host, path, method and headers."),
+    ErrorCode("not_found", 404, "The admin API has no such path."),
+    ErrorCode("method_not_allowed", 405, "The admin API path does not take this method."),
+    ErrorCode("request_timeout", 408, "The client did not send the request head in time."),
+    ErrorCode("payload_too_large", 413, "The request body exceeds the route's max_body_size."),
+    ErrorCode("uri_too_long", 414, "The request line exceeds server.max_request_line."),
+    ErrorCode("rate_limited", 429, "The route's rate limit refused the request; see Retry-After."),
+    ErrorCode(
+        "header_too_large", 431, "The request head exceeds server.max_header_bytes."
+    ),
+    ErrorCode("not_implemented", 501, "A method or transfer coding the gateway does not forward."),
+    ErrorCode("upstream_connect_failed", 502, "No connection to an upstream endpoint could be made."),
+    ErrorCode("upstream_reset", 502, "The upstream closed or reset the connection before answering."),
+    ErrorCode("bad_gateway", 502, "The upstream's response was not valid HTTP/1.1."),
+    ErrorCode("no_healthy_upstream", 503, "The upstream has no endpoint, or none is available."),
+    ErrorCode("circuit_open", 503, "The upstream's circuit breaker is open; the origin was not tried."),
+    ErrorCode("overloaded", 503, "The route's max_concurrent requests are already in flight."),
+    ErrorCode("shutting_down", 503, "The gateway is draining and accepts no new requests."),
+    ErrorCode("upstream_timeout", 504, "The upstream did not answer within the route's timeouts."),
+    ErrorCode("http_version_not_supported", 505, "Only HTTP/1.0 and HTTP/1.1 are accepted here."),
+    ErrorCode("invalid_config", 400, "The admin API refused a config; `problems` lists why."),
+]
+
+ERRORS: dict[str, ErrorCode] = {e.code: e for e in _CATALOGUE}
+
+REASONS: dict[int, bytes] = {
+    100: b"Continue", 101: b"Switching Protocols", 103: b"Early Hints",
+    200: b"OK", 201: b"Created", 202: b"Accepted", 203: b"Non-Authoritative Information",
+    204: b"No Content", 205: b"Reset Content", 206: b"Partial Content",
+    300: b"Multiple Choices", 301: b"Moved Permanently", 302: b"Found", 303: b"See Other",
+    304: b"Not Modified", 307: b"Temporary Redirect", 308: b"Permanent Redirect",
+    400: b"Bad Request", 401: b"Unauthorized", 403: b"Forbidden", 404: b"Not Found",
+    405: b"Method Not Allowed", 406: b"Not Acceptable", 408: b"Request Timeout",
+    409: b"Conflict", 410: b"Gone", 411: b"Length Required", 412: b"Precondition Failed",
+    413: b"Content Too Large", 414: b"URI Too Long", 415: b"Unsupported Media Type",
+    416: b"Range Not Satisfiable", 417: b"Expectation Failed", 421: b"Misdirected Request",
+    422: b"Unprocessable Content", 425: b"Too Early", 426: b"Upgrade Required",
+    428: b"Precondition Required", 429: b"Too Many Requests",
+    431: b"Request Header Fields Too Large", 500: b"Internal Server Error",
+    501: b"Not Implemented", 502: b"Bad Gateway", 503: b"Service Unavailable",
+    504: b"Gateway Timeout", 505: b"HTTP Version Not Supported",
+}
+
+# Status lines are built once: the hot path only looks them up.
+STATUS_LINES: dict[int, bytes] = {
+    s: b"HTTP/1.1 %d %s\r\n" % (s, r) for s, r in REASONS.items()
+}
+
+
+def status_line(status: int) -> bytes:
+    line = STATUS_LINES.get(status)
+    if line is None:
+        line = b"HTTP/1.1 %d Unknown\r\n" % status
+    return line
+
+
+def error_body(code: str, request_id: str, message: str | None = None,
+               trace_id: str | None = None) -> bytes:
+    entry = ERRORS[code]
+    doc: dict[str, str] = {
+        "code": code,
+        "message": message or entry.meaning,
+        "request_id": request_id,
+    }
+    if trace_id:
+        doc["trace_id"] = trace_id
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def error_response(
+    code: str,
+    request_id: str,
+    *,
+    message: str | None = None,
+    close: bool = False,
+    extra_headers: list[tuple[bytes, bytes]] | None = None,
+    head_only: bool = False,
+    trace_id: str | None = None,
+) -> bytes:
+    """A whole HTTP/1.1 response carrying the JSON error for `code`."""
+    entry = ERRORS[code]
+    body = error_body(code, request_id, message, trace_id)
+    parts = [
+        status_line(entry.status),
+        b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body),
+        b"x-request-id: " + request_id.encode() + b"\r\n",
+    ]
+    if extra_headers:
+        parts.extend(n + b": " + v + b"\r\n" for n, v in extra_headers)
+    if close:
+        parts.append(b"connection: close\r\n")
+    parts.append(b"\r\n")
+    if not head_only:
+        parts.append(body)
+    return b"".join(parts)

@@ -1,0 +1,588 @@
+"""HTTP/1.1 listener: one Protocol per client connection, parsing with httptools (llhttp).
+
+Framing rules (RFC 9112), on top of what llhttp already refuses in strict mode (obs-fold,
+control characters, space before colon, CL+TE, duplicate or malformed Content-Length,
+malformed chunks, bare LF): only HTTP/1.0 and 1.1; exactly one valid Host on 1.1; a
+Transfer-Encoding of exactly `chunked`; no CONNECT, no `Upgrade: h2c`; origin-form, `*` (for
+OPTIONS) or absolute-form targets only. A refused request gets its JSON error and the
+connection closes; nothing of it reaches an upstream.
+
+Pipelined requests are parsed ahead and answered in order; at most `max_pipelined` wait, after
+which reading pauses. One timer per connection enforces the header, idle and exchange
+deadlines (it is re-armed lazily, not per request).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import httptools
+
+from edgeward.http.client import WRITE_HIGH, WRITE_LOW, set_nodelay
+from edgeward.http.errors import ERRORS, error_response, status_line
+from edgeward.http.headers import (
+    HOP_BY_HOP,
+    ForwardedPolicy,
+    RequestIds,
+    connection_tokens,
+    split_host,
+    valid_host,
+)
+from edgeward.http.message import NO_BODY, STREAMED, RequestHead
+from edgeward.proxy.exchange import Exchange
+
+if TYPE_CHECKING:
+    from edgeward.proxy.snapshot import Snapshot
+
+PAUSE_PIPELINE = 4  # too many pipelined requests are waiting for their turn
+
+_HOST = b"host"
+_CONTENT_LENGTH = b"content-length"
+_TRANSFER_ENCODING = b"transfer-encoding"
+_CONNECTION = b"connection"
+_EXPECT = b"expect"
+_UPGRADE = b"upgrade"
+_X_REQUEST_ID = b"x-request-id"
+_XFF = b"x-forwarded-for"
+_XFP = b"x-forwarded-proto"
+_XFH = b"x-forwarded-host"
+_DROP_FROM_CLIENT = frozenset({_X_REQUEST_ID, _XFF, _XFP, _XFH, _CONTENT_LENGTH, _EXPECT})
+
+
+class Refused(Exception):
+    """Raised inside a parser callback to stop parsing after a refusal was written."""
+
+
+class ListenerSettings:
+    """Per-listener limits, compiled from the `server:` config section."""
+
+    __slots__ = (
+        "header_timeout", "idle_timeout", "max_request_line", "max_header_bytes",
+        "max_pipelined", "forwarded", "scheme",
+    )
+
+    def __init__(
+        self,
+        *,
+        header_timeout: float,
+        idle_timeout: float,
+        max_request_line: int,
+        max_header_bytes: int,
+        max_pipelined: int,
+        trusted_proxies: list[str],
+        scheme: str = "http",
+    ) -> None:
+        self.header_timeout = header_timeout
+        self.idle_timeout = idle_timeout
+        self.max_request_line = max_request_line
+        self.max_header_bytes = max_header_bytes
+        self.max_pipelined = max_pipelined
+        self.forwarded = ForwardedPolicy(trusted_proxies)
+        self.scheme = scheme
+
+
+class ListenerState:
+    """What all connections of one worker share: settings, the snapshot in force, ids."""
+
+    __slots__ = ("settings", "snapshot", "ids", "connections", "draining", "on_done")
+
+    def __init__(self, settings: ListenerSettings, snapshot: Snapshot) -> None:
+        self.settings = settings
+        self.snapshot = snapshot
+        self.ids = RequestIds()
+        self.connections: set[HttpConnection] = set()
+        self.draining = False
+        self.on_done: Callable[[Exchange], None] | None = None
+
+
+class HttpConnection(asyncio.Protocol):
+    __slots__ = (
+        "state", "loop", "transport", "parser", "client_ip",
+        "url", "url_bytes", "headers", "head_bytes", "in_head", "parsing", "trailers",
+        "current", "queue", "paused", "writing_paused", "closing",
+        "deadline", "timer", "timer_at", "http10", "keep_alive", "out_chunked", "head_only", "out_head",
+    )
+
+    def __init__(self, state: ListenerState, loop: asyncio.AbstractEventLoop) -> None:
+        self.state = state
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.client_ip = ""
+        self.url: list[bytes] = []
+        self.url_bytes = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.head_bytes = 0
+        self.in_head = False
+        self.parsing: Exchange | None = None
+        self.trailers: list[tuple[bytes, bytes]] | None = None
+        self.current: Exchange | None = None
+        self.queue: deque[Exchange] = deque()
+        self.paused = 0
+        self.writing_paused = False
+        self.closing = False
+        self.deadline = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = 0.0
+        self.http10 = False
+        self.keep_alive = True
+        self.out_chunked = False
+        self.head_only = False
+        self.out_head: bytes | None = None
+
+    # asyncio.Protocol ----------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        tr: asyncio.Transport = transport  # type: ignore[assignment]  # uvloop's: no subclass
+        self.transport = tr
+        tr.set_write_buffer_limits(WRITE_HIGH, WRITE_LOW)
+        set_nodelay(transport)
+        peer = transport.get_extra_info("peername")
+        self.client_ip = peer[0] if peer else ""
+        self.state.connections.add(self)
+        self.set_deadline(self.loop.time() + self.state.settings.header_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing and self.current is None:
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            pass  # an upgrade request was already answered and the connection is closing
+        except httptools.HttpParserCallbackError as exc:
+            if not isinstance(exc.__context__, Refused):
+                raise
+        except httptools.HttpParserError as exc:
+            self._refuse("bad_request", f"malformed HTTP/1.1: {exc}")
+            return
+        except Refused:
+            return
+        if self.in_head:
+            self.head_bytes += len(data)
+            if self.head_bytes > self.state.settings.max_header_bytes:
+                self._refuse("header_too_large")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.state.connections.discard(self)
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        current = self.current
+        if current is not None:
+            self.current = None
+            current.cancel()
+            self._account(current)
+        for ex in self.queue:
+            ex.cancel()
+        self.queue.clear()
+        self.transport = None
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+        if self.current is not None:
+            self.current.on_downstream_paused()
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        if self.current is not None:
+            self.current.on_downstream_resumed()
+
+    # httptools callbacks ---------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self.url = []
+        self.url_bytes = 0
+        self.headers = []
+        self.head_bytes = 0
+        self.in_head = True
+        self.trailers = None
+        if self.current is None:
+            self.set_deadline(self.loop.time() + self.state.settings.header_timeout)
+
+    def on_url(self, part: bytes) -> None:
+        self.url.append(part)
+        self.url_bytes += len(part)
+        if self.url_bytes > self.state.settings.max_request_line:
+            self._refuse("uri_too_long")
+            raise Refused
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self.parsing is not None:
+            if self.trailers is None:
+                self.trailers = []
+            self.trailers.append((name, value))
+            return
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self.in_head = False
+        head = self._build_head()
+        if head is None:
+            raise Refused
+        ex = Exchange(self, head, self.state.snapshot)
+        self.parsing = ex
+        if self.current is None:
+            self._begin(ex)
+        else:
+            self.queue.append(ex)
+            if len(self.queue) >= self.state.settings.max_pipelined:
+                self.pause_reading(PAUSE_PIPELINE)
+
+    def on_body(self, data: bytes) -> None:
+        ex = self.parsing
+        if ex is not None:
+            ex.on_request_body(data)
+
+    def on_message_complete(self) -> None:
+        ex = self.parsing
+        if ex is not None:
+            self.parsing = None
+            trailers, self.trailers = self.trailers, None
+            ex.on_request_end(trailers)
+
+    # request head --------------------------------------------------------------------------
+    def _build_head(self) -> RequestHead | None:
+        parser = self.parser
+        version = parser.get_http_version()
+        if version != "1.1" and version != "1.0":
+            self._refuse("http_version_not_supported", f"HTTP/{version} is not accepted")
+            return None
+        http10 = version == "1.0"
+        method = parser.get_method().decode("ascii")
+        if method == "CONNECT":
+            self._refuse("not_implemented", "CONNECT is not forwarded")
+            return None
+        target = b"".join(self.url)
+        authority: bytes | None = None
+        if target[:1] == b"/":
+            pass
+        elif target == b"*":
+            if method != "OPTIONS":
+                self._refuse("bad_request", "the * target is only valid for OPTIONS")
+                return None
+        else:
+            parsed = _absolute_form(target)
+            if parsed is None:
+                self._refuse("bad_request", "request target must be origin-form or absolute-form")
+                return None
+            authority, target = parsed
+        hosts = 0
+        host_value = b""
+        chunked = False
+        content_length = -1
+        conn_tokens: set[bytes] | None = None
+        upgrade: bytes | None = None
+        expect_continue = False
+        request_id: bytes | None = None
+        xff = xfp = xfh = None
+        kept: list[tuple[bytes, bytes]] = []
+        hop = HOP_BY_HOP
+        drop = _DROP_FROM_CLIENT
+        for name, value in self.headers:
+            lname = name.lower()
+            if lname == _HOST:
+                hosts += 1
+                host_value = value
+                kept.append((name, value))
+            elif lname in hop:
+                if lname == _TRANSFER_ENCODING:
+                    if value.strip().lower() != b"chunked":
+                        self._refuse("not_implemented",
+                                     "only Transfer-Encoding: chunked is accepted")
+                        return None
+                    chunked = True
+                elif lname == _CONNECTION:
+                    conn_tokens = connection_tokens(value)
+                elif lname == _UPGRADE:
+                    upgrade = value.strip().lower()
+            elif lname in drop:
+                if lname == _CONTENT_LENGTH:
+                    content_length = int(value)
+                elif lname == _EXPECT:
+                    expect_continue = value.strip().lower() == b"100-continue"
+                elif lname == _X_REQUEST_ID:
+                    request_id = value
+                elif lname == _XFF:
+                    xff = value if xff is None else xff + b", " + value
+                elif lname == _XFP:
+                    xfp = value
+                else:
+                    xfh = value
+            else:
+                kept.append((name, value))
+        if upgrade is not None and conn_tokens and _UPGRADE in conn_tokens:
+            if upgrade == b"h2c":
+                self._refuse("bad_request", "Upgrade: h2c is not accepted")
+            else:
+                self._refuse("not_implemented", f"Upgrade: {upgrade.decode('latin-1')}")
+            return None
+        if not http10 and hosts != 1:
+            self._refuse("bad_request", "HTTP/1.1 needs exactly one Host header")
+            return None
+        if hosts > 1 or (hosts == 1 and not valid_host(host_value)):
+            self._refuse("bad_request", "invalid Host header")
+            return None
+        if authority is not None:
+            # RFC 9112 §3.2.2: the absolute-form target's authority replaces Host.
+            kept = [(n, v) for n, v in kept if n.lower() != _HOST]
+            kept.insert(0, (b"Host", authority))
+            host_value = authority
+        if conn_tokens:
+            kept = [(n, v) for n, v in kept if n.lower() not in conn_tokens]
+        state = self.state
+        rid = request_id.decode() if request_id and RequestIds.acceptable(request_id) else None
+        if rid is None:
+            rid = state.ids.new()
+        if chunked:
+            body_length = STREAMED
+        elif content_length > 0:
+            body_length = content_length
+        else:
+            body_length = NO_BODY
+        self.http10 = http10
+        self.keep_alive = parser.should_keep_alive() and not state.draining
+        self.head_only = method == "HEAD"
+        path, _, _ = target.partition(b"?")
+        head = RequestHead(
+            method, target, path.decode("latin-1"), split_host(host_value), host_value,
+            kept, body_length, self.client_ip, rid, state.settings.scheme,
+        )
+        head.expect_continue = expect_continue
+        head.extra = self._forwarding_lines(head, xff, xfp, xfh)
+        return head
+
+    def _forwarding_lines(
+        self, head: RequestHead, xff: bytes | None, xfp: bytes | None, xfh: bytes | None,
+    ) -> list[bytes]:
+        settings = self.state.settings
+        client = head.client_ip.encode()
+        if xff is not None and settings.forwarded.trusts(head.client_ip):
+            chain = xff + b", " + client
+            proto = xfp or settings.scheme.encode()
+            fhost = xfh or head.authority
+        else:
+            chain = client
+            proto = settings.scheme.encode()
+            fhost = head.authority
+        return [
+            b"x-forwarded-for: " + chain + b"\r\n",
+            b"x-forwarded-proto: " + proto + b"\r\n",
+            b"x-forwarded-host: " + fhost + b"\r\n",
+            b"x-request-id: " + head.request_id.encode() + b"\r\n",
+        ]
+
+    # Downstream (for Exchange) -------------------------------------------------------------
+    def send_continue(self) -> None:
+        if self.transport is not None and not self.http10:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def send_head(
+        self, ex: Exchange, status: int, headers: list[tuple[bytes, bytes]], body_length: int,
+        content_length: bytes | None,
+    ) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        parts = [status_line(status)]
+        for name, value in headers:
+            parts.append(name + b": " + value + b"\r\n")
+        parts.append(b"x-request-id: " + ex.head.request_id.encode() + b"\r\n")
+        keep = self.keep_alive and not self.closing
+        self.out_chunked = False
+        if body_length == NO_BODY:
+            if content_length is not None:
+                parts.append(b"content-length: " + content_length + b"\r\n")
+            elif status >= 200 and status != 204 and status != 304 and not self.head_only:
+                parts.append(b"content-length: 0\r\n")
+        elif body_length > 0:
+            parts.append(b"content-length: %d\r\n" % body_length)
+        elif not self.http10:
+            parts.append(b"transfer-encoding: chunked\r\n")
+            self.out_chunked = True
+        else:
+            keep = False  # HTTP/1.0 without a length: the body ends when the connection does
+        if not keep:
+            self.keep_alive = False
+            parts.append(b"connection: close\r\n\r\n")
+        elif self.http10:
+            parts.append(b"connection: keep-alive\r\n\r\n")
+        else:
+            parts.append(b"\r\n")
+        # Held back until the first body bytes or the end of this upstream read, so that a
+        # small response leaves in one segment.
+        self.out_head = b"".join(parts)
+
+    def flush(self) -> None:
+        head = self.out_head
+        if head is not None:
+            self.out_head = None
+            if self.transport is not None:
+                self.transport.write(head)
+
+    def send_body(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is None or not data:
+            return
+        head = self.out_head
+        if head is not None:
+            self.out_head = None
+        else:
+            head = b""
+        if self.out_chunked:
+            if len(data) < 16384:
+                transport.write(b"%b%x\r\n%b\r\n" % (head, len(data), data))
+            else:
+                transport.writelines((head + b"%x\r\n" % len(data), data, b"\r\n"))
+        elif len(data) < 16384 or not head:
+            transport.write(head + data if head else data)
+        else:
+            transport.writelines((head, data))
+
+    def send_end(self, trailers: list[tuple[bytes, bytes]] | None) -> None:
+        self.flush()
+        if self.transport is None or not self.out_chunked:
+            return
+        if trailers:
+            lines = b"".join(n + b": " + v + b"\r\n" for n, v in trailers)
+            self.transport.write(b"0\r\n" + lines + b"\r\n")
+        else:
+            self.transport.write(b"0\r\n\r\n")
+
+    def local_reply(
+        self, ex: Exchange, code: str, message: str | None,
+        extra_headers: list[tuple[bytes, bytes]] | None,
+    ) -> None:
+        ex.status = ERRORS[code].status
+        close = not ex.request_done or not self.keep_alive or self.closing
+        if close:
+            self.keep_alive = False
+        if self.transport is not None:
+            self.transport.write(
+                error_response(code, ex.head.request_id, message=message, close=close,
+                               extra_headers=extra_headers, head_only=self.head_only)
+            )
+
+    def abort(self) -> None:
+        self.keep_alive = False
+        self.closing = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def pause_reading(self, reason: int) -> None:
+        if not self.paused and self.transport is not None:
+            self.transport.pause_reading()
+        self.paused |= reason
+
+    def resume_reading(self, reason: int) -> None:
+        if not self.paused & reason:
+            return
+        self.paused &= ~reason
+        if not self.paused and self.transport is not None and not self.closing:
+            self.transport.resume_reading()
+
+    def set_deadline(self, when: float) -> None:
+        self.deadline = when
+        timer = self.timer
+        if timer is None:
+            self.timer_at = when
+            self.timer = self.loop.call_at(when, self._on_timer)
+        elif when < self.timer_at:
+            timer.cancel()
+            self.timer_at = when
+            self.timer = self.loop.call_at(when, self._on_timer)
+
+    def exchange_done(self, ex: Exchange) -> None:
+        if ex is not self.current:
+            return
+        self.current = None
+        self._account(ex)
+        if not self.keep_alive or not ex.request_done or self.closing:
+            self._close()
+            return
+        if self.queue:
+            nxt = self.queue.popleft()
+            self.resume_reading(PAUSE_PIPELINE)
+            self._begin(nxt)
+        elif self.state.draining:
+            self._close()
+        else:
+            self.set_deadline(self.loop.time() + self.state.settings.idle_timeout)
+
+    # internals -----------------------------------------------------------------------------
+    def _begin(self, ex: Exchange) -> None:
+        self.current = ex
+        head = ex.head
+        self.head_only = head.method == "HEAD"
+        ex.start()
+
+    def _account(self, ex: Exchange) -> None:
+        hook = self.state.on_done
+        if hook is not None:
+            hook(ex)
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        if self.transport is None:
+            return
+        now = self.loop.time()
+        if now < self.deadline:
+            self.timer_at = self.deadline
+            self.timer = self.loop.call_at(self.deadline, self._on_timer)
+            return
+        current = self.current
+        if current is not None:
+            current.on_deadline(now)
+        elif self.in_head:
+            self._refuse("request_timeout")
+        else:
+            self._close()  # idle keep-alive connection, or no request byte at all
+
+    def _refuse(self, code: str, message: str | None = None) -> None:
+        """Answer a request the gateway will not forward, then close the connection."""
+        self.in_head = False
+        if self.closing:
+            return
+        self.closing = True
+        self.keep_alive = False
+        if self.transport is None:
+            return
+        if self.current is None:
+            rid = self.state.ids.new()
+            self.transport.write(error_response(code, rid, message=message, close=True))
+            self.transport.close()
+        # else: the response in progress finishes, then the connection closes (closing=True)
+
+    def _close(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def close_if_idle(self) -> bool:
+        """For draining: close now when nothing is in flight; else after the current reply."""
+        self.closing = True
+        if self.current is None and not self.in_head:
+            self._close()
+            return True
+        return False
+
+
+def _absolute_form(target: bytes) -> tuple[bytes, bytes] | None:
+    """`http://host:port/p?q` -> (b"host:port", b"/p?q"); None when not a valid http(s) URI."""
+    lowered = target[:8].lower()
+    if not (lowered.startswith(b"http://") or lowered.startswith(b"https://")):
+        return None
+    try:
+        url = httptools.parse_url(target)
+    except httptools.HttpParserInvalidURLError:
+        return None
+    if not url.host:
+        return None
+    authority = url.host + (b":%d" % url.port if url.port else b"")
+    if not valid_host(authority):
+        return None
+    path = url.path or b"/"
+    if url.query:
+        path += b"?" + url.query
+    return authority, path

@@ -1,0 +1,89 @@
+"""A cluster at run time: the endpoints of one upstream, their pools, balancer and breaker."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Sequence
+
+from edgeward.balance.base import Balancer
+from edgeward.balance.endpoint import Endpoint
+from edgeward.balance.factory import make_balancer
+from edgeward.balance.hashing import hash64
+from edgeward.config.schema import UpstreamConfig
+from edgeward.http.client import EndpointPool
+from edgeward.http.message import RequestHead
+from edgeward.routing.keys import KeySpec, parse_key
+
+
+class Cluster:
+    __slots__ = (
+        "name", "config", "endpoints", "pools", "balancer", "hash_key", "connect_timeout",
+        "response_header_timeout", "_loop", "closed",
+    )
+
+    def __init__(
+        self, name: str, config: UpstreamConfig, loop: asyncio.AbstractEventLoop,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.connect_timeout = config.connect_timeout
+        self.response_header_timeout = config.response_header_timeout
+        self.endpoints: list[Endpoint] = []
+        self.pools: dict[Endpoint, EndpointPool] = {}
+        self._loop = loop
+        self.closed = False
+        options = config.balancer_options()
+        self.balancer: Balancer = make_balancer(options, [], rng or random.Random())
+        self.hash_key: KeySpec | None = parse_key(config.hash_on) if config.hash_on else None
+        static = [
+            Endpoint(host, port, config.weights.get(f"{host}:{port}", 1))
+            for host, port in config.targets
+        ]
+        if static:
+            self.set_endpoints(static)
+
+    def set_endpoints(self, endpoints: Sequence[Endpoint]) -> None:
+        """Adopt a new membership; endpoints (and their pools) that stay keep their state."""
+        keep = {e.key: e for e in self.endpoints}
+        fresh: list[Endpoint] = []
+        for e in endpoints:
+            old = keep.pop(e.key, None)
+            if old is not None:
+                old.weight = e.weight
+                fresh.append(old)
+            else:
+                fresh.append(e)
+                self.pools[e] = EndpointPool(
+                    e, max_idle=self.config.max_idle, idle_timeout=self.config.idle_timeout,
+                    loop=self._loop,
+                )
+        for gone in keep.values():
+            pool = self.pools.pop(gone, None)
+            if pool is not None:
+                pool.close_all()
+        self.endpoints = fresh
+        self.balancer.set_endpoints(fresh)
+
+    def pick(self, head: RequestHead, route_name: str, now: float) -> Endpoint | None:
+        spec = self.hash_key
+        if spec is None:
+            return self.balancer.pick(None, now)
+        key = spec.extract(head, route_name)
+        return self.balancer.pick(hash64(key) if key is not None else None, now)
+
+    def availability_changed(self) -> None:
+        self.balancer.refresh()
+
+    def sweep(self, now: float) -> None:
+        for pool in self.pools.values():
+            pool.sweep(now)
+
+    def close(self) -> None:
+        self.closed = True
+        for pool in self.pools.values():
+            pool.close_all()
+
+    def __repr__(self) -> str:
+        return f"<Cluster {self.name} endpoints={len(self.endpoints)}>"

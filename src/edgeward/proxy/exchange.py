@@ -1,0 +1,350 @@
+"""One request's trip through the gateway: route, admit, pick, forward, stream back, account.
+
+An Exchange is driven entirely by callbacks: from the listener (`start`, `on_request_body`,
+`on_request_end`, `on_deadline`, downstream flow control) and from the upstream connection
+(`UpstreamOwner`). No task is created per request unless a new upstream connection must be
+opened. The listener side is reached only through `Downstream`, so HTTP/2 and WebSocket
+listeners can drive the same exchange.
+
+States:  NEW -> CONNECTING -> WAITING -> STREAMING -> DONE
+             \\________________\\_________\\__________/ (local reply or abort, at any point)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Protocol
+
+from edgeward.http.client import WRITE_HIGH, UpstreamConnection, encode_request_head
+from edgeward.http.message import NO_BODY, STREAMED, RequestHead
+
+if TYPE_CHECKING:
+    from edgeward.balance.endpoint import Endpoint
+    from edgeward.proxy.cluster import Cluster
+    from edgeward.proxy.route import Route
+    from edgeward.proxy.snapshot import Snapshot
+
+NEW, CONNECTING, WAITING, STREAMING, DONE = range(5)
+
+# Methods whose request may be sent twice without changing the outcome (RFC 9110 §9.2.2).
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+
+
+class Downstream(Protocol):
+    """What an exchange needs from the listener that owns the client connection."""
+
+    loop: asyncio.AbstractEventLoop
+
+    def send_head(
+        self, ex: Exchange, status: int, headers: list[tuple[bytes, bytes]], body_length: int,
+        content_length: bytes | None,
+    ) -> None: ...
+    def send_continue(self) -> None: ...
+    def send_body(self, data: bytes) -> None: ...
+    def flush(self) -> None: ...
+    def send_end(self, trailers: list[tuple[bytes, bytes]] | None) -> None: ...
+    def local_reply(
+        self, ex: Exchange, code: str, message: str | None,
+        extra_headers: list[tuple[bytes, bytes]] | None,
+    ) -> None: ...
+    def abort(self) -> None: ...
+    def pause_reading(self, reason: int) -> None: ...
+    def resume_reading(self, reason: int) -> None: ...
+    def set_deadline(self, when: float) -> None: ...
+    def exchange_done(self, ex: Exchange) -> None: ...
+
+
+# Reasons a listener stops reading from its client (a bit each).
+PAUSE_UPSTREAM_FULL = 1    # the upstream's write buffer is above its high-water mark
+PAUSE_PENDING_BODY = 2     # body bytes waiting for an upstream connection exceed WRITE_HIGH
+
+
+class Exchange:
+    __slots__ = (
+        "down", "head", "snapshot", "route", "cluster", "endpoint", "upstream", "state",
+        "pending", "pending_size", "replay", "replay_size", "request_done", "body_received",
+        "total_deadline", "connect_task", "race_retried", "status", "error_code",
+        "bytes_out", "upstream_paused",
+    )
+
+    def __init__(self, down: Downstream, head: RequestHead, snapshot: Snapshot) -> None:
+        self.down = down
+        self.head = head
+        self.snapshot = snapshot
+        self.route: Route | None = None
+        self.cluster: Cluster | None = None
+        self.endpoint: Endpoint | None = None
+        self.upstream: UpstreamConnection | None = None
+        self.state = NEW
+        self.pending: list[bytes] = []
+        self.pending_size = 0
+        self.replay: list[bytes] | None = []
+        self.replay_size = 0
+        self.request_done = head.body_length == NO_BODY
+        self.body_received = 0
+        self.total_deadline = 0.0
+        self.connect_task: asyncio.Future[UpstreamConnection] | None = None
+        self.race_retried = False
+        self.status = 0
+        self.error_code: str | None = None
+        self.bytes_out = 0
+        self.upstream_paused = False
+
+    # listener-facing ----------------------------------------------------------------------
+    def start(self) -> None:
+        head = self.head
+        route = self.snapshot.match(head)
+        if route is None:
+            self.fail("route_not_found")
+            return
+        self.route = route
+        limit = route.max_body_size
+        if limit is not None and head.body_length > limit:
+            self.fail("payload_too_large")
+            return
+        if route.timeout is not None:
+            self.total_deadline = self.down.loop.time() + route.timeout
+        self.cluster = route.choose(head)
+        if head.expect_continue and not self.request_done:
+            self.down.send_continue()
+        self.dispatch()
+
+    def on_request_body(self, data: bytes) -> None:
+        if self.state == DONE:
+            return
+        self.body_received += len(data)
+        route = self.route
+        if route is not None and route.max_body_size is not None:
+            if self.body_received > route.max_body_size:
+                self.fail("payload_too_large")
+                return
+        if self.head.body_length == STREAMED:
+            data = b"%x\r\n%b\r\n" % (len(data), data)
+        self._forward_body(data)
+
+    def on_request_end(self, trailers: list[tuple[bytes, bytes]] | None) -> None:
+        if self.state == DONE:
+            return
+        self.request_done = True
+        if self.head.body_length == STREAMED:
+            tail = b"".join(n + b": " + v + b"\r\n" for n, v in trailers) if trailers else b""
+            self._forward_body(b"0\r\n" + tail + b"\r\n")
+
+    def on_deadline(self, now: float) -> None:
+        state = self.state
+        if state == CONNECTING:
+            if self.connect_task is not None:
+                self.connect_task.cancel()
+            self.fail("upstream_connect_failed", "timed out connecting to the upstream")
+        elif state == WAITING:
+            self._drop_upstream(abort=True)
+            self.fail("upstream_timeout")
+        elif state == STREAMING:
+            self.error_code = "upstream_timeout"
+            self._drop_upstream(abort=True)
+            self.down.abort()
+            self._finish()
+
+    def on_downstream_paused(self) -> None:
+        if self.upstream is not None:
+            self.upstream.pause_reading()
+
+    def on_downstream_resumed(self) -> None:
+        if self.upstream is not None:
+            self.upstream.resume_reading()
+
+    def cancel(self) -> None:
+        """The client went away: release everything this exchange holds."""
+        if self.state == DONE:
+            return
+        if self.connect_task is not None:
+            self.connect_task.cancel()
+        self.error_code = self.error_code or "client_closed"
+        self._drop_upstream(abort=True)
+        self.state = DONE
+
+    # forwarding ------------------------------------------------------------------------------
+    def dispatch(self) -> None:
+        cluster = self.cluster
+        assert cluster is not None
+        loop = self.down.loop
+        assert self.route is not None
+        endpoint = cluster.pick(self.head, self.route.name, loop.time())
+        if endpoint is None:
+            self.fail("no_healthy_upstream")
+            return
+        self.endpoint = endpoint
+        conn = cluster.pools[endpoint].take()
+        if conn is not None:
+            self._bind(conn)
+            return
+        self._connect(endpoint)
+
+    def _connect(self, endpoint: Endpoint) -> None:
+        cluster = self.cluster
+        assert cluster is not None
+        loop = self.down.loop
+        self.state = CONNECTING
+        self._set_deadline(loop.time() + cluster.connect_timeout)
+        task = loop.create_task(cluster.pools[endpoint].connect())
+        self.connect_task = task
+        task.add_done_callback(self._connected)
+
+    def _connected(self, task: asyncio.Future[UpstreamConnection]) -> None:
+        self.connect_task = None
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if self.state != CONNECTING:
+            if exc is None:
+                task.result().detach(reusable=True)
+            return
+        if exc is not None:
+            self.fail("upstream_connect_failed", f"connecting to {self.endpoint!r}: {exc}")
+            return
+        self._bind(task.result())
+
+    def _bind(self, conn: UpstreamConnection) -> None:
+        head = self.head
+        cluster = self.cluster
+        endpoint = self.endpoint
+        assert cluster is not None and endpoint is not None
+        self.upstream = conn
+        endpoint.active += 1
+        data = encode_request_head(
+            head.method, head.target, head.headers, head.extra,
+            head.body_length,
+        )
+        if self.pending:
+            data += b"".join(self.pending)
+            self.pending = []
+            self.pending_size = 0
+            self.down.resume_reading(PAUSE_PENDING_BODY)
+        elif self.race_retried and self.replay:
+            data += b"".join(self.replay)
+        self.state = WAITING
+        loop = self.down.loop
+        deadline = loop.time() + cluster.response_header_timeout
+        if self.total_deadline and self.total_deadline < deadline:
+            deadline = self.total_deadline
+        self._set_deadline(deadline)
+        conn.start(self, data, head.method == "HEAD")
+
+    def _forward_body(self, data: bytes) -> None:
+        replay = self.replay
+        if replay is not None:
+            self.replay_size += len(data)
+            if self.replay_size <= self.snapshot.replay_limit:
+                replay.append(data)
+            else:
+                self.replay = None
+        conn = self.upstream
+        if conn is not None:
+            conn.write(data)
+        else:
+            self.pending.append(data)
+            self.pending_size += len(data)
+            if self.pending_size > WRITE_HIGH:
+                self.down.pause_reading(PAUSE_PENDING_BODY)
+
+    # UpstreamOwner ---------------------------------------------------------------------------
+    def on_response_head(
+        self, status: int, headers: list[tuple[bytes, bytes]], body_length: int,
+        content_length: bytes | None,
+    ) -> None:
+        self.state = STREAMING
+        self.status = status
+        self._set_deadline(self.total_deadline)
+        self.down.send_head(self, status, headers, body_length, content_length)
+
+    def on_response_body(self, data: bytes) -> None:
+        self.bytes_out += len(data)
+        self.down.send_body(data)
+
+    def on_response_end(self, trailers: list[tuple[bytes, bytes]] | None) -> None:
+        conn = self.upstream
+        self.upstream = None
+        if conn is not None:
+            self._release_endpoint()
+            conn.detach(reusable=self.request_done)
+        self.down.send_end(trailers)
+        self._finish()
+
+    def on_upstream_lost(self, got_bytes: bool, error: str) -> None:
+        conn = self.upstream
+        self.upstream = None
+        if conn is None:
+            return
+        self._release_endpoint()
+        if self.state == STREAMING:
+            self.error_code = error
+            self.down.abort()
+            self._finish()
+            return
+        if self._may_resend(conn, got_bytes):
+            # The keep-alive race: a pooled connection closed as we reused it, before any
+            # response byte. Safe to send again, once, on a fresh connection.
+            self.race_retried = True
+            assert self.endpoint is not None
+            self._connect(self.endpoint)
+            return
+        self.fail(error)
+
+    def on_upstream_read_done(self) -> None:
+        self.down.flush()
+
+    def on_upstream_paused(self) -> None:
+        if not self.upstream_paused:
+            self.upstream_paused = True
+            self.down.pause_reading(PAUSE_UPSTREAM_FULL)
+
+    def on_upstream_resumed(self) -> None:
+        if self.upstream_paused:
+            self.upstream_paused = False
+            self.down.resume_reading(PAUSE_UPSTREAM_FULL)
+
+    # endings -----------------------------------------------------------------------------------
+    def fail(self, code: str, message: str | None = None,
+             extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        """Answer with the gateway's own JSON error (or abort if the response has begun)."""
+        if self.state == DONE:
+            return
+        self.error_code = code
+        self._drop_upstream(abort=True)
+        if self.state == STREAMING:
+            self.down.abort()
+        else:
+            self.down.local_reply(self, code, message, extra_headers)
+        self._finish()
+
+    def _may_resend(self, conn: UpstreamConnection, got_bytes: bool) -> bool:
+        if not conn.reused or got_bytes or self.race_retried:
+            return False
+        if self.head.method not in IDEMPOTENT:
+            return False
+        return self.head.body_length == NO_BODY or (self.request_done and self.replay is not None)
+
+    def _release_endpoint(self) -> None:
+        if self.endpoint is not None:
+            self.endpoint.active -= 1
+
+    def _drop_upstream(self, abort: bool) -> None:
+        conn = self.upstream
+        if conn is not None:
+            self.upstream = None
+            self._release_endpoint()
+            if abort:
+                conn.abort()
+            else:
+                conn.close()
+
+    def _set_deadline(self, when: float) -> None:
+        if when:
+            self.down.set_deadline(when)
+
+    def _finish(self) -> None:
+        self.state = DONE
+        self.down.exchange_done(self)
+
+    def __repr__(self) -> str:
+        return f"<Exchange {self.head!r} state={self.state} status={self.status}>"

@@ -1,0 +1,37 @@
+"""An immutable compiled config: the route table and the clusters it points to.
+
+A reload builds a new Snapshot off to the side and swaps one reference; exchanges keep the
+snapshot they started with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from edgeward.http.message import RequestHead
+from edgeward.proxy.cluster import Cluster
+from edgeward.proxy.route import Route
+
+# Request bodies up to this size are kept so that a request can be sent again (keep-alive race,
+# retries). Envoy's default per_request_buffer_limit is 1 MiB; 64 KiB covers typical API bodies
+# without letting many slow uploads pin memory.
+DEFAULT_REPLAY_LIMIT = 64 * 1024
+
+
+class Snapshot:
+    __slots__ = ("match", "routes", "clusters", "replay_limit", "source_hash")
+
+    def __init__(
+        self,
+        match: Callable[[RequestHead], Route | None],
+        routes: list[Route],
+        clusters: dict[str, Cluster],
+        *,
+        replay_limit: int = DEFAULT_REPLAY_LIMIT,
+        source_hash: str = "",
+    ) -> None:
+        self.match = match
+        self.routes = routes
+        self.clusters = clusters
+        self.replay_limit = replay_limit
+        self.source_hash = source_hash

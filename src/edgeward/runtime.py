@@ -1,0 +1,101 @@
+"""Run a configuration: compile it per worker, watch its source, swap snapshots on change.
+
+The reload rule: a new config is parsed, validated and compiled off to the side; only when
+all of that succeeds is the snapshot reference swapped. A refused config is logged with
+its precise problems and counted; the last good snapshot keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from edgeward.config.compile import Registry, compile_snapshot, config_hash, load_text
+from edgeward.config.loader import ConfigError, Problem
+from edgeward.config.schema import GatewayConfig
+from edgeward.gateway import Worker
+from edgeward.http.server import ListenerSettings
+
+log = logging.getLogger("edgeward.runtime")
+
+# Recent reloads kept for the admin API and dashboard.
+RELOAD_HISTORY = 50
+
+
+@dataclass
+class ReloadRecord:
+    time: float
+    result: str          # "applied" | "refused" | "unchanged"
+    hash: str
+    error: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"time": self.time, "result": self.result, "hash": self.hash,
+                "error": self.error}
+
+
+def listener_settings(cfg: GatewayConfig) -> ListenerSettings:
+    s = cfg.server
+    return ListenerSettings(
+        header_timeout=s.header_timeout,
+        idle_timeout=s.idle_timeout,
+        max_request_line=s.max_request_line,
+        max_header_bytes=s.max_header_bytes,
+        max_pipelined=s.max_pipelined,
+        trusted_proxies=s.trusted_proxies,
+    )
+
+
+class ConfigRuntime:
+    """Holds the config in force for one worker and applies changes to it."""
+
+    def __init__(self, text: str, source: str, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.source = source
+        self.registry = Registry()
+        self.config = load_text(text, source)
+        self.text = text
+        self.hash = config_hash(text)
+        self.snapshot = compile_snapshot(self.config, loop, self.registry, source=source,
+                                         source_hash=self.hash)
+        self.worker: Worker | None = None
+        self.reloads: list[ReloadRecord] = [ReloadRecord(time.time(), "applied", self.hash)]
+        self.listeners: list[Callable[[GatewayConfig], None]] = []
+
+    def attach(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def apply(self, text: str) -> list[str]:
+        """Validate, compile and swap. Returns the problems (empty when applied)."""
+        digest = config_hash(text)
+        if digest == self.hash:
+            self._record(ReloadRecord(time.time(), "unchanged", digest))
+            return []
+        try:
+            cfg = load_text(text, self.source)
+            if cfg.listen != self.config.listen:
+                raise ConfigError(self.source, [
+                    Problem("listen", "changing the listen address needs a restart")])
+            snapshot = compile_snapshot(cfg, self.loop, self.registry, source=self.source,
+                                        source_hash=digest)
+        except ConfigError as exc:
+            lines = exc.lines()
+            for line in lines:
+                log.error("config refused: %s", line)
+            self._record(ReloadRecord(time.time(), "refused", digest, lines))
+            return lines
+        self.config, self.text, self.hash, self.snapshot = cfg, text, digest, snapshot
+        if self.worker is not None:
+            self.worker.swap(snapshot)
+        self._record(ReloadRecord(time.time(), "applied", digest))
+        log.info("config %s applied from %s", digest, self.source)
+        for listener in self.listeners:
+            listener(cfg)
+        return []
+
+    def _record(self, record: ReloadRecord) -> None:
+        self.reloads.append(record)
+        del self.reloads[:-RELOAD_HISTORY]
