@@ -183,3 +183,25 @@ async def test_watcher_keeps_list_while_etcd_down_and_resumes_without_missing_wr
                     timeout=8.0)
     # the three missed events arrive in one watch response and give one update
     assert updates == [[("10.0.0.1", 80, 1)], [("10.0.0.1", 80, 1), ("10.0.0.3", 80, 5)]]
+
+
+async def test_watcher_rereads_when_its_revision_was_compacted(
+    etcd_private: EtcdServer,
+) -> None:
+    server = etcd_private
+    server.put("/edgeward/services/cmp/10.0.0.1:80", entry("10.0.0.1:80"))
+    updates: list[Endpoints] = []
+    backoff = Backoff(1.5, 1.5, random.Random(0))
+    async with EtcdRegistryWatcher([server.endpoint], "cmp", updates.append,
+                                   backoff=backoff, timeout=1.0) as watcher:
+        server.stop()
+        await asyncio.sleep(0.3)
+        server.start()
+        server.etcdctl("del", "/edgeward/services/cmp/10.0.0.1:80")
+        server.put("/edgeward/services/cmp/10.0.0.2:80", entry("10.0.0.2:80"))
+        rev = json.loads(server.etcdctl("get", "/", "-w", "json"))["header"]["revision"]
+        server.etcdctl("compact", str(rev))
+        await until(lambda: watcher.endpoints == [("10.0.0.2", 80, 1)], timeout=8.0)
+        server.put("/edgeward/services/cmp/10.0.0.3:80", entry("10.0.0.3:80"))
+        await until(lambda: len(watcher.endpoints) == 2)
+    assert updates[-1] == [("10.0.0.2", 80, 1), ("10.0.0.3", 80, 1)]
