@@ -209,3 +209,14 @@ def test_resets_and_gaps_never_give_negative_or_missing_time(
         view = keeper.view(t)
         assert len(view["t"]) == 24
         assert all(x >= 0 for x in known(view["routes"]["api"]["rps"]))
+
+
+def test_repeated_views_between_samples_agree_and_follow_new_samples() -> None:
+    keeper = SeriesKeeper(horizon=30, step=5)
+    keeper.add(sample(0), now=0.0)
+    keeper.add(sample(50), now=5.0)
+    first = keeper.view(5.0)
+    assert keeper.view(5.0) == first
+    assert keeper.view(9.0)["routes"]["api"]["rps"][-2] == 10.0  # window moved by one slot
+    keeper.add(sample(150), now=10.0)
+    assert keeper.view(10.0)["routes"]["api"]["rps"][-1] == 20.0

@@ -128,6 +128,10 @@ class SeriesKeeper:
         self.size = size
         self._tracks: dict[str, dict[str, _Track]] = {kind: {} for kind in KINDS}
         self._last_now: float | None = None
+        # view() is polled (every 2 s by the dashboard) far more often than samples arrive:
+        # the lines only change on add() or when the window moves by a slot.
+        self._version = 0
+        self._cached: tuple[int, int, dict[str, Any]] | None = None
 
     def add(self, sample: Mapping[str, Any], now: float) -> None:
         """Fold one cumulative `stats_sample()` taken at monotonic time `now` into the slots."""
@@ -142,6 +146,7 @@ class SeriesKeeper:
             for name in [n for n, t in tracks.items() if now - t.last_seen > self.horizon]:
                 del tracks[name]
         self._last_now = now
+        self._version += 1
 
     def _fold(
         self, tracks: dict[str, _Track], name: str, stats: Mapping[str, Any], now: float
@@ -214,10 +219,15 @@ class SeriesKeeper:
             "horizon": self.horizon,
             "t": [round(k * step - now, 3) for k in ks],
         }
-        for kind in KINDS:
-            out[kind] = {
-                name: self._line(track, ks) for name, track in sorted(self._tracks[kind].items())
+        cached = self._cached
+        if cached is None or cached[0] != self._version or cached[1] != last_k:
+            lines = {
+                kind: {name: self._line(track, ks)
+                       for name, track in sorted(self._tracks[kind].items())}
+                for kind in KINDS
             }
+            cached = self._cached = (self._version, last_k, lines)
+        out.update(cached[2])
         return out
 
     def _line(self, track: _Track, ks: range) -> dict[str, list[float | None]]:
