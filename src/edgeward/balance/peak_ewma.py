@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import random
+from math import exp
 
 from edgeward.balance.base import Balancer
 from edgeward.balance.endpoint import Endpoint
@@ -105,9 +106,20 @@ class PeakEwmaBalancer(Balancer):
         j = int((x - i) * (n - 1))
         if j >= i:
             j += 1
-        states = self._live_states
         first, second = live[i], live[j]
-        load = self._load
-        if load(states[j], second.active, now) < load(states[i], first.active, now):
-            return second
-        return first
+        a, b = self._live_states[i], self._live_states[j]
+        # _load inlined for both candidates: this is the per-request path.
+        decay = self._decay
+        if a.cost == 0.0:
+            load_a = UNKNOWN_COST_PENALTY + first.active if first.active else 0.0
+        else:
+            load_a = a.cost * (first.active + 1)
+            if now > a.stamp:
+                load_a *= exp(-(now - a.stamp) / decay)
+        if b.cost == 0.0:
+            load_b = UNKNOWN_COST_PENALTY + second.active if second.active else 0.0
+        else:
+            load_b = b.cost * (second.active + 1)
+            if now > b.stamp:
+                load_b *= exp(-(now - b.stamp) / decay)
+        return second if load_b < load_a else first
