@@ -39,7 +39,7 @@ from edgeward.config.loader import Duration, doc
 
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
-_LOW64 = (1 << 64) - 1
+_BYTE = {f"{i:02x}": i for i in range(256)}  # two lowercase hex digits -> int, no int() call
 FLAG_SAMPLED = 0x01
 
 # tracestate limits from the W3C spec section 3.3: at most 32 list members; keys are
@@ -90,14 +90,17 @@ def parse_traceparent(value: str | None) -> TraceContext | None:
     if m is None:
         return None
     version_text, trace_id, parent_id, flags_text, rest = m.groups()
-    if version_text == "ff" or trace_id == _ZERO_TRACE or parent_id == _ZERO_SPAN:
+    if trace_id == _ZERO_TRACE or parent_id == _ZERO_SPAN:
         return None
-    version = int(version_text, 16)
-    flags = int(flags_text, 16)
-    if version == 0:
+    flags = _BYTE[flags_text]
+    if version_text == "00":
         if rest is not None:
             return None
+        version = 0
+    elif version_text == "ff":
+        return None
     else:
+        version = _BYTE[version_text]
         flags &= FLAG_SAMPLED
     return TraceContext(version, trace_id, parent_id, flags)
 
