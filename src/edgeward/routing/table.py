@@ -93,7 +93,7 @@ class _PathIndex(Generic[T]):
                 anypath.append(r)
         self.exact = {k: tuple(v) for k, v in exact.items()}
         self.prefixes = {k: tuple(v) for k, v in prefixes.items()}
-        self.lengths = tuple(sorted({len(k) for k in prefixes}, reverse=True))
+        self.lengths = tuple(sorted({len(k) for k in prefixes}, reverse=True))  # longest first
         self.regex = tuple(regex)
         self.anypath = tuple(anypath)
 
