@@ -19,6 +19,12 @@ from edgeward.config.schema import GatewayConfig, UpstreamConfig, normalize
 from edgeward.proxy.cluster import Cluster
 from edgeward.proxy.route import Route
 from edgeward.proxy.snapshot import Snapshot
+from edgeward.ratelimit.concurrency import ConcurrencyLimiter
+from edgeward.ratelimit.config import RateLimitConfig, RedisConfig
+from edgeward.ratelimit.limiter import Limiter, build_local_limiter
+from edgeward.ratelimit.redis_store import GlobalLimiter
+from edgeward.ratelimit.redis_store import connect as connect_redis
+from edgeward.resilience.retry import RetryBudget, RetryPolicy
 from edgeward.routing.split import TrafficSplit
 from edgeward.routing.table import RouteTable
 
@@ -96,6 +102,46 @@ class Registry:
         return [v for k, v in self._items.items() if k[0] == kind]
 
 
+def _route(cfg: GatewayConfig, index: int, name: str, split: TrafficSplit[Cluster],
+           loop: asyncio.AbstractEventLoop, registry: Registry) -> Route:
+    rc = cfg.routes[index]
+    limiter: Limiter | None = None
+    limit_key = None
+    rl = rc.rate_limit
+    if rl is not None:
+        limit_key = rl.key_spec()
+        if rl.scope == "global":
+            assert cfg.redis is not None
+            redis_cfg = cfg.redis
+            client = registry.get("redis", "default", redis_cfg, lambda: connect_redis(redis_cfg))
+            limiter = registry.get(
+                "limiter", name, (rl, redis_cfg),
+                lambda: _global_limiter(client, name, rl, redis_cfg, loop))
+        else:
+            limiter = registry.get("limiter", name, rl, lambda: build_local_limiter(rl))
+    concurrency = None
+    if rc.max_concurrent is not None:
+        max_concurrent = rc.max_concurrent
+        concurrency = registry.get("concurrency", name, max_concurrent,
+                                   lambda: ConcurrencyLimiter(max_concurrent))
+    retry = budget = None
+    if rc.retries is not None:
+        retry = RetryPolicy(rc.retries)
+        if rc.retries.budget is not None:
+            budget = RetryBudget(rc.retries.budget)
+    return Route(name, split=split, timeout=rc.timeout, max_body_size=rc.max_body_size,
+                 limiter=limiter, limit_key=limit_key, concurrency=concurrency,
+                 retry=retry, budget=budget)
+
+
+def _global_limiter(client: Any, name: str, rl: RateLimitConfig, redis_cfg: RedisConfig,
+                    loop: asyncio.AbstractEventLoop) -> GlobalLimiter:
+    limiter = GlobalLimiter(client, route=name, config=rl, redis=redis_cfg)
+    if loop.is_running():
+        loop.create_task(limiter.prepare())
+    return limiter
+
+
 def _maker(name: str, up: UpstreamConfig, loop: asyncio.AbstractEventLoop,
            rng: random.Random) -> Callable[[], Cluster]:
     return lambda: Cluster(name, up, loop, rng)
@@ -129,7 +175,7 @@ def compile_snapshot(
             else:
                 assert rc.upstream is not None
                 split = TrafficSplit.single(clusters[rc.upstream])
-            route = Route(name, split=split, timeout=rc.timeout, max_body_size=rc.max_body_size)
+            route = _route(cfg, i, name, split, loop, registry)
             routes.append(route)
             table_entries.append((rc.match, route))
         table = RouteTable(table_entries)

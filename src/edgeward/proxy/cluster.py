@@ -13,13 +13,17 @@ from edgeward.balance.hashing import hash64
 from edgeward.config.schema import UpstreamConfig
 from edgeward.http.client import EndpointPool
 from edgeward.http.message import RequestHead
+from edgeward.resilience.breaker import CircuitBreaker
+from edgeward.resilience.outcome import Outcome
+from edgeward.resilience.outlier import OutlierDetector
 from edgeward.routing.keys import KeySpec, parse_key
 
 
 class Cluster:
     __slots__ = (
         "name", "config", "endpoints", "pools", "balancer", "hash_key", "connect_timeout",
-        "response_header_timeout", "_loop", "closed",
+        "response_header_timeout", "_loop", "closed", "breaker", "endpoint_breakers",
+        "outlier", "active_requests", "active_retries", "events", "records_latency", "retries",
     )
 
     def __init__(
@@ -37,6 +41,17 @@ class Cluster:
         options = config.balancer_options()
         self.balancer: Balancer = make_balancer(options, [], rng or random.Random())
         self.hash_key: KeySpec | None = parse_key(config.hash_on) if config.hash_on else None
+        bc = config.circuit_breaker
+        self.breaker = CircuitBreaker(bc) if bc is not None and not bc.per_endpoint else None
+        self.endpoint_breakers: dict[str, CircuitBreaker] | None = (
+            {} if bc is not None and bc.per_endpoint else None)
+        self.outlier = OutlierDetector(config.outlier) if config.outlier is not None else None
+        self.active_requests = 0
+        self.active_retries = 0
+        self.retries = 0  # retries started, all time (for metrics)
+        # Breaker transitions and outlier ejections, drained by the telemetry shell.
+        self.events: list[object] = []
+        self.records_latency = config.balance == "peak_ewma"
         static = [
             Endpoint(host, port, config.weights.get(f"{host}:{port}", 1))
             for host, port in config.targets
@@ -65,6 +80,13 @@ class Cluster:
                 pool.close_all()
         self.endpoints = fresh
         self.balancer.set_endpoints(fresh)
+        if self.outlier is not None:
+            self.outlier.set_endpoints(fresh, self._loop.time())
+        if self.endpoint_breakers is not None:
+            bc = self.config.circuit_breaker
+            assert bc is not None
+            self.endpoint_breakers = {
+                e.key: self.endpoint_breakers.get(e.key) or CircuitBreaker(bc) for e in fresh}
 
     def pick(self, head: RequestHead, route_name: str, now: float) -> Endpoint | None:
         spec = self.hash_key
@@ -73,12 +95,54 @@ class Cluster:
         key = spec.extract(head, route_name)
         return self.balancer.pick(hash64(key) if key is not None else None, now)
 
+    def admit(self, endpoint: Endpoint | None, now: float) -> bool:
+        """Circuit breaker admission (per upstream, or per endpoint when configured)."""
+        if self.breaker is not None:
+            return self.breaker.admit(now)
+        if self.endpoint_breakers is not None and endpoint is not None:
+            return self.endpoint_breakers[endpoint.key].admit(now)
+        return True
+
+    def breaker_for(self, endpoint: Endpoint | None) -> CircuitBreaker | None:
+        if self.breaker is not None:
+            return self.breaker
+        if self.endpoint_breakers is not None and endpoint is not None:
+            return self.endpoint_breakers.get(endpoint.key)
+        return None
+
+    def record(self, endpoint: Endpoint, outcome: Outcome, duration: float, now: float) -> None:
+        """Feed one attempt's outcome to the breaker, outlier detection and balancer."""
+        breaker = self.breaker_for(endpoint)
+        if breaker is not None:
+            transition = breaker.record(outcome, duration, now)
+            if transition is not None:
+                self.events.append(transition)
+        if self.outlier is not None:
+            events = self.outlier.record(endpoint, outcome, now)
+            if events:
+                self.events.extend(events)
+                self.balancer.refresh()
+        if self.records_latency:
+            self.balancer.record(endpoint, duration, now)
+
+    def release(self, endpoint: Endpoint | None, now: float) -> None:
+        """An admitted attempt ended without an outcome (client left): free its permit."""
+        breaker = self.breaker_for(endpoint)
+        if breaker is not None:
+            breaker.release(now)
+
     def availability_changed(self) -> None:
         self.balancer.refresh()
 
     def sweep(self, now: float) -> None:
         for pool in self.pools.values():
             pool.sweep(now)
+        if self.outlier is not None:
+            events = self.outlier.tick(now)
+            if events:
+                self.events.extend(events)
+                self.balancer.refresh()
+        del self.events[:-256]  # bounded when nobody drains them
 
     def close(self) -> None:
         self.closed = True

@@ -13,10 +13,13 @@ States:  NEW -> CONNECTING -> WAITING -> STREAMING -> DONE
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING, Protocol
 
 from edgeward.http.client import WRITE_HIGH, UpstreamConnection, encode_request_head
 from edgeward.http.message import NO_BODY, STREAMED, RequestHead
+from edgeward.ratelimit.decision import Decision, response_headers
+from edgeward.resilience.outcome import Outcome
 
 if TYPE_CHECKING:
     from edgeward.balance.endpoint import Endpoint
@@ -25,6 +28,14 @@ if TYPE_CHECKING:
     from edgeward.proxy.snapshot import Snapshot
 
 NEW, CONNECTING, WAITING, STREAMING, DONE = range(5)
+
+log = logging.getLogger("edgeward.proxy")
+
+_CONNECT_FAILURE = Outcome.of_error("connect_failure")
+_TIMEOUT = Outcome.of_error("timeout")
+_RESET = Outcome.of_error("reset")
+# Marks an exchange that holds one of its route's max_concurrent slots.
+_HOLDS_SLOT = Decision(True, 0, 0, 0.0)
 
 # Methods whose request may be sent twice without changing the outcome (RFC 9110 §9.2.2).
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
@@ -64,7 +75,9 @@ class Exchange:
         "down", "head", "snapshot", "route", "cluster", "endpoint", "upstream", "state",
         "pending", "pending_size", "replay", "replay_size", "request_done", "body_received",
         "total_deadline", "connect_task", "race_retried", "status", "error_code",
-        "bytes_out", "upstream_paused",
+        "bytes_out", "upstream_paused", "started", "attempt", "attempt_started",
+        "upstream_time", "held", "admitted", "resend", "is_retry", "limit_decision",
+        "released",
     )
 
     def __init__(self, down: Downstream, head: RequestHead, snapshot: Snapshot) -> None:
@@ -89,6 +102,16 @@ class Exchange:
         self.error_code: str | None = None
         self.bytes_out = 0
         self.upstream_paused = False
+        self.started = 0.0          # loop time the exchange started
+        self.attempt = 0            # tries so far (1 = the first)
+        self.attempt_started = 0.0
+        self.upstream_time = 0.0    # from the last try's dispatch to its response head
+        self.held: asyncio.Handle | asyncio.Future[Decision] | None = None
+        self.admitted = False       # holds a breaker permit not yet settled
+        self.resend = False         # the next bind must replay the body sent so far
+        self.is_retry = False       # counted in cluster.active_retries
+        self.limit_decision: Decision | None = None
+        self.released = False
 
     # listener-facing ----------------------------------------------------------------------
     def start(self) -> None:
@@ -102,9 +125,66 @@ class Exchange:
         if limit is not None and head.body_length > limit:
             self.fail("payload_too_large")
             return
+        now = self.started = self.down.loop.time()
         if route.timeout is not None:
-            self.total_deadline = self.down.loop.time() + route.timeout
-        self.cluster = route.choose(head)
+            self.total_deadline = now + route.timeout
+        limiter = route.limiter
+        if limiter is not None:
+            key_spec = route.limit_key
+            key = key_spec.extract(head, route.name) if key_spec is not None else None
+            decision = limiter.decide_sync(key or head.client_ip, now)
+            if decision is None:  # a shared (Redis) limit: wait for its answer
+                fut = asyncio.ensure_future(limiter.decide(key or head.client_ip, now))
+                self.held = fut
+                fut.add_done_callback(self._on_decision)
+                return
+            self._decided(decision)
+            return
+        self._admitted()
+
+    def _on_decision(self, fut: asyncio.Future[Decision]) -> None:
+        self.held = None
+        if self.state == DONE or fut.cancelled():
+            return
+        exc = fut.exception()
+        if exc is not None:
+            # The limiter applies on_store_failure itself; anything else is a bug, and a
+            # limiter bug must not take the route down: admit and let the log show it.
+            log.error("rate limiter failed on route %s: %r", self.route, exc)
+            self._admitted()
+            return
+        self._decided(fut.result())
+
+    def _decided(self, decision: Decision) -> None:
+        route = self.route
+        assert route is not None and route.limiter is not None
+        if not decision.allowed:
+            self.limit_decision = decision
+            self.fail("rate_limited",
+                      extra_headers=response_headers(decision, route.limiter.window))
+            return
+        if decision.delay > 0:  # leaky bucket without nodelay: hold the request in the queue
+            self.held = self.down.loop.call_later(decision.delay, self._released)
+            return
+        self._admitted()
+
+    def _released(self) -> None:
+        self.held = None
+        if self.state != DONE:
+            self._admitted()
+
+    def _admitted(self) -> None:
+        route = self.route
+        head = self.head
+        assert route is not None
+        concurrency = route.concurrency
+        if concurrency is not None:
+            if not concurrency.try_acquire():
+                self.fail("overloaded")
+                return
+            self.limit_decision = _HOLDS_SLOT
+        self.cluster = cluster = route.choose(head)
+        cluster.active_requests += 1
         if head.expect_continue and not self.request_done:
             self.down.send_continue()
         self.dispatch()
@@ -135,9 +215,13 @@ class Exchange:
         if state == CONNECTING:
             if self.connect_task is not None:
                 self.connect_task.cancel()
+            if self._settle(_CONNECT_FAILURE, now):
+                return
             self.fail("upstream_connect_failed", "timed out connecting to the upstream")
         elif state == WAITING:
             self._drop_upstream(abort=True)
+            if self._settle(_TIMEOUT, now):
+                return
             self.fail("upstream_timeout")
         elif state == STREAMING:
             self.error_code = "upstream_timeout"
@@ -162,6 +246,7 @@ class Exchange:
         self.error_code = self.error_code or "client_closed"
         self._drop_upstream(abort=True)
         self.state = DONE
+        self._release()
 
     # forwarding ------------------------------------------------------------------------------
     def dispatch(self) -> None:
@@ -169,11 +254,18 @@ class Exchange:
         assert cluster is not None
         loop = self.down.loop
         assert self.route is not None
-        endpoint = cluster.pick(self.head, self.route.name, loop.time())
+        now = loop.time()
+        endpoint = cluster.pick(self.head, self.route.name, now)
         if endpoint is None:
             self.fail("no_healthy_upstream")
             return
+        if not cluster.admit(endpoint, now):
+            self.fail("circuit_open")
+            return
+        self.admitted = True
         self.endpoint = endpoint
+        self.attempt += 1
+        self.attempt_started = now
         conn = cluster.pools[endpoint].take()
         if conn is not None:
             self._bind(conn)
@@ -200,7 +292,12 @@ class Exchange:
                 task.result().detach(reusable=True)
             return
         if exc is not None:
-            self.fail("upstream_connect_failed", f"connecting to {self.endpoint!r}: {exc}")
+            if self._settle(_CONNECT_FAILURE, self.down.loop.time()):
+                return
+            # The client learns the upstream's name, never its internal addresses.
+            log.info("connect to %r failed: %r", self.endpoint, exc)
+            self.fail("upstream_connect_failed",
+                      f"could not connect to upstream {self.cluster.name if self.cluster else ''}")
             return
         self._bind(task.result())
 
@@ -220,11 +317,17 @@ class Exchange:
             self.pending = []
             self.pending_size = 0
             self.down.resume_reading(PAUSE_PENDING_BODY)
-        elif self.race_retried and self.replay:
+        elif self.resend and self.replay:
             data += b"".join(self.replay)
+        self.resend = False
         self.state = WAITING
         loop = self.down.loop
-        deadline = loop.time() + cluster.response_header_timeout
+        assert self.route is not None
+        per_try = self.route.per_try_timeout
+        wait = cluster.response_header_timeout
+        if per_try is not None and per_try < wait:
+            wait = per_try
+        deadline = loop.time() + wait
         if self.total_deadline and self.total_deadline < deadline:
             deadline = self.total_deadline
         self._set_deadline(deadline)
@@ -252,6 +355,14 @@ class Exchange:
         self, status: int, headers: list[tuple[bytes, bytes]], body_length: int,
         content_length: bytes | None,
     ) -> None:
+        now = self.down.loop.time()
+        self.upstream_time = now - self.attempt_started
+        outcome = Outcome.of_status(status)
+        if status >= 500 and self._may_retry(outcome):
+            self._drop_upstream(abort=True)
+            self._settle(outcome, now)
+            return
+        self._record(outcome, now)
         self.state = STREAMING
         self.status = status
         self._set_deadline(self.total_deadline)
@@ -285,8 +396,11 @@ class Exchange:
             # The keep-alive race: a pooled connection closed as we reused it, before any
             # response byte. Safe to send again, once, on a fresh connection.
             self.race_retried = True
+            self.resend = True
             assert self.endpoint is not None
             self._connect(self.endpoint)
+            return
+        if self._settle(_RESET, self.down.loop.time()):
             return
         self.fail(error)
 
@@ -302,6 +416,56 @@ class Exchange:
         if self.upstream_paused:
             self.upstream_paused = False
             self.down.resume_reading(PAUSE_UPSTREAM_FULL)
+
+    # governance ------------------------------------------------------------------------------
+    def _record(self, outcome: Outcome, now: float) -> None:
+        """Feed this try's outcome to the breaker, outlier detection and balancer, once."""
+        if not self.admitted:
+            return
+        self.admitted = False
+        cluster, endpoint = self.cluster, self.endpoint
+        if cluster is not None and endpoint is not None:
+            cluster.record(endpoint, outcome, now - self.attempt_started, now)
+
+    def _may_retry(self, outcome: Outcome) -> bool:
+        route, cluster = self.route, self.cluster
+        if route is None or cluster is None or route.retry is None or self.state == DONE:
+            return False
+        head = self.head
+        replayable = head.body_length == NO_BODY or (
+            self.request_done and self.replay is not None)
+        if not route.retry.should_retry(self.attempt, outcome, head.method, replayable):
+            return False
+        if self.total_deadline and self.down.loop.time() >= self.total_deadline:
+            return False
+        budget = route.budget
+        if budget is not None and not self.is_retry and not budget.try_acquire(
+                cluster.active_requests, cluster.active_retries):
+            return False
+        return True
+
+    def _settle(self, outcome: Outcome, now: float) -> bool:
+        """Record a failed try; when the route's retry policy allows, schedule the next try
+        and return True (the caller then stops); else return False."""
+        self._record(outcome, now)
+        if not self._may_retry(outcome):
+            return False
+        route, cluster = self.route, self.cluster
+        assert route is not None and route.retry is not None and cluster is not None
+        if not self.is_retry:
+            self.is_retry = True
+            cluster.active_retries += 1
+        cluster.retries += 1
+        self.state = NEW
+        self.resend = True
+        delay = route.retry.backoff(self.attempt, self.snapshot.rng)
+        self.held = self.down.loop.call_later(delay, self._retry)
+        return True
+
+    def _retry(self) -> None:
+        self.held = None
+        if self.state == NEW:
+            self.dispatch()
 
     # endings -----------------------------------------------------------------------------------
     def fail(self, code: str, message: str | None = None,
@@ -344,7 +508,30 @@ class Exchange:
 
     def _finish(self) -> None:
         self.state = DONE
+        self._release()
         self.down.exchange_done(self)
+
+    def _release(self) -> None:
+        """Give back everything the exchange holds: slots, counters, breaker permits."""
+        held = self.held
+        if held is not None:
+            self.held = None
+            held.cancel()
+        cluster = self.cluster
+        if cluster is not None and not self.released:
+            self.released = True
+            if self.admitted:
+                self.admitted = False
+                cluster.release(self.endpoint, self.down.loop.time())
+            cluster.active_requests -= 1
+            if self.is_retry:
+                self.is_retry = False
+                cluster.active_retries -= 1
+        if self.limit_decision is _HOLDS_SLOT:
+            self.limit_decision = None
+            route = self.route
+            if route is not None and route.concurrency is not None:
+                route.concurrency.release()
 
     def __repr__(self) -> str:
         return f"<Exchange {self.head!r} state={self.state} status={self.status}>"

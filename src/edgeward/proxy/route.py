@@ -1,14 +1,22 @@
-"""A compiled route: what a matched request gets — limits, timeouts and where it goes."""
+"""A compiled route: what a matched request gets — limits, timeouts, retries, destination."""
 
 from __future__ import annotations
 
 from edgeward.http.message import RequestHead
 from edgeward.proxy.cluster import Cluster
+from edgeward.ratelimit.concurrency import ConcurrencyLimiter
+from edgeward.ratelimit.keys import KeySpec as RateLimitKey
+from edgeward.ratelimit.limiter import Limiter
+from edgeward.resilience.retry import RetryBudget, RetryPolicy
+from edgeward.routing.keys import KeySpec
 from edgeward.routing.split import TrafficSplit
 
 
 class Route:
-    __slots__ = ("name", "timeout", "max_body_size", "split")
+    __slots__ = (
+        "name", "timeout", "max_body_size", "split", "limiter", "limit_key", "concurrency",
+        "retry", "budget", "per_try_timeout",
+    )
 
     def __init__(
         self,
@@ -17,11 +25,22 @@ class Route:
         split: TrafficSplit[Cluster],
         timeout: float | None,
         max_body_size: int | None,
+        limiter: Limiter | None = None,
+        limit_key: KeySpec | RateLimitKey | None = None,
+        concurrency: ConcurrencyLimiter | None = None,
+        retry: RetryPolicy | None = None,
+        budget: RetryBudget | None = None,
     ) -> None:
         self.name = name
         self.split = split
         self.timeout = timeout
         self.max_body_size = max_body_size
+        self.limiter = limiter
+        self.limit_key = limit_key
+        self.concurrency = concurrency
+        self.retry = retry
+        self.budget = budget
+        self.per_try_timeout = retry.cfg.per_try_timeout if retry is not None else None
 
     def choose(self, head: RequestHead) -> Cluster:
         return self.split.choose(head, self.name)

@@ -6,6 +6,7 @@ snapshot they started with.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 
 from edgeward.http.message import RequestHead
@@ -19,7 +20,7 @@ DEFAULT_REPLAY_LIMIT = 64 * 1024
 
 
 class Snapshot:
-    __slots__ = ("match", "routes", "clusters", "replay_limit", "source_hash")
+    __slots__ = ("match", "routes", "clusters", "replay_limit", "source_hash", "rng")
 
     def __init__(
         self,
@@ -35,3 +36,4 @@ class Snapshot:
         self.clusters = clusters
         self.replay_limit = replay_limit
         self.source_hash = source_hash
+        self.rng = random.Random()  # retry jitter
