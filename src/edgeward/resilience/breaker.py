@@ -206,7 +206,7 @@ class CircuitBreaker:
 
     __slots__ = (
         "cfg", "_fail_mask", "_failure_rate", "_slow_rate", "_slow_call", "_min_requests",
-        "_width", "_nbuckets", "_calls", "_fails", "_slows", "_epoch",
+        "_width", "_nbuckets", "_slot", "_calls", "_fails", "_slows", "_epoch",
         "_total_calls", "_total_fails", "_total_slows",
         "_state", "_since", "_open_until", "_openings",
         "_probes_admitted", "_probes_ok", "_probe_starts", "_queued",
@@ -230,6 +230,7 @@ class CircuitBreaker:
         self._fails = [0] * cfg.buckets
         self._slows = [0] * cfg.buckets
         self._epoch: int | None = None  # bucket number (now // width) of the newest bucket
+        self._slot = 0                  # its index in the ring: epoch % buckets
         self._total_calls = 0
         self._total_fails = 0
         self._total_slows = 0
@@ -320,7 +321,7 @@ class CircuitBreaker:
     # --- internals ------------------------------------------------------------------------------
 
     def _record_closed(self, failed: bool, slow: bool, now: float) -> Transition | None:
-        i = self._roll(now)
+        i = self._slot if int(now // self._width) == self._epoch else self._roll(now)
         self._calls[i] += 1
         calls = self._total_calls = self._total_calls + 1
         if failed:
@@ -341,6 +342,8 @@ class CircuitBreaker:
         """Move the ring to `now`, emptying buckets that fell out of the window; return slot."""
         epoch = int(now // self._width)
         last = self._epoch
+        if epoch == last:
+            return self._slot  # the common case: same bucket as the previous call
         n = self._nbuckets
         if last is None or epoch - last >= n:
             if self._total_calls:
@@ -357,8 +360,9 @@ class CircuitBreaker:
                     calls[j] = fails[j] = slows[j] = 0
             self._epoch = epoch
         else:
-            epoch = last  # a clock that did not move (or went back) writes to the newest bucket
-        return epoch % n
+            return self._slot  # a clock that went back writes to the newest bucket
+        self._slot = epoch % n
+        return self._slot
 
     def _clear_window(self) -> None:
         n = self._nbuckets
