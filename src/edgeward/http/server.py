@@ -36,6 +36,7 @@ from edgeward.proxy.exchange import Exchange
 
 if TYPE_CHECKING:
     from edgeward.proxy.snapshot import Snapshot
+    from edgeward.proxy.telemetry import Tracer
 
 PAUSE_PIPELINE = 4  # too many pipelined requests are waiting for their turn
 
@@ -49,6 +50,7 @@ _X_REQUEST_ID = b"x-request-id"
 _XFF = b"x-forwarded-for"
 _XFP = b"x-forwarded-proto"
 _XFH = b"x-forwarded-host"
+_TRACEPARENT = b"traceparent"
 _DROP_FROM_CLIENT = frozenset({_X_REQUEST_ID, _XFF, _XFP, _XFH, _CONTENT_LENGTH, _EXPECT})
 
 
@@ -87,7 +89,7 @@ class ListenerSettings:
 class ListenerState:
     """What all connections of one worker share: settings, the snapshot in force, ids."""
 
-    __slots__ = ("settings", "snapshot", "ids", "connections", "draining", "on_done")
+    __slots__ = ("settings", "snapshot", "ids", "connections", "draining", "on_done", "tracer")
 
     def __init__(self, settings: ListenerSettings, snapshot: Snapshot) -> None:
         self.settings = settings
@@ -96,6 +98,7 @@ class ListenerState:
         self.connections: set[HttpConnection] = set()
         self.draining = False
         self.on_done: Callable[[Exchange], None] | None = None
+        self.tracer: Tracer | None = None
 
 
 class HttpConnection(asyncio.Protocol):
@@ -103,7 +106,8 @@ class HttpConnection(asyncio.Protocol):
         "state", "loop", "transport", "parser", "client_ip",
         "url", "url_bytes", "headers", "head_bytes", "in_head", "parsing", "trailers",
         "current", "queue", "paused", "writing_paused", "closing",
-        "deadline", "timer", "timer_at", "http10", "keep_alive", "out_chunked", "head_only", "out_head",
+        "deadline", "timer", "timer_at", "http10", "keep_alive", "out_chunked", "head_only",
+        "out_head",
     )
 
     def __init__(self, state: ListenerState, loop: asyncio.AbstractEventLoop) -> None:
@@ -277,6 +281,8 @@ class HttpConnection(asyncio.Protocol):
         expect_continue = False
         request_id: bytes | None = None
         xff = xfp = xfh = None
+        traceparent: bytes | None = None
+        tracer = self.state.tracer
         kept: list[tuple[bytes, bytes]] = []
         hop = HOP_BY_HOP
         drop = _DROP_FROM_CLIENT
@@ -310,6 +316,8 @@ class HttpConnection(asyncio.Protocol):
                     xfp = value
                 else:
                     xfh = value
+            elif tracer is not None and lname == _TRACEPARENT:
+                traceparent = value
             else:
                 kept.append((name, value))
         if upgrade is not None and conn_tokens and _UPGRADE in conn_tokens:
@@ -351,6 +359,9 @@ class HttpConnection(asyncio.Protocol):
         )
         head.expect_continue = expect_continue
         head.extra = self._forwarding_lines(head, xff, xfp, xfh)
+        if tracer is not None:
+            head.trace, line = tracer.start(traceparent)
+            head.extra.append(line)
         return head
 
     def _forwarding_lines(
@@ -459,9 +470,11 @@ class HttpConnection(asyncio.Protocol):
         if close:
             self.keep_alive = False
         if self.transport is not None:
+            trace = ex.head.trace
             self.transport.write(
                 error_response(code, ex.head.request_id, message=message, close=close,
-                               extra_headers=extra_headers, head_only=self.head_only)
+                               extra_headers=extra_headers, head_only=self.head_only,
+                               trace_id=getattr(trace, "trace_id", None))
             )
 
     def abort(self) -> None:
@@ -548,11 +561,20 @@ class HttpConnection(asyncio.Protocol):
         self.keep_alive = False
         if self.transport is None:
             return
-        if self.current is None:
+        current = self.current
+        if current is None:
             rid = self.state.ids.new()
             self.transport.write(error_response(code, rid, message=message, close=True))
             self.transport.close()
-        # else: the response in progress finishes, then the connection closes (closing=True)
+        elif self.parsing is current:
+            # The body of the request in progress is malformed (bad chunk size or
+            # terminator): it can never complete, so the exchange fails now (the upstream
+            # connection is aborted, its half-sent request with it) instead of waiting on a
+            # body that will not come.
+            self.parsing = None
+            current.fail(code, message)
+        # else: an earlier request's response is in progress; it finishes, then the
+        # connection closes (closing=True) and the refused pipelined request is dropped.
 
     def _close(self) -> None:
         self.closing = True
