@@ -51,6 +51,9 @@ _XFF = b"x-forwarded-for"
 _XFP = b"x-forwarded-proto"
 _XFH = b"x-forwarded-host"
 _TRACEPARENT = b"traceparent"
+# llhttp (strict) stops at versions other than 0.9/1.0/1.1/2.0 with this message; such a
+# client gets the same 505 as HTTP/2.0 in a request line, not a generic 400.
+_LLHTTP_BAD_VERSION = "Invalid HTTP version"
 _DROP_FROM_CLIENT = frozenset({_X_REQUEST_ID, _XFF, _XFP, _XFH, _CONTENT_LENGTH, _EXPECT})
 
 
@@ -159,7 +162,11 @@ class HttpConnection(asyncio.Protocol):
             if not isinstance(exc.__context__, Refused):
                 raise
         except httptools.HttpParserError as exc:
-            self._refuse("bad_request", f"malformed HTTP/1.1: {exc}")
+            if str(exc) == _LLHTTP_BAD_VERSION:
+                self._refuse("http_version_not_supported",
+                             "only HTTP/1.0 and HTTP/1.1 are accepted")
+            else:
+                self._refuse("bad_request", f"malformed HTTP/1.1: {exc}")
             return
         except Refused:
             return
