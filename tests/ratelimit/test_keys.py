@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import pytest
+
+from edgeward.ratelimit.keys import parse_key_spec
+from edgeward.request import SimpleRequest
+
+REQ = SimpleRequest(client_ip="10.0.0.7", headers={"X-Api-Key": "k1", "X-Consumer-Id": "acme"})
+BARE = SimpleRequest(client_ip="10.0.0.8")
+
+
+@pytest.mark.parametrize(
+    ("spec", "request_key", "bare_key"),
+    [
+        ("client_ip", "ip:10.0.0.7", "ip:10.0.0.8"),
+        ("route", "route:orders", "route:orders"),
+        ("header:X-API-KEY", "h:k1", "ip:10.0.0.8"),
+        ("consumer", "c:acme", "ip:10.0.0.8"),
+    ],
+)
+def test_keys_per_spec_with_client_ip_fallback(spec: str, request_key: str, bare_key: str) -> None:
+    key = parse_key_spec(spec)
+    assert key.extract(REQ, "orders") == request_key
+    assert key.extract(BARE, "orders") == bare_key
+
+
+def test_a_header_value_cannot_impersonate_a_client_ip_key() -> None:
+    key = parse_key_spec("header:x-user")
+    forged = SimpleRequest(client_ip="1.1.1.1", headers={"x-user": "ip:10.0.0.8"})
+    assert key.extract(forged, "r") != parse_key_spec("client_ip").extract(BARE, "r")
+
+
+def test_consumer_header_is_configurable() -> None:
+    key = parse_key_spec("consumer", consumer_header="X-Tenant")
+    assert key.extract(SimpleRequest(headers={"x-tenant": "t9"}), "r") == "c:t9"
+
+
+@pytest.mark.parametrize("bad", ["ip", "header:", "header:a b", "Client_IP"])
+def test_unknown_specs_are_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match="header name|must be client_ip"):
+        parse_key_spec(bad)
