@@ -153,32 +153,30 @@ def _run_text(text: str, label: str, workers: int, watch: str | None = None,
     cfg = load_text(text, label)
     host, port = cfg.listen
     sockets = [bind_socket(host, port, reuse_port=workers > 1) for _ in range(workers)]
-    admin_socks: list[socket.socket] = []
-    if cfg.admin is not None:
-        ah, ap = cfg.admin.listen
-        admin_socks = [bind_socket(ah, ap, reuse_port=workers > 1) for _ in range(workers)]
+    metrics_dir = None
+    if workers > 1:
+        from edgeward.control import metrics_dir_for
+
+        metrics_dir = metrics_dir_for(os.getpid())
     shown = f"[{host}]" if ":" in host else host
     print(f"edgeward {__version__} listening on http://{shown}:{sockets[0].getsockname()[1]} "
           f"({workers} worker{'s' if workers > 1 else ''}, config {label})",
           file=sys.stderr, flush=True)
 
-    every = sockets + admin_socks
+    every = sockets
 
     def run_one(slot: int) -> int:
         from edgeward.app import serve_config
 
-        own = [sockets[slot]]
+        own = sockets[slot]
         if workers > 1:
             # Sockets of the other slots must not stay open here, or connections the kernel
             # routes to them would wait after their owner drained.
-            mine = {sockets[slot].fileno()} | (
-                {admin_socks[slot].fileno()} if admin_socks else set())
             for s in every:
-                if s.fileno() not in mine:
+                if s is not own:
                     s.close()
-        adm = [admin_socks[slot]] if admin_socks else []
-        return serve_config(text, label, own, adm, watch=watch, worker_id=slot,
-                            workers=workers, before=before)
+        return serve_config(text, label, [own], watch=watch, worker_id=slot,
+                            workers=workers, metrics_dir=metrics_dir, before=before)
 
     if workers == 1:
         return run_one(0)

@@ -172,8 +172,8 @@ class AdminConnection(asyncio.Protocol):
     # -- transport events ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self._transport = transport  # type: ignore[assignment]
         self._connections.add(self)
         self._arm_idle()
 

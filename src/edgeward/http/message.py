@@ -32,6 +32,7 @@ class RequestHead:
         "scheme",
         "extra",
         "expect_continue",
+        "trace",
         "_index",
         "_cookies",
         "_query",
@@ -62,6 +63,7 @@ class RequestHead:
         self.scheme = scheme
         self.extra: list[bytes] = []  # ready-made header lines the gateway adds upstream
         self.expect_continue = False  # the client waits for 100 Continue before its body
+        self.trace: object | None = None  # the request's trace identity, when tracing is on
         self._index: dict[str, str] | None = None
         self._cookies: dict[str, str] | None = None
         self._query: dict[str, str] | None = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING, Protocol
 
 from edgeward.http.client import WRITE_HIGH, UpstreamConnection, encode_request_head
@@ -30,6 +31,11 @@ if TYPE_CHECKING:
 NEW, CONNECTING, WAITING, STREAMING, DONE = range(5)
 
 log = logging.getLogger("edgeward.proxy")
+
+# Governance and latency figures need sub-millisecond time; uvloop's loop.time() is cached per
+# loop iteration in whole milliseconds. Both are CLOCK_MONOTONIC, so deadlines computed from
+# this clock are valid for loop.call_at (at most a millisecond apart).
+_clock = time.monotonic
 
 _CONNECT_FAILURE = Outcome.of_error("connect_failure")
 _TIMEOUT = Outcome.of_error("timeout")
@@ -77,7 +83,7 @@ class Exchange:
         "total_deadline", "connect_task", "race_retried", "status", "error_code",
         "bytes_out", "upstream_paused", "started", "attempt", "attempt_started",
         "upstream_time", "held", "admitted", "resend", "is_retry", "limit_decision",
-        "released",
+        "released", "connect_time",
     )
 
     def __init__(self, down: Downstream, head: RequestHead, snapshot: Snapshot) -> None:
@@ -112,6 +118,7 @@ class Exchange:
         self.is_retry = False       # counted in cluster.active_retries
         self.limit_decision: Decision | None = None
         self.released = False
+        self.connect_time = 0.0     # TCP connect of the last new upstream connection
 
     # listener-facing ----------------------------------------------------------------------
     def start(self) -> None:
@@ -125,7 +132,7 @@ class Exchange:
         if limit is not None and head.body_length > limit:
             self.fail("payload_too_large")
             return
-        now = self.started = self.down.loop.time()
+        now = self.started = _clock()
         if route.timeout is not None:
             self.total_deadline = now + route.timeout
         limiter = route.limiter
@@ -254,7 +261,7 @@ class Exchange:
         assert cluster is not None
         loop = self.down.loop
         assert self.route is not None
-        now = loop.time()
+        now = _clock()
         endpoint = cluster.pick(self.head, self.route.name, now)
         if endpoint is None:
             self.fail("no_healthy_upstream")
@@ -277,7 +284,8 @@ class Exchange:
         assert cluster is not None
         loop = self.down.loop
         self.state = CONNECTING
-        self._set_deadline(loop.time() + cluster.connect_timeout)
+        self.connect_time = now = _clock()
+        self._set_deadline(now + cluster.connect_timeout)
         task = loop.create_task(cluster.pools[endpoint].connect())
         self.connect_task = task
         task.add_done_callback(self._connected)
@@ -291,8 +299,9 @@ class Exchange:
             if exc is None:
                 task.result().detach(reusable=True)
             return
+        self.connect_time = _clock() - self.connect_time
         if exc is not None:
-            if self._settle(_CONNECT_FAILURE, self.down.loop.time()):
+            if self._settle(_CONNECT_FAILURE, _clock()):
                 return
             # The client learns the upstream's name, never its internal addresses.
             log.info("connect to %r failed: %r", self.endpoint, exc)
@@ -327,7 +336,7 @@ class Exchange:
         wait = cluster.response_header_timeout
         if per_try is not None and per_try < wait:
             wait = per_try
-        deadline = loop.time() + wait
+        deadline = _clock() + wait
         if self.total_deadline and self.total_deadline < deadline:
             deadline = self.total_deadline
         self._set_deadline(deadline)
@@ -355,7 +364,7 @@ class Exchange:
         self, status: int, headers: list[tuple[bytes, bytes]], body_length: int,
         content_length: bytes | None,
     ) -> None:
-        now = self.down.loop.time()
+        now = _clock()
         self.upstream_time = now - self.attempt_started
         outcome = Outcome.of_status(status)
         if status >= 500 and self._may_retry(outcome):
@@ -400,7 +409,7 @@ class Exchange:
             assert self.endpoint is not None
             self._connect(self.endpoint)
             return
-        if self._settle(_RESET, self.down.loop.time()):
+        if self._settle(_RESET, _clock()):
             return
         self.fail(error)
 
@@ -436,7 +445,7 @@ class Exchange:
             self.request_done and self.replay is not None)
         if not route.retry.should_retry(self.attempt, outcome, head.method, replayable):
             return False
-        if self.total_deadline and self.down.loop.time() >= self.total_deadline:
+        if self.total_deadline and _clock() >= self.total_deadline:
             return False
         budget = route.budget
         if budget is not None and not self.is_retry and not budget.try_acquire(
@@ -522,7 +531,7 @@ class Exchange:
             self.released = True
             if self.admitted:
                 self.admitted = False
-                cluster.release(self.endpoint, self.down.loop.time())
+                cluster.release(self.endpoint, _clock())
             cluster.active_requests -= 1
             if self.is_retry:
                 self.is_retry = False

@@ -1,0 +1,327 @@
+"""The worker's control side: admin backend, cluster watchers, telemetry upkeep.
+
+`Control` implements the admin API's `AdminBackend` over the running worker, keeps one
+discovery watcher and one health checker per live cluster (started when a snapshot brings a
+cluster in, stopped when a reload drops it), and once a second moves breaker and outlier
+events into metrics and, with several workers, publishes this worker's metrics snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from typing import Any
+
+from edgeward.balance.endpoint import Endpoint
+from edgeward.balance.peak_ewma import PeakEwmaBalancer
+from edgeward.config.schema import GatewayConfig
+from edgeward.discovery.dns import DnsResolverWatcher
+from edgeward.discovery.etcd import EtcdRegistryWatcher
+from edgeward.discovery.health import ActiveHealthChecker
+from edgeward.discovery.health import Transition as HealthTransition
+from edgeward.gateway import Worker
+from edgeward.observe.exchange import SnapshotExchange
+from edgeward.proxy.cluster import Cluster
+from edgeward.proxy.snapshot import Snapshot
+from edgeward.proxy.telemetry import Telemetry
+from edgeward.runtime import ConfigRuntime
+
+log = logging.getLogger("edgeward.control")
+
+UPKEEP_INTERVAL = 1.0
+_REDACTED = "<redacted>"
+
+
+class ClusterWatch:
+    """Discovery and active health checking of one cluster object."""
+
+    def __init__(self, cluster: Cluster, cfg: GatewayConfig, telemetry: Telemetry) -> None:
+        self.cluster = cluster
+        self.telemetry = telemetry
+        self.checker: ActiveHealthChecker | None = None
+        self.discovery: EtcdRegistryWatcher | DnsResolverWatcher | None = None
+        up = cluster.config
+        if up.health is not None:
+            self.checker = ActiveHealthChecker(
+                lambda: cluster.endpoints, up.health, self._on_health, name=cluster.name,
+                initial_healthy=up.discovery is None)
+        d = up.discovery
+        if d is not None and d.etcd is not None and cfg.etcd is not None:
+            self.discovery = EtcdRegistryWatcher(cfg.etcd.endpoints, d.etcd, self._on_members,
+                                                 timeout=cfg.etcd.timeout)
+        elif d is not None and d.dns is not None:
+            self.discovery = DnsResolverWatcher(
+                d.dns, record_type=d.dns_type, port=d.port, resolver=d.resolver,
+                min_refresh=d.dns_refresh, on_update=self._on_members)
+
+    async def start(self) -> None:
+        if self.checker is not None:
+            self.checker.start()
+        if isinstance(self.discovery, EtcdRegistryWatcher):
+            try:
+                await self.discovery.start()
+            except Exception as exc:  # keeps retrying in the background
+                log.error("etcd discovery for %s: %s", self.cluster.name, exc)
+        elif self.discovery is not None:
+            self.discovery.start()
+
+    async def stop(self) -> None:
+        if self.checker is not None:
+            await self.checker.stop()
+        if isinstance(self.discovery, EtcdRegistryWatcher):
+            await self.discovery.close()
+        elif self.discovery is not None:
+            await self.discovery.stop()
+
+    def _on_members(self, members: list[tuple[str, int, int]]) -> None:
+        cluster = self.cluster
+        fresh = [Endpoint(h, p, max(1, w)) for h, p, w in members]
+        known = {e.key for e in cluster.endpoints}
+        cluster.set_endpoints(fresh)
+        if self.checker is not None:
+            # Registry endpoints take traffic only once their health checks pass.
+            self.checker.set_endpoints(cluster.endpoints, initial_healthy=False)
+        cluster.availability_changed()
+        for e in cluster.endpoints:
+            if e.key not in known:
+                log.info("upstream %s: endpoint %s joined", cluster.name, e.key)
+
+    def _on_health(self, endpoint: Endpoint, transition: HealthTransition) -> None:
+        self.cluster.availability_changed()
+        healthy = transition is HealthTransition.BECAME_HEALTHY
+        self.telemetry.metrics.endpoint_healthy(self.cluster.name, endpoint.key).set(
+            1.0 if healthy else 0.0)
+
+
+class Control:
+    """AdminBackend for one worker, plus the upkeep of watchers and telemetry."""
+
+    def __init__(self, worker: Worker, runtime: ConfigRuntime, telemetry: Telemetry, *,
+                 worker_id: int, workers: int, metrics_dir: str | None) -> None:
+        self.worker = worker
+        self.runtime = runtime
+        self.telemetry = telemetry
+        self.watches: dict[int, ClusterWatch] = {}
+        self.exchange = (SnapshotExchange(metrics_dir, worker_id)
+                         if metrics_dir is not None and workers > 1 else None)
+        self._upkeep: asyncio.Task[None] | None = None
+        self._apply_lock = asyncio.Lock()
+        metrics = telemetry.metrics
+        metrics.active_connections.set_function(lambda: float(len(worker.state.connections)))
+        metrics.active_requests.set_function(self._active_requests)
+        metrics.config_loaded(True, runtime.hash, time.time())
+        runtime.listeners.append(self._on_reload)
+
+    async def start(self) -> None:
+        if self.exchange is not None:
+            self.exchange.start()
+        await self._sync_watches(self.runtime.snapshot)
+        self._upkeep = asyncio.get_running_loop().create_task(self._run_upkeep())
+
+    async def stop(self) -> None:
+        if self._upkeep is not None:
+            self._upkeep.cancel()
+        for watch in list(self.watches.values()):
+            await watch.stop()
+        self.watches.clear()
+
+    # upkeep ---------------------------------------------------------------------------------
+    async def _run_upkeep(self) -> None:
+        while True:
+            await asyncio.sleep(UPKEEP_INTERVAL)
+            try:
+                self.telemetry.drain_cluster_events(self.worker.snapshot)
+                if self.exchange is not None:
+                    self.exchange.publish(self.telemetry.metrics.registry)
+            except Exception:
+                log.exception("telemetry upkeep")
+
+    def _active_requests(self) -> float:
+        return float(sum(c.active_requests for c in self.worker.snapshot.clusters.values()))
+
+    def _on_reload(self, cfg: GatewayConfig) -> None:
+        self.telemetry.metrics.config_loaded(True, self.runtime.hash, time.time())
+        asyncio.get_running_loop().create_task(self._sync_watches(self.runtime.snapshot))
+
+    async def _sync_watches(self, snapshot: Snapshot) -> None:
+        live = {id(c): c for c in snapshot.clusters.values()}
+        for key in [k for k in self.watches if k not in live]:
+            await self.watches.pop(key).stop()
+        for key, cluster in live.items():
+            if key not in self.watches:
+                watch = ClusterWatch(cluster, self.runtime.config, self.telemetry)
+                self.watches[key] = watch
+                await watch.start()
+
+    # AdminBackend ---------------------------------------------------------------------------
+    def ready(self) -> bool:
+        return not self.worker.state.draining and bool(self.worker.servers)
+
+    def metrics_text(self) -> str:
+        registry = self.telemetry.metrics.registry
+        if self.exchange is not None:
+            return self.exchange.render(registry)
+        return registry.render()
+
+    def config_view(self) -> dict[str, Any]:
+        import yaml
+
+        raw = yaml.safe_load(self.runtime.text) or {}
+        redacted: dict[str, Any] = _redact(raw)
+        return redacted
+
+    async def apply_config(self, text: str) -> list[str]:
+        async with self._apply_lock:
+            problems = self.runtime.apply(text)
+            if problems:
+                self.telemetry.metrics.config_loaded(False, None, time.time())
+            return problems
+
+    def routes_view(self) -> list[dict[str, Any]]:
+        cfg = self.runtime.config
+        out = []
+        for i, rc in enumerate(cfg.routes):
+            out.append({
+                "name": cfg.route_name(i),
+                "match": _plain(rc.match),
+                "upstream": rc.upstream,
+                "split": [_plain(e) for e in rc.split] if rc.split else None,
+                "timeout": rc.timeout,
+                "rate_limit": _plain(rc.rate_limit) if rc.rate_limit else None,
+                "max_concurrent": rc.max_concurrent,
+                "retries": _plain(rc.retries) if rc.retries else None,
+            })
+        return out
+
+    def upstreams_view(self) -> list[dict[str, Any]]:
+        now = self.worker.loop.time()
+        out = []
+        for cluster in self.worker.snapshot.clusters.values():
+            eps = []
+            for e in cluster.endpoints:
+                breaker = cluster.breaker_for(e)
+                eps.append({
+                    "address": e.key, "weight": e.weight, "healthy": e.healthy,
+                    "ejected": e.ejected, "in_flight": e.active,
+                    "breaker": breaker.state(now) if breaker is not None else "closed",
+                    "ewma_ms": _ewma_ms(cluster, e, now),
+                    "idle_connections": len(cluster.pools[e].idle) if e in cluster.pools else 0,
+                })
+            out.append({"name": cluster.name, "balance": cluster.config.balance,
+                        "active_requests": cluster.active_requests,
+                        "retries": cluster.retries, "endpoints": eps})
+        return out
+
+    def ratelimits_view(self) -> list[dict[str, Any]]:
+        out = []
+        for route in self.worker.snapshot.routes:
+            if route.limiter is None and route.concurrency is None:
+                continue
+            entry: dict[str, Any] = {"route": route.name}
+            if route.limiter is not None:
+                entry["scope"] = "local" if route.limiter.local else "global"
+                entry["stats"] = route.limiter.stats.as_dict()
+            if route.concurrency is not None:
+                entry["concurrency"] = repr(route.concurrency)
+            out.append(entry)
+        return out
+
+    def reloads_view(self) -> list[dict[str, Any]]:
+        return [r.as_dict() | {"error": "; ".join(r.error) or None}
+                for r in reversed(self.runtime.reloads)]
+
+    def drain(self) -> None:
+        asyncio.get_running_loop().create_task(self.worker.drain())
+
+    def stats_sample(self) -> dict[str, Any]:
+        return _stats(self.telemetry)
+
+
+def _stats(telemetry: Telemetry) -> dict[str, Any]:
+    """Cumulative per-route and per-upstream request/error counts and latency buckets."""
+    routes: dict[str, dict[str, Any]] = {}
+    upstreams: dict[str, dict[str, Any]] = {}
+    for name, rm in list(telemetry.route_metrics_items()):
+        hist = rm.duration
+        total = 0
+        buckets: list[list[Any]] = []
+        for le, count in zip([*hist.bounds, "+Inf"], hist.counts, strict=False):
+            total += count
+            buckets.append([le, total])
+        entry = routes.setdefault(name or "(none)", {"requests": 0, "errors": 0,
+                                                     "buckets": buckets})
+        for (upstream, status), child in list(rm._requests.items()):
+            value = int(child.value)
+            error = value if status >= 500 else 0
+            entry["requests"] += value
+            entry["errors"] += error
+            if upstream:
+                up = upstreams.setdefault(upstream, {"requests": 0, "errors": 0, "buckets": []})
+                up["requests"] += value
+                up["errors"] += error
+    return {"routes": routes, "upstreams": upstreams}
+
+
+def _ewma_ms(cluster: Cluster, endpoint: Endpoint, now: float) -> float | None:
+    balancer = cluster.balancer
+    if not isinstance(balancer, PeakEwmaBalancer):
+        return None
+    state = balancer.state(endpoint)
+    if state is None:
+        return None
+    return round(state.cost_at(now, cluster.config.ewma_decay) * 1000, 3)
+
+
+def _plain(obj: Any) -> Any:
+    import dataclasses
+
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    return obj
+
+
+_SECRET_KEYS = {"token", "password", "secret"}
+
+
+def _redact(raw: Any) -> Any:
+    if isinstance(raw, dict):
+        out = {}
+        for k, v in raw.items():
+            if isinstance(k, str) and k.lower() in _SECRET_KEYS:
+                out[k] = _REDACTED
+            elif k == "redis" and isinstance(v, str):
+                out[k] = _redact_url(v)
+            elif k == "url" and isinstance(v, str):
+                out[k] = _redact_url(v)
+            else:
+                out[k] = _redact(v)
+        return out
+    if isinstance(raw, list):
+        return [_redact(v) for v in raw]
+    return raw
+
+
+def _redact_url(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if not sep or not at:
+        return url
+    user = creds.split(":", 1)[0] if ":" in creds else ""
+    return f"{scheme}://{user}:{_REDACTED}@{host}"
+
+
+def metrics_dir_for(supervisor_pid: int) -> str:
+    path = os.path.join("/tmp", f"edgeward-metrics-{supervisor_pid}")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def dumps(doc: Any) -> str:
+    return json.dumps(doc, separators=(",", ":"))

@@ -1,0 +1,181 @@
+"""Per-exchange accounting: metrics, access log lines and trace spans, at exchange end.
+
+One call per finished exchange (`Telemetry.exchange_done`), with every child metric it touches
+cached on the route, and the access log and span export handed to writer threads. The trace
+sampling decision was taken when the request head was parsed (`Tracer.start`), before any
+span object exists; an unsampled request costs nothing here beyond a None check.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import TYPE_CHECKING, Any
+
+from edgeward.observe.access_log import AccessLog
+from edgeward.observe.gateway_metrics import (
+    CIRCUIT_CLOSED,
+    CIRCUIT_HALF_OPEN,
+    CIRCUIT_OPEN,
+    GatewayMetrics,
+    RouteMetrics,
+)
+from edgeward.observe.tracing import (
+    SPAN_KIND_SERVER,
+    OtlpHttpExporter,
+    Sampler,
+    SpanRecord,
+    format_traceparent,
+    new_span_id,
+    new_trace_id,
+    parse_traceparent,
+)
+from edgeward.resilience.breaker import Transition
+from edgeward.resilience.outlier import OutlierEvent
+
+if TYPE_CHECKING:
+    from edgeward.http.message import RequestHead
+    from edgeward.proxy.exchange import Exchange
+    from edgeward.proxy.snapshot import Snapshot
+
+_CIRCUIT_VALUE = {"closed": CIRCUIT_CLOSED, "open": CIRCUIT_OPEN, "half_open": CIRCUIT_HALF_OPEN}
+
+
+class Trace:
+    """The trace identity of one sampled-or-forwarded request."""
+
+    __slots__ = ("trace_id", "span_id", "parent_id", "sampled", "start_ns")
+
+    def __init__(self, trace_id: str, span_id: str, parent_id: str | None, sampled: bool,
+                 start_ns: int) -> None:
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.parent_id = parent_id
+        self.sampled = sampled
+        self.start_ns = start_ns
+
+
+class Tracer:
+    """W3C Trace Context for the listener: decide sampling, make the upstream traceparent."""
+
+    __slots__ = ("sampler", "exporter", "rng")
+
+    def __init__(self, sampler: Sampler, exporter: OtlpHttpExporter | None) -> None:
+        self.sampler = sampler
+        self.exporter = exporter
+        self.rng = random.Random()
+
+    def start(self, incoming: bytes | None) -> tuple[Trace, bytes]:
+        """The request's Trace and the traceparent line to send upstream."""
+        parent = parse_traceparent(incoming.decode("latin-1")) if incoming else None
+        rng = self.rng
+        trace_id = parent.trace_id if parent is not None else new_trace_id(rng)
+        sampled = self.sampler.decide(parent, trace_id)
+        span_id = new_span_id(rng)
+        start_ns = time.time_ns() if sampled and self.exporter is not None else 0
+        trace = Trace(trace_id, span_id, parent.parent_id if parent else None, sampled,
+                      start_ns)
+        line = b"traceparent: " + format_traceparent(trace_id, span_id, sampled).encode()
+        return trace, line + b"\r\n"
+
+
+class Telemetry:
+    """Everything a worker records about finished exchanges."""
+
+    def __init__(self, metrics: GatewayMetrics, access_log: AccessLog | None,
+                 tracer: Tracer | None) -> None:
+        self.metrics = metrics
+        self.access_log = access_log
+        self.tracer = tracer
+        self._route_metrics: dict[str, RouteMetrics] = {}
+        self._clock = time.monotonic
+
+    def route_metrics(self, name: str) -> RouteMetrics:
+        rm = self._route_metrics.get(name)
+        if rm is None:
+            rm = self._route_metrics[name] = self.metrics.route(name)
+        return rm
+
+    def route_metrics_items(self) -> list[tuple[str, RouteMetrics]]:
+        return list(self._route_metrics.items())
+
+    def exchange_done(self, ex: Exchange, now: float) -> None:
+        route = ex.route
+        name = route.name if route is not None else ""
+        cluster = ex.cluster
+        upstream = cluster.name if cluster is not None else ""
+        duration = now - ex.started if ex.started else 0.0
+        status = ex.status
+        rm = self.route_metrics(name)
+        upstream_time = ex.upstream_time if ex.upstream_time else None
+        rm.finish(upstream, status, duration, upstream_time, ex.body_received, ex.bytes_out)
+        if ex.error_code == "rate_limited":
+            rm.ratelimit_refused.value += 1.0
+        head = ex.head
+        trace: Trace | None = head.trace  # type: ignore[assignment]
+        if self.access_log is not None:
+            self.access_log.log(_access_record(ex, name, upstream, duration, trace))
+        if trace is not None and trace.sampled and self.tracer is not None:
+            exporter = self.tracer.exporter
+            if exporter is not None:
+                exporter.export(_span(ex, name, upstream, trace))
+
+    def drain_cluster_events(self, snapshot: Snapshot) -> None:
+        """Breaker transitions and outlier ejections into metrics (called every second)."""
+        metrics = self.metrics
+        for cluster in snapshot.clusters.values():
+            events = cluster.events
+            if not events:
+                continue
+            cluster.events = []
+            for event in events:
+                if isinstance(event, Transition):
+                    value = _CIRCUIT_VALUE.get(str(event.to_state), CIRCUIT_CLOSED)
+                    metrics.circuit_state(cluster.name).set(value)
+                elif isinstance(event, OutlierEvent) and event.kind == "ejected":
+                    metrics.outlier_ejection(cluster.name).inc()
+
+
+def _access_record(ex: Exchange, route: str, upstream: str, duration: float,
+                   trace: Trace | None) -> dict[str, Any]:
+    head: RequestHead = ex.head
+    return {
+        "time": time.time(),
+        "request_id": head.request_id,
+        "trace_id": trace.trace_id if trace is not None else None,
+        "client": head.client_ip,
+        "method": head.method,
+        "host": head.host,
+        "path": head.path,
+        "status": ex.status,
+        "route": route or None,
+        "upstream": upstream or None,
+        "endpoint": ex.endpoint.key if ex.endpoint is not None else None,
+        "bytes_in": ex.body_received,
+        "bytes_out": ex.bytes_out,
+        "duration": round(duration, 6),
+        "upstream_connect": round(ex.connect_time, 6) if ex.connect_time else None,
+        "upstream_response": round(ex.upstream_time, 6) if ex.upstream_time else None,
+        "retries": max(0, ex.attempt - 1),
+        "error_code": ex.error_code,
+    }
+
+
+def _span(ex: Exchange, route: str, upstream: str, trace: Trace) -> SpanRecord:
+    head = ex.head
+    attributes: dict[str, Any] = {
+        "http.request.method": head.method,
+        "url.path": head.path,
+        "server.address": head.host,
+        "client.address": head.client_ip,
+        "http.response.status_code": ex.status,
+        "http.route": route,
+        "edgeward.upstream": upstream,
+        "edgeward.request_id": head.request_id,
+    }
+    if ex.error_code:
+        attributes["error.type"] = ex.error_code
+    status = "error" if ex.status >= 500 or ex.status == 0 else "unset"
+    return SpanRecord(trace.trace_id, trace.span_id, trace.parent_id, f"{head.method} {route}",
+                      trace.start_ns, time.time_ns(), attributes, status,  # type: ignore[arg-type]
+                      SPAN_KIND_SERVER)
