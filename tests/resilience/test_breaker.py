@@ -164,11 +164,29 @@ def test_unfinished_probe_times_out_so_half_open_never_sticks() -> None:
     assert b.admit(18.0)  # opened again for 10 s, then probes again
 
 
+def test_the_stuck_probe_times_out_even_when_later_probes_finish() -> None:
+    b = CircuitBreaker(small(half_open_requests=3))
+    trip(b, 0.0)
+    assert b.admit(5.0)  # this probe hangs
+    assert b.admit(6.0)
+    assert b.record(OK, 0.5, 6.5) is None  # the second probe (admitted at 6.0) succeeds
+    assert b.state(7.99) == "half_open"
+    assert b.state(8.0) == "open"  # 5.0 + half_open_timeout: the hung probe counts as failed
+
+
+def test_releasing_a_closed_phase_request_frees_no_probe() -> None:
+    b = CircuitBreaker(small())
+    trip(b, 0.0)
+    assert b.admit(5.0) and b.admit(5.0)
+    b.release(5.5, 5.0)  # admitted at 0.5, while closed, then cancelled
+    assert not b.admit(5.5)
+
+
 def test_release_returns_the_probe_permit() -> None:
     b = CircuitBreaker(small())
     trip(b, 0.0)
     assert b.admit(5.0) and b.admit(5.0) and not b.admit(5.0)
-    b.release(5.0)  # that request was refused by a later filter and never sent
+    b.release(5.0, 0.0)  # that request was refused by a later filter and never sent
     assert b.admit(5.1)
     b.record(OK, 0.1, 5.2)
     assert b.record(OK, 0.1, 5.2) is not None

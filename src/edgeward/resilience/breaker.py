@@ -202,7 +202,7 @@ def open_time(cfg: BreakerConfig, openings: int) -> float:
 
 
 class CircuitBreaker:
-    """One breaker. `admit(now)` before sending; `record(...)` or `release(now)` after."""
+    """One breaker. `admit(now)` before sending; `record(...)` or `release(...)` after."""
 
     __slots__ = (
         "cfg", "_fail_mask", "_failure_rate", "_slow_rate", "_slow_call", "_min_requests",
@@ -271,7 +271,7 @@ class CircuitBreaker:
         if state is CLOSED:
             return self._record_closed(failed, slow, now)
         if state is HALF_OPEN and self._probe_starts:
-            self._probe_starts.popleft()
+            self._settle_probe(now - duration)
             if failed or slow:
                 return self._open(now, "probe_failed")
             self._probes_ok += 1
@@ -279,8 +279,10 @@ class CircuitBreaker:
                 return self._close(now)
         return None
 
-    def release(self, now: float, duration: float = 0.0) -> None:
-        """Give back a permit whose request was never sent (cancelled, refused downstream)."""
+    def release(self, now: float, duration: float) -> None:
+        """Give back the permit of a request admitted `duration` seconds ago that was never
+        sent (cancelled, refused by a later filter), so a probe permit is never leaked.
+        Releasing a request admitted before the current state began does nothing."""
         if self._state is CLOSED:
             return
         self._advance(now)
@@ -289,7 +291,7 @@ class CircuitBreaker:
             and self._probe_starts
             and now - duration >= self._since - _STALE_SLACK
         ):
-            self._probe_starts.popleft()
+            self._settle_probe(now - duration)
             self._probes_admitted -= 1
 
     # --- reading --------------------------------------------------------------------------------
@@ -337,6 +339,17 @@ class CircuitBreaker:
         if self._total_slows >= self._slow_rate * calls:
             return self._open(now, "slow_call_rate")
         return None
+
+    def _settle_probe(self, admitted_at: float) -> None:
+        """Forget the unfinished probe admitted at `admitted_at` (the nearest one), so the
+        timeout keeps watching the probes that are really still out."""
+        starts = self._probe_starts
+        best, gap = 0, abs(starts[0] - admitted_at)
+        for k in range(1, len(starts)):
+            d = abs(starts[k] - admitted_at)
+            if d < gap:
+                best, gap = k, d
+        del starts[best]
 
     def _roll(self, now: float) -> int:
         """Move the ring to `now`, emptying buckets that fell out of the window; return slot."""
