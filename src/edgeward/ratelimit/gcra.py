@@ -32,16 +32,23 @@ class GCRA:
     def decide(self, key: str, now: float, cost: int = 1) -> Decision:
         if cost < 1 or cost > self.burst:
             raise bad_cost(cost, self.burst)
-        interval = self.interval
-        tat = self.keys.get(key)
+        keys = self.keys
+        data = keys.data                    # inlined KeyMap.get/put: this is the hot path
+        tat = data.get(key)
+        known = tat is not None
+        if known:
+            data.move_to_end(key)
         if tat is None or tat < now:
             tat = now
-        new_tat = tat + cost * interval
+        new_tat = tat + cost * self.interval
         ahead = new_tat - now
-        if ahead <= self.span + EPSILON:
-            self.keys.put(key, new_tat)
-            remaining = int((self.span - ahead) * self.rate + EPSILON)
-            return Decision(True, self.burst, remaining, ahead)
+        span = self.span
+        if ahead <= span + EPSILON:
+            if known:
+                data[key] = new_tat
+            else:
+                keys.put(key, new_tat)
+            return Decision(True, self.burst, int((span - ahead) * self.rate + EPSILON), ahead)
         remaining = int((self.span - (tat - now)) * self.rate + EPSILON)
         return Decision(False, self.burst, remaining, tat - now, ahead - self.span)
 

@@ -24,33 +24,35 @@ DEFAULT_MAX_KEYS = 100_000
 
 
 class KeyMap(Generic[V]):
-    """get() refreshes recency; put() inserts and evicts the least recent key when full."""
+    """get() refreshes recency; put() inserts and evicts the least recent key when full.
 
-    __slots__ = ("max_keys", "_data", "evictions")
+    `data` is exposed so a hot path may inline get() (dict.get + move_to_end)."""
+
+    __slots__ = ("max_keys", "data", "evictions")
 
     def __init__(self, max_keys: int = DEFAULT_MAX_KEYS) -> None:
         if max_keys < 1:
             raise ValueError(f"max_keys must be >= 1, got {max_keys}")
         self.max_keys = max_keys
-        self._data: OrderedDict[str, V] = OrderedDict()
+        self.data: OrderedDict[str, V] = OrderedDict()
         self.evictions = 0
 
     def get(self, key: str) -> V | None:
-        data = self._data
+        data = self.data
         value = data.get(key)
         if value is not None:
             data.move_to_end(key)
         return value
 
     def put(self, key: str, value: V) -> None:
-        data = self._data
+        data = self.data
         data[key] = value
         if len(data) > self.max_keys:
             data.popitem(last=False)
             self.evictions += 1
 
     def __len__(self) -> int:
-        return len(self._data)
+        return len(self.data)
 
     def __contains__(self, key: str) -> bool:
-        return key in self._data
+        return key in self.data
