@@ -107,7 +107,7 @@ class ListenerState:
 class HttpConnection(asyncio.Protocol):
     __slots__ = (
         "state", "loop", "transport", "parser", "client_ip",
-        "url", "url_bytes", "headers", "head_bytes", "in_head", "parsing", "trailers",
+        "url", "url_bytes", "headers", "head_bytes", "wire_bytes", "in_head", "parsing", "trailers",
         "current", "queue", "paused", "writing_paused", "closing",
         "deadline", "timer", "timer_at", "http10", "keep_alive", "out_chunked", "head_only",
         "out_head",
@@ -122,7 +122,8 @@ class HttpConnection(asyncio.Protocol):
         self.url: list[bytes] = []
         self.url_bytes = 0
         self.headers: list[tuple[bytes, bytes]] = []
-        self.head_bytes = 0
+        self.head_bytes = 0  # request line target + fields, as parsed
+        self.wire_bytes = 0  # raw bytes received while a head is incomplete
         self.in_head = False
         self.parsing: Exchange | None = None
         self.trailers: list[tuple[bytes, bytes]] | None = None
@@ -171,8 +172,9 @@ class HttpConnection(asyncio.Protocol):
         except Refused:
             return
         if self.in_head:
-            self.head_bytes += len(data)
-            if self.head_bytes > self.state.settings.max_header_bytes:
+            # A head still incomplete after this read: bound what llhttp may be buffering.
+            self.wire_bytes += len(data)
+            if self.wire_bytes > self.state.settings.max_header_bytes:
                 self._refuse("header_too_large")
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -207,6 +209,7 @@ class HttpConnection(asyncio.Protocol):
         self.url_bytes = 0
         self.headers = []
         self.head_bytes = 0
+        self.wire_bytes = 0
         self.in_head = True
         self.trailers = None
         if self.current is None:
@@ -226,6 +229,12 @@ class HttpConnection(asyncio.Protocol):
             self.trailers.append((name, value))
             return
         self.headers.append((name, value))
+        # A whole head can arrive in one read (the wire count above never sees it
+        # incomplete), so the parsed fields are counted too.
+        self.head_bytes += len(name) + len(value) + 4
+        if self.head_bytes + self.url_bytes > self.state.settings.max_header_bytes:
+            self._refuse("header_too_large")
+            raise Refused
 
     def on_headers_complete(self) -> None:
         self.in_head = False
