@@ -13,6 +13,7 @@ it" or "this path was requested twice". It answers by path:
   /truncate        Content-Length 100, then 10 bytes and a close
   /close           answers with `Connection: close`, then closes
   /no-length       HTTP/1.1 200 without Content-Length; the body ends at close
+  /hop-response    a response carrying hop-by-hop fields (Connection-named one included)
   /upload          reads a body of any size and framing (streaming, bounded memory) and
                    answers JSON {length, sha256}
   /close-quietly   answers normally (keep-alive, no `Connection: close`); then the connection
@@ -295,6 +296,13 @@ class Origin:
             if not head_only:
                 self._send(sock, b"body until close; " * 100)
             return False
+        if path == "/hop-response":
+            body = b"hop"
+            self._send(sock, b"HTTP/1.1 200 OK\r\nconnection: x-internal\r\n"
+                             b"x-internal: secret\r\nkeep-alive: timeout=5\r\n"
+                             b"proxy-authenticate: Basic\r\nx-public: 1\r\n"
+                             b"content-length: 3\r\n\r\n" + (b"" if head_only else body))
+            return keep
         if path == "/upload":
             body = json.dumps({"length": length, "sha256": digest}).encode()
             self._respond(sock, 200, body, head_only)
