@@ -1,0 +1,134 @@
+"""Generate the config key reference (docs/config-reference.md) from the schema itself.
+
+`python -m edgeward.config.reference > docs/config-reference.md`; a test fails when the file
+in the repository no longer matches the code, so the reference cannot drift.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from edgeward.config.loader import ADDRESS, DURATION, RATE, SIZE
+from edgeward.config.schema import GatewayConfig
+
+_KIND_NAMES = {DURATION: "duration", RATE: "rate", SIZE: "size", ADDRESS: "HOST:PORT"}
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Annotated:
+        base, *extras = get_args(tp)
+        for extra in extras:
+            if extra in _KIND_NAMES:
+                return _KIND_NAMES[extra]
+        return _type_name(base)
+    if origin in (Union, types.UnionType):
+        rest = [a for a in get_args(tp) if a is not type(None)]
+        inner = " \\| ".join(_type_name(a) for a in rest)
+        return f"{inner} \\| null"
+    if origin is Literal:
+        return " \\| ".join(f"`{a}`" for a in get_args(tp))
+    if origin is list:
+        return f"list of {_type_name(get_args(tp)[0])}"
+    if origin is dict:
+        return f"map of {_type_name(get_args(tp)[1])}"
+    if dataclasses.is_dataclass(tp):
+        return "mapping"
+    return {bool: "bool", int: "int", float: "number", str: "string"}.get(tp, str(tp))
+
+
+def _default(f: dataclasses.Field[Any], tp: Any) -> str:
+    if f.default is not dataclasses.MISSING:
+        value = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        value = f.default_factory()
+    else:
+        return "**required**"
+    if value is None:
+        return "null"
+    if dataclasses.is_dataclass(value):
+        return "(see below)"
+    kinds = _kinds(tp)
+    if DURATION in kinds and isinstance(value, int | float):
+        return f"`{_duration(float(value))}`"
+    if SIZE in kinds and isinstance(value, int):
+        return f"`{_size(value)}`"
+    if ADDRESS in kinds and isinstance(value, tuple):
+        return f"`{value[0]}:{value[1]}`"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    return f"`{value}`"
+
+
+def _kinds(tp: Any) -> set[object]:
+    found: set[object] = set()
+    if get_origin(tp) is Annotated:
+        found.update(get_args(tp)[1:])
+    for arg in get_args(tp):
+        found |= _kinds(arg)
+    return found
+
+
+def _duration(seconds: float) -> str:
+    for unit, scale in (("h", 3600.0), ("m", 60.0), ("s", 1.0), ("ms", 1e-3)):
+        if seconds >= scale and abs(seconds / scale - round(seconds / scale)) < 1e-9:
+            return f"{round(seconds / scale)}{unit}"
+    return f"{seconds}s"
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale and n % scale == 0:
+            return f"{n // scale}{unit}"
+    return str(n)
+
+
+def _nested(tp: Any) -> type | None:
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        return tp
+    for arg in get_args(tp):
+        found = _nested(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def render() -> str:
+    lines = [
+        "# Configuration reference",
+        "",
+        "Generated from the schema by `python -m edgeward.config.reference`; do not edit.",
+        "Durations take a unit (`250ms`, `3s`, `1m`), rates are `N/s|m|h`, sizes `64KiB`.",
+        "Why each default is what it is: the constants in the source and the topic pages in",
+        "docs/ (routing, balancing, resilience, ratelimit, health-and-dns, etcd, observability,",
+        "admin).",
+        "",
+    ]
+    seen: set[type] = set()
+    queue: list[tuple[str, type]] = [("(top level)", GatewayConfig)]
+    while queue:
+        path, cls = queue.pop(0)
+        if cls in seen:
+            continue
+        seen.add(cls)
+        lines += [f"## `{path}`", "", "| key | type | default | meaning |", "|---|---|---|---|"]
+        hints = typing.get_type_hints(cls, include_extras=True)
+        for f in dataclasses.fields(cls):
+            tp = hints[f.name]
+            meaning = f.metadata.get("doc", "")
+            lines.append(f"| `{f.name}` | {_type_name(tp)} | {_default(f, tp)} | {meaning} |")
+            nested = _nested(tp)
+            if nested is not None:
+                prefix = "" if path == "(top level)" else path + "."
+                origins = {get_origin(tp), *(get_origin(a) for a in get_args(tp))}
+                suffix = "[]" if list in origins else ".NAME" if dict in origins else ""
+                queue.append((f"{prefix}{f.name}{suffix}", nested))
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(render(), end="")
