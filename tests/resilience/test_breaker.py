@@ -186,7 +186,7 @@ def test_release_returns_the_probe_permit() -> None:
     b = CircuitBreaker(small())
     trip(b, 0.0)
     assert b.admit(5.0) and b.admit(5.0) and not b.admit(5.0)
-    b.release(5.0, 0.0)  # that request was refused by a later filter and never sent
+    b.release(5.0)  # that request was refused by a later filter and never sent
     assert b.admit(5.1)
     b.record(OK, 0.1, 5.2)
     assert b.record(OK, 0.1, 5.2) is not None

@@ -279,20 +279,27 @@ class CircuitBreaker:
                 return self._close(now)
         return None
 
-    def release(self, now: float, duration: float) -> None:
-        """Give back the permit of a request admitted `duration` seconds ago that was never
-        sent (cancelled, refused by a later filter), so a probe permit is never leaked.
-        Releasing a request admitted before the current state began does nothing."""
+    def release(self, now: float, duration: float | None = None) -> None:
+        """Give back the permit of a request admitted `duration` seconds ago that produced no
+        outcome (cancelled, refused by a later filter), so a probe permit is never leaked.
+
+        Pass `duration` when known: a request admitted before the current state began then
+        frees nothing. Without it the request is taken to be the oldest unfinished probe.
+        """
         if self._state is CLOSED:
             return
         self._advance(now)
-        if (
-            self._state is HALF_OPEN
-            and self._probe_starts
-            and now - duration >= self._since - _STALE_SLACK
-        ):
-            self._settle_probe(now - duration)
-            self._probes_admitted -= 1
+        starts = self._probe_starts
+        if self._state is not HALF_OPEN or not starts:
+            return
+        if duration is None:
+            admitted_at = starts[0]
+        elif now - duration < self._since - _STALE_SLACK:
+            return
+        else:
+            admitted_at = now - duration
+        self._settle_probe(admitted_at)
+        self._probes_admitted -= 1
 
     # --- reading --------------------------------------------------------------------------------
 
