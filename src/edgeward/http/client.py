@@ -58,7 +58,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     __slots__ = (
         "pool", "transport", "owner", "parser", "headers", "trailers", "in_body", "got_bytes",
-        "head_only", "idle_since", "closed", "reused", "status",
+        "head_only", "idle_since", "closed", "reused", "status", "close_delimited",
     )
 
     def __init__(self, pool: EndpointPool) -> None:
@@ -75,6 +75,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.closed = False
         self.reused = False
         self.status = 0
+        self.close_delimited = False  # the response has neither length nor chunked framing
 
     # asyncio.Protocol ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -108,7 +109,7 @@ class UpstreamConnection(asyncio.Protocol):
         if owner is None:
             return
         self.owner = None
-        if self.in_body and self._eof_delimited():
+        if self.in_body and self.close_delimited:
             owner.on_response_end(None)  # a body framed by connection close ends here
         else:
             owner.on_upstream_lost(self.got_bytes, "upstream_reset")
@@ -163,6 +164,9 @@ class UpstreamConnection(asyncio.Protocol):
             body_length = int(content_length)
         else:
             body_length = STREAMED
+        # Only a body with neither Content-Length nor chunked ends at close (RFC 9112 §6.3
+        # rule 8); a close before Content-Length bytes or the last chunk is a truncation.
+        self.close_delimited = body_length == STREAMED and not chunked
         self.in_body = True
         owner = self.owner
         if owner is not None:
@@ -190,6 +194,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.got_bytes = False
         self.in_body = False
         self.status = 0
+        self.close_delimited = False
         self.trailers = None
         assert self.transport is not None
         self.transport.write(data)
@@ -227,9 +232,6 @@ class UpstreamConnection(asyncio.Protocol):
             self.transport.abort()
 
     # internals -----------------------------------------------------------------------------
-    def _eof_delimited(self) -> bool:
-        return not self.head_only and self.status not in (204, 304)
-
     def _complete(self) -> None:
         owner = self.owner
         self.in_body = False
