@@ -131,7 +131,7 @@ def _route(cfg: GatewayConfig, index: int, name: str, split: TrafficSplit[Cluste
             budget = RetryBudget(rc.retries.budget)
     return Route(name, split=split, timeout=rc.timeout, max_body_size=rc.max_body_size,
                  limiter=limiter, limit_key=limit_key, concurrency=concurrency,
-                 retry=retry, budget=budget)
+                 retry=retry, budget=budget, replay_limit=cfg.server.replay_limit)
 
 
 def _global_limiter(client: Any, name: str, rl: RateLimitConfig, redis_cfg: RedisConfig,

@@ -125,11 +125,11 @@ class Cluster:
         if self.records_latency:
             self.balancer.record(endpoint, duration, now)
 
-    def release(self, endpoint: Endpoint | None, now: float) -> None:
+    def release(self, endpoint: Endpoint | None, now: float, duration: float) -> None:
         """An admitted attempt ended without an outcome (client left): free its permit."""
         breaker = self.breaker_for(endpoint)
         if breaker is not None:
-            breaker.release(now)
+            breaker.release(now, duration)
 
     def availability_changed(self) -> None:
         self.balancer.refresh()
@@ -142,6 +142,12 @@ class Cluster:
             if events:
                 self.events.extend(events)
                 self.balancer.refresh()
+        # Transitions caused by time alone (open -> half-open, a probe timing out).
+        breakers = [self.breaker] if self.breaker is not None else list(
+            (self.endpoint_breakers or {}).values())
+        for breaker in breakers:
+            breaker.state(now)
+            self.events.extend(breaker.drain())
         del self.events[:-256]  # bounded when nobody drains them
 
     def close(self) -> None:

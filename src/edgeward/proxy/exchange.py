@@ -346,7 +346,9 @@ class Exchange:
         replay = self.replay
         if replay is not None:
             self.replay_size += len(data)
-            if self.replay_size <= self.snapshot.replay_limit:
+            route = self.route
+            limit = route.replay_limit if route is not None else self.snapshot.replay_limit
+            if self.replay_size <= limit:
                 replay.append(data)
             else:
                 self.replay = None
@@ -531,7 +533,8 @@ class Exchange:
             self.released = True
             if self.admitted:
                 self.admitted = False
-                cluster.release(self.endpoint, _clock())
+                now = _clock()
+                cluster.release(self.endpoint, now, now - self.attempt_started)
             cluster.active_requests -= 1
             if self.is_retry:
                 self.is_retry = False

@@ -15,7 +15,7 @@ from edgeward.routing.split import TrafficSplit
 class Route:
     __slots__ = (
         "name", "timeout", "max_body_size", "split", "limiter", "limit_key", "concurrency",
-        "retry", "budget", "per_try_timeout",
+        "retry", "budget", "per_try_timeout", "replay_limit",
     )
 
     def __init__(
@@ -30,6 +30,7 @@ class Route:
         concurrency: ConcurrencyLimiter | None = None,
         retry: RetryPolicy | None = None,
         budget: RetryBudget | None = None,
+        replay_limit: int = 64 * 1024,
     ) -> None:
         self.name = name
         self.split = split
@@ -41,6 +42,10 @@ class Route:
         self.retry = retry
         self.budget = budget
         self.per_try_timeout = retry.cfg.per_try_timeout if retry is not None else None
+        # Bodies up to this size are kept for a resend: the retry policy's limit on routes with
+        # retries, else server.replay_limit (enough for the keep-alive race).
+        self.replay_limit = (retry.cfg.replay_body_limit if retry is not None
+                             else replay_limit)
 
     def choose(self, head: RequestHead) -> Cluster:
         return self.split.choose(head, self.name)
