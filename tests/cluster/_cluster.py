@@ -273,3 +273,9 @@ def flood(ports: list[int], path: str, seconds: float, per_port: int = 2) -> Flo
     """Keep `per_port` keep-alive connections per gateway busy with GETs for `seconds`.
     Only requests sent before the deadline are made; their answers are all counted."""
     return asyncio.run(_flood(ports, path, seconds, per_port))
+
+
+def wait_admin(port: int, timeout: float = 10.0) -> None:
+    """The listener is bound before the worker starts; the admin API comes up after.
+    Wait until it answers, and until the worker serves (admin starts after the worker)."""
+    wait_until(lambda: http_get(port, "/healthz")[0] == 200, timeout=timeout)
