@@ -247,3 +247,23 @@ routes: [{{name: all, match: {{path_prefix: /}}, upstream: o}}]
             assert value(s, "edgeward_request_duration_seconds_count", route="all") == sent
             assert value(s, "edgeward_config_info",
                          hash=gw.admin("GET", "/reloads").json()[0]["hash"]) == 1
+
+
+@pytest.mark.xfail(strict=True, reason="bug: edgeward_retries_total is declared and documented "
+                   "but never incremented; the exchange only bumps cluster.retries")
+def test_retries_are_counted() -> None:
+    with Origin() as origin, AdminGateway(f"""
+listen: "{{listen}}"
+admin: "{{admin}}"
+upstreams: {{o: {{targets: ["{origin.address}"]}}}}
+routes:
+  - name: retried
+    match: {{path_prefix: /}}
+    upstream: o
+    retries: {{attempts: 2, "on": ["503"]}}  # quoted: see test_admin_e2e
+""") as gw:
+        assert get(gw.port, "/status/503").status == 503
+        assert origin.path_counts()["/status/503"] == 2  # the retry did happen
+        (up,) = gw.admin("GET", "/upstreams").json()
+        assert up["retries"] == 1
+        assert value(gw.scrape(), "edgeward_retries_total", route="retried", upstream="o") == 1
