@@ -136,9 +136,6 @@ def test_slow_reader_pauses_the_origin_instead_of_buffering(gw: GatewayProcess) 
         assert resp.status == 200
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "proxy/exchange.py on_response_head: with route timeout null, _set_deadline(0) is a no-op, "
-    "so the response_header_timeout deadline stays armed and aborts the streaming body"))
 def test_response_streaming_longer_than_response_header_timeout(gw: GatewayProcess) -> None:
     """response_header_timeout bounds the wait for the head, not the body that follows."""
     with RawConnection(gw.port, timeout=10) as conn:
@@ -149,9 +146,6 @@ def test_response_streaming_longer_than_response_header_timeout(gw: GatewayProce
         conn._stream(8 << 20, lambda piece: None)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "proxy/exchange.py _bind: response_header_timeout starts when the head is sent, not when "
-    "the request body is complete, so an upload slower than it gets 504 mid-body"))
 def test_upload_slower_than_response_header_timeout(gw: GatewayProcess) -> None:
     with RawConnection(gw.port, timeout=10) as conn:
         conn.send(b"POST /upload HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 400\r\n\r\n")

@@ -28,6 +28,8 @@ _CONTENT_LENGTH = b"content-length"
 _TRANSFER_ENCODING = b"transfer-encoding"
 _CONNECTION = b"connection"
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# `Connection:` tokens that name no extra header to remove.
+_PLAIN_CONNECTION = frozenset({b"keep-alive", b"close"})
 
 
 def set_nodelay(transport: asyncio.BaseTransport) -> None:
@@ -156,7 +158,7 @@ class UpstreamConnection(asyncio.Protocol):
                 content_length = value
                 continue
             headers.append((name, value))
-        if extra_hop:
+        if extra_hop and not extra_hop <= _PLAIN_CONNECTION:
             headers = [(n, v) for n, v in headers if n.lower() not in extra_hop]
         if self.head_only or status == 204 or status == 304:
             body_length = NO_BODY

@@ -15,6 +15,7 @@ deadlines (it is re-armed lazily, not per request).
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -38,7 +39,8 @@ if TYPE_CHECKING:
     from edgeward.proxy.snapshot import Snapshot
     from edgeward.proxy.telemetry import Tracer
 
-PAUSE_PIPELINE = 4  # too many pipelined requests are waiting for their turn
+PAUSE_PIPELINE = 4
+NO_DEADLINE = math.inf  # too many pipelined requests are waiting for their turn
 
 _HOST = b"host"
 _CONTENT_LENGTH = b"content-length"
@@ -51,6 +53,25 @@ _XFF = b"x-forwarded-for"
 _XFP = b"x-forwarded-proto"
 _XFH = b"x-forwarded-host"
 _TRACEPARENT = b"traceparent"
+_FORWARD_LINES = (b"x-forwarded-for: %b\r\nx-forwarded-proto: %b\r\nx-forwarded-host: %b\r\n"
+                  b"x-request-id: %b\r\n")
+_METHODS = {m.encode(): m for m in (
+    "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE")}
+# Host header value -> lower-case host name (None when invalid). Bounded: a flood of
+# distinct hosts only stops the cache from growing.
+_HOSTS: dict[bytes, str | None] = {}
+_MAX_HOSTS = 4096
+
+
+def _host_name(value: bytes) -> str | None:
+    try:
+        return _HOSTS[value]
+    except KeyError:
+        pass
+    host = split_host(value) if valid_host(value) else None
+    if len(_HOSTS) < _MAX_HOSTS:
+        _HOSTS[value] = host
+    return host
 # llhttp (strict) stops at versions other than 0.9/1.0/1.1/2.0 with this message; such a
 # client gets the same 505 as HTTP/2.0 in a request line, not a generic 400.
 _LLHTTP_BAD_VERSION = "Invalid HTTP version"
@@ -270,7 +291,8 @@ class HttpConnection(asyncio.Protocol):
             self._refuse("http_version_not_supported", f"HTTP/{version} is not accepted")
             return None
         http10 = version == "1.0"
-        method = parser.get_method().decode("ascii")
+        raw_method = parser.get_method()
+        method = _METHODS.get(raw_method) or raw_method.decode("ascii")
         if method == "CONNECT":
             self._refuse("not_implemented", "CONNECT is not forwarded")
             return None
@@ -345,7 +367,8 @@ class HttpConnection(asyncio.Protocol):
         if not http10 and hosts != 1:
             self._refuse("bad_request", "HTTP/1.1 needs exactly one Host header")
             return None
-        if hosts > 1 or (hosts == 1 and not valid_host(host_value)):
+        host = _host_name(host_value) if hosts == 1 else ""
+        if hosts > 1 or host is None:
             self._refuse("bad_request", "invalid Host header")
             return None
         if authority is not None:
@@ -353,6 +376,7 @@ class HttpConnection(asyncio.Protocol):
             kept = [(n, v) for n, v in kept if n.lower() != _HOST]
             kept.insert(0, (b"Host", authority))
             host_value = authority
+            host = split_host(authority)
         if conn_tokens:
             kept = [(n, v) for n, v in kept if n.lower() not in conn_tokens]
         state = self.state
@@ -370,7 +394,7 @@ class HttpConnection(asyncio.Protocol):
         self.head_only = method == "HEAD"
         path, _, _ = target.partition(b"?")
         head = RequestHead(
-            method, target, path.decode("latin-1"), split_host(host_value), host_value,
+            method, target, path.decode("latin-1"), host, host_value,
             kept, body_length, self.client_ip, rid, state.settings.scheme,
         )
         head.expect_continue = expect_continue
@@ -393,12 +417,7 @@ class HttpConnection(asyncio.Protocol):
             chain = client
             proto = settings.scheme.encode()
             fhost = head.authority
-        return [
-            b"x-forwarded-for: " + chain + b"\r\n",
-            b"x-forwarded-proto: " + proto + b"\r\n",
-            b"x-forwarded-host: " + fhost + b"\r\n",
-            b"x-request-id: " + head.request_id.encode() + b"\r\n",
-        ]
+        return [_FORWARD_LINES % (chain, proto, fhost, head.request_id.encode())]
 
     # Downstream (for Exchange) -------------------------------------------------------------
     def send_continue(self) -> None:
@@ -512,8 +531,11 @@ class HttpConnection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def set_deadline(self, when: float) -> None:
+        """Enforce `when` (loop time); NO_DEADLINE (inf) means none for now."""
         self.deadline = when
         timer = self.timer
+        if when == NO_DEADLINE:
+            return  # an armed timer finds no deadline when it fires and stays unarmed
         if timer is None:
             self.timer_at = when
             self.timer = self.loop.call_at(when, self._on_timer)
@@ -557,8 +579,9 @@ class HttpConnection(asyncio.Protocol):
             return
         now = self.loop.time()
         if now < self.deadline:
-            self.timer_at = self.deadline
-            self.timer = self.loop.call_at(self.deadline, self._on_timer)
+            if self.deadline != NO_DEADLINE:
+                self.timer_at = self.deadline
+                self.timer = self.loop.call_at(self.deadline, self._on_timer)
             return
         current = self.current
         if current is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from typing import TYPE_CHECKING, Protocol
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from edgeward.proxy.snapshot import Snapshot
 
 NEW, CONNECTING, WAITING, STREAMING, DONE = range(5)
+NO_DEADLINE = math.inf  # set_deadline(NO_DEADLINE): nothing to enforce for now
 
 log = logging.getLogger("edgeward.proxy")
 
@@ -216,6 +218,8 @@ class Exchange:
         if self.head.body_length == STREAMED:
             tail = b"".join(n + b": " + v + b"\r\n" for n, v in trailers) if trailers else b""
             self._forward_body(b"0\r\n" + tail + b"\r\n")
+        if self.state == WAITING:
+            self._arm_response_deadline()
 
     def on_deadline(self, now: float) -> None:
         state = self.state
@@ -330,17 +334,26 @@ class Exchange:
             data += b"".join(self.replay)
         self.resend = False
         self.state = WAITING
-        loop = self.down.loop
-        assert self.route is not None
-        per_try = self.route.per_try_timeout
+        self._arm_response_deadline()
+        conn.start(self, data, head.method == "HEAD")
+
+    def _arm_response_deadline(self) -> None:
+        """Wait for the response head: response_header_timeout (or per_try_timeout) counted
+        from the end of the request, as Envoy does, so a slow upload is not cut; while the
+        body is still arriving only the route's total timeout applies."""
+        if not self.request_done:
+            self.down.set_deadline(self.total_deadline or NO_DEADLINE)
+            return
+        cluster, route = self.cluster, self.route
+        assert cluster is not None and route is not None
         wait = cluster.response_header_timeout
+        per_try = route.per_try_timeout
         if per_try is not None and per_try < wait:
             wait = per_try
         deadline = _clock() + wait
         if self.total_deadline and self.total_deadline < deadline:
             deadline = self.total_deadline
-        self._set_deadline(deadline)
-        conn.start(self, data, head.method == "HEAD")
+        self.down.set_deadline(deadline)
 
     def _forward_body(self, data: bytes) -> None:
         replay = self.replay
@@ -376,7 +389,7 @@ class Exchange:
         self._record(outcome, now)
         self.state = STREAMING
         self.status = status
-        self._set_deadline(self.total_deadline)
+        self.down.set_deadline(self.total_deadline or NO_DEADLINE)
         self.down.send_head(self, status, headers, body_length, content_length)
 
     def on_response_body(self, data: bytes) -> None:
