@@ -37,5 +37,5 @@ def test_consumer_header_is_configurable() -> None:
 
 @pytest.mark.parametrize("bad", ["ip", "header:", "header:a b", "Client_IP"])
 def test_unknown_specs_are_refused(bad: str) -> None:
-    with pytest.raises(ValueError, match="header name|must be client_ip"):
+    with pytest.raises(ValueError, match="key|header"):
         parse_key_spec(bad)

@@ -8,7 +8,6 @@ from edgeward.ratelimit.concurrency import ConcurrencyLimiter
 from edgeward.ratelimit.keys import KeySpec as RateLimitKey
 from edgeward.ratelimit.limiter import Limiter
 from edgeward.resilience.retry import RetryBudget, RetryPolicy
-from edgeward.routing.keys import KeySpec
 from edgeward.routing.split import TrafficSplit
 
 
@@ -26,7 +25,7 @@ class Route:
         timeout: float | None,
         max_body_size: int | None,
         limiter: Limiter | None = None,
-        limit_key: KeySpec | RateLimitKey | None = None,
+        limit_key: RateLimitKey | None = None,
         concurrency: ConcurrencyLimiter | None = None,
         retry: RetryPolicy | None = None,
         budget: RetryBudget | None = None,

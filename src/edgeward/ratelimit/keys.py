@@ -1,64 +1,43 @@
-"""Which key a request is counted under: `client_ip`, `route`, `consumer` or `header:NAME`.
+"""Which key a request is counted under: `client_ip`, `route`, `consumer`, `header:NAME`
+(also `cookie:NAME`, `query:NAME`, `path`): the shared key grammar of routing/keys.py.
 
-A missing header or consumer falls back to the client IP (what Kong's rate-limiting plugin
-does), under a distinct prefix so a client cannot share, or poison, a header key's budget by
-sending a header value that looks like an address.
+A missing header, cookie, query parameter or consumer falls back to the client IP (what Kong's
+rate-limiting plugin does), under a distinct prefix so a client cannot share, or poison, a
+header key's budget by sending a header value that looks like an address.
 """
 
 from __future__ import annotations
 
-import re
-from typing import Literal
-
 from edgeward.request import RequestView
+from edgeward.routing.keys import KeySpec as _Spec
+from edgeward.routing.keys import parse_key
 
-KeyKind = Literal["client_ip", "route", "consumer", "header"]
-
-# RFC 9110 field-name: a token.
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+# One prefix per key space, so values from different sources never collide.
+_PREFIX = {"client_ip": "ip:", "route": "route:", "header": "h:", "consumer": "c:",
+           "cookie": "k:", "query": "q:", "path": "p:"}
 
 
 class KeySpec:
     """A parsed `key:` setting. `extract(request, route)` gives the per-request key."""
 
-    __slots__ = ("kind", "header", "_consumer_header")
+    __slots__ = ("kind", "header", "_inner", "_prefix")
 
-    def __init__(self, kind: KeyKind, header: str = "", consumer_header: str = "") -> None:
-        self.kind = kind
-        self.header = header
-        self._consumer_header = consumer_header
+    def __init__(self, inner: _Spec) -> None:
+        self._inner = inner
+        self.kind = inner.kind
+        self.header = inner.name or ""
+        self._prefix = _PREFIX[inner.kind]
 
     def extract(self, request: RequestView, route: str) -> str:
-        kind = self.kind
-        if kind == "client_ip":
-            return "ip:" + request.client_ip
-        if kind == "route":
-            return "route:" + route
-        name = self.header if kind == "header" else self._consumer_header
-        value = request.header(name)
+        value = self._inner.extract(request, route)
         if value:
-            return ("h:" if kind == "header" else "c:") + value
+            return self._prefix + value
         return "ip:" + request.client_ip
 
     def __repr__(self) -> str:
-        if self.kind == "header":
-            return f"<KeySpec header:{self.header}>"
-        return f"<KeySpec {self.kind}>"
+        return f"<KeySpec {self._inner.spec}>"
 
 
 def parse_key_spec(text: str, consumer_header: str = "x-consumer-id") -> KeySpec:
-    """`"header:X-Api-Key"` -> KeySpec("header", "x-api-key"); ValueError names the value."""
-    if text == "client_ip":
-        return KeySpec("client_ip")
-    if text == "route":
-        return KeySpec("route")
-    if text == "consumer":
-        return KeySpec("consumer", consumer_header=consumer_header.lower())
-    if text.startswith("header:"):
-        name = text[len("header:") :].strip()
-        if not _TOKEN.match(name):
-            raise ValueError(f"header name in {text!r} is not a valid HTTP field name")
-        return KeySpec("header", header=name.lower())
-    raise ValueError(
-        f"must be client_ip, route, consumer or header:NAME, got {text!r}"
-    )
+    """`"header:X-Api-Key"` -> a KeySpec on header x-api-key; ValueError names the value."""
+    return KeySpec(parse_key(text, consumer_header=consumer_header))
