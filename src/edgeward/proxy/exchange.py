@@ -263,7 +263,6 @@ class Exchange:
     def dispatch(self) -> None:
         cluster = self.cluster
         assert cluster is not None
-        loop = self.down.loop
         assert self.route is not None
         now = _clock()
         endpoint = cluster.pick(self.head, self.route.name, now)
