@@ -152,9 +152,9 @@ def test_routes_upstreams_and_ratelimits_views(admin_gw: AdminGateway) -> None:
         return ep if ep["in_flight"] == 1 else None
 
     worker = threading.Thread(
-        target=lambda: results.append(get(gw.port, "/slow?ms=1200").status))
+        target=lambda: results.append(get(gw.port, "/slow?ms=2500").status))
     worker.start()
-    ep = wait_until(in_flight_view, timeout=1.0, what="one request in flight")
+    ep = wait_until(in_flight_view, timeout=2.0, what="one request in flight")
     assert ep["healthy"] is True and ep["ejected"] is False
     assert ep["breaker"] == "closed"
     ups = {u["name"]: u for u in gw.admin("GET", "/upstreams").json()}
@@ -187,10 +187,10 @@ def test_drain_stops_accepting_and_lets_in_flight_finish(origin: Origin) -> None
     with AdminGateway(config_text(origin)) as gw:
         results: list[Reply] = []
         slow = threading.Thread(target=lambda: results.append(
-            get(gw.port, "/slow?ms=1500")))
+            get(gw.port, "/slow?ms=3000")))
         slow.start()
         wait_until(lambda: gw.admin("GET", "/upstreams").json()[0]["endpoints"][0][
-            "in_flight"] == 1 or None, timeout=1.0, what="request in flight")
+            "in_flight"] == 1 or None, timeout=2.5, what="request in flight")
         reply = gw.admin("POST", "/drain", "", AUTH)
         assert (reply.status, reply.json()) == (202, {"draining": True})
         ready = gw.admin("GET", "/ready")

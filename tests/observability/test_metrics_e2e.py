@@ -156,13 +156,13 @@ routes: [{{name: all, match: {{path_prefix: /}}, upstream: o}}]
         done: list[int] = []
 
         def slow() -> None:
-            done.append(get(gw.port, "/slow?ms=1500").status)
+            done.append(get(gw.port, "/slow?ms=3000").status)
 
         threads = [threading.Thread(target=slow) for _ in range(3)]
         for t in threads:
             t.start()
         wait_until(lambda: value(gw.scrape(), "edgeward_active_requests") == 3,
-                   timeout=1.2, what="3 requests in flight")
+                   timeout=2.5, what="3 requests in flight")
         assert value(gw.scrape(), "edgeward_active_connections") == 8
         for t in threads:
             t.join()
