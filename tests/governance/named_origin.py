@@ -39,6 +39,10 @@ class NamedOrigin(Origin):
         self._tried: set[str] = set()
         self._conn = threading.local()
 
+    def __enter__(self) -> NamedOrigin:
+        self.start()
+        return self
+
     def _serve(self, sock: socket.socket, record: ConnectionRecord) -> None:
         self._conn.id = record.conn_id  # one thread per connection
         super()._serve(sock, record)
