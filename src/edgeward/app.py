@@ -81,7 +81,8 @@ def serve_config(
 
             source = open_source(watch)
             await source.load()
-            source.watch(lambda new_text: _ignore(runtime.apply(new_text)))
+            source.watch(lambda new_text: control.on_source_change(new_text))
+            control.source = source
             worker.on_stop.append(source.close)
 
     return serve(build, sockets, on_start=on_start)
@@ -92,7 +93,3 @@ def _async(fn: Callable[[], object]) -> Callable[[], Awaitable[None]]:
     async def run() -> None:
         await asyncio.get_running_loop().run_in_executor(None, fn)
     return run
-
-
-def _ignore(_: object) -> None:
-    """Reload results are logged and recorded by the runtime itself."""

@@ -18,6 +18,7 @@ from typing import Any
 from edgeward.balance.endpoint import Endpoint
 from edgeward.balance.peak_ewma import PeakEwmaBalancer
 from edgeward.config.schema import GatewayConfig
+from edgeward.config.sources import ConfigSource
 from edgeward.discovery.dns import DnsResolverWatcher
 from edgeward.discovery.etcd import EtcdRegistryWatcher
 from edgeward.discovery.health import ActiveHealthChecker
@@ -109,6 +110,9 @@ class Control:
                          if metrics_dir is not None and workers > 1 else None)
         self._upkeep: asyncio.Task[None] | None = None
         self._apply_lock = asyncio.Lock()
+        self.source: ConfigSource | None = None  # set when the config comes from a watched source
+        self.workers = workers
+        self.worker_id = worker_id
         metrics = telemetry.metrics
         metrics.active_connections.set_function(lambda: float(len(worker.state.connections)))
         metrics.active_requests.set_function(self._active_requests)
@@ -142,6 +146,11 @@ class Control:
     def _active_requests(self) -> float:
         return float(sum(c.active_requests for c in self.worker.snapshot.clusters.values()))
 
+    def on_source_change(self, text: str) -> None:
+        """The watched file or etcd key changed: apply it (refusals are logged and counted)."""
+        if self.runtime.apply(text):
+            self.telemetry.metrics.config_loaded(False, None, time.time())
+
     def _on_reload(self, cfg: GatewayConfig) -> None:
         self.telemetry.metrics.config_loaded(True, self.runtime.hash, time.time())
         asyncio.get_running_loop().create_task(self._sync_watches(self.runtime.snapshot))
@@ -174,11 +183,27 @@ class Control:
         return redacted
 
     async def apply_config(self, text: str) -> list[str]:
+        """Apply here at once, then persist to the watched source (file or etcd) so that the
+        other workers, other gateways on the same source and the next start all get it."""
         async with self._apply_lock:
             problems = self.runtime.apply(text)
             if problems:
                 self.telemetry.metrics.config_loaded(False, None, time.time())
-            return problems
+                return problems
+            if self.source is None:
+                if self.workers > 1:
+                    log.warning("POST /config applied in worker %d only: no watched source "
+                                "to share it through", self.worker_id)
+                return []
+            try:
+                await self.source.store(text)
+            except Exception as exc:
+                reason = (f"applied in this process but not persisted to "
+                          f"{self.runtime.source}: {exc}")
+                log.error("%s", reason)
+                if self.workers > 1:
+                    return [reason]
+            return []
 
     def routes_view(self) -> list[dict[str, Any]]:
         cfg = self.runtime.config

@@ -26,6 +26,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -81,6 +82,11 @@ class ConfigSource(ABC):
     async def close(self) -> None:
         """Stop watching."""
 
+    async def store(self, text: str) -> None:
+        """Write `text` as the new config, so every process watching this source applies it
+        (the admin API's POST /config persists through here)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be written")
+
     async def __aenter__(self) -> ConfigSource:
         return self
 
@@ -116,6 +122,24 @@ class FileSource(ConfigSource):
     @property
     def label(self) -> str:
         return self.path
+
+    async def store(self, text: str) -> None:
+        """Replace the file atomically (a temporary file in the same directory, renamed)."""
+        path = os.path.realpath(self.path)
+        directory = os.path.dirname(path)
+
+        def write() -> None:
+            fd, tmp = tempfile.mkstemp(prefix=".edgeward-", dir=directory)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                    f.write(text)
+                os.replace(tmp, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+
+        await asyncio.get_running_loop().run_in_executor(None, write)
 
     def _stat(self) -> _Stamp:
         st = os.stat(self.path)
@@ -212,6 +236,10 @@ class EtcdSource(ConfigSource):
     @property
     def label(self) -> str:
         return f"etcd://{self._conn.label}{self.key}"
+
+    async def store(self, text: str) -> None:
+        key, value = self._key, text.encode("utf-8")
+        await self._conn.call(lambda c: c.put(key, value))
 
     @property
     def revision(self) -> int | None:
