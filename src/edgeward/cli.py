@@ -180,8 +180,15 @@ def _run_text(text: str, label: str, workers: int, watch: str | None = None,
 
     if workers == 1:
         return run_one(0)
-    return supervise(workers, lambda: run_one(int(os.environ.get("EDGEWARD_WORKER", "0"))),
-                     on_stop=lambda: _close_all(every))
+    try:
+        return supervise(workers,
+                         lambda: run_one(int(os.environ.get("EDGEWARD_WORKER", "0"))),
+                         on_stop=lambda: _close_all(every))
+    finally:
+        if metrics_dir is not None:
+            import shutil
+
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def _close_all(socks: list[socket.socket]) -> None:
