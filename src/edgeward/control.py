@@ -153,6 +153,8 @@ class Control:
 
     def _on_reload(self, cfg: GatewayConfig) -> None:
         self.telemetry.metrics.config_loaded(True, self.runtime.hash, time.time())
+        for cluster in self.runtime.snapshot.clusters.values():
+            cluster.on_attempt = self.telemetry.attempt
         asyncio.get_running_loop().create_task(self._sync_watches(self.runtime.snapshot))
 
     async def _sync_watches(self, snapshot: Snapshot) -> None:
@@ -160,6 +162,7 @@ class Control:
         for key in [k for k in self.watches if k not in live]:
             await self.watches.pop(key).stop()
         for key, cluster in live.items():
+            cluster.on_attempt = self.telemetry.attempt
             if key not in self.watches:
                 watch = ClusterWatch(cluster, self.runtime.config, self.telemetry)
                 self.watches[key] = watch
@@ -176,9 +179,9 @@ class Control:
         return registry.render()
 
     def config_view(self) -> dict[str, Any]:
-        import yaml
+        from edgeward.config.compile import safe_load
 
-        raw = yaml.safe_load(self.runtime.text) or {}
+        raw = safe_load(self.runtime.text) or {}
         redacted: dict[str, Any] = _redact(raw)
         return redacted
 
@@ -287,6 +290,14 @@ def _stats(telemetry: Telemetry) -> dict[str, Any]:
                 up = upstreams.setdefault(upstream, {"requests": 0, "errors": 0, "buckets": []})
                 up["requests"] += value
                 up["errors"] += error
+    for name, hist in telemetry.upstream_histograms():
+        total = 0
+        cumulative: list[list[Any]] = []
+        for le, count in zip([*hist.bounds, "+Inf"], hist.counts, strict=False):
+            total += count
+            cumulative.append([le, total])
+        up = upstreams.setdefault(name, {"requests": 0, "errors": 0, "buckets": []})
+        up["buckets"] = cumulative
     return {"routes": routes, "upstreams": upstreams}
 
 

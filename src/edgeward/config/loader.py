@@ -190,6 +190,8 @@ class _Reader:
             raise TypeError(f"unsupported union {tp!r} in config schema")
         if origin is Literal:
             choices = get_args(tp)
+            if isinstance(raw, int) and not isinstance(raw, bool) and str(raw) in choices:
+                raw = str(raw)  # `on: [503]` means the status "503"
             if raw not in choices:
                 self.fail(path, f"must be one of {', '.join(map(str, choices))}, got {raw!r}")
                 return None

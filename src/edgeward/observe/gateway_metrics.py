@@ -69,6 +69,10 @@ FAMILIES: tuple[MetricSpec, ...] = (
                help="Attempts sent to an upstream endpoint, by outcome "
                     "(success, failure, timeout, connect_error, reset).",
                labels=("upstream", "endpoint", "outcome"), max_children=MAX_ENDPOINT_CHILDREN),
+    MetricSpec(kind="histogram", name="edgeward_upstream_attempt_duration_seconds",
+               help="Time from sending one attempt to its response head (or its failure), "
+                    "per upstream.",
+               labels=("upstream",), max_children=MAX_UPSTREAM_CHILDREN),
     MetricSpec(kind="gauge", name="edgeward_active_connections",
                help="Client connections currently open (summed over workers)."),
     MetricSpec(kind="gauge", name="edgeward_active_requests",
@@ -202,6 +206,7 @@ class GatewayMetrics:
         self.request_duration = histogram("edgeward_request_duration_seconds")
         self.upstream_duration = histogram("edgeward_upstream_duration_seconds")
         self.upstream_requests = counter("edgeward_upstream_requests_total")
+        self.upstream_attempt_duration = histogram("edgeward_upstream_attempt_duration_seconds")
         self.received_bytes = counter("edgeward_received_bytes_total")
         self.sent_bytes = counter("edgeward_sent_bytes_total")
         self.circuit_breaker_state = gauge("edgeward_circuit_breaker_state")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from edgeward.balance.base import Balancer
 from edgeward.balance.endpoint import Endpoint
@@ -24,6 +24,7 @@ class Cluster:
         "name", "config", "endpoints", "pools", "balancer", "hash_key", "connect_timeout",
         "response_header_timeout", "_loop", "closed", "breaker", "endpoint_breakers",
         "outlier", "active_requests", "active_retries", "events", "records_latency", "retries",
+        "on_attempt",
     )
 
     def __init__(
@@ -49,6 +50,8 @@ class Cluster:
         self.active_requests = 0
         self.active_retries = 0
         self.retries = 0  # retries started, all time (for metrics)
+        # Telemetry's per-attempt hook: (cluster, endpoint, outcome, duration).
+        self.on_attempt: Callable[[Cluster, Endpoint, Outcome, float], None] | None = None
         # Breaker transitions and outlier ejections, drained by the telemetry shell.
         self.events: list[object] = []
         self.records_latency = config.balance == "peak_ewma"
@@ -112,6 +115,9 @@ class Cluster:
 
     def record(self, endpoint: Endpoint, outcome: Outcome, duration: float, now: float) -> None:
         """Feed one attempt's outcome to the breaker, outlier detection and balancer."""
+        hook = self.on_attempt
+        if hook is not None:
+            hook(self, endpoint, outcome, duration)
         breaker = self.breaker_for(endpoint)
         if breaker is not None:
             transition = breaker.record(outcome, duration, now)

@@ -42,8 +42,6 @@ _clock = time.monotonic
 _CONNECT_FAILURE = Outcome.of_error("connect_failure")
 _TIMEOUT = Outcome.of_error("timeout")
 _RESET = Outcome.of_error("reset")
-# Marks an exchange that holds one of its route's max_concurrent slots.
-_HOLDS_SLOT = Decision(True, 0, 0, 0.0)
 
 # Methods whose request may be sent twice without changing the outcome (RFC 9110 §9.2.2).
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
@@ -85,7 +83,7 @@ class Exchange:
         "total_deadline", "connect_task", "race_retried", "status", "error_code",
         "bytes_out", "upstream_paused", "started", "attempt", "attempt_started",
         "upstream_time", "held", "admitted", "resend", "is_retry", "limit_decision",
-        "released", "connect_time",
+        "released", "connect_time", "holds_slot",
     )
 
     def __init__(self, down: Downstream, head: RequestHead, snapshot: Snapshot) -> None:
@@ -120,6 +118,7 @@ class Exchange:
         self.is_retry = False       # counted in cluster.active_retries
         self.limit_decision: Decision | None = None
         self.released = False
+        self.holds_slot = False     # holds one of the route's max_concurrent slots
         self.connect_time = 0.0     # TCP connect of the last new upstream connection
 
     # listener-facing ----------------------------------------------------------------------
@@ -167,8 +166,8 @@ class Exchange:
     def _decided(self, decision: Decision) -> None:
         route = self.route
         assert route is not None and route.limiter is not None
+        self.limit_decision = decision
         if not decision.allowed:
-            self.limit_decision = decision
             self.fail("rate_limited",
                       extra_headers=response_headers(decision, route.limiter.window))
             return
@@ -191,7 +190,7 @@ class Exchange:
             if not concurrency.try_acquire():
                 self.fail("overloaded")
                 return
-            self.limit_decision = _HOLDS_SLOT
+            self.holds_slot = True
         self.cluster = cluster = route.choose(head)
         cluster.active_requests += 1
         if head.expect_continue and not self.request_done:
@@ -386,6 +385,11 @@ class Exchange:
             self._settle(outcome, now)
             return
         self._record(outcome, now)
+        decision = self.limit_decision
+        if decision is not None and self.route is not None and self.route.limiter is not None:
+            # RateLimit-* on admitted responses too (IETF RateLimit fields), so clients can
+            # pace themselves before they are refused.
+            headers.extend(response_headers(decision, self.route.limiter.window))
         self.state = STREAMING
         self.status = status
         self.down.set_deadline(self.total_deadline or NO_DEADLINE)
@@ -551,8 +555,8 @@ class Exchange:
             if self.is_retry:
                 self.is_retry = False
                 cluster.active_retries -= 1
-        if self.limit_decision is _HOLDS_SLOT:
-            self.limit_decision = None
+        if self.holds_slot:
+            self.holds_slot = False
             route = self.route
             if route is not None and route.concurrency is not None:
                 route.concurrency.release()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import time
+from bisect import bisect_left
 from typing import TYPE_CHECKING, Any
 
 from edgeward.observe.access_log import AccessLog
@@ -20,6 +21,7 @@ from edgeward.observe.gateway_metrics import (
     GatewayMetrics,
     RouteMetrics,
 )
+from edgeward.observe.metrics import CounterChild, HistogramChild
 from edgeward.observe.tracing import (
     SPAN_KIND_SERVER,
     OtlpHttpExporter,
@@ -31,13 +33,17 @@ from edgeward.observe.tracing import (
     parse_traceparent,
 )
 from edgeward.resilience.breaker import Transition
+from edgeward.resilience.outcome import Outcome
 from edgeward.resilience.outlier import OutlierEvent
 
 if TYPE_CHECKING:
+    from edgeward.balance.endpoint import Endpoint
     from edgeward.http.message import RequestHead
+    from edgeward.proxy.cluster import Cluster
     from edgeward.proxy.exchange import Exchange
     from edgeward.proxy.snapshot import Snapshot
 
+_ERROR_LABEL = {"connect_failure": "connect_error", "timeout": "timeout", "reset": "reset"}
 _CIRCUIT_VALUE = {"closed": CIRCUIT_CLOSED, "open": CIRCUIT_OPEN, "half_open": CIRCUIT_HALF_OPEN}
 
 
@@ -88,6 +94,8 @@ class Telemetry:
         self.access_log = access_log
         self.tracer = tracer
         self._route_metrics: dict[str, RouteMetrics] = {}
+        self._attempts: dict[tuple[str, str, str], CounterChild] = {}
+        self._attempt_hist: dict[str, HistogramChild] = {}
         self._clock = time.monotonic
 
     def route_metrics(self, name: str) -> RouteMetrics:
@@ -95,6 +103,29 @@ class Telemetry:
         if rm is None:
             rm = self._route_metrics[name] = self.metrics.route(name)
         return rm
+
+    def attempt(self, cluster: Cluster, endpoint: Endpoint, outcome: Outcome,
+                duration: float) -> None:
+        """One upstream attempt ended: count it per endpoint and outcome, time it."""
+        error = outcome.error
+        if error is None:
+            label = "failure" if outcome.failed else "success"
+        else:
+            label = _ERROR_LABEL[error]
+        key = (cluster.name, endpoint.key, label)
+        child = self._attempts.get(key)
+        if child is None:
+            child = self._attempts[key] = self.metrics.upstream_request(*key)
+        child.value += 1.0
+        hist = self._attempt_hist.get(cluster.name)
+        if hist is None:
+            hist = self._attempt_hist[cluster.name] = (
+                self.metrics.upstream_attempt_duration.labels(cluster.name))
+        hist.counts[bisect_left(hist.bounds, duration)] += 1
+        hist.sum += duration
+
+    def upstream_histograms(self) -> list[tuple[str, HistogramChild]]:
+        return list(self._attempt_hist.items())
 
     def route_metrics_items(self) -> list[tuple[str, RouteMetrics]]:
         return list(self._route_metrics.items())
@@ -111,6 +142,8 @@ class Telemetry:
         rm.finish(upstream, status, duration, upstream_time, ex.body_received, ex.bytes_out)
         if ex.error_code == "rate_limited":
             rm.ratelimit_refused.value += 1.0
+        if ex.attempt > 1:
+            rm.retries(upstream).value += ex.attempt - 1
         head = ex.head
         trace: Trace | None = head.trace  # type: ignore[assignment]
         if self.access_log is not None:
