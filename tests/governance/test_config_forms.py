@@ -267,10 +267,6 @@ def test_rate_limit_shadow_mode_never_refuses(world: World) -> None:
     assert statuses == {200: 20}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: admitted requests get no RateLimit-* headers; proxy/exchange.py adds "
-    "response_headers() only in fail('rate_limited'), while docs/ratelimit.md says shadow-mode "
-    "decisions are described by the headers"))
 def test_rate_limit_headers_on_admitted_responses(world: World) -> None:
     with Client(world.gw.port) as c:
         resps = [c.request("shadow2.test") for _ in range(8)]
@@ -375,9 +371,6 @@ def test_retry_on_503_succeeds_on_second_try(world: World) -> None:
     assert flaky.tries("get-1") == 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: edgeward_retries_total is declared but never incremented (also pinned by "
-    "tests/observability, commit 739f1e7)"))
 def test_retry_is_counted_in_metrics(world: World) -> None:
     with Client(world.gw.port) as c:
         assert who(c.request("retry.test", headers={"x-try-id": "get-metric"})) == "flaky"

@@ -114,17 +114,11 @@ routes:
 """
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: yaml.safe_load (YAML 1.1) reads the unquoted key `on` as boolean True, so the README's "
-    "`retries: {attempts: 3, on: [...]}` is refused with 'routes[0].retries.True: unknown key'"))
 def test_retries_on_unquoted_key_as_in_readme(tmp_path: Path) -> None:
     done = validate(tmp_path, merged(RETRIES_README.replace("503", '"503"')))
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: retries.on refuses the YAML integer 503 ('must be one of ..., 503, ..., got 503'); "
-    "status codes must be quoted"))
 def test_retries_on_integer_status(tmp_path: Path) -> None:
     done = validate(tmp_path, merged(RETRIES_README.replace(" on:", ' "on":')))
     assert done.returncode == 0, done.stdout + done.stderr
