@@ -202,9 +202,6 @@ def test_drain_stops_accepting_and_lets_in_flight_finish(origin: Origin) -> None
         assert gw.gw.wait(10) == 0  # then the drained process exits cleanly
 
 
-@pytest.mark.xfail(strict=True, reason="bug: YAML 1.1 reads the key `on` as boolean True "
-                   "(routes[0].retries.True: unknown key) and an unquoted 503 is refused "
-                   "('must be one of ... 503, got 503'); the README example fails")
 def test_post_config_accepts_the_readme_retries_example(admin_gw: AdminGateway) -> None:
     text = rendered(admin_gw).replace("  - name: slow\n", """  - name: retried
     match: {path_prefix: /retried}
