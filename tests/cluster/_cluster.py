@@ -116,7 +116,10 @@ def gateways(texts: list[str]) -> Iterator[list[GatewayProcess]]:
         yield started
     finally:
         for gw in started:
-            gw.stop()
+            died = gw.proc is not None and gw.proc.poll() is not None
+            code = gw.stop()
+            if died or code != 0:   # shown by pytest when the test fails
+                print(f"gateway {gw.port} exited {code}:\n{gw.stderr_text()[-4000:]}")
 
 
 def admin_port(gw: GatewayProcess) -> int:
