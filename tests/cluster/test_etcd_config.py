@@ -113,10 +113,6 @@ def test_an_invalid_config_in_etcd_is_refused_and_the_old_one_keeps_serving(
     assert serves(env.port, "/a/x")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: a reload refused from the watched source (file or etcd) is recorded in /reloads "
-    "but never counted: app.py passes source changes to ConfigRuntime.apply directly, and "
-    "only Control.apply_config (POST /config) calls metrics.config_loaded(False, ...)"))
 def test_a_refused_etcd_reload_counts_in_config_reloads_total_error(
     etcd: EtcdServer, env: Env, etcd_gateway: GatewayProcess,
 ) -> None:
