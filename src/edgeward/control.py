@@ -18,7 +18,7 @@ from typing import Any
 from edgeward.balance.endpoint import Endpoint
 from edgeward.balance.peak_ewma import PeakEwmaBalancer
 from edgeward.config.schema import GatewayConfig
-from edgeward.config.sources import ConfigSource
+from edgeward.config.sources import ConfigSource, EtcdSource
 from edgeward.discovery.dns import DnsResolverWatcher
 from edgeward.discovery.etcd import EtcdRegistryWatcher
 from edgeward.discovery.health import ActiveHealthChecker
@@ -197,6 +197,11 @@ class Control:
                 if self.workers > 1:
                     log.warning("POST /config applied in worker %d only: no watched source "
                                 "to share it through", self.worker_id)
+                return []
+            if self.workers == 1 and not isinstance(self.source, EtcdSource):
+                # One process on a file: nothing to share it with, and writing the file
+                # would race with whoever edits it. etcd is the fleet's shared store, and
+                # several workers need the file to converge, so those are written.
                 return []
             try:
                 await self.source.store(text)

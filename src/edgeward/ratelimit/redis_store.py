@@ -26,6 +26,7 @@ script touches exactly that one key, so it works unchanged on a cluster.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 
 import redis.asyncio as aioredis
@@ -53,6 +54,11 @@ PREPARE_TIMEOUT = 2.0
 LEASE_ROUNDS = 3
 
 _STORE_ERRORS = (RedisError, OSError, TimeoutError)
+
+
+async def _disconnect(client: aioredis.Redis) -> None:
+    with contextlib.suppress(*_STORE_ERRORS):
+        await client.connection_pool.disconnect()
 
 
 def connect(config: RedisConfig) -> aioredis.Redis:
@@ -222,10 +228,14 @@ class GlobalLimiter:
         try:
             async with asyncio.timeout(self._timeout):
                 result = await script.run(self.client, self.redis_key(key), *args)
-        except _STORE_ERRORS:
+        except _STORE_ERRORS as exc:
             self.stats.store_errors += 1
             self.store_up = False
             self._down_until = now + self._open_for
+            if not isinstance(exc, TimeoutError):
+                # Every pooled connection to a Redis that went away is dead: drop them all
+                # now, or each would fail once after Redis returns and pause the limiter again.
+                asyncio.get_running_loop().create_task(_disconnect(self.client))
             raise
         finally:
             if probe:
