@@ -211,8 +211,8 @@ class Exchange:
         self._forward_body(data)
 
     def on_request_end(self, trailers: list[tuple[bytes, bytes]] | None) -> None:
-        if self.state == DONE:
-            return
+        if self.state == DONE or self.request_done:
+            return  # finished, or a request without a body (complete from the start)
         self.request_done = True
         if self.head.body_length == STREAMED:
             tail = b"".join(n + b": " + v + b"\r\n" for n, v in trailers) if trailers else b""
@@ -263,7 +263,8 @@ class Exchange:
         cluster = self.cluster
         assert cluster is not None
         assert self.route is not None
-        now = _clock()
+        # The first try goes out in the same callback the exchange started in.
+        now = self.started if self.attempt == 0 and not self.held else _clock()
         endpoint = cluster.pick(self.head, self.route.name, now)
         if endpoint is None:
             self.fail("no_healthy_upstream")
@@ -277,7 +278,7 @@ class Exchange:
         self.attempt_started = now
         conn = cluster.pools[endpoint].take()
         if conn is not None:
-            self._bind(conn)
+            self._bind(conn, now)
             return
         self._connect(endpoint)
 
@@ -312,7 +313,8 @@ class Exchange:
             return
         self._bind(task.result())
 
-    def _bind(self, conn: UpstreamConnection) -> None:
+    def _bind(self, conn: UpstreamConnection, now: float = 0.0) -> None:
+        """Send the request on `conn`; `now` when the caller just read the clock."""
         head = self.head
         cluster = self.cluster
         endpoint = self.endpoint
@@ -332,10 +334,10 @@ class Exchange:
             data += b"".join(self.replay)
         self.resend = False
         self.state = WAITING
-        self._arm_response_deadline()
+        self._arm_response_deadline(now)
         conn.start(self, data, head.method == "HEAD")
 
-    def _arm_response_deadline(self) -> None:
+    def _arm_response_deadline(self, now: float = 0.0) -> None:
         """Wait for the response head: response_header_timeout (or per_try_timeout) counted
         from the end of the request, as Envoy does, so a slow upload is not cut; while the
         body is still arriving only the route's total timeout applies."""
@@ -348,7 +350,7 @@ class Exchange:
         per_try = route.per_try_timeout
         if per_try is not None and per_try < wait:
             wait = per_try
-        deadline = _clock() + wait
+        deadline = (now or _clock()) + wait
         if self.total_deadline and self.total_deadline < deadline:
             deadline = self.total_deadline
         self.down.set_deadline(deadline)
