@@ -80,7 +80,7 @@ def main() -> None:
     snapshot = compile_snapshot(cfg, loop, Registry())
     state = ListenerState(listener_settings(cfg), snapshot)
     telemetry = Telemetry(GatewayMetrics(), None, None)
-    state.on_done = lambda ex: telemetry.exchange_done(ex, time.monotonic())
+    state.on_done = telemetry.exchange_done
     client_out: list[bytes] = []
     upstream_out: list[bytes] = []
     conn = HttpConnection(state, loop)

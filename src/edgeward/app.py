@@ -6,7 +6,6 @@ import asyncio
 import logging
 import os
 import socket
-import time
 from collections.abc import Awaitable, Callable
 
 from edgeward.gateway import Worker, serve
@@ -58,7 +57,7 @@ def serve_config(
             tracer = Tracer(cfg.tracing.sampler(), exporter)
         telemetry = Telemetry(GatewayMetrics(), access_log, tracer)
         worker.state.tracer = tracer
-        worker.state.on_done = lambda ex: telemetry.exchange_done(ex, time.monotonic())
+        worker.state.on_done = telemetry.exchange_done
         control = Control(worker, runtime, telemetry, worker_id=worker_id, workers=workers,
                           metrics_dir=metrics_dir)
         await control.start()

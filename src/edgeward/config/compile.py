@@ -122,7 +122,8 @@ class Registry:
 
 
 def _route(cfg: GatewayConfig, index: int, name: str, split: TrafficSplit[Cluster],
-           loop: asyncio.AbstractEventLoop, registry: Registry) -> Route:
+           single: Cluster | None, loop: asyncio.AbstractEventLoop,
+           registry: Registry) -> Route:
     rc = cfg.routes[index]
     limiter: Limiter | None = None
     limit_key = None
@@ -148,9 +149,10 @@ def _route(cfg: GatewayConfig, index: int, name: str, split: TrafficSplit[Cluste
         retry = RetryPolicy(rc.retries)
         if rc.retries.budget is not None:
             budget = RetryBudget(rc.retries.budget)
-    return Route(name, split=split, timeout=rc.timeout, max_body_size=rc.max_body_size,
-                 limiter=limiter, limit_key=limit_key, concurrency=concurrency,
-                 retry=retry, budget=budget, replay_limit=cfg.server.replay_limit)
+    return Route(name, split=split, cluster=single, timeout=rc.timeout,
+                 max_body_size=rc.max_body_size, limiter=limiter, limit_key=limit_key,
+                 concurrency=concurrency, retry=retry, budget=budget,
+                 replay_limit=cfg.server.replay_limit)
 
 
 def _global_limiter(client: Any, name: str, rl: RateLimitConfig, redis_cfg: RedisConfig,
@@ -194,7 +196,8 @@ def compile_snapshot(
             else:
                 assert rc.upstream is not None
                 split = TrafficSplit.single(clusters[rc.upstream])
-            route = _route(cfg, i, name, split, loop, registry)
+            single = clusters[rc.upstream] if rc.upstream is not None else None
+            route = _route(cfg, i, name, split, single, loop, registry)
             routes.append(route)
             table_entries.append((rc.match, route))
         table = RouteTable(table_entries)

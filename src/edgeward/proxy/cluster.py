@@ -24,7 +24,7 @@ class Cluster:
         "name", "config", "endpoints", "pools", "balancer", "hash_key", "connect_timeout",
         "response_header_timeout", "_loop", "closed", "breaker", "endpoint_breakers",
         "outlier", "active_requests", "active_retries", "events", "records_latency", "retries",
-        "on_attempt",
+        "on_attempt", "pick_plain", "guarded",
     )
 
     def __init__(
@@ -42,11 +42,14 @@ class Cluster:
         options = config.balancer_options()
         self.balancer: Balancer = make_balancer(options, [], rng or random.Random())
         self.hash_key: KeySpec | None = parse_key(config.hash_on) if config.hash_on else None
+        # Without a hash key the exchange calls the balancer directly (one call fewer).
+        self.pick_plain = self.balancer.pick if self.hash_key is None else None
         bc = config.circuit_breaker
         self.breaker = CircuitBreaker(bc) if bc is not None and not bc.per_endpoint else None
         self.endpoint_breakers: dict[str, CircuitBreaker] | None = (
             {} if bc is not None and bc.per_endpoint else None)
         self.outlier = OutlierDetector(config.outlier) if config.outlier is not None else None
+        self.guarded = bc is not None  # has a circuit breaker to ask before each try
         self.active_requests = 0
         self.active_retries = 0
         self.retries = 0  # retries started, all time (for metrics)

@@ -265,11 +265,13 @@ class Exchange:
         assert self.route is not None
         # The first try goes out in the same callback the exchange started in.
         now = self.started if self.attempt == 0 and not self.held else _clock()
-        endpoint = cluster.pick(self.head, self.route.name, now)
+        pick = cluster.pick_plain
+        endpoint = (pick(None, now) if pick is not None
+                    else cluster.pick(self.head, self.route.name, now))
         if endpoint is None:
             self.fail("no_healthy_upstream")
             return
-        if not cluster.admit(endpoint, now):
+        if cluster.guarded and not cluster.admit(endpoint, now):
             self.fail("circuit_open")
             return
         self.admitted = True

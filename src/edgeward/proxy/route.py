@@ -14,7 +14,7 @@ from edgeward.routing.split import TrafficSplit
 class Route:
     __slots__ = (
         "name", "timeout", "max_body_size", "split", "limiter", "limit_key", "concurrency",
-        "retry", "budget", "per_try_timeout", "replay_limit",
+        "retry", "budget", "per_try_timeout", "replay_limit", "cluster", "metrics",
     )
 
     def __init__(
@@ -22,6 +22,7 @@ class Route:
         name: str,
         *,
         split: TrafficSplit[Cluster],
+        cluster: Cluster | None = None,
         timeout: float | None,
         max_body_size: int | None,
         limiter: Limiter | None = None,
@@ -33,6 +34,8 @@ class Route:
     ) -> None:
         self.name = name
         self.split = split
+        self.cluster = cluster  # the one upstream of a route without a split (fast path)
+        self.metrics: object | None = None  # telemetry's cached children for this route
         self.timeout = timeout
         self.max_body_size = max_body_size
         self.limiter = limiter
@@ -47,7 +50,8 @@ class Route:
                              else replay_limit)
 
     def choose(self, head: RequestHead) -> Cluster:
-        return self.split.choose(head, self.name)
+        cluster = self.cluster
+        return cluster if cluster is not None else self.split.choose(head, self.name)
 
     def __repr__(self) -> str:
         return f"<Route {self.name}>"

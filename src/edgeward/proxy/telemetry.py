@@ -130,14 +130,22 @@ class Telemetry:
     def route_metrics_items(self) -> list[tuple[str, RouteMetrics]]:
         return list(self._route_metrics.items())
 
-    def exchange_done(self, ex: Exchange, now: float) -> None:
+    def exchange_done(self, ex: Exchange) -> None:
+        now = self._clock()
         route = ex.route
-        name = route.name if route is not None else ""
+        if route is not None:
+            name = route.name
+            rm = route.metrics
+            if rm is None:
+                rm = route.metrics = self.route_metrics(name)
+        else:
+            name = ""
+            rm = self.route_metrics(name)
+        assert isinstance(rm, RouteMetrics)
         cluster = ex.cluster
         upstream = cluster.name if cluster is not None else ""
         duration = now - ex.started if ex.started else 0.0
         status = ex.status
-        rm = self.route_metrics(name)
         upstream_time = ex.upstream_time if ex.upstream_time else None
         rm.finish(upstream, status, duration, upstream_time, ex.body_received, ex.bytes_out)
         if ex.error_code == "rate_limited":
