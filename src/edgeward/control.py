@@ -189,7 +189,7 @@ class Control:
         """Apply here at once, then persist to the watched source (file or etcd) so that the
         other workers, other gateways on the same source and the next start all get it."""
         async with self._apply_lock:
-            problems = self.runtime.apply(text)
+            problems = self.runtime.apply(text, "POST /config")
             if problems:
                 self.telemetry.metrics.config_loaded(False, None, time.time())
                 return problems

@@ -68,18 +68,20 @@ class ConfigRuntime:
     def attach(self, worker: Worker) -> None:
         self.worker = worker
 
-    def apply(self, text: str) -> list[str]:
-        """Validate, compile and swap. Returns the problems (empty when applied)."""
+    def apply(self, text: str, label: str | None = None) -> list[str]:
+        """Validate, compile and swap. Returns the problems (empty when applied); they name
+        `label` (default: the watched source) as where the text came from."""
+        where = label or self.source
         digest = config_hash(text)
         if digest == self.hash:
             self._record(ReloadRecord(time.time(), "unchanged", digest))
             return []
         try:
-            cfg = load_text(text, self.source)
+            cfg = load_text(text, where)
             if cfg.listen != self.config.listen:
-                raise ConfigError(self.source, [
+                raise ConfigError(where, [
                     Problem("listen", "changing the listen address needs a restart")])
-            snapshot = compile_snapshot(cfg, self.loop, self.registry, source=self.source,
+            snapshot = compile_snapshot(cfg, self.loop, self.registry, source=where,
                                         source_hash=digest)
         except ConfigError as exc:
             lines = exc.lines()

@@ -65,10 +65,19 @@ class AccessLogConfig:
         return problems
 
 
+_second_text: tuple[int, str] = (-1, "")
+
+
 def format_time(epoch: float) -> str:
-    """RFC 3339 UTC with milliseconds: 2024-05-01T12:00:00.123Z."""
+    """RFC 3339 UTC with milliseconds: 2024-05-01T12:00:00.123Z (the seconds part is
+    formatted once per second)."""
+    global _second_text
     whole, millis = divmod(round(epoch * 1000), 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
+    second, text = _second_text
+    if whole != second:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        _second_text = (whole, text)
+    return f"{text}.{millis:03d}Z"
 
 
 def format_line(record: dict[str, Any]) -> str:
@@ -98,7 +107,7 @@ class AccessLog:
         self.dropped = 0
         self.written = 0
         self.write_errors = 0
-        self._queue: deque[dict[str, Any]] = deque()
+        self._queue: deque[dict[str, Any] | str] = deque()
         self._wake = threading.Event()
         self._idle = threading.Event()
         self._reopen = False
@@ -112,9 +121,10 @@ class AccessLog:
                                             daemon=True)
             self._thread.start()
 
-    def log(self, record: dict[str, Any]) -> bool:
-        """Queue one request's record; False (and counted in `dropped`) if the queue is full.
-        The caller must not modify the dict afterwards."""
+    def log(self, record: dict[str, Any] | str) -> bool:
+        """Queue one request's record (a dict, or a line already formatted on the caller's
+        thread); False (and counted in `dropped`) if the queue is full. The caller must not
+        modify a dict afterwards."""
         queue = self._queue
         if len(queue) >= self.max_queue:
             self.dropped += 1
@@ -173,7 +183,8 @@ class AccessLog:
             return
         lines: list[str] = []
         while queue:
-            lines.append(format_line(queue.popleft()))
+            item = queue.popleft()
+            lines.append(item if isinstance(item, str) else format_line(item))
         try:
             if self._file is None:
                 self._file = self._open()
