@@ -21,6 +21,7 @@ EXPECTED = {
     "edgeward_request_duration_seconds": ("histogram", ("route",)),
     "edgeward_upstream_duration_seconds": ("histogram", ("route",)),
     "edgeward_upstream_requests_total": ("counter", ("upstream", "endpoint", "outcome")),
+    "edgeward_upstream_attempt_duration_seconds": ("histogram", ("upstream",)),
     "edgeward_active_connections": ("gauge", ()),
     "edgeward_active_requests": ("gauge", ()),
     "edgeward_received_bytes_total": ("counter", ("route",)),
