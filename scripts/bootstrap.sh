@@ -21,3 +21,15 @@ if [ -n "$extras" ]; then
 else
   .venv/bin/python -m pip install -q -e .
 fi
+# Compile the data plane with mypyc (about twice as fast); without a C toolchain edgeward
+# runs the same code as plain Python. EDGEWARD_NATIVE=0 skips the build.
+if [ "${EDGEWARD_NATIVE:-1}" != 0 ]; then
+  .venv/bin/python -m pip install -q "mypy>=1.10"
+  if ! command -v gcc >/dev/null || ! .venv/bin/python -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get update -qq >/dev/null
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc python3-dev >/dev/null || true
+    fi
+  fi
+  .venv/bin/python -c "import sys, edgeward._native as n; sys.exit(n.build())" || echo "edgeward: running as plain Python" >&2
+fi

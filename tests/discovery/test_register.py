@@ -117,7 +117,10 @@ async def test_lost_lease_is_registered_again(etcd: EtcdServer) -> None:
         # what an etcd that forgot the lease looks like to the registrant
         etcd.etcdctl("lease", "revoke", format(reg.lease_id, "x"))
         assert etcd.keys(PREFIX + "again/") == []
-        await until(lambda: bool(etcd.keys(PREFIX + "again/")), timeout=2.5)
+        # The key comes back on the next keep-alive (TTL/3); the counter is bumped just after
+        # the put, so wait for both rather than reading it the instant the key reappears.
+        await until(lambda: bool(etcd.keys(PREFIX + "again/")) and reg.registrations == 2,
+                    timeout=4.0)
         assert reg.registrations == 2
 
 

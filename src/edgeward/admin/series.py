@@ -63,7 +63,8 @@ def histogram_quantile(q: float, bounds: Sequence[float], counts: Sequence[float
     inside = counts[i] - below
     if inside <= 0:
         return upper
-    return lower + (upper - lower) * (rank - below) / inside
+    # Clamped: the interpolation can round a last bit past the bucket's upper bound.
+    return min(upper, lower + (upper - lower) * (rank - below) / inside)
 
 
 def _parse_le(raw: object) -> float:

@@ -18,7 +18,7 @@ import asyncio
 import math
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httptools
 
@@ -638,9 +638,12 @@ def _absolute_form(target: bytes) -> tuple[bytes, bytes] | None:
         url = httptools.parse_url(target)
     except httptools.HttpParserInvalidURLError:
         return None
-    if not url.host:
+    parsed: Any = url  # httptools' stub says `port: int`, but it is None when absent
+    host: bytes | None = parsed.host
+    port: int | None = parsed.port
+    if not host:
         return None
-    authority = url.host + (b":%d" % url.port if url.port else b"")
+    authority = host if port is None else host + b":" + str(port).encode()
     if not valid_host(authority):
         return None
     path = url.path or b"/"
