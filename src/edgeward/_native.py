@@ -46,6 +46,7 @@ MODULES = (
     "edgeward/balance/maglev.py",
     "edgeward/balance/hashing.py",
     "edgeward/observe/metrics.py",
+    "edgeward/observe/gateway_metrics.py",
 )
 
 _SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -42,6 +42,7 @@ _clock = time.monotonic
 _CONNECT_FAILURE = Outcome.of_error("connect_failure")
 _TIMEOUT = Outcome.of_error("timeout")
 _RESET = Outcome.of_error("reset")
+_BY_STATUS = [Outcome.of_status(s) for s in range(100, 600)]
 
 # Methods whose request may be sent twice without changing the outcome (RFC 9110 §9.2.2).
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
@@ -383,7 +384,7 @@ class Exchange:
     ) -> None:
         now = _clock()
         self.upstream_time = now - self.attempt_started
-        outcome = Outcome.of_status(status)
+        outcome = _BY_STATUS[status - 100] if 100 <= status <= 599 else Outcome.of_status(status)
         if status >= 500 and self._may_retry(outcome):
             self._drop_upstream(abort=True)
             self._settle(outcome, now)
