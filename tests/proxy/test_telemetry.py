@@ -1,0 +1,39 @@
+"""The access log line is exactly the JSON of the documented record, whatever the request."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edgeward.balance.endpoint import Endpoint
+from edgeward.http.message import NO_BODY, RequestHead
+from edgeward.observe.access_log import FIELDS
+from edgeward.proxy.exchange import Exchange
+from edgeward.proxy.snapshot import Snapshot
+from edgeward.proxy.telemetry import Trace, access_line, access_record
+
+text = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x2FFF), max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(path=text, host=text, rid=text, error=st.none() | text, status=st.integers(0, 599),
+       duration=st.floats(0, 100, allow_nan=False), upstream_time=st.floats(0, 10),
+       attempts=st.integers(0, 5), traced=st.booleans(), route=text)
+def test_access_line_is_the_json_of_the_record(
+        path: str, host: str, rid: str, error: str | None, status: int, duration: float,
+        upstream_time: float, attempts: int, traced: bool, route: str) -> None:
+    head = RequestHead("GET", b"/", path, host, b"h", [], NO_BODY, "10.0.0.1", rid)
+    snapshot = Snapshot(lambda h: None, [], {})
+    ex = Exchange(object(), head, snapshot)  # type: ignore[arg-type]
+    ex.status, ex.error_code, ex.attempt, ex.upstream_time = status, error, attempts, upstream_time
+    ex.endpoint = Endpoint("10.1.1.1", 8080)
+    ex.bytes_out = 12
+    trace = Trace("ab" * 16, "cd" * 8, None, True, 0) if traced else None
+    line: dict[str, Any] = json.loads(access_line(ex, route, "up", duration, trace))
+    want = access_record(ex, route, "up", duration, trace)
+    assert list(line) == list(FIELDS)
+    line.pop("time"), want.pop("time")
+    assert line == want
