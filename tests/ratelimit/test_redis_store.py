@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -14,69 +12,17 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from tests.support.redis_server import REDIS_SERVER, RedisServer
 
 from edgeward.ratelimit.config import RateLimitConfig, RedisConfig
 from edgeward.ratelimit.redis_store import GlobalLimiter, connect
 
-REDIS_SERVER = "/usr/bin/redis-server"
 pytestmark = pytest.mark.skipif(not os.path.exists(REDIS_SERVER), reason="needs redis-server")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class RedisProcess:
-    """A real redis-server we start, stop (by PID) and restart on the same port."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            os.kill(self.proc.pid, signal.SIGCONT)
-            self.proc.terminate()
-            self.proc.wait(timeout=5)
-            self.proc = None
-
-    def pause(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGCONT)
-
-
 @pytest.fixture
-def redis_server() -> Iterator[RedisProcess]:
-    server = RedisProcess()
-    server.start()
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer().start()
     try:
         yield server
     finally:
@@ -84,7 +30,7 @@ def redis_server() -> Iterator[RedisProcess]:
 
 
 def limiter(
-    server: RedisProcess, route: str, timeout: float = 0.05, **overrides: object
+    server: RedisServer, route: str, timeout: float = 0.05, **overrides: object
 ) -> GlobalLimiter:
     settings: dict[str, object] = {"rate": 100.0, "burst": 20, "scope": "global"}
     settings.update(overrides)
@@ -108,7 +54,7 @@ async def flood(lim: GlobalLimiter, key: str, until: float) -> tuple[int, int]:
     return admitted, asked
 
 
-async def test_one_limiter_gives_the_burst_then_refuses(redis_server: RedisProcess) -> None:
+async def test_one_limiter_gives_the_burst_then_refuses(redis_server: RedisServer) -> None:
     lim = limiter(redis_server, "burst", rate=1.0, burst=3)
     decisions = [await lim.decide("k", time.monotonic()) for _ in range(4)]
     assert [d.allowed for d in decisions] == [True, True, True, False]
@@ -121,7 +67,7 @@ async def test_one_limiter_gives_the_burst_then_refuses(redis_server: RedisProce
 
 @pytest.mark.parametrize("algorithm", ["gcra", "sliding_window"])
 async def test_several_clients_sharing_a_key_stay_within_5_percent_of_the_budget(
-    redis_server: RedisProcess, algorithm: str
+    redis_server: RedisServer, algorithm: str
 ) -> None:
     # Accuracy, not failure handling: a generous deadline so a stall of this shared VM does not
     # send a client to its fallback (checked below).
@@ -173,7 +119,7 @@ WORKER = textwrap.dedent(
 
 
 @pytest.mark.parametrize("mode", ["direct", "lease"])
-def test_four_os_processes_share_one_budget(redis_server: RedisProcess, mode: str) -> None:
+def test_four_os_processes_share_one_budget(redis_server: RedisServer, mode: str) -> None:
     seconds = 1.5
     start_at = time.time() + 1.0
     procs = [
@@ -201,7 +147,7 @@ def test_four_os_processes_share_one_budget(redis_server: RedisProcess, mode: st
 
 
 async def test_lease_mode_cuts_redis_calls_and_stays_within_its_bound(
-    redis_server: RedisProcess,
+    redis_server: RedisServer,
 ) -> None:
     limiters = [limiter(redis_server, "lease", timeout=1.0, rate=500.0, burst=200, mode="lease",
                         processes=4) for _ in range(4)]
@@ -220,7 +166,7 @@ async def test_lease_mode_cuts_redis_calls_and_stays_within_its_bound(
 
 
 async def test_lease_mode_below_the_limit_admits_everything_with_few_calls(
-    redis_server: RedisProcess,
+    redis_server: RedisServer,
 ) -> None:
     lim = limiter(redis_server, "lease-light", rate=1000.0, burst=1000, mode="lease")
     admitted = 0
@@ -233,7 +179,7 @@ async def test_lease_mode_below_the_limit_admits_everything_with_few_calls(
     assert lim.stats.store_calls < 40
 
 
-async def test_noscript_after_a_script_flush_reloads_the_script(redis_server: RedisProcess) -> None:
+async def test_noscript_after_a_script_flush_reloads_the_script(redis_server: RedisServer) -> None:
     lim = limiter(redis_server, "flush")
     assert (await lim.decide("k", time.monotonic())).allowed
     await lim.client.script_flush()
@@ -241,7 +187,7 @@ async def test_noscript_after_a_script_flush_reloads_the_script(redis_server: Re
     assert lim.stats.store_errors == 0
 
 
-async def test_shadow_mode_never_refuses_but_counts(redis_server: RedisProcess) -> None:
+async def test_shadow_mode_never_refuses_but_counts(redis_server: RedisServer) -> None:
     lim = limiter(redis_server, "shadow", rate=1.0, burst=2, enforce=False)
     decisions = [await lim.decide("k", time.monotonic()) for _ in range(5)]
     assert all(d.allowed for d in decisions)
@@ -251,7 +197,7 @@ async def test_shadow_mode_never_refuses_but_counts(redis_server: RedisProcess) 
 
 @pytest.mark.parametrize("policy", ["allow", "deny", "local"])
 async def test_redis_stopped_follows_on_store_failure_then_recovers(
-    redis_server: RedisProcess, policy: str
+    redis_server: RedisServer, policy: str
 ) -> None:
     lim = limiter(redis_server, "fail-" + policy, rate=10.0, burst=10, processes=2,
                   on_store_failure=policy)
@@ -282,7 +228,7 @@ async def test_redis_stopped_follows_on_store_failure_then_recovers(
 
 
 async def test_a_hung_redis_costs_one_timeout_then_the_fallback(
-    redis_server: RedisProcess,
+    redis_server: RedisServer,
 ) -> None:
     lim = limiter(redis_server, "hung", on_store_failure="deny")
     assert (await lim.decide("k", time.monotonic())).allowed
