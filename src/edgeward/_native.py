@@ -47,6 +47,14 @@ MODULES = (
     "edgeward/balance/hashing.py",
     "edgeward/observe/metrics.py",
     "edgeward/observe/gateway_metrics.py",
+    "edgeward/ratelimit/decision.py",
+    "edgeward/ratelimit/keymap.py",
+    "edgeward/ratelimit/algorithm.py",
+    "edgeward/ratelimit/gcra.py",
+    "edgeward/ratelimit/token_bucket.py",
+    "edgeward/ratelimit/leaky_bucket.py",
+    "edgeward/ratelimit/sliding_window.py",
+    "edgeward/ratelimit/concurrency.py",
 )
 
 _SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
