@@ -438,3 +438,37 @@ def test_gateway_error_carries_the_client_request_id(gw: GatewayProcess) -> None
     resp = get(gw.port, "/echo", [("X-Request-Id", "trace-me-1")], host="nowhere.test")
     doc = assert_gateway_error(resp, 404, "route_not_found")
     assert doc["request_id"] == "trace-me-1"
+
+
+def test_a_queued_request_keeps_its_own_connection_semantics(gw: GatewayProcess) -> None:
+    """A `Connection: close` request pipelined behind a slow keep-alive one is still answered:
+    each response follows its own request's keep-alive, not the last one parsed."""
+    raw = (b"GET /slow?ms=300&n=1 HTTP/1.1\r\n" + H + b"\r\n"
+           b"GET /echo?n=2 HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n")
+    with RawConnection(gw.port) as conn:
+        conn.send(raw)
+        first = conn.read_response()
+        second = conn.read_response()
+        assert first.status == 200 and first.header("connection") != "close"
+        assert second.status == 200 and second.json()["target"] == "/echo?n=2"
+        assert second.header("connection") == "close"
+        assert conn.is_closed()
+
+
+def test_bad_bytes_behind_in_flight_requests_are_refused_after_them(
+        gw: GatewayProcess, origin: Origin) -> None:
+    """Requests parsed before malformed bytes are answered in order, then the 400, then the
+    connection closes; nothing of the bad request reaches the origin."""
+    before = origin.mark()
+    raw = (b"GET /slow?ms=300&n=1 HTTP/1.1\r\n" + H + b"\r\n"
+           b"GET /echo?n=2 HTTP/1.1\r\n" + H + b"\r\n"
+           b"GET /echo?n=3 HTTP/1.1\r\n" + H + b"Content-Length: 1\r\nContent-Length: 2\r\n\r\n")
+    with RawConnection(gw.port) as conn:
+        conn.send(raw)
+        answers = [conn.read_response() for _ in range(3)]
+        assert [a.status for a in answers] == [200, 200, 400]
+        assert answers[1].json()["target"] == "/echo?n=2"
+        assert answers[2].json()["code"] == "bad_request"
+        assert conn.is_closed()
+    targets = [r.target for r in origin.requests_since(before)]
+    assert "/echo?n=3" not in targets and "/echo?n=2" in targets

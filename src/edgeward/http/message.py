@@ -32,6 +32,8 @@ class RequestHead:
         "scheme",
         "extra",
         "expect_continue",
+        "keep_alive",
+        "http10",
         "trace",
         "_index",
         "_cookies",
@@ -63,6 +65,8 @@ class RequestHead:
         self.scheme = scheme
         self.extra: list[bytes] = []  # ready-made header lines the gateway adds upstream
         self.expect_continue = False  # the client waits for 100 Continue before its body
+        self.keep_alive = True        # the client lets the connection carry another request
+        self.http10 = False           # an HTTP/1.0 client: no chunked responses, no 100
         self.trace: object | None = None  # the request's trace identity, when tracing is on
         self._index: dict[str, str] | None = None
         self._cookies: dict[str, str] | None = None

@@ -39,7 +39,8 @@ if TYPE_CHECKING:
     from edgeward.proxy.snapshot import Snapshot
     from edgeward.proxy.telemetry import Tracer
 
-PAUSE_PIPELINE = 4
+PAUSE_PIPELINE = 4  # too many pipelined requests are waiting for their turn
+PAUSE_REFUSED = 8   # bad bytes were read: nothing more is parsed on this connection
 NO_DEADLINE = math.inf  # too many pipelined requests are waiting for their turn
 
 _HOST = b"host"
@@ -131,7 +132,7 @@ class HttpConnection(asyncio.Protocol):
         "url", "url_bytes", "headers", "head_bytes", "wire_bytes", "in_head", "parsing", "trailers",
         "current", "queue", "paused", "writing_paused", "closing",
         "deadline", "timer", "timer_at", "http10", "keep_alive", "out_chunked", "head_only",
-        "out_head",
+        "out_head", "refusal",
     )
 
     def __init__(self, state: ListenerState, loop: asyncio.AbstractEventLoop) -> None:
@@ -161,6 +162,7 @@ class HttpConnection(asyncio.Protocol):
         self.out_chunked = False
         self.head_only = False
         self.out_head: bytes | None = None
+        self.refusal: tuple[str, str | None] | None = None  # owed after queued replies
 
     # asyncio.Protocol ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -174,8 +176,8 @@ class HttpConnection(asyncio.Protocol):
         self.set_deadline(self.loop.time() + self.state.settings.header_timeout)
 
     def data_received(self, data: bytes) -> None:
-        if self.closing and self.current is None:
-            return
+        if (self.closing and self.current is None) or self.refusal is not None:
+            return  # closing, or bad bytes were seen: nothing more is parsed
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -389,15 +391,15 @@ class HttpConnection(asyncio.Protocol):
             body_length = content_length
         else:
             body_length = NO_BODY
-        self.http10 = http10
-        self.keep_alive = parser.should_keep_alive() and not state.draining
-        self.head_only = method == "HEAD"
         path, _, _ = target.partition(b"?")
         head = RequestHead(
             method, target, path.decode("latin-1"), host, host_value,
             kept, body_length, self.client_ip, rid, state.settings.scheme,
         )
         head.expect_continue = expect_continue
+        # Per request: a pipelined request's own keep-alive and version govern its response.
+        head.keep_alive = parser.should_keep_alive()
+        head.http10 = http10
         head.extra = self._forwarding_lines(head, xff, xfp, xfh)
         if tracer is not None:
             head.trace, line = tracer.start(traceparent)
@@ -556,6 +558,14 @@ class HttpConnection(asyncio.Protocol):
             nxt = self.queue.popleft()
             self.resume_reading(PAUSE_PIPELINE)
             self._begin(nxt)
+        elif self.refusal is not None:
+            code, message = self.refusal
+            self.refusal = None
+            self.closing = True
+            if self.transport is not None:
+                self.transport.write(error_response(code, self.state.ids.new(), message=message,
+                                                    close=True))
+            self._close()
         elif self.state.draining:
             self._close()
         else:
@@ -566,6 +576,8 @@ class HttpConnection(asyncio.Protocol):
         self.current = ex
         head = ex.head
         self.head_only = head.method == "HEAD"
+        self.http10 = head.http10
+        self.keep_alive = head.keep_alive and not self.state.draining
         ex.start()
 
     def _account(self, ex: Exchange) -> None:
@@ -594,14 +606,12 @@ class HttpConnection(asyncio.Protocol):
     def _refuse(self, code: str, message: str | None = None) -> None:
         """Answer a request the gateway will not forward, then close the connection."""
         self.in_head = False
-        if self.closing:
-            return
-        self.closing = True
-        self.keep_alive = False
-        if self.transport is None:
+        if self.closing or self.refusal is not None or self.transport is None:
             return
         current = self.current
         if current is None:
+            self.closing = True
+            self.keep_alive = False
             rid = self.state.ids.new()
             self.transport.write(error_response(code, rid, message=message, close=True))
             self.transport.close()
@@ -610,10 +620,22 @@ class HttpConnection(asyncio.Protocol):
             # terminator): it can never complete, so the exchange fails now (the upstream
             # connection is aborted, its half-sent request with it) instead of waiting on a
             # body that will not come.
+            self.closing = True
+            self.keep_alive = False
             self.parsing = None
             current.fail(code, message)
-        # else: an earlier request's response is in progress; it finishes, then the
-        # connection closes (closing=True) and the refused pipelined request is dropped.
+        else:
+            # Bad bytes behind a request still being answered: the requests parsed before
+            # them are answered first, in order, then this refusal, then the connection
+            # closes (nothing after bad bytes can be trusted). A queued request whose body
+            # broke off can never complete, so it is dropped with the connection.
+            broken = self.parsing
+            if broken is not None:
+                self.parsing = None
+                if broken in self.queue:
+                    self.queue.remove(broken)
+            self.refusal = (code, message)
+            self.pause_reading(PAUSE_REFUSED)
 
     def _close(self) -> None:
         self.closing = True
