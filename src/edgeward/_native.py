@@ -70,13 +70,6 @@ def _group_libraries(src: str = _SRC) -> list[str]:
             if n.endswith("__mypyc" + _SUFFIX)]
 
 
-def compiled() -> bool:
-    """True when the data plane runs compiled in this process."""
-    from edgeward.http import server
-
-    return str(getattr(server, "__file__", "")).endswith(_SUFFIX)
-
-
 def clean(src: str = _SRC, modules: tuple[str, ...] = MODULES) -> None:
     for module in modules:
         try:

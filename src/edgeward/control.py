@@ -9,7 +9,6 @@ events into metrics and, with several workers, publishes this worker's metrics s
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import time
@@ -363,6 +362,3 @@ def metrics_dir_for(supervisor_pid: int) -> str:
     os.makedirs(path, exist_ok=True)
     return path
 
-
-def dumps(doc: Any) -> str:
-    return json.dumps(doc, separators=(",", ":"))

@@ -119,7 +119,6 @@ def serve(
     sockets: list[socket.socket],
     *,
     on_start: StartHook | None = None,
-    announce: Callable[[], None] | None = None,
 ) -> int:
     """Run one worker until SIGTERM/SIGINT has drained it. Returns the exit status."""
     uvloop.install()
@@ -135,8 +134,6 @@ def serve(
             await on_start(worker)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, lambda: loop.create_task(worker.drain()))
-        if announce is not None:
-            announce()
         tune_gc()
         await worker.stopped.wait()
 

@@ -117,9 +117,6 @@ class Registry:
     def rollback(self) -> None:
         self._used = set(self._items)
 
-    def values(self, kind: str) -> list[Any]:
-        return [v for k, v in self._items.items() if k[0] == kind]
-
 
 def _route(cfg: GatewayConfig, index: int, name: str, split: TrafficSplit[Cluster],
            single: Cluster | None, loop: asyncio.AbstractEventLoop,

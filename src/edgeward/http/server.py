@@ -25,6 +25,7 @@ import httptools
 from edgeward.http.client import WRITE_HIGH, WRITE_LOW, set_nodelay
 from edgeward.http.errors import ERRORS, error_response, status_line
 from edgeward.http.headers import (
+    GATEWAY_SET,
     HOP_BY_HOP,
     ForwardedPolicy,
     RequestIds,
@@ -76,7 +77,6 @@ def _host_name(value: bytes) -> str | None:
 # llhttp (strict) stops at versions other than 0.9/1.0/1.1/2.0 with this message; such a
 # client gets the same 505 as HTTP/2.0 in a request line, not a generic 400.
 _LLHTTP_BAD_VERSION = "Invalid HTTP version"
-_DROP_FROM_CLIENT = frozenset({_X_REQUEST_ID, _XFF, _XFP, _XFH, _CONTENT_LENGTH, _EXPECT})
 
 
 class Refused(Exception):
@@ -325,7 +325,7 @@ class HttpConnection(asyncio.Protocol):
         tracer = self.state.tracer
         kept: list[tuple[bytes, bytes]] = []
         hop = HOP_BY_HOP
-        drop = _DROP_FROM_CLIENT
+        drop = GATEWAY_SET
         for name, value in self.headers:
             lname = name.lower()
             if lname == _HOST:

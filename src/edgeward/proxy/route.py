@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from edgeward.config.schema import DEFAULT_REPLAY_LIMIT
 from edgeward.http.message import RequestHead
 from edgeward.proxy.cluster import Cluster
 from edgeward.ratelimit.concurrency import ConcurrencyLimiter
@@ -30,7 +31,7 @@ class Route:
         concurrency: ConcurrencyLimiter | None = None,
         retry: RetryPolicy | None = None,
         budget: RetryBudget | None = None,
-        replay_limit: int = 64 * 1024,
+        replay_limit: int = DEFAULT_REPLAY_LIMIT,
     ) -> None:
         self.name = name
         self.split = split

@@ -9,14 +9,10 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
+from edgeward.config.schema import DEFAULT_REPLAY_LIMIT
 from edgeward.http.message import RequestHead
 from edgeward.proxy.cluster import Cluster
 from edgeward.proxy.route import Route
-
-# Request bodies up to this size are kept so that a request can be sent again (keep-alive race,
-# retries). Envoy's default per_request_buffer_limit is 1 MiB; 64 KiB covers typical API bodies
-# without letting many slow uploads pin memory.
-DEFAULT_REPLAY_LIMIT = 64 * 1024
 
 
 class Snapshot:
