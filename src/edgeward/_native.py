@@ -26,6 +26,7 @@ MODULES = (
     "edgeward/http/message.py",
     "edgeward/http/server.py",
     "edgeward/http/client.py",
+    "edgeward/http/outbox.py",
     "edgeward/http/headers.py",
     "edgeward/http/errors.py",
     "edgeward/proxy/exchange.py",

@@ -15,6 +15,7 @@ import httptools
 
 from edgeward.http.headers import HOP_BY_HOP, connection_tokens
 from edgeward.http.message import NO_BODY, STREAMED
+from edgeward.http.outbox import Outbox, outbox_for
 
 if TYPE_CHECKING:
     from edgeward.balance.endpoint import Endpoint
@@ -199,11 +200,11 @@ class UpstreamConnection(asyncio.Protocol):
         self.close_delimited = False
         self.trailers = None
         assert self.transport is not None
-        self.transport.write(data)
+        self.pool.outbox.write(self.transport, data)
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
-            self.transport.write(data)
+            self.pool.outbox.write(self.transport, data)
 
     def pause_reading(self) -> None:
         if self.transport is not None and not self.closed:
@@ -225,7 +226,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.owner = None
         if self.transport is not None and not self.closed:
             self.closed = True
-            self.transport.close()
+            self.pool.outbox.close(self.transport)
 
     def abort(self) -> None:
         self.owner = None
@@ -256,8 +257,8 @@ class UpstreamConnection(asyncio.Protocol):
 class EndpointPool:
     """Idle keep-alive connections to one endpoint, most recently used first (LIFO)."""
 
-    __slots__ = ("endpoint", "idle", "max_idle", "idle_timeout", "open", "closed", "_loop",
-                 "_clock")
+    __slots__ = ("endpoint", "idle", "max_idle", "idle_timeout", "open", "closed", "outbox",
+                 "_loop", "_clock")
 
     def __init__(
         self,
@@ -273,6 +274,7 @@ class EndpointPool:
         self.idle_timeout = idle_timeout
         self.open = 0
         self.closed = False  # set when the endpoint left its cluster: returned conns close
+        self.outbox: Outbox = outbox_for(loop)
         self._loop = loop
         self._clock: Callable[[], float] = loop.time
 

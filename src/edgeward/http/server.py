@@ -34,6 +34,7 @@ from edgeward.http.headers import (
     valid_host,
 )
 from edgeward.http.message import NO_BODY, STREAMED, RequestHead
+from edgeward.http.outbox import outbox_for
 from edgeward.proxy.exchange import Exchange
 
 if TYPE_CHECKING:
@@ -132,7 +133,7 @@ class HttpConnection(asyncio.Protocol):
         "url", "url_bytes", "headers", "head_bytes", "wire_bytes", "in_head", "parsing", "trailers",
         "current", "queue", "paused", "writing_paused", "closing",
         "deadline", "timer", "timer_at", "http10", "keep_alive", "out_chunked", "head_only",
-        "out_head", "refusal",
+        "out_head", "refusal", "outbox",
     )
 
     def __init__(self, state: ListenerState, loop: asyncio.AbstractEventLoop) -> None:
@@ -163,6 +164,7 @@ class HttpConnection(asyncio.Protocol):
         self.head_only = False
         self.out_head: bytes | None = None
         self.refusal: tuple[str, str | None] | None = None  # owed after queued replies
+        self.outbox = outbox_for(loop)
 
     # asyncio.Protocol ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -424,7 +426,7 @@ class HttpConnection(asyncio.Protocol):
     # Downstream (for Exchange) -------------------------------------------------------------
     def send_continue(self) -> None:
         if self.transport is not None and not self.http10:
-            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.outbox.write(self.transport, b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def send_head(
         self, ex: Exchange, status: int, headers: list[tuple[bytes, bytes]], body_length: int,
@@ -467,7 +469,7 @@ class HttpConnection(asyncio.Protocol):
         if head is not None:
             self.out_head = None
             if self.transport is not None:
-                self.transport.write(head)
+                self.outbox.write(self.transport, head)
 
     def send_body(self, data: bytes) -> None:
         transport = self.transport
@@ -480,13 +482,13 @@ class HttpConnection(asyncio.Protocol):
             head = b""
         if self.out_chunked:
             if len(data) < 16384:
-                transport.write(b"%b%x\r\n%b\r\n" % (head, len(data), data))
+                self.outbox.write(transport, b"%b%x\r\n%b\r\n" % (head, len(data), data))
             else:
-                transport.writelines((head + b"%x\r\n" % len(data), data, b"\r\n"))
+                self.outbox.write(transport, [head + b"%x\r\n" % len(data), data, b"\r\n"])
         elif len(data) < 16384 or not head:
-            transport.write(head + data if head else data)
+            self.outbox.write(transport, head + data if head else data)
         else:
-            transport.writelines((head, data))
+            self.outbox.write(transport, [head, data])
 
     def send_end(self, trailers: list[tuple[bytes, bytes]] | None) -> None:
         self.flush()
@@ -494,9 +496,9 @@ class HttpConnection(asyncio.Protocol):
             return
         if trailers:
             lines = b"".join(n + b": " + v + b"\r\n" for n, v in trailers)
-            self.transport.write(b"0\r\n" + lines + b"\r\n")
+            self.outbox.write(self.transport, b"0\r\n" + lines + b"\r\n")
         else:
-            self.transport.write(b"0\r\n\r\n")
+            self.outbox.write(self.transport, b"0\r\n\r\n")
 
     def local_reply(
         self, ex: Exchange, code: str, message: str | None,
@@ -508,7 +510,8 @@ class HttpConnection(asyncio.Protocol):
             self.keep_alive = False
         if self.transport is not None:
             trace = ex.head.trace
-            self.transport.write(
+            self.outbox.write(
+                self.transport,
                 error_response(code, ex.head.request_id, message=message, close=close,
                                extra_headers=extra_headers, head_only=self.head_only,
                                trace_id=getattr(trace, "trace_id", None))
@@ -563,8 +566,8 @@ class HttpConnection(asyncio.Protocol):
             self.refusal = None
             self.closing = True
             if self.transport is not None:
-                self.transport.write(error_response(code, self.state.ids.new(), message=message,
-                                                    close=True))
+                self.outbox.write(self.transport, error_response(
+                    code, self.state.ids.new(), message=message, close=True))
             self._close()
         elif self.state.draining:
             self._close()
@@ -613,8 +616,9 @@ class HttpConnection(asyncio.Protocol):
             self.closing = True
             self.keep_alive = False
             rid = self.state.ids.new()
-            self.transport.write(error_response(code, rid, message=message, close=True))
-            self.transport.close()
+            self.outbox.write(self.transport,
+                              error_response(code, rid, message=message, close=True))
+            self.outbox.close(self.transport)
         elif self.parsing is current:
             # The body of the request in progress is malformed (bad chunk size or
             # terminator): it can never complete, so the exchange fails now (the upstream
@@ -640,7 +644,7 @@ class HttpConnection(asyncio.Protocol):
     def _close(self) -> None:
         self.closing = True
         if self.transport is not None:
-            self.transport.close()
+            self.outbox.close(self.transport)
 
     def close_if_idle(self) -> bool:
         """For draining: close now when nothing is in flight; else after the current reply."""
