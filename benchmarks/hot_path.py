@@ -77,6 +77,10 @@ def main() -> None:
                     help="skip metrics accounting, to measure what it costs")
     args = ap.parse_args()
     text = open(args.config).read() if args.config else CONFIG
+    # proxybench configs carry placeholders; any address does, nothing is connected to.
+    for name, value in (("{listen}", "127.0.0.1:8080"), ("{upstream}", "127.0.0.1:9"),
+                        ("{admin}", "127.0.0.1:9901")):
+        text = text.replace(name, value)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     cfg = load_text(text, "bench")
