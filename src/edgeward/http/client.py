@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 import httptools
 
-from edgeward.http.headers import HOP_BY_HOP, connection_tokens
-from edgeward.http.message import NO_BODY, STREAMED
+from edgeward.http.headers import (
+    KIND_CONNECTION,
+    KIND_CONTENT_LENGTH,
+    KIND_PLAIN,
+    KIND_REQUEST_ID,
+    KIND_TRANSFER_ENCODING,
+    connection_tokens,
+    header_kind,
+)
+from edgeward.http.message import NO_BODY, SIZED, STREAMED
 from edgeward.http.outbox import Outbox, outbox_for
 
 if TYPE_CHECKING:
@@ -25,12 +32,16 @@ if TYPE_CHECKING:
 WRITE_HIGH = 64 * 1024
 WRITE_LOW = 16 * 1024
 
-_CONTENT_LENGTH = b"content-length"
-_TRANSFER_ENCODING = b"transfer-encoding"
-_CONNECTION = b"connection"
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-# `Connection:` tokens that name no extra header to remove.
-_PLAIN_CONNECTION = frozenset({b"keep-alive", b"close"})
+# A response head longer than this is refused (502 bad_gateway), as nginx refuses one that
+# does not fit proxy_buffer_size; requests have server.max_header_bytes (64 KiB) too.
+MAX_RESPONSE_HEAD: Final = 64 * 1024
+
+_CONTENT_LENGTH_ONLY: Final = frozenset({b"content-length"})
+_KEEP_ALIVE: Final = b"keep-alive"
+_CLOSE: Final = b"close"
+_BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
+# `Connection:` tokens that name no header still present (keep-alive is hop-by-hop anyway).
+_PLAIN_CONNECTION: Final = frozenset({b"keep-alive"})
 
 
 def set_nodelay(transport: asyncio.BaseTransport) -> None:
@@ -44,10 +55,7 @@ def set_nodelay(transport: asyncio.BaseTransport) -> None:
 
 
 class UpstreamOwner(Protocol):
-    def on_response_head(
-        self, status: int, headers: list[tuple[bytes, bytes]], body_length: int,
-        content_length: bytes | None,
-    ) -> None: ...
+    def on_response_head(self, status: int, head: bytes, body_length: int) -> None: ...
     def on_response_body(self, data: bytes) -> None: ...
     def on_response_end(self, trailers: list[tuple[bytes, bytes]] | None) -> None: ...
     def on_upstream_lost(self, got_bytes: bool, error: str) -> None: ...
@@ -56,12 +64,18 @@ class UpstreamOwner(Protocol):
     def on_upstream_resumed(self) -> None: ...
 
 
+class _BadResponse(Exception):
+    """Raised in a parser callback: the response cannot be relayed (502 bad_gateway)."""
+
+
 class UpstreamConnection(asyncio.Protocol):
     """One keep-alive connection to an endpoint, serving one exchange at a time."""
 
     __slots__ = (
-        "pool", "transport", "owner", "parser", "headers", "trailers", "in_body", "got_bytes",
+        "pool", "transport", "owner", "parser", "trailers", "in_body", "got_bytes",
         "head_only", "idle_since", "closed", "reused", "status", "close_delimited",
+        "buf", "head_at", "drop", "fields_len", "content_length", "chunked", "conn_tokens",
+        "keep_alive",
     )
 
     def __init__(self, pool: EndpointPool) -> None:
@@ -69,7 +83,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.owner: UpstreamOwner | None = None
         self.parser = httptools.HttpResponseParser(self)
-        self.headers: list[tuple[bytes, bytes]] = []
         self.trailers: list[tuple[bytes, bytes]] | None = None
         self.in_body = False
         self.got_bytes = False
@@ -79,6 +92,18 @@ class UpstreamConnection(asyncio.Protocol):
         self.reused = False
         self.status = 0
         self.close_delimited = False  # the response has neither length nor chunked framing
+        # The response head is relayed as received, minus the lines the gateway must drop:
+        # `buf` holds the bytes read since the response began while its head is incomplete,
+        # `head_at` where the final head starts in it (after any 1xx), `drop` the exact names
+        # of the lines to remove.
+        self.buf = b""
+        self.head_at = 0
+        self.drop: list[Field] | None = None
+        self.fields_len = 0  # the header lines' length if each is written `name: value\r\n`
+        self.content_length: bytes | None = None
+        self.chunked = False
+        self.conn_tokens: frozenset[bytes] | None = None
+        self.keep_alive = True
 
     # asyncio.Protocol ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -95,10 +120,15 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
             return
         self.got_bytes = True
+        if not self.in_body:
+            self.buf = self.buf + data if self.buf else data
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError:
+        except httptools.HttpParserError:  # includes a callback's _BadResponse
             self._fail("bad_gateway")
+            return
+        if not self.in_body and len(self.buf) - self.head_at > MAX_RESPONSE_HEAD:
+            self._fail("bad_gateway")  # still no end of head in this much
             return
         owner.on_upstream_read_done()
 
@@ -131,40 +161,64 @@ class UpstreamConnection(asyncio.Protocol):
             if self.trailers is None:
                 self.trailers = []
             self.trailers.append((name, value))
-        else:
-            self.headers.append((name, value))
+            return
+        at = self.fields_len
+        size = len(name) + len(value) + 4  # `name: value\r\n`, as most peers write it
+        self.fields_len = at + size
+        kind = header_kind(name)
+        if kind == KIND_PLAIN or kind > KIND_REQUEST_ID:
+            return  # relayed as is, from the raw head
+        if kind == KIND_CONTENT_LENGTH:
+            self.content_length = value
+            return  # kept unless the body turns out chunked
+        if kind == KIND_TRANSFER_ENCODING:
+            self.chunked = True
+        elif kind == KIND_CONNECTION:
+            tokens = connection_tokens(value)
+            self.conn_tokens = tokens if self.conn_tokens is None else self.conn_tokens | tokens
+        drop = self.drop
+        if drop is None:
+            drop = self.drop = []
+        drop.append(Field(name, at, size))
 
     def on_headers_complete(self) -> None:
-        parser = self.parser
-        status = parser.get_status_code()
+        buf = self.buf
+        at = self.head_at
+        n = len(buf)
+        while at < n and (buf[at] == 13 or buf[at] == 10):
+            at += 1  # llhttp skips empty lines before a status line
+        if buf[at:at + 5] != b"HTTP/":
+            raise _BadResponse  # nothing llhttp accepts gets here
+        # llhttp checked the line: `HTTP/x.y` SP three digits; every line ends in CRLF.
+        status = (buf[at + 9] - 48) * 100 + (buf[at + 10] - 48) * 10 + buf[at + 11] - 48
+        end = buf.find(b"\r\n\r\n", at) + 2
         if status < 200:
-            self.headers = []  # interim (1xx) responses are consumed here, not forwarded
+            # Interim (1xx) responses are consumed here, not forwarded.
+            self.head_at = end + 2
+            self._reset_head()
             return
         self.status = status
-        raw, self.headers = self.headers, []
-        hop = HOP_BY_HOP
-        headers: list[tuple[bytes, bytes]] = []
-        content_length: bytes | None = None
-        chunked = False
-        extra_hop: set[bytes] | None = None
-        for name, value in raw:
-            lname = name.lower()
-            if lname in hop:
-                if lname == _TRANSFER_ENCODING:
-                    chunked = True
-                elif lname == _CONNECTION:
-                    extra_hop = connection_tokens(value)
-                continue
-            if lname == _CONTENT_LENGTH:
-                content_length = value
-                continue
-            headers.append((name, value))
-        if extra_hop and not extra_hop <= _PLAIN_CONNECTION:
-            headers = [(n, v) for n, v in headers if n.lower() not in extra_hop]
+        head = buf[at:end]
+        self.buf = b""
+        self.head_at = 0
+        tokens = self.conn_tokens
+        if head[:9] != b"HTTP/1.1 ":
+            head = b"HTTP/1.1" + head[8:]  # an HTTP/1.0 upstream: the client talks to us
+            self.keep_alive = tokens is not None and _KEEP_ALIVE in tokens
+        else:
+            self.keep_alive = tokens is None or _CLOSE not in tokens
+        chunked = self.chunked
+        drop = self.drop
+        if drop is not None:
+            head = _drop_lines(head, drop, self.fields_len)
+            if chunked and self.content_length is not None:
+                head = _drop_named(head, _CONTENT_LENGTH_ONLY)  # never both to the client
+            if tokens is not None and not tokens <= _PLAIN_CONNECTION:
+                head = _drop_named(head, tokens)
         if self.head_only or status == 204 or status == 304:
             body_length = NO_BODY
-        elif content_length is not None and not chunked:
-            body_length = int(content_length)
+        elif self.content_length is not None and not chunked:
+            body_length = SIZED  # the head carries its Content-Length
         else:
             body_length = STREAMED
         # Only a body with neither Content-Length nor chunked ends at close (RFC 9112 §6.3
@@ -173,7 +227,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.in_body = True
         owner = self.owner
         if owner is not None:
-            owner.on_response_head(status, headers, body_length, content_length)
+            owner.on_response_head(status, head, body_length)
         if body_length == NO_BODY and self.head_only:
             # llhttp cannot be told a response to HEAD has no body: finish it here and start
             # a fresh parser for the next response on this connection.
@@ -199,6 +253,9 @@ class UpstreamConnection(asyncio.Protocol):
         self.status = 0
         self.close_delimited = False
         self.trailers = None
+        self.buf = b""
+        self.head_at = 0
+        self._reset_head()
         assert self.transport is not None
         self.pool.outbox.write(self.transport, data)
 
@@ -217,7 +274,7 @@ class UpstreamConnection(asyncio.Protocol):
     def detach(self, reusable: bool) -> None:
         """The exchange is finished with this connection: pool it or close it."""
         self.owner = None
-        if reusable and not self.closed and self.parser.should_keep_alive():
+        if reusable and not self.closed and self.keep_alive:
             self.pool.give_back(self)
         else:
             self.close()
@@ -235,6 +292,13 @@ class UpstreamConnection(asyncio.Protocol):
             self.transport.abort()
 
     # internals -----------------------------------------------------------------------------
+    def _reset_head(self) -> None:
+        self.drop = None
+        self.fields_len = 0
+        self.content_length = None
+        self.chunked = False
+        self.conn_tokens = None
+
     def _complete(self) -> None:
         owner = self.owner
         self.in_body = False
@@ -258,7 +322,7 @@ class EndpointPool:
     """Idle keep-alive connections to one endpoint, most recently used first (LIFO)."""
 
     __slots__ = ("endpoint", "idle", "max_idle", "idle_timeout", "open", "closed", "outbox",
-                 "_loop", "_clock")
+                 "swept", "_loop")
 
     def __init__(
         self,
@@ -276,7 +340,7 @@ class EndpointPool:
         self.closed = False  # set when the endpoint left its cluster: returned conns close
         self.outbox: Outbox = outbox_for(loop)
         self._loop = loop
-        self._clock: Callable[[], float] = loop.time
+        self.swept = loop.time()  # when idle connections were last swept
 
     def take(self) -> UpstreamConnection | None:
         idle = self.idle
@@ -289,7 +353,9 @@ class EndpointPool:
 
     def give_back(self, conn: UpstreamConnection) -> None:
         if len(self.idle) < self.max_idle and not self.closed:
-            conn.idle_since = self._clock()
+            # The last sweep's time, not a clock read per request: a connection may close
+            # up to one sweep interval (1 s) before idle_timeout, never after.
+            conn.idle_since = self.swept
             self.idle.append(conn)
         else:
             conn.close()
@@ -309,8 +375,9 @@ class EndpointPool:
     def sweep(self, now: float) -> None:
         """Close idle connections older than idle_timeout (oldest sit at the front)."""
         limit = now - self.idle_timeout
-        while self.idle and self.idle[0].idle_since < limit:
+        while self.idle and self.idle[0].idle_since <= limit:
             self.idle.pop(0).close()
+        self.swept = now
 
     def close_all(self) -> None:
         self.closed = True
@@ -321,21 +388,69 @@ class EndpointPool:
         return f"<EndpointPool {self.endpoint.key} idle={len(self.idle)} open={self.open}>"
 
 
-def encode_request_head(
-    method: str, target: bytes, headers: list[tuple[bytes, bytes]],
-    extra: list[bytes], body_length: int,
-) -> bytes:
-    """HTTP/1.1 request head for the upstream; `extra` are ready-made `name: value\\r\\n` lines."""
-    parts = [method.encode(), b" ", target, b" HTTP/1.1\r\n"]
-    for name, value in headers:
-        parts.append(name + b": " + value + b"\r\n")
-    parts.extend(extra)
-    if body_length > 0:
-        parts.append(b"content-length: %d\r\n\r\n" % body_length)
-    elif body_length == STREAMED:
-        parts.append(b"transfer-encoding: chunked\r\n\r\n")
-    elif method in _BODY_METHODS:
-        parts.append(b"content-length: 0\r\n\r\n")  # some origins answer 411 without it
-    else:
-        parts.append(b"\r\n")
-    return b"".join(parts)
+def request_head(wire: bytes, method: str, body_length: int) -> bytes:
+    """The upstream request head: `wire` (request line and header lines) plus its framing."""
+    if body_length == NO_BODY:
+        if method in _BODY_METHODS:
+            return wire + b"content-length: 0\r\n\r\n"  # some origins answer 411 without it
+        return wire + b"\r\n"
+    if body_length == STREAMED:
+        return wire + b"transfer-encoding: chunked\r\n\r\n"
+    return wire + b"content-length: " + str(body_length).encode() + b"\r\n\r\n"
+
+
+class Field:
+    """A header line to drop from a relayed head: its name as sent, and where it would start
+    and how long it would be (from the first header line) if written `name: value\r\n`."""
+
+    __slots__ = ("name", "at", "size")
+
+    def __init__(self, name: bytes, at: int, size: int) -> None:
+        self.name = name
+        self.at = at
+        self.size = size
+
+
+def _drop_lines(head: bytes, fields: list[Field], fields_len: int) -> bytes:
+    """`head` (status or request line, then header lines) without the lines of `fields`.
+
+    Peers almost always write `name: value`, so each line is first looked for where that
+    spelling puts it, and cut there if it is a whole line of that name: it starts a line,
+    its name and colon are there, and a CRLF ends it at that length (a line written any
+    other way differs by at most one space, never by a whole line). Else, or for lines
+    still left, it is searched for.
+    """
+    first = len(head) - fields_len  # where the header lines start, if all are canonical
+    i = len(fields) - 1
+    while i >= 0:  # from the last, so the earlier positions stay valid
+        f = fields[i]
+        pos = first + f.at
+        end = pos + f.size
+        name = f.name
+        if (pos >= 2 and head[pos - 2:pos] == b"\r\n"
+                and head[pos:pos + len(name) + 1] == name + b":"
+                and head[end - 2:end] == b"\r\n"):
+            head = head[:pos] + head[end:]
+        else:
+            return _find_and_drop(head, [f.name for f in fields[:i + 1]])
+        i -= 1
+    return head
+
+
+def _find_and_drop(head: bytes, names: list[bytes]) -> bytes:
+    """`head` without its `name:` lines for each of `names`, spelled exactly so."""
+    for name in names:
+        marker = b"\r\n" + name + b":"
+        i = head.find(marker)
+        while i >= 0:
+            j = head.find(b"\r\n", i + 2)
+            head = head[:i] + head[j:]
+            i = head.find(marker, i)
+    return head
+
+
+def _drop_named(head: bytes, names: frozenset[bytes]) -> bytes:
+    """`head` without the lines of headers whose lower-case names are in `names`."""
+    lines = head.split(b"\r\n")
+    kept = [line for line in lines[1:] if line.partition(b":")[0].lower() not in names]
+    return b"\r\n".join([lines[0], *kept])

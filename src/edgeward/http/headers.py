@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from itertools import count
+from typing import Final
 
 # RFC 9110 §7.6.1: connection-specific fields never forwarded. `proxy-connection` is a
 # non-standard name some clients still send; `te` and `trailer` handling follows nginx/Envoy
@@ -30,13 +30,89 @@ GATEWAY_SET = frozenset(
      b"content-length", b"expect"}
 )
 
+# What the gateway does with a header, by name; the kinds a response can carry come first
+# (<= KIND_REQUEST_ID).
+KIND_PLAIN: Final = 0             # forwarded as is
+KIND_CONTENT_LENGTH: Final = 1
+KIND_TRANSFER_ENCODING: Final = 2
+KIND_CONNECTION: Final = 3
+KIND_UPGRADE: Final = 4
+KIND_HOP: Final = 5               # other hop-by-hop names: dropped
+KIND_REQUEST_ID: Final = 6        # the gateway sets its own
+KIND_HOST: Final = 7
+KIND_EXPECT: Final = 8
+KIND_XFF: Final = 9
+KIND_XFP: Final = 10
+KIND_XFH: Final = 11
+KIND_TRACEPARENT: Final = 12
+
+# (kind, lower-case name, usual spelling). No two share a length and first letter, so a
+# table indexed by those two finds the only candidate; most names have none, and are told
+# apart without hashing them (httptools hands over fresh bytes objects, whose hash is not
+# cached: a dict lookup per header costs more than the rest of its handling).
+_SPECIAL: Final[tuple[tuple[int, bytes, bytes], ...]] = (
+    (KIND_CONTENT_LENGTH, b"content-length", b"Content-Length"),
+    (KIND_TRANSFER_ENCODING, b"transfer-encoding", b"Transfer-Encoding"),
+    (KIND_CONNECTION, b"connection", b"Connection"),
+    (KIND_UPGRADE, b"upgrade", b"Upgrade"),
+    (KIND_HOP, b"keep-alive", b"Keep-Alive"),
+    (KIND_HOP, b"proxy-connection", b"Proxy-Connection"),
+    (KIND_HOP, b"te", b"TE"),
+    (KIND_HOP, b"proxy-authenticate", b"Proxy-Authenticate"),
+    (KIND_HOP, b"proxy-authorization", b"Proxy-Authorization"),
+    (KIND_REQUEST_ID, b"x-request-id", b"X-Request-Id"),
+    (KIND_HOST, b"host", b"Host"),
+    (KIND_EXPECT, b"expect", b"Expect"),
+    (KIND_XFF, b"x-forwarded-for", b"X-Forwarded-For"),
+    (KIND_XFP, b"x-forwarded-proto", b"X-Forwarded-Proto"),
+    (KIND_XFH, b"x-forwarded-host", b"X-Forwarded-Host"),
+    (KIND_TRACEPARENT, b"traceparent", b"traceparent"),
+)
+_MAX_SPECIAL_LEN: Final = 19
+
+
+def _slots() -> bytes:
+    table = bytearray((_MAX_SPECIAL_LEN + 1) * 32)
+    for i, (_, lower, _) in enumerate(_SPECIAL):
+        slot = len(lower) * 32 + (lower[0] & 31)
+        assert table[slot] == 0, lower
+        table[slot] = i + 1
+    assert {lower for _, lower, _ in _SPECIAL} >= HOP_BY_HOP
+    return bytes(table)
+
+
+_SLOTS: Final = _slots()
+
+
+def header_kind(name: bytes) -> int:
+    """The KIND_* of a header name, in any case."""
+    n = len(name)
+    if n > _MAX_SPECIAL_LEN or n == 0:
+        return KIND_PLAIN
+    slot = _SLOTS[n * 32 + (name[0] & 31)]  # & 31: the same for upper and lower case
+    if slot == 0:
+        return KIND_PLAIN
+    kind, lower, usual = _SPECIAL[slot - 1]
+    if name == usual or name == lower or name.lower() == lower:
+        return kind
+    return KIND_PLAIN
+
+
 _REQUEST_ID_OK = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 _HOST_OK = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::[0-9]{1,5})?")
 
 
-def connection_tokens(value: bytes) -> set[bytes]:
+_KEEP_ALIVE_TOKENS: Final = frozenset({b"keep-alive"})
+_CLOSE_TOKENS: Final = frozenset({b"close"})
+
+
+def connection_tokens(value: bytes) -> frozenset[bytes]:
     """Lower-case tokens of a Connection header: those names are hop-by-hop for this message."""
-    return {t.strip().lower() for t in value.split(b",") if t.strip()}
+    if value == b"keep-alive" or value == b"Keep-Alive":
+        return _KEEP_ALIVE_TOKENS
+    if value == b"close" or value == b"Close":
+        return _CLOSE_TOKENS
+    return frozenset(t.strip().lower() for t in value.split(b",") if t.strip())
 
 
 def valid_host(value: bytes) -> bool:
@@ -62,11 +138,12 @@ class RequestIds:
     __slots__ = ("_prefix", "_next")
 
     def __init__(self) -> None:
-        self._prefix = os.urandom(8).hex()
-        self._next = count(1).__next__
+        self._prefix = os.urandom(8).hex() + "-"
+        self._next = 0
 
     def new(self) -> str:
-        return f"{self._prefix}-{self._next():x}"
+        self._next += 1
+        return self._prefix + str(self._next)
 
     @staticmethod
     def acceptable(value: bytes) -> bool:

@@ -2,8 +2,11 @@
 
 A listener (HTTP/1.1 now; HTTP/2 and WebSocket later) turns wire bytes into a `RequestHead` whose
 `headers` are end-to-end only (hop-by-hop already removed) and whose framing is described by
-`body` (NO_BODY, a length, or STREAMED for chunked/unknown length). The upstream codec encodes it
-again for its own wire. The exchange never sees framing bytes.
+`body_length` (NO_BODY, a length, or STREAMED for chunked/unknown length). The listener also
+prepares `wire`, the HTTP/1.1 head for the upstream less its framing line (the head as
+received when it can be forwarded so); the exchange adds the framing and never sees framing
+bytes. Response heads travel back as HTTP/1.1 bytes too (relayed as received, minus the
+hop-by-hop lines), with SIZED when they carry their own Content-Length.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from urllib.parse import parse_qsl
 
 NO_BODY: Final = 0
 STREAMED: Final = -1  # body of unknown length: chunked on HTTP/1.1
+SIZED: Final = -2     # a relayed response whose head carries its own Content-Length
 
 
 class RequestHead:
@@ -30,7 +34,8 @@ class RequestHead:
         "client_ip",
         "request_id",
         "scheme",
-        "extra",
+        "wire",
+        "id_line",
         "expect_continue",
         "keep_alive",
         "http10",
@@ -63,7 +68,10 @@ class RequestHead:
         self.client_ip = client_ip
         self.request_id = request_id
         self.scheme = scheme
-        self.extra: list[bytes] = []  # ready-made header lines the gateway adds upstream
+        # The upstream request head without its framing line and final CRLF: request line,
+        # end-to-end headers and the lines the gateway adds (X-Forwarded-*, X-Request-Id).
+        self.wire = b""
+        self.id_line = b""            # `x-request-id: ...\r\n`, returned to the client
         self.expect_continue = False  # the client waits for 100 Continue before its body
         self.keep_alive = True        # the client lets the connection carry another request
         self.http10 = False           # an HTTP/1.0 client: no chunked responses, no 100

@@ -18,18 +18,29 @@ import asyncio
 import math
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import httptools
 
 from edgeward.http.client import WRITE_HIGH, WRITE_LOW, set_nodelay
-from edgeward.http.errors import ERRORS, error_response, status_line
+from edgeward.http.errors import ERRORS, error_response
 from edgeward.http.headers import (
-    GATEWAY_SET,
-    HOP_BY_HOP,
+    KIND_CONNECTION,
+    KIND_CONTENT_LENGTH,
+    KIND_EXPECT,
+    KIND_HOST,
+    KIND_PLAIN,
+    KIND_REQUEST_ID,
+    KIND_TRACEPARENT,
+    KIND_TRANSFER_ENCODING,
+    KIND_UPGRADE,
+    KIND_XFF,
+    KIND_XFH,
+    KIND_XFP,
     ForwardedPolicy,
     RequestIds,
     connection_tokens,
+    header_kind,
     split_host,
     valid_host,
 )
@@ -45,20 +56,11 @@ PAUSE_PIPELINE = 4  # too many pipelined requests are waiting for their turn
 PAUSE_REFUSED = 8   # bad bytes were read: nothing more is parsed on this connection
 NO_DEADLINE = math.inf  # too many pipelined requests are waiting for their turn
 
-_HOST = b"host"
-_CONTENT_LENGTH = b"content-length"
-_TRANSFER_ENCODING = b"transfer-encoding"
-_CONNECTION = b"connection"
-_EXPECT = b"expect"
-_UPGRADE = b"upgrade"
-_X_REQUEST_ID = b"x-request-id"
-_XFF = b"x-forwarded-for"
-_XFP = b"x-forwarded-proto"
-_XFH = b"x-forwarded-host"
-_TRACEPARENT = b"traceparent"
-_FORWARD_LINES = (b"x-forwarded-for: %b\r\nx-forwarded-proto: %b\r\nx-forwarded-host: %b\r\n"
-                  b"x-request-id: %b\r\n")
-_METHODS = {m.encode(): m for m in (
+_HOST: Final = b"host"
+_UPGRADE: Final = b"upgrade"
+# `Connection:` tokens that name no header still present (keep-alive is hop-by-hop anyway).
+_PLAIN_CONNECTION: Final = frozenset({b"keep-alive"})
+_METHODS: Final = {m.encode(): m for m in (
     "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE")}
 # Host header value -> lower-case host name (None when invalid). Bounded: a flood of
 # distinct hosts only stops the cache from growing.
@@ -133,7 +135,8 @@ class HttpConnection(asyncio.Protocol):
         "url", "url_bytes", "headers", "head_bytes", "wire_bytes", "in_head", "parsing", "trailers",
         "current", "queue", "paused", "writing_paused", "closing",
         "deadline", "timer", "timer_at", "http10", "keep_alive", "out_chunked", "head_only",
-        "out_head", "refusal", "outbox",
+        "out_head", "refusal", "outbox", "forwarded_prefix", "head_timed", "host_seen",
+        "host_name", "feeding", "begun", "fresh",
     )
 
     def __init__(self, state: ListenerState, loop: asyncio.AbstractEventLoop) -> None:
@@ -165,6 +168,15 @@ class HttpConnection(asyncio.Protocol):
         self.out_head: bytes | None = None
         self.refusal: tuple[str, str | None] | None = None  # owed after queued replies
         self.outbox = outbox_for(loop)
+        self.forwarded_prefix = b""  # X-Forwarded-For/-Proto lines up to X-Forwarded-Host's value
+        self.head_timed = False  # the header timeout runs for the head being read
+        self.host_seen = b""     # the last Host value and its host name (clients repeat it)
+        self.host_name: str | None = None
+        # The bytes being parsed, the messages begun in them, and whether the first began at
+        # their start: then a head that fills them exactly can be forwarded as received.
+        self.feeding = b""
+        self.begun = 0
+        self.fresh = False
 
     # asyncio.Protocol ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -180,6 +192,9 @@ class HttpConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if (self.closing and self.current is None) or self.refusal is not None:
             return  # closing, or bad bytes were seen: nothing more is parsed
+        self.feeding = data
+        self.begun = 0
+        self.fresh = not self.in_head and self.parsing is None
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -196,11 +211,18 @@ class HttpConnection(asyncio.Protocol):
             return
         except Refused:
             return
+        finally:
+            self.feeding = b""
         if self.in_head:
-            # A head still incomplete after this read: bound what llhttp may be buffering.
+            # A head still incomplete after this read: bound what llhttp may be buffering,
+            # and the time it may take (from here: a head that arrives whole, as most do,
+            # needs no clock read).
             self.wire_bytes += len(data)
             if self.wire_bytes > self.state.settings.max_header_bytes:
                 self._refuse("header_too_large")
+            elif not self.head_timed and self.current is None:
+                self.head_timed = True
+                self.set_deadline(self.loop.time() + self.state.settings.header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
@@ -230,15 +252,15 @@ class HttpConnection(asyncio.Protocol):
 
     # httptools callbacks ---------------------------------------------------------------------
     def on_message_begin(self) -> None:
+        self.begun += 1
         self.url = []
         self.url_bytes = 0
         self.headers = []
         self.head_bytes = 0
         self.wire_bytes = 0
         self.in_head = True
+        self.head_timed = False
         self.trailers = None
-        if self.current is None:
-            self.set_deadline(self.loop.time() + self.state.settings.header_timeout)
 
     def on_url(self, part: bytes) -> None:
         self.url.append(part)
@@ -290,17 +312,15 @@ class HttpConnection(asyncio.Protocol):
     # request head --------------------------------------------------------------------------
     def _build_head(self) -> RequestHead | None:
         parser = self.parser
-        version = parser.get_http_version()
-        if version != "1.1" and version != "1.0":
-            self._refuse("http_version_not_supported", f"HTTP/{version} is not accepted")
-            return None
-        http10 = version == "1.0"
         raw_method = parser.get_method()
-        method = _METHODS.get(raw_method) or raw_method.decode("ascii")
+        method = _METHODS.get(raw_method)
+        if method is None:
+            method = raw_method.decode("ascii")
         if method == "CONNECT":
             self._refuse("not_implemented", "CONNECT is not forwarded")
             return None
-        target = b"".join(self.url)
+        url = self.url
+        target = url[0] if len(url) == 1 else b"".join(url)
         authority: bytes | None = None
         if target[:1] == b"/":
             pass
@@ -318,60 +338,97 @@ class HttpConnection(asyncio.Protocol):
         host_value = b""
         chunked = False
         content_length = -1
-        conn_tokens: set[bytes] | None = None
+        conn_tokens: frozenset[bytes] | None = None
         upgrade: bytes | None = None
         expect_continue = False
         request_id: bytes | None = None
-        xff = xfp = xfh = None
+        xff: bytes | None = None
+        xfp: bytes | None = None
+        xfh: bytes | None = None
         traceparent: bytes | None = None
         tracer = self.state.tracer
         kept: list[tuple[bytes, bytes]] = []
-        hop = HOP_BY_HOP
-        drop = GATEWAY_SET
-        for name, value in self.headers:
-            lname = name.lower()
-            if lname == _HOST:
+        # The head may be forwarded as received when the read holds exactly it, written
+        # canonically (`name: value`, one space): each line is checked to end where that
+        # spelling ends it (a line written otherwise differs by one space at most, and no
+        # CR can occur inside a line, so a CRLF there proves the line is canonical).
+        data = self.feeding
+        pos = len(raw_method) + self.url_bytes + 12  # after `METHOD target HTTP/1.1\r\n`
+        as_sent = (self.fresh and self.begun == 1 and data[0] == raw_method[0]
+                   and len(data) == pos + self.head_bytes + 2
+                   and data[pos - 2] == 13 and data[pos - 1] == 10)
+        for item in self.headers:
+            name, value = item
+            if as_sent:
+                pos += len(name) + len(value) + 4
+                as_sent = data[pos - 2] == 13 and data[pos - 1] == 10
+            kind = header_kind(name)
+            if kind == KIND_PLAIN:
+                kept.append(item)
+                continue
+            if kind == KIND_HOST:
                 hosts += 1
                 host_value = value
-                kept.append((name, value))
-            elif lname in hop:
-                if lname == _TRANSFER_ENCODING:
-                    if value.strip().lower() != b"chunked":
-                        self._refuse("not_implemented",
-                                     "only Transfer-Encoding: chunked is accepted")
-                        return None
-                    chunked = True
-                elif lname == _CONNECTION:
-                    conn_tokens = connection_tokens(value)
-                elif lname == _UPGRADE:
-                    upgrade = value.strip().lower()
-            elif lname in drop:
-                if lname == _CONTENT_LENGTH:
-                    content_length = int(value)
-                elif lname == _EXPECT:
-                    expect_continue = value.strip().lower() == b"100-continue"
-                elif lname == _X_REQUEST_ID:
-                    request_id = value
-                elif lname == _XFF:
-                    xff = value if xff is None else xff + b", " + value
-                elif lname == _XFP:
-                    xfp = value
-                else:
-                    xfh = value
-            elif tracer is not None and lname == _TRACEPARENT:
+                if value and (value[-1] == 32 or value[-1] == 9):
+                    host_value = value.rstrip(b" \t")  # llhttp leaves trailing OWS in values
+                kept.append(item)
+                continue
+            if kind == KIND_TRACEPARENT and tracer is None:
+                kept.append(item)  # not tracing: an end-to-end header like any other
+                continue
+            as_sent = False
+            if kind == KIND_CONTENT_LENGTH:
+                content_length = int(value)
+            elif kind == KIND_TRANSFER_ENCODING:
+                if value.strip().lower() != b"chunked":
+                    self._refuse("not_implemented", "only Transfer-Encoding: chunked is accepted")
+                    return None
+                chunked = True
+            elif kind == KIND_CONNECTION:
+                tokens = connection_tokens(value)
+                conn_tokens = tokens if conn_tokens is None else conn_tokens | tokens
+            elif kind == KIND_UPGRADE:
+                upgrade = value.strip().lower()
+            elif kind == KIND_EXPECT:
+                expect_continue = value.strip().lower() == b"100-continue"
+            elif kind == KIND_REQUEST_ID:
+                request_id = value
+            elif kind == KIND_XFF:
+                xff = value if xff is None else xff + b", " + value
+            elif kind == KIND_XFP:
+                xfp = value
+            elif kind == KIND_XFH:
+                xfh = value
+            elif kind == KIND_TRACEPARENT:
                 traceparent = value
-            else:
-                kept.append((name, value))
+            # KIND_HOP: dropped
         if upgrade is not None and conn_tokens and _UPGRADE in conn_tokens:
             if upgrade == b"h2c":
                 self._refuse("bad_request", "Upgrade: h2c is not accepted")
             else:
                 self._refuse("not_implemented", f"Upgrade: {upgrade.decode('latin-1')}")
             return None
+        # llhttp keeps the version to itself but for a formatted string; a request that
+        # llhttp calls persistent without any Connection header can only be HTTP/1.1.
+        keep_alive = parser.should_keep_alive()
+        if keep_alive and conn_tokens is None:
+            http10 = False
+        else:
+            version = parser.get_http_version()
+            if version != "1.1" and version != "1.0":
+                self._refuse("http_version_not_supported", f"HTTP/{version} is not accepted")
+                return None
+            http10 = version == "1.0"
         if not http10 and hosts != 1:
             self._refuse("bad_request", "HTTP/1.1 needs exactly one Host header")
             return None
-        host = _host_name(host_value) if hosts == 1 else ""
+        if hosts != 1:
+            host: str | None = ""
+        elif host_value == self.host_seen:
+            host = self.host_name
+        else:
+            host = self.host_name = _host_name(host_value)
+            self.host_seen = host_value
         if hosts > 1 or host is None:
             self._refuse("bad_request", "invalid Host header")
             return None
@@ -381,7 +438,7 @@ class HttpConnection(asyncio.Protocol):
             kept.insert(0, (b"Host", authority))
             host_value = authority
             host = split_host(authority)
-        if conn_tokens:
+        if conn_tokens and not conn_tokens <= _PLAIN_CONNECTION:
             kept = [(n, v) for n, v in kept if n.lower() not in conn_tokens]
         state = self.state
         rid = request_id.decode() if request_id and RequestIds.acceptable(request_id) else None
@@ -393,35 +450,48 @@ class HttpConnection(asyncio.Protocol):
             body_length = content_length
         else:
             body_length = NO_BODY
-        path, _, _ = target.partition(b"?")
+        query = target.find(b"?")
+        path = target if query < 0 else target[:query]
         head = RequestHead(
             method, target, path.decode("latin-1"), host, host_value,
             kept, body_length, self.client_ip, rid, state.settings.scheme,
         )
         head.expect_continue = expect_continue
         # Per request: a pipelined request's own keep-alive and version govern its response.
-        head.keep_alive = parser.should_keep_alive()
+        head.keep_alive = keep_alive
         head.http10 = http10
-        head.extra = self._forwarding_lines(head, xff, xfp, xfh)
+        id_line = b"x-request-id: " + rid.encode() + b"\r\n"
+        head.id_line = id_line
+        if as_sent and not http10 and authority is None:
+            # Nothing to drop or rewrite: the head as received, less its final CRLF.
+            wire = [data[:-2]]
+        else:
+            wire = [raw_method, b" ", target, b" HTTP/1.1\r\n"]
+            for name, value in kept:
+                wire.append(name)
+                wire.append(b": ")
+                wire.append(value)
+                wire.append(b"\r\n")
+        if xff is not None and state.settings.forwarded.trusts(head.client_ip):
+            client = head.client_ip.encode()
+            wire.append(b"x-forwarded-for: " + xff + b", " + client + b"\r\n")
+            wire.append(b"x-forwarded-proto: " + (xfp or state.settings.scheme.encode()) + b"\r\n")
+            wire.append(b"x-forwarded-host: " + (xfh or host_value) + b"\r\n")
+        else:
+            prefix = self.forwarded_prefix
+            if not prefix:
+                prefix = self.forwarded_prefix = (
+                    b"x-forwarded-for: " + self.client_ip.encode() + b"\r\nx-forwarded-proto: "
+                    + state.settings.scheme.encode() + b"\r\nx-forwarded-host: ")
+            wire.append(prefix)
+            wire.append(host_value)
+            wire.append(b"\r\n")
+        wire.append(id_line)
         if tracer is not None:
             head.trace, line = tracer.start(traceparent)
-            head.extra.append(line)
+            wire.append(line)
+        head.wire = b"".join(wire)
         return head
-
-    def _forwarding_lines(
-        self, head: RequestHead, xff: bytes | None, xfp: bytes | None, xfh: bytes | None,
-    ) -> list[bytes]:
-        settings = self.state.settings
-        client = head.client_ip.encode()
-        if xff is not None and settings.forwarded.trusts(head.client_ip):
-            chain = xff + b", " + client
-            proto = xfp or settings.scheme.encode()
-            fhost = xfh or head.authority
-        else:
-            chain = client
-            proto = settings.scheme.encode()
-            fhost = head.authority
-        return [_FORWARD_LINES % (chain, proto, fhost, head.request_id.encode())]
 
     # Downstream (for Exchange) -------------------------------------------------------------
     def send_continue(self) -> None:
@@ -429,40 +499,30 @@ class HttpConnection(asyncio.Protocol):
             self.outbox.write(self.transport, b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def send_head(
-        self, ex: Exchange, status: int, headers: list[tuple[bytes, bytes]], body_length: int,
-        content_length: bytes | None,
+        self, ex: Exchange, status: int, head: bytes, body_length: int, extra: bytes,
     ) -> None:
         transport = self.transport
         if transport is None:
             return
-        parts = [status_line(status)]
-        for name, value in headers:
-            parts.append(name + b": " + value + b"\r\n")
-        parts.append(b"x-request-id: " + ex.head.request_id.encode() + b"\r\n")
         keep = self.keep_alive and not self.closing
         self.out_chunked = False
-        if body_length == NO_BODY:
-            if content_length is not None:
-                parts.append(b"content-length: " + content_length + b"\r\n")
-            elif status >= 200 and status != 204 and status != 304 and not self.head_only:
-                parts.append(b"content-length: 0\r\n")
-        elif body_length > 0:
-            parts.append(b"content-length: %d\r\n" % body_length)
-        elif not self.http10:
-            parts.append(b"transfer-encoding: chunked\r\n")
-            self.out_chunked = True
-        else:
-            keep = False  # HTTP/1.0 without a length: the body ends when the connection does
+        tail = b""
+        if body_length == STREAMED:
+            if not self.http10:
+                tail = b"transfer-encoding: chunked\r\n"
+                self.out_chunked = True
+            else:
+                keep = False  # HTTP/1.0 without a length: the body ends when the connection does
         if not keep:
             self.keep_alive = False
-            parts.append(b"connection: close\r\n\r\n")
+            end = b"connection: close\r\n\r\n"
         elif self.http10:
-            parts.append(b"connection: keep-alive\r\n\r\n")
+            end = b"connection: keep-alive\r\n\r\n"
         else:
-            parts.append(b"\r\n")
+            end = b"\r\n"
         # Held back until the first body bytes or the end of this upstream read, so that a
         # small response leaves in one segment.
-        self.out_head = b"".join(parts)
+        self.out_head = b"".join((head, ex.head.id_line, extra, tail, end))
 
     def flush(self) -> None:
         head = self.out_head
@@ -572,7 +632,7 @@ class HttpConnection(asyncio.Protocol):
         elif self.state.draining:
             self._close()
         else:
-            self.set_deadline(self.loop.time() + self.state.settings.idle_timeout)
+            self.set_deadline(ex.ended + self.state.settings.idle_timeout)
 
     # internals -----------------------------------------------------------------------------
     def _begin(self, ex: Exchange) -> None:

@@ -18,7 +18,7 @@ import math
 import time
 from typing import TYPE_CHECKING, Protocol
 
-from edgeward.http.client import WRITE_HIGH, UpstreamConnection, encode_request_head
+from edgeward.http.client import WRITE_HIGH, UpstreamConnection, request_head
 from edgeward.http.message import NO_BODY, STREAMED, RequestHead
 from edgeward.ratelimit.decision import Decision, response_headers
 from edgeward.resilience.outcome import Outcome
@@ -54,8 +54,7 @@ class Downstream(Protocol):
     loop: asyncio.AbstractEventLoop
 
     def send_head(
-        self, ex: Exchange, status: int, headers: list[tuple[bytes, bytes]], body_length: int,
-        content_length: bytes | None,
+        self, ex: Exchange, status: int, head: bytes, body_length: int, extra: bytes,
     ) -> None: ...
     def send_continue(self) -> None: ...
     def send_body(self, data: bytes) -> None: ...
@@ -84,7 +83,7 @@ class Exchange:
         "total_deadline", "connect_task", "race_retried", "status", "error_code",
         "bytes_out", "upstream_paused", "started", "attempt", "attempt_started",
         "upstream_time", "held", "admitted", "resend", "is_retry", "limit_decision",
-        "released", "connect_time", "holds_slot",
+        "released", "connect_time", "holds_slot", "ended", "read_now",
     )
 
     def __init__(self, down: Downstream, head: RequestHead, snapshot: Snapshot) -> None:
@@ -121,6 +120,10 @@ class Exchange:
         self.released = False
         self.holds_slot = False     # holds one of the route's max_concurrent slots
         self.connect_time = 0.0     # TCP connect of the last new upstream connection
+        self.ended = 0.0            # clock when the exchange finished
+        # The clock read at the response head, while the upstream read that carried it is
+        # still being handled (0 after): a response that ends in the same read ends then.
+        self.read_now = 0.0
 
     # listener-facing ----------------------------------------------------------------------
     def start(self) -> None:
@@ -324,10 +327,7 @@ class Exchange:
         assert cluster is not None and endpoint is not None
         self.upstream = conn
         endpoint.active += 1
-        data = encode_request_head(
-            head.method, head.target, head.headers, head.extra,
-            head.body_length,
-        )
+        data = request_head(head.wire, head.method, head.body_length)
         if self.pending:
             data += b"".join(self.pending)
             self.pending = []
@@ -378,11 +378,8 @@ class Exchange:
                 self.down.pause_reading(PAUSE_PENDING_BODY)
 
     # UpstreamOwner ---------------------------------------------------------------------------
-    def on_response_head(
-        self, status: int, headers: list[tuple[bytes, bytes]], body_length: int,
-        content_length: bytes | None,
-    ) -> None:
-        now = _clock()
+    def on_response_head(self, status: int, head: bytes, body_length: int) -> None:
+        now = self.read_now = _clock()
         self.upstream_time = now - self.attempt_started
         outcome = _BY_STATUS[status - 100] if 100 <= status <= 599 else Outcome.of_status(status)
         if status >= 500 and self._may_retry(outcome):
@@ -391,14 +388,16 @@ class Exchange:
             return
         self._record(outcome, now)
         decision = self.limit_decision
+        extra = b""
         if decision is not None and self.route is not None and self.route.limiter is not None:
             # RateLimit-* on admitted responses too (IETF RateLimit fields), so clients can
             # pace themselves before they are refused.
-            headers.extend(response_headers(decision, self.route.limiter.window))
+            extra = b"".join([n + b": " + v + b"\r\n" for n, v in
+                              response_headers(decision, self.route.limiter.window)])
         self.state = STREAMING
         self.status = status
         self.down.set_deadline(self.total_deadline or NO_DEADLINE)
-        self.down.send_head(self, status, headers, body_length, content_length)
+        self.down.send_head(self, status, head, body_length, extra)
 
     def on_response_body(self, data: bytes) -> None:
         self.bytes_out += len(data)
@@ -437,6 +436,7 @@ class Exchange:
         self.fail(error)
 
     def on_upstream_read_done(self) -> None:
+        self.read_now = 0.0
         self.down.flush()
 
     def on_upstream_paused(self) -> None:
@@ -539,6 +539,7 @@ class Exchange:
             self.down.set_deadline(when)
 
     def _finish(self) -> None:
+        self.ended = self.read_now or _clock()
         self.state = DONE
         self._release()
         self.down.exchange_done(self)
