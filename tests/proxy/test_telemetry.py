@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -10,11 +11,15 @@ from hypothesis import strategies as st
 
 from edgeward.balance.endpoint import Endpoint
 from edgeward.http.message import NO_BODY, RequestHead
+from edgeward.http.server import HttpConnection, ListenerSettings, ListenerState
 from edgeward.observe.access_log import FIELDS
 from edgeward.proxy.exchange import Exchange
 from edgeward.proxy.snapshot import Snapshot
 from edgeward.proxy.telemetry import Trace, access_line, access_record
 
+LOOP = asyncio.new_event_loop()  # never run: the listener only needs one to exist
+SETTINGS = ListenerSettings(header_timeout=1.0, idle_timeout=1.0, max_request_line=1024,
+                            max_header_bytes=1024, max_pipelined=1, trusted_proxies=[])
 text = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x2FFF), max_size=40)
 
 
@@ -27,7 +32,7 @@ def test_access_line_is_the_json_of_the_record(
         upstream_time: float, attempts: int, traced: bool, route: str) -> None:
     head = RequestHead("GET", b"/", path, host, b"h", [], NO_BODY, "10.0.0.1", rid)
     snapshot = Snapshot(lambda h: None, [], {})
-    ex = Exchange(object(), head, snapshot)  # type: ignore[arg-type]
+    ex = Exchange(HttpConnection(ListenerState(SETTINGS, snapshot), LOOP), head, snapshot)
     ex.status, ex.error_code, ex.attempt, ex.upstream_time = status, error, attempts, upstream_time
     ex.endpoint = Endpoint("10.1.1.1", 8080)
     ex.bytes_out = 12

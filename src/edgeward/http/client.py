@@ -26,11 +26,12 @@ from edgeward.http.outbox import Outbox, outbox_for
 
 if TYPE_CHECKING:
     from edgeward.balance.endpoint import Endpoint
+    from edgeward.proxy.exchange import Exchange
 
 # Write buffer limits for both sides: above HIGH the other side stops reading, below LOW
 # it resumes. 64 KiB matches asyncio's own default high-water mark.
-WRITE_HIGH = 64 * 1024
-WRITE_LOW = 16 * 1024
+WRITE_HIGH: Final = 64 * 1024
+WRITE_LOW: Final = 16 * 1024
 
 # A response head longer than this is refused (502 bad_gateway), as nginx refuses one that
 # does not fit proxy_buffer_size; requests have server.max_header_bytes (64 KiB) too.
@@ -81,7 +82,7 @@ class UpstreamConnection(asyncio.Protocol):
     def __init__(self, pool: EndpointPool) -> None:
         self.pool = pool
         self.transport: asyncio.Transport | None = None
-        self.owner: UpstreamOwner | None = None
+        self.owner: Exchange | None = None  # an UpstreamOwner; typed so calls are direct
         self.parser = httptools.HttpResponseParser(self)
         self.trailers: list[tuple[bytes, bytes]] | None = None
         self.in_body = False
@@ -245,7 +246,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._complete()
 
     # exchange-facing -------------------------------------------------------------------------
-    def start(self, owner: UpstreamOwner, data: bytes, head_only: bool) -> None:
+    def start(self, owner: Exchange, data: bytes, head_only: bool) -> None:
         self.owner = owner
         self.head_only = head_only
         self.got_bytes = False

@@ -52,9 +52,9 @@ if TYPE_CHECKING:
     from edgeward.proxy.snapshot import Snapshot
     from edgeward.proxy.telemetry import Tracer
 
-PAUSE_PIPELINE = 4  # too many pipelined requests are waiting for their turn
-PAUSE_REFUSED = 8   # bad bytes were read: nothing more is parsed on this connection
-NO_DEADLINE = math.inf  # too many pipelined requests are waiting for their turn
+PAUSE_PIPELINE: Final = 4  # too many pipelined requests are waiting for their turn
+PAUSE_REFUSED: Final = 8   # bad bytes were read: nothing more is parsed on this connection
+NO_DEADLINE: Final = math.inf  # set_deadline(NO_DEADLINE): nothing to enforce for now
 
 _HOST: Final = b"host"
 _UPGRADE: Final = b"upgrade"
@@ -64,8 +64,8 @@ _METHODS: Final = {m.encode(): m for m in (
     "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE")}
 # Host header value -> lower-case host name (None when invalid). Bounded: a flood of
 # distinct hosts only stops the cache from growing.
-_HOSTS: dict[bytes, str | None] = {}
-_MAX_HOSTS = 4096
+_HOSTS: Final[dict[bytes, str | None]] = {}
+_MAX_HOSTS: Final = 4096
 
 
 def _host_name(value: bytes) -> str | None:
@@ -79,7 +79,7 @@ def _host_name(value: bytes) -> str | None:
     return host
 # llhttp (strict) stops at versions other than 0.9/1.0/1.1/2.0 with this message; such a
 # client gets the same 505 as HTTP/2.0 in a request line, not a generic 400.
-_LLHTTP_BAD_VERSION = "Invalid HTTP version"
+_LLHTTP_BAD_VERSION: Final = "Invalid HTTP version"
 
 
 class Refused(Exception):

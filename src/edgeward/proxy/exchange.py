@@ -3,8 +3,9 @@
 An Exchange is driven entirely by callbacks: from the listener (`start`, `on_request_body`,
 `on_request_end`, `on_deadline`, downstream flow control) and from the upstream connection
 (`UpstreamOwner`). No task is created per request unless a new upstream connection must be
-opened. The listener side is reached only through `Downstream`, so HTTP/2 and WebSocket
-listeners can drive the same exchange.
+opened. The listener side is reached only through the `Downstream` methods, so HTTP/2 and
+WebSocket listeners can drive the same exchange; `down` is typed with the one listener there
+is, which lets the compiled build call it directly instead of by name.
 
 States:  NEW -> CONNECTING -> WAITING -> STREAMING -> DONE
              \\________________\\_________\\__________/ (local reply or abort, at any point)
@@ -16,7 +17,7 @@ import asyncio
 import logging
 import math
 import time
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from edgeward.http.client import WRITE_HIGH, UpstreamConnection, request_head
 from edgeward.http.message import NO_BODY, STREAMED, RequestHead
@@ -25,27 +26,32 @@ from edgeward.resilience.outcome import Outcome
 
 if TYPE_CHECKING:
     from edgeward.balance.endpoint import Endpoint
+    from edgeward.http.server import HttpConnection
     from edgeward.proxy.cluster import Cluster
     from edgeward.proxy.route import Route
     from edgeward.proxy.snapshot import Snapshot
 
-NEW, CONNECTING, WAITING, STREAMING, DONE = range(5)
-NO_DEADLINE = math.inf  # set_deadline(NO_DEADLINE): nothing to enforce for now
+NEW: Final = 0
+CONNECTING: Final = 1
+WAITING: Final = 2
+STREAMING: Final = 3
+DONE: Final = 4
+NO_DEADLINE: Final = math.inf  # set_deadline(NO_DEADLINE): nothing to enforce for now
 
 log = logging.getLogger("edgeward.proxy")
 
 # Governance and latency figures need sub-millisecond time; uvloop's loop.time() is cached per
 # loop iteration in whole milliseconds. Both are CLOCK_MONOTONIC, so deadlines computed from
 # this clock are valid for loop.call_at (at most a millisecond apart).
-_clock = time.monotonic
+_clock: Final = time.monotonic
 
-_CONNECT_FAILURE = Outcome.of_error("connect_failure")
-_TIMEOUT = Outcome.of_error("timeout")
-_RESET = Outcome.of_error("reset")
-_BY_STATUS = [Outcome.of_status(s) for s in range(100, 600)]
+_CONNECT_FAILURE: Final = Outcome.of_error("connect_failure")
+_TIMEOUT: Final = Outcome.of_error("timeout")
+_RESET: Final = Outcome.of_error("reset")
+_BY_STATUS: Final = [Outcome.of_status(s) for s in range(100, 600)]
 
 # Methods whose request may be sent twice without changing the outcome (RFC 9110 §9.2.2).
-IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 
 class Downstream(Protocol):
@@ -72,8 +78,8 @@ class Downstream(Protocol):
 
 
 # Reasons a listener stops reading from its client (a bit each).
-PAUSE_UPSTREAM_FULL = 1    # the upstream's write buffer is above its high-water mark
-PAUSE_PENDING_BODY = 2     # body bytes waiting for an upstream connection exceed WRITE_HIGH
+PAUSE_UPSTREAM_FULL: Final = 1    # the upstream's write buffer is above its high-water mark
+PAUSE_PENDING_BODY: Final = 2     # body bytes waiting for an upstream connection exceed WRITE_HIGH
 
 
 class Exchange:
@@ -86,7 +92,7 @@ class Exchange:
         "released", "connect_time", "holds_slot", "ended", "read_now",
     )
 
-    def __init__(self, down: Downstream, head: RequestHead, snapshot: Snapshot) -> None:
+    def __init__(self, down: HttpConnection, head: RequestHead, snapshot: Snapshot) -> None:
         self.down = down
         self.head = head
         self.snapshot = snapshot
