@@ -29,7 +29,7 @@ routes:
 """
 
 H = b"Host: gw.test\r\n"
-GENERATED_ID = re.compile(r"^[0-9a-f]{16}-[0-9a-f]+$")
+GENERATED_ID = re.compile(r"^[0-9a-f]{16}-[0-9]+$")
 
 
 def _config(main: Origin, alt: Origin, extra: str = "") -> str:

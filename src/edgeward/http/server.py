@@ -313,9 +313,11 @@ class HttpConnection(asyncio.Protocol):
     def _build_head(self) -> RequestHead | None:
         parser = self.parser
         raw_method = parser.get_method()
-        method = _METHODS.get(raw_method)
-        if method is None:
-            method = raw_method.decode("ascii")
+        if raw_method == b"GET":
+            method = "GET"
+        else:
+            known = _METHODS.get(raw_method)
+            method = known if known is not None else raw_method.decode("ascii")
         if method == "CONNECT":
             self._refuse("not_implemented", "CONNECT is not forwarded")
             return None
