@@ -56,6 +56,8 @@ MODULES = (
     "edgeward/ratelimit/leaky_bucket.py",
     "edgeward/ratelimit/sliding_window.py",
     "edgeward/ratelimit/concurrency.py",
+    "edgeward/ratelimit/limiter.py",
+    "edgeward/ratelimit/keys.py",
     "edgeward/resilience/outcome.py",
     "edgeward/resilience/breaker.py",
 )
