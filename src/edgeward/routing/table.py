@@ -65,7 +65,8 @@ class _Route(Generic[T]):
         return True
 
 
-def _first(routes: Sequence[_Route[T]], req: RequestView) -> _Route[T] | None:
+def _first(routes: tuple[_Route[T], ...], req: RequestView) -> _Route[T] | None:
+    # A tuple, not a Sequence: compiled, the loop indexes it instead of iterating generically.
     for r in routes:
         if r.accepts(req):
             return r
