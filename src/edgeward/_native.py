@@ -56,6 +56,10 @@ MODULES = (
     "edgeward/ratelimit/leaky_bucket.py",
     "edgeward/ratelimit/sliding_window.py",
     "edgeward/ratelimit/concurrency.py",
+    "edgeward/ratelimit/limiter.py",
+    "edgeward/ratelimit/keys.py",
+    "edgeward/resilience/outcome.py",
+    "edgeward/resilience/breaker.py",
 )
 
 _SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -10,7 +10,6 @@ histogram: it is `request_duration - upstream_duration`, e.g.
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -23,6 +22,7 @@ from edgeward.observe.metrics import (
     GaugeChild,
     Histogram,
     Registry,
+    bucket_of,
 )
 
 # Cardinality caps (label sets per family; more go to the `__overflow__` child).
@@ -120,7 +120,7 @@ class RouteMetrics:
 
     __slots__ = ("route", "duration", "upstream_duration", "received_bytes", "sent_bytes",
                  "ratelimit_refused", "_requests", "_retries", "_requests_family",
-                 "_retries_family")
+                 "_retries_family", "_last_upstream", "_last_status", "_last_requests")
 
     def __init__(self, route: str, metrics: GatewayMetrics) -> None:
         self.route = route
@@ -133,6 +133,11 @@ class RouteMetrics:
         self._retries: dict[str, CounterChild] = {}
         self._requests_family = metrics.requests
         self._retries_family = metrics.retries
+        # The requests child used last, with its key: most answers repeat the previous one's
+        # upstream and status, and then skip building and hashing the (upstream, status) key.
+        self._last_upstream = ""
+        self._last_status = -1
+        self._last_requests: CounterChild | None = None
 
     def requests(self, upstream: str, status: int) -> CounterChild:
         key = (upstream, status)
@@ -154,16 +159,25 @@ class RouteMetrics:
         """Record one answered request. `upstream_duration` is None when no upstream was
         reached (local reply: 404, 429...); use upstream "" for local replies.
         The histogram updates are inlined (same as `observe`): this runs once per request."""
-        child = self._requests.get((upstream, status))
-        if child is None:
-            child = self.requests(upstream, status)
+        child = self._last_requests
+        if child is None or status != self._last_status or upstream != self._last_upstream:
+            child = self._requests.get((upstream, status))
+            if child is None:
+                child = self.requests(upstream, status)
+            self._last_upstream = upstream
+            self._last_status = status
+            self._last_requests = child
         child.value += 1.0
         hist = self.duration
-        hist.counts[bisect_left(hist.bounds, duration)] += 1
+        counts = hist.counts
+        i = bucket_of(hist.bounds, duration)
+        counts[i] = counts[i] + 1  # (not `+=`: compiled, that is a generic in-place add)
         hist.sum += duration
         if upstream_duration is not None:
             hist = self.upstream_duration
-            hist.counts[bisect_left(hist.bounds, upstream_duration)] += 1
+            counts = hist.counts
+            i = bucket_of(hist.bounds, upstream_duration)
+            counts[i] = counts[i] + 1
             hist.sum += upstream_duration
         self.received_bytes.value += bytes_in
         self.sent_bytes.value += bytes_out

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 import re
-from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 
@@ -102,6 +101,21 @@ class GaugeChild:
         return float(self.function()) if self.function is not None else self.value
 
 
+def bucket_of(bounds: tuple[float, ...], value: float) -> int:
+    """`bisect.bisect_left(bounds, value)`, the index of the bucket `value` counts in (`le` is
+    inclusive: a value equal to a bound belongs to that bound's bucket). Compiled, a few
+    native float compares instead of a call into `bisect` that compares boxed floats."""
+    lo = 0
+    hi = len(bounds)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if bounds[mid] < value:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
 class HistogramChild:
     """One label set of a histogram. Counts are kept per bucket (not cumulative); the +Inf
     bucket is the last slot; rendering accumulates them."""
@@ -115,7 +129,9 @@ class HistogramChild:
 
     def observe(self, value: float) -> None:
         # `le` is inclusive: a value equal to a bound belongs to that bound's bucket.
-        self.counts[bisect_left(self.bounds, value)] += 1
+        counts = self.counts
+        i = bucket_of(self.bounds, value)
+        counts[i] = counts[i] + 1  # (not `+=`: compiled, that is a generic in-place add)
         self.sum += value
 
     @property

@@ -13,10 +13,11 @@ from edgeward.config.schema import DEFAULT_REPLAY_LIMIT
 from edgeward.http.message import RequestHead
 from edgeward.proxy.cluster import Cluster
 from edgeward.proxy.route import Route
+from edgeward.routing.table import RouteTable
 
 
 class Snapshot:
-    __slots__ = ("match", "routes", "clusters", "replay_limit", "source_hash", "rng")
+    __slots__ = ("_match", "_table", "routes", "clusters", "replay_limit", "source_hash", "rng")
 
     def __init__(
         self,
@@ -27,9 +28,22 @@ class Snapshot:
         replay_limit: int = DEFAULT_REPLAY_LIMIT,
         source_hash: str = "",
     ) -> None:
-        self.match = match
+        self._match = match
+        # The usual matcher is a RouteTable's bound `match`: keep the table too, so `match`
+        # calls it directly (compiled: a native call instead of a call through a bound method).
+        table = getattr(match, "__self__", None)
+        self._table: RouteTable[Route] | None = (
+            table if isinstance(table, RouteTable)
+            and getattr(match, "__name__", "") == "match" else None)
         self.routes = routes
         self.clusters = clusters
         self.replay_limit = replay_limit
         self.source_hash = source_hash
         self.rng = random.Random()  # retry jitter
+
+    def match(self, head: RequestHead) -> Route | None:
+        """The route `head` goes to, or None."""
+        table = self._table
+        if table is not None:
+            return table.match(head)
+        return self._match(head)

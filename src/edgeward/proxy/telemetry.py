@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import random
 import time
-from bisect import bisect_left
 from typing import TYPE_CHECKING, Any
 
 from edgeward.observe.access_log import AccessLog, format_time
@@ -22,7 +21,7 @@ from edgeward.observe.gateway_metrics import (
     GatewayMetrics,
     RouteMetrics,
 )
-from edgeward.observe.metrics import CounterChild, HistogramChild
+from edgeward.observe.metrics import CounterChild, HistogramChild, bucket_of
 from edgeward.observe.tracing import (
     SPAN_KIND_SERVER,
     OtlpHttpExporter,
@@ -123,7 +122,9 @@ class Telemetry:
         if hist is None:
             hist = self._attempt_hist[cluster.name] = (
                 self.metrics.upstream_attempt_duration.labels(cluster.name))
-        hist.counts[bisect_left(hist.bounds, duration)] += 1
+        counts = hist.counts
+        i = bucket_of(hist.bounds, duration)
+        counts[i] = counts[i] + 1  # (not `+=`: compiled, that is a generic in-place add)
         hist.sum += duration
 
     def upstream_histograms(self) -> list[tuple[str, HistogramChild]]:

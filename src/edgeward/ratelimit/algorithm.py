@@ -14,13 +14,13 @@ queued); the same behaviour here is `burst: N + 1`.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Final, Protocol
 
 from edgeward.ratelimit.decision import Decision
 
 # Comparisons of accumulated float time allow this much slack (one nanosecond), so a request
 # arriving exactly on its theoretical time is not refused because of rounding.
-EPSILON = 1e-9
+EPSILON: Final = 1e-9
 
 
 class Algorithm(Protocol):

@@ -9,6 +9,7 @@ the widely deployed -03..-06 shape): `RateLimit-Limit`, `RateLimit-Remaining`,
 from __future__ import annotations
 
 import math
+from typing import Final
 
 
 class Decision:
@@ -62,15 +63,48 @@ def _ceil_seconds(value: float) -> int:
     return max(0, math.ceil(value - 1e-9))
 
 
+class _Fields:
+    """The RateLimit-* fields sent last, kept with the numbers they show: consecutive answers
+    of one limit mostly repeat them (same limit and policy; remaining and reset move slowly),
+    so the common answer copies four ready-made pairs instead of formatting four numbers."""
+
+    __slots__ = ("limit", "window", "remaining", "reset", "pairs")
+
+    def __init__(self) -> None:
+        self.limit = -1
+        self.window = -1
+        self.remaining = -1
+        self.reset = -1
+        self.pairs: list[tuple[bytes, bytes]] = [
+            (b"ratelimit-limit", b""), (b"ratelimit-remaining", b""),
+            (b"ratelimit-reset", b""), (b"ratelimit-policy", b""),
+        ]
+
+
+_FIELDS: Final = _Fields()
+
+
 def response_headers(decision: Decision, policy_window: float) -> list[tuple[bytes, bytes]]:
     """Headers for the client: `policy_window` is the seconds over which `limit` refills
     (burst / rate). A refused request also gets `Retry-After` (at least 1 second)."""
-    headers = [
-        (b"ratelimit-limit", b"%d" % decision.limit),
-        (b"ratelimit-remaining", b"%d" % max(0, decision.remaining)),
-        (b"ratelimit-reset", b"%d" % _ceil_seconds(decision.reset_after)),
-        (b"ratelimit-policy", b"%d;w=%d" % (decision.limit, max(1, _ceil_seconds(policy_window)))),
-    ]
+    limit = decision.limit
+    remaining = max(0, decision.remaining)
+    reset = _ceil_seconds(decision.reset_after)
+    window = max(1, _ceil_seconds(policy_window))
+    f = _FIELDS
+    pairs = f.pairs
+    if limit != f.limit or window != f.window:
+        f.limit = limit
+        f.window = window
+        pairs[0] = (b"ratelimit-limit", b"%d" % limit)
+        pairs[3] = (b"ratelimit-policy", b"%d;w=%d" % (limit, window))
+    if remaining != f.remaining:
+        f.remaining = remaining
+        pairs[1] = (b"ratelimit-remaining", b"%d" % remaining)
+    if reset != f.reset:
+        f.reset = reset
+        pairs[2] = (b"ratelimit-reset", b"%d" % reset)
+    headers = pairs[:]
     if not decision.allowed:
         headers.append((b"retry-after", b"%d" % max(1, _ceil_seconds(decision.retry_after))))
     return headers

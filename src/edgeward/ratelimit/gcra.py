@@ -14,6 +14,15 @@ from edgeward.ratelimit.decision import Decision
 from edgeward.ratelimit.keymap import DEFAULT_MAX_KEYS, KeyMap
 
 
+class _Tat:
+    """A key's theoretical arrival time, updated in place (no re-insertion per request)."""
+
+    __slots__ = ("tat",)
+
+    def __init__(self, tat: float) -> None:
+        self.tat = tat
+
+
 class GCRA:
     __slots__ = ("rate", "burst", "interval", "span", "keys")
 
@@ -23,7 +32,7 @@ class GCRA:
         self.burst = burst
         self.interval = 1.0 / rate          # T: seconds one unit of cost is worth
         self.span = burst / rate            # tau + T: how far ahead of now the TAT may run
-        self.keys: KeyMap[float] = KeyMap(max_keys)
+        self.keys: KeyMap[_Tat] = KeyMap(max_keys)
 
     @property
     def window(self) -> float:
@@ -32,26 +41,21 @@ class GCRA:
     def decide(self, key: str, now: float, cost: int = 1) -> Decision:
         if cost < 1 or cost > self.burst:
             raise bad_cost(cost, self.burst)
-        keys = self.keys
-        data = keys.data                    # inlined KeyMap.get/put: this is the hot path
-        tat = data.get(key)
-        known = tat is not None
-        if known:
-            data.move_to_end(key)
-        if tat is None or tat < now:
+        state = self.keys.get(key)
+        tat = state.tat if state is not None else now
+        if tat < now:
             tat = now
         new_tat = tat + cost * self.interval
         ahead = new_tat - now
         span = self.span
         if ahead <= span + EPSILON:
-            if known:
-                data[key] = new_tat
+            if state is not None:
+                state.tat = new_tat
             else:
-                keys.put(key, new_tat)
+                self.keys.put(key, _Tat(new_tat))
             return Decision(True, self.burst, int((span - ahead) * self.rate + EPSILON), ahead)
-        remaining = int((self.span - (tat - now)) * self.rate + EPSILON)
-        return Decision(False, self.burst, remaining, tat - now, ahead - self.span)
+        remaining = int((span - (tat - now)) * self.rate + EPSILON)
+        return Decision(False, self.burst, remaining, tat - now, ahead - span)
 
     def __repr__(self) -> str:
         return f"<GCRA rate={self.rate:g}/s burst={self.burst} keys={len(self.keys)}>"
-

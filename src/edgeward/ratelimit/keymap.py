@@ -26,9 +26,13 @@ DEFAULT_MAX_KEYS = 100_000
 class KeyMap(Generic[V]):
     """get() refreshes recency; put() inserts and evicts the least recent key when full.
 
-    `data` is exposed so a hot path may inline get() (dict.get + move_to_end)."""
+    The most recently used entry is also kept aside (`_last_key`, `_last_value`): a client
+    on a keep-alive connection sends its requests in runs under the same key, and for those
+    get() answers without touching the OrderedDict (the entry is already the most recent, so
+    there is nothing to move). Algorithms that keep a mutable state per key therefore update
+    it in place and never re-insert it."""
 
-    __slots__ = ("max_keys", "data", "evictions")
+    __slots__ = ("max_keys", "data", "evictions", "_last_key", "_last_value")
 
     def __init__(self, max_keys: int = DEFAULT_MAX_KEYS) -> None:
         if max_keys < 1:
@@ -36,20 +40,33 @@ class KeyMap(Generic[V]):
         self.max_keys = max_keys
         self.data: OrderedDict[str, V] = OrderedDict()
         self.evictions = 0
+        self._last_key: str | None = None  # the entry at the end of `data`, or None
+        self._last_value: V | None = None
 
     def get(self, key: str) -> V | None:
+        last = self._last_key
+        if last is not None and key == last:
+            return self._last_value
         data = self.data
         value = data.get(key)
         if value is not None:
             data.move_to_end(key)
+            self._last_key = key
+            self._last_value = value
         return value
 
     def put(self, key: str, value: V) -> None:
         data = self.data
+        size = len(data)
         data[key] = value
-        if len(data) > self.max_keys:
-            data.popitem(last=False)
-            self.evictions += 1
+        if len(data) > size:  # a new key: appended at the end
+            self._last_key = key
+            self._last_value = value
+            if size >= self.max_keys:
+                data.popitem(last=False)
+                self.evictions += 1
+        elif key == self._last_key:  # replaced in place: keeps its position
+            self._last_value = value
 
     def __len__(self) -> int:
         return len(self.data)

@@ -8,30 +8,40 @@ header key's budget by sending a header value that looks like an address.
 
 from __future__ import annotations
 
+from typing import Final
+
 from edgeward.request import RequestView
 from edgeward.routing.keys import KeySpec as _Spec
 from edgeward.routing.keys import parse_key
 
 # One prefix per key space, so values from different sources never collide.
-_PREFIX = {"client_ip": "ip:", "route": "route:", "header": "h:", "consumer": "c:",
+_PREFIX: Final = {"client_ip": "ip:", "route": "route:", "header": "h:", "consumer": "c:",
            "cookie": "k:", "query": "q:", "path": "p:"}
 
 
 class KeySpec:
     """A parsed `key:` setting. `extract(request, route)` gives the per-request key."""
 
-    __slots__ = ("kind", "header", "_inner", "_prefix")
+    __slots__ = ("kind", "header", "_inner", "_prefix", "_last")
 
     def __init__(self, inner: _Spec) -> None:
         self._inner = inner
         self.kind = inner.kind
         self.header = inner.name or ""
         self._prefix = _PREFIX[inner.kind]
+        # (value, key) of the last extraction: requests come in runs from one client (one
+        # keep-alive connection), which then reuse one key string instead of building it.
+        self._last: tuple[str, str] = ("", "")
 
     def extract(self, request: RequestView, route: str) -> str:
         value = self._inner.extract(request, route)
         if value:
-            return self._prefix + value
+            last = self._last
+            if value == last[0]:
+                return last[1]
+            key = self._prefix + value
+            self._last = (value, key)
+            return key
         return "ip:" + request.client_ip
 
     def __repr__(self) -> str:

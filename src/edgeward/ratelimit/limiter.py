@@ -39,7 +39,11 @@ class LimiterStats:
         self.fallback = 0         # decisions taken by on_store_failure while Redis was away
 
     def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in self.__slots__}
+        return {
+            "allowed": self.allowed, "refused": self.refused,
+            "shadow_refused": self.shadow_refused, "store_calls": self.store_calls,
+            "store_errors": self.store_errors, "fallback": self.fallback,
+        }
 
 
 class Limiter(Protocol):
@@ -70,17 +74,23 @@ def settle(decision: Decision, enforce: bool, stats: LimiterStats) -> Decision:
 class LocalLimiter:
     """A per-process limiter: an algorithm plus shadow mode and counters."""
 
-    __slots__ = ("algorithm", "enforce", "stats", "window")
-    local = True
+    __slots__ = ("algorithm", "enforce", "stats", "window", "local", "_gcra")
 
     def __init__(self, algorithm: Algorithm, *, enforce: bool = True) -> None:
         self.algorithm = algorithm
         self.enforce = enforce
         self.stats = LimiterStats()
         self.window = algorithm.window
+        self.local = True
+        # The default algorithm, called directly (compiled: a native call, not a lookup of
+        # `decide` through the Algorithm protocol).
+        self._gcra = algorithm if isinstance(algorithm, GCRA) else None
 
     def decide_sync(self, key: str, now: float, cost: int = 1) -> Decision:
-        return settle(self.algorithm.decide(key, now, cost), self.enforce, self.stats)
+        gcra = self._gcra
+        decision = (gcra.decide(key, now, cost) if gcra is not None
+                    else self.algorithm.decide(key, now, cost))
+        return settle(decision, self.enforce, self.stats)
 
     async def decide(self, key: str, now: float, cost: int = 1) -> Decision:
         return self.decide_sync(key, now, cost)

@@ -31,11 +31,18 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final, Literal
 
-from edgeward.config.loader import Duration, doc
-from edgeward.resilience.outcome import FLAG_BY_NAME, Outcome, mask_of
+# BreakerConfig lives in resilience/config.py (plain Python, read by the config loader);
+# re-exported here, where it has always been imported from.
+from edgeward.resilience.config import BreakerConfig, FailureKind
+from edgeward.resilience.outcome import Outcome, mask_of
+
+__all__ = [
+    "CLOSED", "HALF_OPEN", "OPEN", "BreakerConfig", "BreakerStats", "CircuitBreaker",
+    "FailureKind", "Reason", "State", "Transition", "open_time",
+]
 
 State = Literal["closed", "open", "half_open"]
 Reason = Literal[
@@ -46,127 +53,11 @@ Reason = Literal[
     "probe_timeout",      # half_open -> open
     "probes_succeeded",   # half_open -> closed
 ]
-FailureKind = Literal["5xx", "connect_failure", "timeout", "reset"]
-
 CLOSED: Final = "closed"
 OPEN: Final = "open"
 HALF_OPEN: Final = "half_open"
 
-# --- defaults, each with its precedent --------------------------------------------------------
-# Hystrix errorThresholdPercentage=50 and resilience4j failureRateThreshold=50%.
-DEFAULT_FAILURE_RATE: Final = 0.5
-# resilience4j slowCallRateThreshold=100%: only "every call is slow" trips it by default.
-DEFAULT_SLOW_CALL_RATE: Final = 1.0
-# resilience4j slowCallDurationThreshold=60s: longer than any sane route timeout, so a call
-# counts as slow only when a user sets this below their route timeout.
-DEFAULT_SLOW_CALL: Final = 60.0
-# Hystrix requestVolumeThreshold=20 in its 10 s window (resilience4j's 100 is for 60 s windows);
-# fewer calls make a rate of 50% too noisy to act on.
-DEFAULT_MIN_REQUESTS: Final = 20
-# Hystrix metrics.rollingStats.timeInMilliseconds=10000 and numBuckets=10.
-DEFAULT_WINDOW: Final = 10.0
-DEFAULT_BUCKETS: Final = 10
-# Hystrix sleepWindowInMilliseconds=5000; Finagle FailureAccrual also starts its backoff at 5 s.
-DEFAULT_OPEN_FOR: Final = 5.0
-# Finagle FailureAccrual caps at 300 s; at the edge a healed upstream should be back in traffic
-# within a minute, so we cap at 60 s.
-DEFAULT_OPEN_FOR_MAX: Final = 60.0
-# Doubling, as Envoy's retry back-off and Finagle's exponential backoff (5, 10, 20, 40, 60 s).
-DEFAULT_OPEN_FOR_MULTIPLIER: Final = 2.0
-# Hystrix/Sentinel/Polly probe with 1 call (one lucky success closes); resilience4j with 10
-# (slow to close at low traffic). 3 needs a short run of successes yet closes in a few calls.
-DEFAULT_HALF_OPEN_REQUESTS: Final = 3
-# Envoy's default route timeout is 15 s: a probe still unfinished then has outlived any request
-# the shell would still be waiting on. resilience4j's default (0 = wait forever) is what made
-# half-open stick (resilience4j #903).
-DEFAULT_HALF_OPEN_TIMEOUT: Final = 15.0
-# Everything that says "the upstream is in trouble": Envoy counts 5xx and local-origin errors.
-DEFAULT_FAILURE_ON: Final[tuple[FailureKind, ...]] = ("5xx", "connect_failure", "timeout", "reset")
-# Hystrix and resilience4j keep one breaker per command/name, i.e. per upstream; per-endpoint
-# breaking overlaps with outlier ejection, so it is opt-in.
-DEFAULT_PER_ENDPOINT: Final = False
-
 _STALE_SLACK: Final = 1e-6  # float slack when comparing an admission time to a state's start
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class BreakerConfig:
-    """YAML `circuit_breaker:` on an upstream."""
-
-    failure_rate: float | None = field(
-        default=DEFAULT_FAILURE_RATE,
-        metadata=doc("fraction of failed calls (0-1] that opens the breaker; null = off"),
-    )
-    slow_call_rate: float | None = field(
-        default=DEFAULT_SLOW_CALL_RATE,
-        metadata=doc("fraction of slow calls (0-1] that opens the breaker; null = off"),
-    )
-    slow_call: Duration = field(
-        default=DEFAULT_SLOW_CALL, metadata=doc("a call at least this long counts as slow")
-    )
-    min_requests: int = field(
-        default=DEFAULT_MIN_REQUESTS,
-        metadata=doc("calls in the window before rates are judged"),
-    )
-    window: Duration = field(default=DEFAULT_WINDOW, metadata=doc("span of the sliding window"))
-    buckets: int = field(default=DEFAULT_BUCKETS, metadata=doc("ring buckets in the window"))
-    open_for: Duration = field(
-        default=DEFAULT_OPEN_FOR, metadata=doc("time open before the first probe")
-    )
-    open_for_max: Duration = field(
-        default=DEFAULT_OPEN_FOR_MAX, metadata=doc("cap of the growing open time")
-    )
-    open_for_multiplier: float = field(
-        default=DEFAULT_OPEN_FOR_MULTIPLIER,
-        metadata=doc("open time factor per consecutive opening (1 = constant)"),
-    )
-    half_open_requests: int = field(
-        default=DEFAULT_HALF_OPEN_REQUESTS,
-        metadata=doc("probes admitted while half-open; all must succeed to close"),
-    )
-    half_open_timeout: Duration = field(
-        default=DEFAULT_HALF_OPEN_TIMEOUT,
-        metadata=doc("a probe unfinished this long after admission counts as failed"),
-    )
-    failure_on: list[FailureKind] = field(
-        default_factory=lambda: list(DEFAULT_FAILURE_ON),
-        metadata=doc("what counts as a failure: 5xx, connect_failure, timeout, reset"),
-    )
-    per_endpoint: bool = field(
-        default=DEFAULT_PER_ENDPOINT,
-        metadata=doc("one breaker per endpoint instead of one per upstream"),
-    )
-
-    def check(self) -> list[tuple[str, str]]:
-        problems: list[tuple[str, str]] = []
-        for key in ("failure_rate", "slow_call_rate"):
-            value = getattr(self, key)
-            if value is not None and not 0.0 < value <= 1.0:
-                problems.append((key, f"must be in (0, 1], got {value}"))
-        if self.failure_rate is None and self.slow_call_rate is None:
-            problems.append(("failure_rate", "failure_rate and slow_call_rate cannot both be null"))
-        for key in ("slow_call", "window", "open_for", "half_open_timeout"):
-            value = getattr(self, key)
-            if not value > 0:
-                problems.append((key, f"must be > 0, got {value}"))
-        for key in ("min_requests", "buckets", "half_open_requests"):
-            value = getattr(self, key)
-            if value < 1:
-                problems.append((key, f"must be >= 1, got {value}"))
-        if self.open_for_max < self.open_for:
-            problems.append(
-                ("open_for_max", f"must be >= open_for ({self.open_for}), got {self.open_for_max}")
-            )
-        if not self.open_for_multiplier >= 1.0:
-            problems.append(
-                ("open_for_multiplier", f"must be >= 1, got {self.open_for_multiplier}")
-            )
-        for i, name in enumerate(self.failure_on):
-            if name not in FLAG_BY_NAME or name in ("502", "503", "504"):
-                problems.append((f"failure_on[{i}]", f"unknown failure kind {name!r}"))
-            elif name in self.failure_on[:i]:
-                problems.append((f"failure_on[{i}]", f"{name!r} is listed twice"))
-        return problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +97,7 @@ class CircuitBreaker:
 
     __slots__ = (
         "cfg", "_fail_mask", "_failure_rate", "_slow_rate", "_slow_call", "_min_requests",
-        "_width", "_nbuckets", "_slot", "_calls", "_fails", "_slows", "_epoch",
+        "_width", "_nbuckets", "_slot", "_calls", "_fails", "_slows", "_epoch", "_lo", "_hi",
         "_total_calls", "_total_fails", "_total_slows",
         "_state", "_since", "_open_until", "_openings",
         "_probes_admitted", "_probes_ok", "_probe_starts", "_queued",
@@ -231,6 +122,9 @@ class CircuitBreaker:
         self._slows = [0] * cfg.buckets
         self._epoch: int | None = None  # bucket number (now // width) of the newest bucket
         self._slot = 0                  # its index in the ring: epoch % buckets
+        # A range of `now` certainly inside bucket `epoch` (see _roll); empty without one.
+        self._lo = math.inf
+        self._hi = -math.inf
         self._total_calls = 0
         self._total_fails = 0
         self._total_slows = 0
@@ -330,20 +224,25 @@ class CircuitBreaker:
     # --- internals ------------------------------------------------------------------------------
 
     def _record_closed(self, failed: bool, slow: bool, now: float) -> Transition | None:
-        i = self._slot if int(now // self._width) == self._epoch else self._roll(now)
-        self._calls[i] += 1
+        i = self._slot if self._lo <= now < self._hi else self._roll(now)
+        counts = self._calls
+        counts[i] = counts[i] + 1  # (not `+=`: compiled, that is a generic in-place add)
         calls = self._total_calls = self._total_calls + 1
         if failed:
-            self._fails[i] += 1
+            counts = self._fails
+            counts[i] = counts[i] + 1
             self._total_fails += 1
         if slow:
-            self._slows[i] += 1
+            counts = self._slows
+            counts[i] = counts[i] + 1
             self._total_slows += 1
         if calls < self._min_requests:
             return None
-        if self._total_fails >= self._failure_rate * calls:
+        # Counts compared as floats (exact below 2**53) against the float thresholds.
+        total = float(calls)
+        if float(self._total_fails) >= self._failure_rate * total:
             return self._open(now, "failure_rate")
-        if self._total_slows >= self._slow_rate * calls:
+        if float(self._total_slows) >= self._slow_rate * total:
             return self._open(now, "slow_call_rate")
         return None
 
@@ -382,6 +281,19 @@ class CircuitBreaker:
         else:
             return self._slot  # a clock that went back writes to the newest bucket
         self._slot = epoch % n
+        # Times well inside this bucket skip the division next time: `lo <= now < hi` implies
+        # now // width == epoch (the margin, 1e-12 relative, is far above float rounding).
+        # Outside ordinary clock values and widths the range stays empty (always divide).
+        width = self._width
+        if -1e15 < now < 1e15 and width >= 1e-6:
+            lo = epoch * width
+            hi = lo + width
+            margin = (abs(lo) + abs(hi)) * 1e-12
+            self._lo = lo + margin
+            self._hi = hi - margin
+        else:
+            self._lo = math.inf
+            self._hi = -math.inf
         return self._slot
 
     def _clear_window(self) -> None:
@@ -416,6 +328,8 @@ class CircuitBreaker:
         self._openings = 0
         self._clear_window()
         self._epoch = None
+        self._lo = math.inf
+        self._hi = -math.inf
         return self._enter(CLOSED, now, "probes_succeeded")
 
     def _enter(self, to: State, now: float, reason: Reason) -> Transition:

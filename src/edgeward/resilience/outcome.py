@@ -61,15 +61,10 @@ def mask_of(names: Iterable[str]) -> int:
 
 
 class Outcome:
-    """One upstream attempt's result. Immutable; compare with `==`; cheap to share."""
+    """One upstream attempt's result. Immutable (read-only properties over private slots, so
+    it compiles with mypyc); compare with `==`; cheap to share."""
 
-    __slots__ = ("status", "error", "flags", "failed", "gateway_failure")
-
-    status: int | None
-    error: ErrorKind | None
-    flags: int
-    failed: bool           # 5xx or transport error (outlier detection's notion of failure)
-    gateway_failure: bool  # 502/503/504 or transport error
+    __slots__ = ("_status", "_error", "_flags", "_failed", "_gateway_failure")
 
     def __init__(self, status: int | None = None, error: ErrorKind | None = None) -> None:
         if status is None and error is None:
@@ -85,12 +80,33 @@ class Outcome:
             flags |= _STATUS_FLAG.get(status, 0)
         if error is not None:
             flags |= _ERROR_FLAG[error]
-        setter = object.__setattr__
-        setter(self, "status", status)
-        setter(self, "error", error)
-        setter(self, "flags", flags)
-        setter(self, "failed", bool(flags & F_SERVER))
-        setter(self, "gateway_failure", bool(flags & F_GATEWAY))
+        self._status = status
+        self._error: ErrorKind | None = error
+        self._flags = flags
+        self._failed = bool(flags & F_SERVER)
+        self._gateway_failure = bool(flags & F_GATEWAY)
+
+    @property
+    def status(self) -> int | None:
+        return self._status
+
+    @property
+    def error(self) -> ErrorKind | None:
+        return self._error
+
+    @property
+    def flags(self) -> int:
+        return self._flags
+
+    @property
+    def failed(self) -> bool:
+        """5xx or transport error (outlier detection's notion of failure)."""
+        return self._failed
+
+    @property
+    def gateway_failure(self) -> bool:
+        """502/503/504 or transport error."""
+        return self._gateway_failure
 
     @staticmethod
     def of_status(status: int) -> Outcome:
@@ -108,12 +124,6 @@ class Outcome:
             raise ValueError(
                 f"error must be one of {', '.join(_ERROR_FLAG)}, got {error!r}"
             ) from None
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"Outcome is immutable; cannot set {name}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"Outcome is immutable; cannot delete {name}")
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Outcome):

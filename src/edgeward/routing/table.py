@@ -65,7 +65,8 @@ class _Route(Generic[T]):
         return True
 
 
-def _first(routes: Sequence[_Route[T]], req: RequestView) -> _Route[T] | None:
+def _first(routes: tuple[_Route[T], ...], req: RequestView) -> _Route[T] | None:
+    # A tuple, not a Sequence: compiled, the loop indexes it instead of iterating generically.
     for r in routes:
         if r.accepts(req):
             return r
@@ -75,7 +76,7 @@ def _first(routes: Sequence[_Route[T]], req: RequestView) -> _Route[T] | None:
 class _PathIndex(Generic[T]):
     """The routes of one host group, indexed by path key."""
 
-    __slots__ = ("exact", "prefixes", "lengths", "regex", "anypath")
+    __slots__ = ("exact", "prefixes", "lengths", "first_length", "regex", "anypath")
 
     def __init__(self, routes: Sequence[tuple[MatchConfig, _Route[T]]]) -> None:
         exact: dict[str, list[_Route[T]]] = {}
@@ -94,6 +95,11 @@ class _PathIndex(Generic[T]):
         self.exact = {k: tuple(v) for k, v in exact.items()}
         self.prefixes = {k: tuple(v) for k, v in prefixes.items()}
         self.lengths = tuple(sorted({len(k) for k in prefixes}, reverse=True))  # longest first
+        # first_length[n]: index in `lengths` of the first prefix length <= n (a path of n
+        # characters skips the longer ones); paths longer than every prefix start at 0.
+        self.first_length = tuple(
+            sum(1 for length in self.lengths if length > n)
+            for n in range(self.lengths[0] + 1 if self.lengths else 0))
         self.regex = tuple(regex)
         self.anypath = tuple(anypath)
 
@@ -101,13 +107,13 @@ class _PathIndex(Generic[T]):
         routes = self.exact.get(path)
         if routes is not None and (r := _first(routes, req)) is not None:
             return r
-        if self.lengths:
+        lengths = self.lengths
+        if lengths:
             n = len(path)
+            first = self.first_length
             prefixes = self.prefixes
-            for length in self.lengths:
-                if length > n:
-                    continue
-                routes = prefixes.get(path[:length])
+            for k in range(first[n] if n < len(first) else 0, len(lengths)):
+                routes = prefixes.get(path[:lengths[k]])
                 if routes is not None and (r := _first(routes, req)) is not None:
                     return r
         for r in self.regex:
@@ -123,7 +129,7 @@ class RouteTable(Generic[T]):
     raises re.error if one does not compile.
     """
 
-    __slots__ = ("_exact_hosts", "_wild_hosts", "_any_host", "_size")
+    __slots__ = ("_exact_hosts", "_wild_hosts", "_wild_min", "_wild_max", "_any_host", "_size")
 
     def __init__(self, routes: Sequence[tuple[MatchConfig, T]]) -> None:
         exact: dict[str, list[tuple[MatchConfig, _Route[T]]]] = {}
@@ -140,6 +146,10 @@ class RouteTable(Generic[T]):
                     exact.setdefault(pat, []).append((m, r))
         self._exact_hosts = {h: _PathIndex(rs) for h, rs in exact.items()}
         self._wild_hosts = {s: _PathIndex(rs) for s, rs in wild.items()}
+        # Shortest and longest wildcard suffix (".example.com"): only the dots of a host that
+        # leave a suffix of a length in between can start a match.
+        self._wild_min = min((len(s) for s in wild), default=0)
+        self._wild_max = max((len(s) for s in wild), default=0)
         self._any_host: _PathIndex[T] | None = _PathIndex(anyhost) if anyhost else None
         self._size = len(routes)
 
@@ -167,12 +177,16 @@ class RouteTable(Generic[T]):
         group = self._exact_hosts.get(host)
         if group is not None and (r := group.find(req, path)) is not None:
             return r
-        wild = self._wild_hosts
-        if wild:
+        n = len(host)
+        shortest = self._wild_min
+        if shortest and n > shortest:
             # "*.example.com" is stored as ".example.com"; try the suffixes from each dot, longest
             # first. The dot must not be the first character: the wildcard needs a non-empty label.
-            i = host.find(".", 1)
-            while i >= 0:
+            # Dots that leave a suffix longer than the longest wildcard are skipped; the loop ends
+            # when the suffix gets shorter than the shortest.
+            wild = self._wild_hosts
+            i = host.find(".", max(1, n - self._wild_max))
+            while i >= 0 and n - i >= shortest:
                 group = wild.get(host[i:])
                 if group is not None and (r := group.find(req, path)) is not None:
                     return r
