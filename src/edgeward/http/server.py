@@ -524,7 +524,10 @@ class HttpConnection(asyncio.Protocol):
             end = b"\r\n"
         # Held back until the first body bytes or the end of this upstream read, so that a
         # small response leaves in one segment.
-        self.out_head = b"".join((head, ex.head.id_line, extra, tail, end))
+        if extra or tail:
+            self.out_head = b"".join((head, ex.head.id_line, extra, tail, end))
+        else:
+            self.out_head = head + ex.head.id_line + end
 
     def flush(self) -> None:
         head = self.out_head

@@ -134,7 +134,7 @@ class Telemetry:
         return list(self._route_metrics.items())
 
     def exchange_done(self, ex: Exchange) -> None:
-        now = self._clock()
+        now = ex.ended or self._clock()  # the exchange read the clock as it finished
         route = ex.route
         if route is not None:
             name = route.name

@@ -129,7 +129,8 @@ class RouteTable(Generic[T]):
     raises re.error if one does not compile.
     """
 
-    __slots__ = ("_exact_hosts", "_wild_hosts", "_wild_min", "_wild_max", "_any_host", "_size")
+    __slots__ = ("_exact_hosts", "_wild_hosts", "_wild_min", "_wild_max", "_any_host", "_size",
+                 "_catch_all")
 
     def __init__(self, routes: Sequence[tuple[MatchConfig, T]]) -> None:
         exact: dict[str, list[tuple[MatchConfig, _Route[T]]]] = {}
@@ -152,6 +153,14 @@ class RouteTable(Generic[T]):
         self._wild_max = max((len(s) for s in wild), default=0)
         self._any_host: _PathIndex[T] | None = _PathIndex(anyhost) if anyhost else None
         self._size = len(routes)
+        # A table of one route for any host, any method and any path under "/" (`edgeward
+        # proxy`, or a config with a single catch-all route) answers without a lookup.
+        self._catch_all: _Route[T] | None = None
+        if len(routes) == 1 and len(anyhost) == 1 and not exact and not wild:
+            m, r = anyhost[0]
+            if (m.path is None and m.path_regex is None and m.path_prefix in (None, "/")
+                    and r.methods is None and not r.headers and not r.present):
+                self._catch_all = r
 
     def __len__(self) -> int:
         return self._size
@@ -174,6 +183,9 @@ class RouteTable(Generic[T]):
     def _find(self, req: RequestView) -> _Route[T] | None:
         host = req.host
         path = req.path
+        catch_all = self._catch_all
+        if catch_all is not None and path[:1] == "/":
+            return catch_all
         group = self._exact_hosts.get(host)
         if group is not None and (r := group.find(req, path)) is not None:
             return r
