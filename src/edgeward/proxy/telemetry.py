@@ -97,6 +97,12 @@ class Telemetry:
         self._route_metrics: dict[str, RouteMetrics] = {}
         self._attempts: dict[tuple[str, str, str], CounterChild] = {}
         self._attempt_hist: dict[str, HistogramChild] = {}
+        # The children of the last attempt recorded, by the identity of what chose them.
+        self._last_endpoint: Endpoint | None = None
+        self._last_label = ""
+        self._last_cluster: Cluster | None = None
+        self._last_child: CounterChild | None = None
+        self._last_hist: HistogramChild | None = None
         self._clock = time.monotonic
 
     def route_metrics(self, name: str) -> RouteMetrics:
@@ -113,15 +119,24 @@ class Telemetry:
             label = "failure" if outcome.failed else "success"
         else:
             label = _ERROR_LABEL[error]
-        key = (cluster.name, endpoint.key, label)
-        child = self._attempts.get(key)
-        if child is None:
-            child = self._attempts[key] = self.metrics.upstream_request(*key)
+        if (endpoint is self._last_endpoint and label is self._last_label
+                and cluster is self._last_cluster):
+            last_child, last_hist = self._last_child, self._last_hist
+            assert last_child is not None and last_hist is not None  # set with the identities
+            child, hist = last_child, last_hist  # the usual case: same endpoint, same outcome
+        else:
+            key = (cluster.name, endpoint.key, label)
+            found = self._attempts.get(key)
+            if found is None:
+                found = self._attempts[key] = self.metrics.upstream_request(*key)
+            found_hist = self._attempt_hist.get(cluster.name)
+            if found_hist is None:
+                found_hist = self._attempt_hist[cluster.name] = (
+                    self.metrics.upstream_attempt_duration.labels(cluster.name))
+            child, hist = found, found_hist
+            self._last_endpoint, self._last_label, self._last_cluster = endpoint, label, cluster
+            self._last_child, self._last_hist = child, hist
         child.value += 1.0
-        hist = self._attempt_hist.get(cluster.name)
-        if hist is None:
-            hist = self._attempt_hist[cluster.name] = (
-                self.metrics.upstream_attempt_duration.labels(cluster.name))
         counts = hist.counts
         i = bucket_of(hist.bounds, duration)
         counts[i] = counts[i] + 1  # (not `+=`: compiled, that is a generic in-place add)
