@@ -42,6 +42,7 @@ def listener_settings(cfg: GatewayConfig) -> ListenerSettings:
     return ListenerSettings(
         header_timeout=s.header_timeout,
         idle_timeout=s.idle_timeout,
+        body_timeout=s.body_timeout,
         max_request_line=s.max_request_line,
         max_header_bytes=s.max_header_bytes,
         max_pipelined=s.max_pipelined,

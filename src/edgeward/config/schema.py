@@ -47,6 +47,9 @@ DEFAULT_MAX_REQUEST_LINE = 8 * 1024
 DEFAULT_MAX_HEADER_BYTES = 32 * 1024
 # Pipelined requests parsed ahead of their turn before reading pauses (memory bound).
 DEFAULT_MAX_PIPELINED = 16
+# nginx client_body_timeout 60s: the longest wait between two reads of a request body. It
+# bounds a stalled upload without bounding a slow one.
+DEFAULT_BODY_TIMEOUT = 60.0
 # The issue contract: SIGTERM waits up to 10 s for in-flight requests.
 DEFAULT_DRAIN_TIMEOUT = 10.0
 # Request bodies up to this size can be replayed (retries, keep-alive race). Envoy's buffer
@@ -76,6 +79,11 @@ class ServerConfig:
         metadata=doc("time to receive a request head; then 408 and close"))
     idle_timeout: Duration = field(
         default=DEFAULT_IDLE_TIMEOUT, metadata=doc("keep-alive idle time before closing"))
+    body_timeout: Duration = field(
+        default=DEFAULT_BODY_TIMEOUT,
+        metadata=doc("longest wait between two reads of a request body (nginx "
+                     "client_body_timeout); then 408 and close. While the upstream is the one "
+                     "not reading, the same wait ends in 504 upstream_timeout"))
     max_request_line: Size = field(
         default=DEFAULT_MAX_REQUEST_LINE, metadata=doc("longest request target; else 414"))
     max_header_bytes: Size = field(
@@ -99,7 +107,7 @@ class ServerConfig:
                 ipaddress.ip_network(net, strict=False)
             except ValueError:
                 problems.append((f"trusted_proxies[{i}]", f"not an IP network: {net!r}"))
-        for key in ("header_timeout", "idle_timeout", "drain_timeout"):
+        for key in ("header_timeout", "idle_timeout", "body_timeout", "drain_timeout"):
             if getattr(self, key) <= 0:
                 problems.append((key, "must be above 0"))
         if self.max_pipelined < 1:

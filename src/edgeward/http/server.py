@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import httptools
 
+from edgeward.config.schema import DEFAULT_BODY_TIMEOUT
 from edgeward.http.client import WRITE_HIGH, WRITE_LOW, set_nodelay
 from edgeward.http.errors import ERRORS, error_response
 from edgeward.http.headers import (
@@ -90,8 +91,8 @@ class ListenerSettings:
     """Per-listener limits, compiled from the `server:` config section."""
 
     __slots__ = (
-        "header_timeout", "idle_timeout", "max_request_line", "max_header_bytes",
-        "max_pipelined", "forwarded", "scheme",
+        "header_timeout", "idle_timeout", "body_timeout", "max_request_line",
+        "max_header_bytes", "max_pipelined", "forwarded", "scheme",
     )
 
     def __init__(
@@ -104,9 +105,11 @@ class ListenerSettings:
         max_pipelined: int,
         trusted_proxies: list[str],
         scheme: str = "http",
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
     ) -> None:
         self.header_timeout = header_timeout
         self.idle_timeout = idle_timeout
+        self.body_timeout = body_timeout
         self.max_request_line = max_request_line
         self.max_header_bytes = max_header_bytes
         self.max_pipelined = max_pipelined

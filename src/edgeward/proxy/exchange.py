@@ -224,6 +224,8 @@ class Exchange:
         if self.head.body_length == STREAMED:
             data = b"%x\r\n%b\r\n" % (len(data), data)
         self._forward_body(data)
+        if self.state == WAITING:
+            self._arm_body_deadline(_clock())
 
     def on_request_end(self, trailers: list[tuple[bytes, bytes]] | None) -> None:
         if self.state == DONE or self.request_done:
@@ -243,6 +245,15 @@ class Exchange:
             if self._settle(_CONNECT_FAILURE, now):
                 return
             self.fail("upstream_connect_failed", "timed out connecting to the upstream")
+        elif state == WAITING and not self.request_done and not (
+                self.total_deadline and now >= self.total_deadline):
+            # The body stopped coming: the client stalled, unless the upstream was the one
+            # not reading (then the client was paused by the gateway).
+            self._drop_upstream(abort=True)
+            if self.upstream_paused:
+                self.fail("upstream_timeout", "the upstream stopped reading the request body")
+            else:
+                self.fail("request_timeout", "the request body stopped arriving")
         elif state == WAITING:
             self._drop_upstream(abort=True)
             if self._settle(_TIMEOUT, now):
@@ -354,9 +365,9 @@ class Exchange:
     def _arm_response_deadline(self, now: float = 0.0) -> None:
         """Wait for the response head: response_header_timeout (or per_try_timeout) counted
         from the end of the request, as Envoy does, so a slow upload is not cut; while the
-        body is still arriving only the route's total timeout applies."""
+        body is still arriving, server.body_timeout bounds each wait for more of it."""
         if not self.request_done:
-            self.down.set_deadline(self.total_deadline or NO_DEADLINE)
+            self._arm_body_deadline(now or _clock())
             return
         cluster, route = self.cluster, self.route
         assert cluster is not None and route is not None
@@ -367,6 +378,16 @@ class Exchange:
         deadline = (now or _clock()) + wait
         if self.total_deadline and self.total_deadline < deadline:
             deadline = self.total_deadline
+        self.down.set_deadline(deadline)
+
+    def _arm_body_deadline(self, now: float) -> None:
+        """The request body is still arriving: the next part of it (or, while the upstream is
+        not reading, room to send it) must come within body_timeout, and the route's total
+        timeout still applies."""
+        deadline = now + self.down.state.settings.body_timeout
+        total = self.total_deadline
+        if total and total < deadline:
+            deadline = total
         self.down.set_deadline(deadline)
 
     def _forward_body(self, data: bytes) -> None:
@@ -459,11 +480,15 @@ class Exchange:
         if not self.upstream_paused:
             self.upstream_paused = True
             self.down.pause_reading(PAUSE_UPSTREAM_FULL)
+            if self.state == WAITING and not self.request_done:
+                self._arm_body_deadline(_clock())  # the upstream must take more in time
 
     def on_upstream_resumed(self) -> None:
         if self.upstream_paused:
             self.upstream_paused = False
             self.down.resume_reading(PAUSE_UPSTREAM_FULL)
+            if self.state == WAITING and not self.request_done:
+                self._arm_body_deadline(_clock())  # and now the client must send more
 
     # governance ------------------------------------------------------------------------------
     def _record(self, outcome: Outcome, now: float) -> None:
