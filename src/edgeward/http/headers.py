@@ -23,13 +23,6 @@ HOP_BY_HOP = frozenset(
     }
 )
 
-# Headers the gateway sets itself on the way to the upstream; any client copy is dropped
-# (X-Forwarded-* are kept only when the peer is a trusted proxy, see ForwardedPolicy).
-GATEWAY_SET = frozenset(
-    {b"x-request-id", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host",
-     b"content-length", b"expect"}
-)
-
 # What the gateway does with a header, by name; the kinds a response can carry come first
 # (<= KIND_REQUEST_ID).
 KIND_PLAIN: Final = 0             # forwarded as is

@@ -54,8 +54,10 @@ class Outbox:
                         transport.close()
                 else:
                     transport.writelines(data)
-            except RuntimeError:
-                pass  # uvloop: the transport was aborted or lost meanwhile; nothing to send
+            except Exception:  # noqa: BLE001
+                # The transport was aborted or lost meanwhile (uvloop raises RuntimeError):
+                # nothing to send there, and the other transports' writes must still go.
+                pass
 
 
 def outbox_for(loop: asyncio.AbstractEventLoop) -> Outbox:
