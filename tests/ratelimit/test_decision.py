@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from edgeward.ratelimit.decision import Decision, response_headers
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edgeward.ratelimit.decision import Decision, response_headers, response_lines
 
 
 def test_an_admitted_request_gets_the_ratelimit_headers_without_retry_after() -> None:
@@ -31,3 +34,18 @@ def test_repr_says_what_was_decided() -> None:
         "<Decision refused 0/5 reset_after=1.000 retry_after=0.250>"
     )
     assert "shadow" in repr(Decision(True, 5, 0, 1.0, shadow=True))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(1, 3), st.integers(-1, 3),
+                          st.floats(0, 3), st.sampled_from([1.0, 2.5])), min_size=1,
+                max_size=12))
+def test_the_cached_lines_always_equal_the_fields(
+        answers: list[tuple[bool, int, int, float, float]]) -> None:
+    """Whatever order decisions come in, the lines an admitted response gets are exactly the
+    fields `response_headers` gives (the cache is never stale)."""
+    for allowed, limit, remaining, reset_after, window in answers:
+        decision = Decision(allowed, limit, remaining, reset_after, 1.0)
+        fields = [h for h in response_headers(decision, window) if h[0] != b"retry-after"]
+        assert response_lines(decision, window) == b"".join(
+            n + b": " + v + b"\r\n" for n, v in fields)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 from edgeward.http.client import WRITE_HIGH, UpstreamConnection, request_head
 from edgeward.http.message import NO_BODY, STREAMED, RequestHead
-from edgeward.ratelimit.decision import Decision, response_headers
+from edgeward.ratelimit.decision import Decision, response_headers, response_lines
 from edgeward.ratelimit.limiter import LocalLimiter
 from edgeward.resilience.outcome import Outcome
 
@@ -424,13 +424,7 @@ class Exchange:
         if decision is not None and self.route is not None and self.route.limiter is not None:
             # RateLimit-* on admitted responses too (IETF RateLimit fields), so clients can
             # pace themselves before they are refused.
-            parts: list[bytes] = []
-            for name, value in response_headers(decision, self.route.limiter.window):
-                parts.append(name)
-                parts.append(b": ")
-                parts.append(value)
-                parts.append(b"\r\n")
-            extra = b"".join(parts)
+            extra = response_lines(decision, self.route.limiter.window)
         self.state = STREAMING
         self.status = status
         self.down.set_deadline(self.total_deadline or NO_DEADLINE)

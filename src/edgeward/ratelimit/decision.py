@@ -68,7 +68,7 @@ class _Fields:
     of one limit mostly repeat them (same limit and policy; remaining and reset move slowly),
     so the common answer copies four ready-made pairs instead of formatting four numbers."""
 
-    __slots__ = ("limit", "window", "remaining", "reset", "pairs")
+    __slots__ = ("limit", "window", "remaining", "reset", "pairs", "lines")
 
     def __init__(self) -> None:
         self.limit = -1
@@ -79,14 +79,14 @@ class _Fields:
             (b"ratelimit-limit", b""), (b"ratelimit-remaining", b""),
             (b"ratelimit-reset", b""), (b"ratelimit-policy", b""),
         ]
+        self.lines = b""  # the pairs as header lines; b"" when a pair changed since
 
 
 _FIELDS: Final = _Fields()
 
 
-def response_headers(decision: Decision, policy_window: float) -> list[tuple[bytes, bytes]]:
-    """Headers for the client: `policy_window` is the seconds over which `limit` refills
-    (burst / rate). A refused request also gets `Retry-After` (at least 1 second)."""
+def _update(decision: Decision, policy_window: float) -> _Fields:
+    """Bring the shared fields up to `decision` (formatting only the numbers that moved)."""
     limit = decision.limit
     remaining = max(0, decision.remaining)
     reset = _ceil_seconds(decision.reset_after)
@@ -98,13 +98,33 @@ def response_headers(decision: Decision, policy_window: float) -> list[tuple[byt
         f.window = window
         pairs[0] = (b"ratelimit-limit", b"%d" % limit)
         pairs[3] = (b"ratelimit-policy", b"%d;w=%d" % (limit, window))
+        f.lines = b""
     if remaining != f.remaining:
         f.remaining = remaining
         pairs[1] = (b"ratelimit-remaining", b"%d" % remaining)
+        f.lines = b""
     if reset != f.reset:
         f.reset = reset
         pairs[2] = (b"ratelimit-reset", b"%d" % reset)
-    headers = pairs[:]
+        f.lines = b""
+    return f
+
+
+
+def response_headers(decision: Decision, policy_window: float) -> list[tuple[bytes, bytes]]:
+    """Headers for the client: `policy_window` is the seconds over which `limit` refills
+    (burst / rate). A refused request also gets `Retry-After` (at least 1 second)."""
+    headers = _update(decision, policy_window).pairs[:]
     if not decision.allowed:
         headers.append((b"retry-after", b"%d" % max(1, _ceil_seconds(decision.retry_after))))
     return headers
+
+
+def response_lines(decision: Decision, policy_window: float) -> bytes:
+    """The RateLimit-* fields of an admitted response as `name: value\r\n` lines, joined
+    again only when one of them changed (consecutive responses mostly repeat them)."""
+    f = _update(decision, policy_window)
+    lines = f.lines
+    if not lines:
+        lines = f.lines = b"".join([n + b": " + v + b"\r\n" for n, v in f.pairs])
+    return lines
