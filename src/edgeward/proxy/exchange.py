@@ -102,9 +102,10 @@ class Exchange:
         self.endpoint: Endpoint | None = None
         self.upstream: UpstreamConnection | None = None
         self.state = NEW
-        self.pending: list[bytes] = []
+        self.pending: list[bytes] | None = None  # body parts waiting for a connection
         self.pending_size = 0
-        self.replay: list[bytes] | None = []
+        # Body parts kept for a resend; replay_size -1 once the body outgrew replay_limit.
+        self.replay: list[bytes] | None = None
         self.replay_size = 0
         self.request_done = head.body_length == NO_BODY
         self.body_received = 0
@@ -352,7 +353,7 @@ class Exchange:
         data = request_head(head.wire, head.method, head.body_length)
         if self.pending:
             data += b"".join(self.pending)
-            self.pending = []
+            self.pending = None
             self.pending_size = 0
             self.down.resume_reading(PAUSE_PENDING_BODY)
         elif self.resend and self.replay:
@@ -391,20 +392,29 @@ class Exchange:
         self.down.set_deadline(deadline)
 
     def _forward_body(self, data: bytes) -> None:
-        replay = self.replay
-        if replay is not None:
-            self.replay_size += len(data)
+        if self.replay_size >= 0:
+            size = self.replay_size + len(data)
             route = self.route
             limit = route.replay_limit if route is not None else self.snapshot.replay_limit
-            if self.replay_size <= limit:
-                replay.append(data)
+            if size <= limit:
+                self.replay_size = size
+                replay = self.replay
+                if replay is None:
+                    self.replay = [data]
+                else:
+                    replay.append(data)
             else:
+                self.replay_size = -1
                 self.replay = None
         conn = self.upstream
         if conn is not None:
             conn.write(data)
         else:
-            self.pending.append(data)
+            pending = self.pending
+            if pending is None:
+                self.pending = [data]
+            else:
+                pending.append(data)
             self.pending_size += len(data)
             if self.pending_size > WRITE_HIGH:
                 self.down.pause_reading(PAUSE_PENDING_BODY)
@@ -500,7 +510,7 @@ class Exchange:
             return False
         head = self.head
         replayable = head.body_length == NO_BODY or (
-            self.request_done and self.replay is not None)
+            self.request_done and self.replay_size >= 0)
         if not route.retry.should_retry(self.attempt, outcome, head.method, replayable):
             return False
         if self.total_deadline and _clock() >= self.total_deadline:
@@ -553,7 +563,7 @@ class Exchange:
             return False
         if self.head.method not in IDEMPOTENT:
             return False
-        return self.head.body_length == NO_BODY or (self.request_done and self.replay is not None)
+        return self.head.body_length == NO_BODY or (self.request_done and self.replay_size >= 0)
 
     def _release_endpoint(self) -> None:
         if self.endpoint is not None:
