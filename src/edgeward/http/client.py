@@ -428,10 +428,10 @@ def _drop_lines(head: bytes, fields: list[Field], fields_len: int) -> bytes:
         pos = first + f.at
         end = pos + f.size
         name = f.name
-        if (pos >= 2 and head[pos - 2:pos] == b"\r\n"
-                and head[pos:pos + len(name) + 1] == name + b":"
-                and head[end - 2:end] == b"\r\n"):
-            head = head[:pos] + head[end:]
+        if (pos >= 2 and end <= len(head) and head[pos - 2] == 13 and head[pos - 1] == 10
+                and head[end - 2] == 13 and head[end - 1] == 10
+                and head[pos:pos + len(name) + 1] == name + b":"):
+            head = head[:pos] if end == len(head) else head[:pos] + head[end:]
         else:
             return _find_and_drop(head, [f.name for f in fields[:i + 1]])
         i -= 1
