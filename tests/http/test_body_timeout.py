@@ -19,7 +19,7 @@ from support.rawhttp import RawConnection
 
 CONFIG = """\
 listen: {listen}
-server: {body_timeout: 1s}
+server: {body_timeout: 2s}
 upstreams:
   main: {targets: ["MAIN"]}
   deaf: {targets: ["DEAF"]}
@@ -81,7 +81,7 @@ def test_a_stalled_body_is_a_408_and_the_connection_closes(gw: GatewayProcess) -
         waited = time.monotonic() - started
         assert resp.status == 408, resp
         assert resp.json()["code"] == "request_timeout"
-        assert 0.8 < waited < 5, waited
+        assert 1.8 < waited < 8, waited
         assert conn.is_closed()
 
 
@@ -89,8 +89,8 @@ def test_a_slow_steady_body_is_not_cut(gw: GatewayProcess) -> None:
     body = b"abcdef"
     with RawConnection(gw.port, timeout=10) as conn:
         conn.send(b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(body))
-        for i in range(len(body)):  # 6 x 0.4 s: longer than body_timeout in all, never a gap
-            time.sleep(0.4)
+        for i in range(len(body)):  # 6 x 0.5 s: longer than body_timeout in all, never a gap
+            time.sleep(0.5)
             conn.send(body[i:i + 1])
         resp = conn.read_response()
     assert resp.status == 200, resp
