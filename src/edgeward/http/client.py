@@ -18,6 +18,7 @@ from edgeward.http.headers import (
     KIND_PLAIN,
     KIND_REQUEST_ID,
     KIND_TRANSFER_ENCODING,
+    PLAIN_CONNECTION,
     connection_tokens,
     header_kind,
 )
@@ -38,11 +39,10 @@ WRITE_LOW: Final = 16 * 1024
 MAX_RESPONSE_HEAD: Final = 64 * 1024
 
 _CONTENT_LENGTH_ONLY: Final = frozenset({b"content-length"})
+_NO_NAMES: Final[frozenset[bytes]] = frozenset()
 _KEEP_ALIVE: Final = b"keep-alive"
 _CLOSE: Final = b"close"
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
-# `Connection:` tokens that name no header still present (keep-alive is hop-by-hop anyway).
-_PLAIN_CONNECTION: Final = frozenset({b"keep-alive"})
 
 
 def set_nodelay(transport: asyncio.BaseTransport) -> None:
@@ -212,10 +212,13 @@ class UpstreamConnection(asyncio.Protocol):
         drop = self.drop
         if drop is not None:
             head = _drop_lines(head, drop, self.fields_len)
+            # By name, in any case: the headers Connection lists, and a Content-Length
+            # beside chunked (never both to the client).
+            named = tokens - PLAIN_CONNECTION if tokens is not None else _NO_NAMES
             if chunked and self.content_length is not None:
-                head = _drop_named(head, _CONTENT_LENGTH_ONLY)  # never both to the client
-            if tokens is not None and not tokens <= _PLAIN_CONNECTION:
-                head = _drop_named(head, tokens)
+                named = named | _CONTENT_LENGTH_ONLY
+            if named:
+                head = _drop_named(head, named)
         if self.head_only or status == 204 or status == 304:
             body_length = NO_BODY
         elif self.content_length is not None and not chunked:
@@ -418,8 +421,8 @@ def _drop_lines(head: bytes, fields: list[Field], fields_len: int) -> bytes:
     Peers almost always write `name: value`, so each line is first looked for where that
     spelling puts it, and cut there if it is a whole line of that name: it starts a line,
     its name and colon are there, and a CRLF ends it at that length (a line written any
-    other way differs by at most one space, never by a whole line). Else, or for lines
-    still left, it is searched for.
+    other way differs by at most one space, never by a whole line). Else the lines still
+    left go by name, as `_drop_named` does for any header.
     """
     first = len(head) - fields_len  # where the header lines start, if all are canonical
     i = len(fields) - 1
@@ -433,20 +436,8 @@ def _drop_lines(head: bytes, fields: list[Field], fields_len: int) -> bytes:
                 and head[pos:pos + len(name) + 1] == name + b":"):
             head = head[:pos] if end == len(head) else head[:pos] + head[end:]
         else:
-            return _find_and_drop(head, [f.name for f in fields[:i + 1]])
+            return _drop_named(head, frozenset(f.name.lower() for f in fields[:i + 1]))
         i -= 1
-    return head
-
-
-def _find_and_drop(head: bytes, names: list[bytes]) -> bytes:
-    """`head` without its `name:` lines for each of `names`, spelled exactly so."""
-    for name in names:
-        marker = b"\r\n" + name + b":"
-        i = head.find(marker)
-        while i >= 0:
-            j = head.find(b"\r\n", i + 2)
-            head = head[:i] + head[j:]
-            i = head.find(marker, i)
     return head
 
 

@@ -95,14 +95,16 @@ _REQUEST_ID_OK = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 _HOST_OK = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::[0-9]{1,5})?")
 
 
-_KEEP_ALIVE_TOKENS: Final = frozenset({b"keep-alive"})
+# `Connection:` tokens that name no header still present (keep-alive is hop-by-hop anyway):
+# a Connection header of only these leaves the other headers as they are.
+PLAIN_CONNECTION: Final = frozenset({b"keep-alive"})
 _CLOSE_TOKENS: Final = frozenset({b"close"})
 
 
 def connection_tokens(value: bytes) -> frozenset[bytes]:
     """Lower-case tokens of a Connection header: those names are hop-by-hop for this message."""
     if value == b"keep-alive" or value == b"Keep-Alive":
-        return _KEEP_ALIVE_TOKENS
+        return PLAIN_CONNECTION
     if value == b"close" or value == b"Close":
         return _CLOSE_TOKENS
     return frozenset(t.strip().lower() for t in value.split(b",") if t.strip())

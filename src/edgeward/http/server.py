@@ -38,6 +38,7 @@ from edgeward.http.headers import (
     KIND_XFF,
     KIND_XFH,
     KIND_XFP,
+    PLAIN_CONNECTION,
     ForwardedPolicy,
     RequestIds,
     connection_tokens,
@@ -59,8 +60,6 @@ NO_DEADLINE: Final = math.inf  # set_deadline(NO_DEADLINE): nothing to enforce f
 
 _HOST: Final = b"host"
 _UPGRADE: Final = b"upgrade"
-# `Connection:` tokens that name no header still present (keep-alive is hop-by-hop anyway).
-_PLAIN_CONNECTION: Final = frozenset({b"keep-alive"})
 _METHODS: Final = {m.encode(): m for m in (
     "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE")}
 # Host header value -> lower-case host name (None when invalid). Bounded: a flood of
@@ -443,7 +442,7 @@ class HttpConnection(asyncio.Protocol):
             kept.insert(0, (b"Host", authority))
             host_value = authority
             host = split_host(authority)
-        if conn_tokens and not conn_tokens <= _PLAIN_CONNECTION:
+        if conn_tokens and not conn_tokens <= PLAIN_CONNECTION:
             kept = [(n, v) for n, v in kept if n.lower() not in conn_tokens]
         state = self.state
         rid = request_id.decode() if request_id and RequestIds.acceptable(request_id) else None

@@ -27,6 +27,7 @@ from edgeward.resilience.outcome import Outcome
 
 if TYPE_CHECKING:
     from edgeward.balance.endpoint import Endpoint
+    from edgeward.http.client import UpstreamOwner
     from edgeward.http.server import HttpConnection
     from edgeward.proxy.cluster import Cluster
     from edgeward.proxy.route import Route
@@ -76,6 +77,16 @@ class Downstream(Protocol):
     def resume_reading(self, reason: int) -> None: ...
     def set_deadline(self, when: float) -> None: ...
     def exchange_done(self, ex: Exchange) -> None: ...
+
+
+if TYPE_CHECKING:
+    # `down` and `owner` are typed concretely for direct calls; these keep mypy checking that
+    # the listener and the exchange still provide the interfaces documented above.
+    def _listener_is_downstream(conn: HttpConnection) -> Downstream:
+        return conn
+
+    def _exchange_is_upstream_owner(ex: Exchange) -> UpstreamOwner:
+        return ex
 
 
 # Reasons a listener stops reading from its client (a bit each).
@@ -509,9 +520,7 @@ class Exchange:
         if route is None or cluster is None or route.retry is None or self.state == DONE:
             return False
         head = self.head
-        replayable = head.body_length == NO_BODY or (
-            self.request_done and self.replay_size >= 0)
-        if not route.retry.should_retry(self.attempt, outcome, head.method, replayable):
+        if not route.retry.should_retry(self.attempt, outcome, head.method, self._replayable()):
             return False
         if self.total_deadline and _clock() >= self.total_deadline:
             return False
@@ -563,6 +572,10 @@ class Exchange:
             return False
         if self.head.method not in IDEMPOTENT:
             return False
+        return self._replayable()
+
+    def _replayable(self) -> bool:
+        """The whole request can be sent again: it has no body, or all of it was kept."""
         return self.head.body_length == NO_BODY or (self.request_done and self.replay_size >= 0)
 
     def _release_endpoint(self) -> None:
