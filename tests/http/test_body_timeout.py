@@ -16,6 +16,7 @@ import pytest
 from support.gateway import GatewayProcess
 from support.origin import Origin
 from support.rawhttp import RawConnection
+from support.scripted import ScriptedOrigin
 
 CONFIG = """\
 listen: {listen}
@@ -29,45 +30,15 @@ routes:
 """
 
 
-class DeafOrigin:
-    """Accepts connections and never reads from them: its receive buffer fills, then the
-    gateway's send buffer, then the gateway stops reading the client."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.held: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.sock.getsockname()[1]}"
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            self.held.append(conn)
-
-    def close(self) -> None:
-        self.sock.close()
-        for conn in self.held:
-            conn.close()
-
-
 @pytest.fixture(scope="module")
-def deaf() -> Iterator[DeafOrigin]:
-    d = DeafOrigin()
+def deaf() -> Iterator[ScriptedOrigin]:
+    d = ScriptedOrigin(deaf=True)
     yield d
-    d.close()
+    d.stop()
 
 
 @pytest.fixture(scope="module")
-def gw(origin: Origin, deaf: DeafOrigin) -> Iterator[GatewayProcess]:
+def gw(origin: Origin, deaf: ScriptedOrigin) -> Iterator[GatewayProcess]:
     text = CONFIG.replace("MAIN", origin.address).replace("DEAF", deaf.address)
     with GatewayProcess.config(text) as g:
         yield g

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import re
 import socket
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,74 +19,7 @@ from hypothesis import strategies as st
 
 from support.gateway import GatewayProcess
 from support.rawhttp import RawConnection, exchange
-
-Reply = Callable[[bytes], bytes]
-
-
-def ok(body: bytes = b"ok") -> bytes:
-    return b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%b" % (len(body), body)
-
-
-class ScriptedOrigin:
-    """An origin that records every request head it reads, byte for byte, and answers each
-    with what `reply(head)` returns (requests here have no bodies)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.heads: list[tuple[int, bytes]] = []  # (connection number, head)
-        self.reply: Reply = lambda head: ok()
-        self.lock = threading.Lock()
-        self.conns = 0
-        self.stopped = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.sock.getsockname()[1]}"
-
-    def _accept(self) -> None:
-        while not self.stopped:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.conns += 1
-                number = self.conns
-            threading.Thread(target=self._serve, args=(conn, number), daemon=True).start()
-
-    def _serve(self, conn: socket.socket, number: int) -> None:
-        buf = b""
-        with conn:
-            while True:
-                end = buf.find(b"\r\n\r\n")
-                if end < 0:
-                    try:
-                        data = conn.recv(65536)
-                    except OSError:
-                        return
-                    if not data:
-                        return
-                    buf += data
-                    continue
-                head, buf = buf[:end + 4], buf[end + 4:]
-                with self.lock:
-                    self.heads.append((number, head))
-                try:
-                    conn.sendall(self.reply(head))
-                except OSError:
-                    return
-
-    def take(self) -> list[tuple[int, bytes]]:
-        with self.lock:
-            heads, self.heads = self.heads, []
-        return heads
-
-    def stop(self) -> None:
-        self.stopped = True
-        self.sock.close()
+from support.scripted import ScriptedOrigin, ok
 
 
 @pytest.fixture(scope="module")
