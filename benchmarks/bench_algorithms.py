@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import random
 import sys
-import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -61,12 +60,7 @@ routes:
 
 def best_ns(calls: Callable[[int], None], n: int) -> float:
     """CPU ns per iteration of `calls(n)`, best of REPEAT runs."""
-    best = float("inf")
-    for _ in range(REPEAT):
-        t0 = time.process_time_ns()
-        calls(n)
-        best = min(best, (time.process_time_ns() - t0) / n)
-    return best
+    return bench_resilience.best_ns(calls, n, REPEAT)
 
 
 def loop_ns(n: int) -> float:
