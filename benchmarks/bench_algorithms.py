@@ -30,7 +30,7 @@ sys.path.insert(0, str(HERE))
 import bench_balance  # noqa: E402
 import bench_resilience  # noqa: E402
 
-from edgeward.config.compile import load_text  # noqa: E402
+from edgeward.config.text import load_text  # noqa: E402
 from edgeward.ratelimit.algorithm import Algorithm  # noqa: E402
 from edgeward.ratelimit.gcra import GCRA  # noqa: E402
 from edgeward.ratelimit.leaky_bucket import LeakyBucket  # noqa: E402

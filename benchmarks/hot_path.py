@@ -15,7 +15,8 @@ import argparse
 import asyncio
 import time
 
-from edgeward.config.compile import Registry, compile_snapshot, load_text
+from edgeward.compose import Registry, compile_snapshot
+from edgeward.config.text import load_text
 from edgeward.http.client import UpstreamConnection
 from edgeward.http.outbox import outbox_for
 from edgeward.http.server import HttpConnection, ListenerState

@@ -11,7 +11,8 @@ import sys
 from collections.abc import Callable
 
 from edgeward import __version__
-from edgeward.config.loader import ConfigError, Problem, parse_address
+from edgeward.config.loader import ConfigError, Problem
+from edgeward.values import parse_address
 
 log = logging.getLogger("edgeward")
 
@@ -100,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
 def _validate(path: str) -> int:
     import asyncio
 
-    from edgeward.config.compile import Registry, compile_snapshot, load_file
+    from edgeward.compose import Registry, compile_snapshot
+    from edgeward.config.text import load_file
 
     cfg = load_file(path)
     loop = asyncio.new_event_loop()
@@ -147,7 +149,7 @@ def _run_source(location: str, workers: int) -> int:
 def _run_text(text: str, label: str, workers: int, watch: str | None = None,
               before: Callable[[], None] | None = None) -> int:
     """Validate `text`, bind the listener, then serve it in `workers` processes."""
-    from edgeward.config.compile import load_text
+    from edgeward.config.text import load_text
     from edgeward.gateway import bind_socket, supervise
 
     cfg = load_text(text, label)

@@ -178,7 +178,7 @@ class Control:
         return registry.render()
 
     def config_view(self) -> dict[str, Any]:
-        from edgeward.config.compile import safe_load
+        from edgeward.config.text import safe_load
 
         raw = safe_load(self.runtime.text) or {}
         redacted: dict[str, Any] = _redact(raw)

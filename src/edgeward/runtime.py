@@ -13,9 +13,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from edgeward.config.compile import Registry, compile_snapshot, config_hash, load_text
+from edgeward.compose import Registry, compile_snapshot
 from edgeward.config.loader import ConfigError, Problem
 from edgeward.config.schema import GatewayConfig
+from edgeward.config.text import config_hash, load_text
 from edgeward.gateway import Worker
 from edgeward.http.server import ListenerSettings
 

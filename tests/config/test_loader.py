@@ -9,13 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edgeward.config.loader import (
+from edgeward.config.loader import ConfigError, load_struct
+from edgeward.values import (
     Address,
-    ConfigError,
     Duration,
     Rate,
     Size,
-    load_struct,
     parse_address,
     parse_duration,
     parse_rate,

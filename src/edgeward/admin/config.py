@@ -6,7 +6,7 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from edgeward.config.loader import Address, Duration, Size, doc
+from edgeward.values import Address, Duration, Size, doc
 
 # Envoy's documented admin port, bound to loopback: the admin API can reconfigure the gateway,
 # so it is never reachable from the network unless someone chooses that (and sets a token).

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from edgeward.config.loader import Duration, doc
+from edgeward.values import Duration, doc
 
 BalanceKind = Literal[
     "round_robin", "weighted", "least_request", "ring_hash", "maglev", "peak_ewma"

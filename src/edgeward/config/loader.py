@@ -21,11 +21,11 @@ under the object's own path. Unknown keys are errors, never silently ignored.
 from __future__ import annotations
 
 import dataclasses
-import re
 import types
 import typing
-from collections.abc import Callable
 from typing import Annotated, Any, Literal, NamedTuple, TypeVar, Union, get_args, get_origin
+
+from edgeward.values import SPECIAL, Kind
 
 T = TypeVar("T")
 
@@ -47,101 +47,6 @@ class ConfigError(Exception):
 
     def lines(self) -> list[str]:
         return [f"{self.source}: {p.path or '(top)'}: {p.reason}" for p in self.problems]
-
-
-class _Kind:
-    """Marker placed in `Annotated[...]` to select a special reader."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return f"<{self.name}>"
-
-
-DURATION = _Kind("duration")
-RATE = _Kind("rate")
-SIZE = _Kind("size")
-ADDRESS = _Kind("address")
-
-Duration = Annotated[float, DURATION]
-Rate = Annotated[float, RATE]
-Size = Annotated[int, SIZE]
-Address = Annotated[tuple[str, int], ADDRESS]
-
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h)\s*$")
-_DURATION_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_RATE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m|h)\s*$")
-_RATE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB|GiB|kB|KB|MB|GB)?\s*$")
-_SIZE_UNITS = {
-    None: 1, "B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3,
-    "kB": 1000, "KB": 1000, "MB": 1000**2, "GB": 1000**3,
-}
-
-
-def parse_duration(raw: object) -> float:
-    """`"250ms"` -> 0.25. Raises ValueError with the reason."""
-    if isinstance(raw, bool) or not isinstance(raw, str):
-        raise ValueError(f"expected a duration with a unit like 250ms or 3s, got {raw!r}")
-    m = _DURATION_RE.match(raw)
-    if not m:
-        raise ValueError(f"expected a duration with a unit (us, ms, s, m, h), got {raw!r}")
-    return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-
-
-def parse_rate(raw: object) -> float:
-    """`"100/s"` -> 100.0 per second, `"5/m"` -> 1/12."""
-    if not isinstance(raw, str):
-        raise ValueError(f"expected a rate like 100/s, 5/m or 3/h, got {raw!r}")
-    m = _RATE_RE.match(raw)
-    if not m:
-        raise ValueError(f"expected a rate like 100/s, 5/m or 3/h, got {raw!r}")
-    return float(m.group(1)) / _RATE_UNITS[m.group(2)]
-
-
-def parse_size(raw: object) -> int:
-    """`"16MiB"` -> 16777216; a plain integer is bytes."""
-    if isinstance(raw, bool):
-        raise ValueError(f"expected a size like 64KiB or 16MiB, got {raw!r}")
-    if isinstance(raw, int):
-        if raw < 0:
-            raise ValueError(f"a size cannot be negative, got {raw}")
-        return raw
-    if isinstance(raw, str):
-        m = _SIZE_RE.match(raw)
-        if m:
-            return int(m.group(1)) * _SIZE_UNITS[m.group(2)]
-    raise ValueError(f"expected a size like 512, 64KiB, 16MiB or 1GiB, got {raw!r}")
-
-
-def parse_address(raw: object) -> tuple[str, int]:
-    """`"10.0.0.1:8000"` -> ("10.0.0.1", 8000); `"[::1]:80"` -> ("::1", 80)."""
-    if not isinstance(raw, str):
-        raise ValueError(f"expected HOST:PORT, got {raw!r}")
-    text = raw.strip()
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0 or text[end + 1 : end + 2] != ":":
-            raise ValueError(f"expected [IPv6]:PORT, got {raw!r}")
-        host, port_text = text[1:end], text[end + 2 :]
-    else:
-        host, sep, port_text = text.rpartition(":")
-        if not sep or ":" in host:
-            raise ValueError(f"expected HOST:PORT, got {raw!r}")
-    if not host:
-        raise ValueError(f"missing host in {raw!r}")
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"port must be 1-65535 in {raw!r}")
-    return host, int(port_text)
-
-
-_SPECIAL: dict[_Kind, Callable[[object], Any]] = {
-    DURATION: parse_duration,
-    RATE: parse_rate,
-    SIZE: parse_size,
-    ADDRESS: parse_address,
-}
 
 
 def _join(path: str, key: str | int) -> str:
@@ -173,9 +78,9 @@ class _Reader:
         if origin is Annotated:
             base, *extras = get_args(tp)
             for extra in extras:
-                if isinstance(extra, _Kind):
+                if isinstance(extra, Kind):
                     try:
-                        return _SPECIAL[extra](raw)
+                        return SPECIAL[extra](raw)
                     except ValueError as exc:
                         self.fail(path, str(exc))
                         return None
@@ -266,8 +171,3 @@ def load_struct(cls: type[T], raw: object, source: str = "<config>", path: str =
     if reader.problems or obj is None:
         raise ConfigError(source, reader.problems or [Problem(path, "invalid")])
     return obj
-
-
-def doc(text: str) -> dict[str, str]:
-    """Field metadata helper: `field(default=..., metadata=doc("why this default"))`."""
-    return {"doc": text}

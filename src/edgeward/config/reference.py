@@ -11,8 +11,8 @@ import types
 import typing
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from edgeward.config.loader import ADDRESS, DURATION, RATE, SIZE
 from edgeward.config.schema import GatewayConfig
+from edgeward.values import ADDRESS, DURATION, RATE, SIZE
 
 _KIND_NAMES = {DURATION: "duration", RATE: "rate", SIZE: "size", ADDRESS: "HOST:PORT"}
 

@@ -21,7 +21,6 @@ from edgeward.balance.options import (
     BalanceKind,
     BalancerOptions,
 )
-from edgeward.config.loader import Address, Duration, Size, doc
 from edgeward.discovery.config import DiscoveryConfig
 from edgeward.discovery.etcd import EtcdConfig
 from edgeward.discovery.health import HealthConfig
@@ -33,6 +32,7 @@ from edgeward.resilience.outlier import OutlierConfig
 from edgeward.resilience.retry import RetryConfig
 from edgeward.routing.config import MatchConfig, SplitEntryConfig, split_problems
 from edgeward.routing.keys import parse_key
+from edgeward.values import Address, Duration, Size, doc
 
 # --- server: the client-facing listener --------------------------------------------------
 # HAProxy's recommended `timeout http-request 10s`: long enough for any honest client on a

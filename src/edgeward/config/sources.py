@@ -35,7 +35,6 @@ from typing import Any, NamedTuple
 import aetcd
 import aetcd.exceptions
 
-from edgeward.config.loader import parse_address
 from edgeward.discovery.etcd import (
     DEFAULT_ETCD_TIMEOUT,
     RETRYABLE,
@@ -43,6 +42,7 @@ from edgeward.discovery.etcd import (
     EtcdConnection,
     EtcdUnavailable,
 )
+from edgeward.values import parse_address
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from edgeward.config.loader import Address, Duration, doc
+from edgeward.values import Address, Duration, doc
 
 # Record type "auto": SRV first (it carries ports and weights), then A and AAAA - the order
 # Finagle's and Consul's DNS resolution take; an explicit type skips the probing.

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import aetcd
 import aetcd.exceptions
 
-from edgeward.config.loader import Address, Duration, doc
+from edgeward.values import Address, Duration, doc
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ def _describe(exc: BaseException) -> str:
 
 def parse_registry_value(key: bytes, value: bytes) -> tuple[str, int, int] | None:
     """Registry key/value -> (host, port, weight); None (and a warning) if malformed."""
-    from edgeward.config.loader import parse_address
+    from edgeward.values import parse_address
 
     try:
         data = json.loads(value)

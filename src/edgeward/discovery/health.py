@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from edgeward.balance.endpoint import Endpoint
-from edgeward.config.loader import Duration, doc
+from edgeward.values import Duration, doc
 
 log = logging.getLogger("edgeward.discovery.health")
 

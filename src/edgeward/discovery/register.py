@@ -26,7 +26,6 @@ import math
 import signal
 import sys
 
-from edgeward.config.loader import parse_address, parse_duration
 from edgeward.discovery.etcd import (
     DEFAULT_ETCD_TIMEOUT,
     RETRYABLE,
@@ -36,6 +35,7 @@ from edgeward.discovery.etcd import (
     EtcdUnavailable,
     format_endpoint,
 )
+from edgeward.values import parse_address, parse_duration
 
 log = logging.getLogger(__name__)
 

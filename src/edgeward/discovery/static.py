@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgeward.config.loader import parse_address
+from edgeward.values import parse_address
 
 # Every static target counts the same; weighted static lists are not part of the schema.
 STATIC_WEIGHT = 1

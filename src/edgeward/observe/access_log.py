@@ -22,7 +22,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal
 
-from edgeward.config.loader import Duration, doc
+from edgeward.values import Duration, doc
 
 # The fields of a line, in this order; a record's missing fields are written as null and
 # extra keys are appended after them.

@@ -35,7 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from edgeward.config.loader import Duration, doc
+from edgeward.values import Duration, doc
 
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16

@@ -14,9 +14,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from edgeward.config.loader import Duration, Rate, doc
 from edgeward.ratelimit.keymap import DEFAULT_MAX_KEYS
 from edgeward.ratelimit.keys import KeySpec, parse_key_spec
+from edgeward.values import Duration, Rate, doc
 
 Algorithm = Literal["gcra", "token_bucket", "leaky_bucket", "sliding_window"]
 

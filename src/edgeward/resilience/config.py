@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from edgeward.config.loader import Duration, doc
 from edgeward.resilience.outcome import FLAG_BY_NAME
+from edgeward.values import Duration, doc
 
 FailureKind = Literal["5xx", "connect_failure", "timeout", "reset"]
 

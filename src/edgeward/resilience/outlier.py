@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from edgeward.balance.endpoint import Endpoint
-from edgeward.config.loader import Duration, doc
 from edgeward.resilience.outcome import Outcome
+from edgeward.values import Duration, doc
 
 EjectReason = Literal[
     "consecutive_5xx", "consecutive_gateway_failure", "success_rate", "failure_percentage"

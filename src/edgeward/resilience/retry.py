@@ -25,8 +25,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from edgeward.config.loader import Duration, Size, doc
 from edgeward.resilience.outcome import F_CONNECT_FAILURE, Outcome, mask_of
+from edgeward.values import Duration, Size, doc
 
 RetryOn = Literal["connect_failure", "reset", "timeout", "5xx", "502", "503", "504"]
 

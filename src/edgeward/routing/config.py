@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from edgeward.config.loader import doc
 from edgeward.routing.keys import parse_key
+from edgeward.values import doc
 
 # RFC 9110 §9.1: a method is a token; upper case by convention (all registered methods are).
 _METHOD_RE: Final = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Z]+$")

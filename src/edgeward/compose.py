@@ -1,22 +1,19 @@
-"""From YAML text to a running Snapshot: parse, validate, compile, keep state across reloads.
+"""The composition root: from a validated GatewayConfig to a running Snapshot.
 
-`load_text` never raises anything but ConfigError for bad input, so callers print its lines
-(`file: key.path: reason`) and never a traceback.
+Compiling builds the clusters, limiters and routes a config names, reusing stateful objects
+(breaker windows, limiter buckets, pools) from the `Registry` when their config is unchanged,
+so a reload keeps their state.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import random
-import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import yaml
-
-from edgeward.config.loader import ConfigError, Problem, load_struct
-from edgeward.config.schema import GatewayConfig, UpstreamConfig, normalize
+from edgeward.config.loader import ConfigError, Problem
+from edgeward.config.schema import GatewayConfig, UpstreamConfig
 from edgeward.proxy.cluster import Cluster
 from edgeward.proxy.route import Route
 from edgeward.proxy.snapshot import Snapshot
@@ -30,59 +27,6 @@ from edgeward.routing.split import TrafficSplit
 from edgeward.routing.table import RouteTable
 
 T = TypeVar("T")
-
-
-class _Yaml12Loader(yaml.SafeLoader):
-    """YAML 1.2 booleans: only true/false. PyYAML follows YAML 1.1, where an unquoted `on`,
-    `off`, `yes`, `no` is a boolean, so `retries: {on: [...]}` would arrive as `True: [...]`."""
-
-
-_Yaml12Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Yaml12Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-    list("tTfF"))
-
-
-def safe_load(text: str) -> Any:
-    return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
-
-
-def parse_yaml(text: str, source: str) -> Any:
-    try:
-        return safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        reason = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(source, [Problem(where, f"YAML syntax error: {reason}")]) from None
-
-
-def load_text(text: str, source: str) -> GatewayConfig:
-    raw = parse_yaml(text, source)
-    if raw is None:
-        raw = {}
-    return load_struct(GatewayConfig, normalize(raw), source)
-
-
-def read_file(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except OSError as exc:
-        raise ConfigError(path, [Problem("", f"cannot read the file: {exc.strerror}")]) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(path, [Problem("", f"not UTF-8 text: {exc.reason}")]) from None
-
-
-def load_file(path: str) -> GatewayConfig:
-    return load_text(read_file(path), path)
-
-
-def config_hash(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 class Registry:

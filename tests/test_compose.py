@@ -7,8 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from edgeward.config.compile import Registry, compile_snapshot, load_text
+from edgeward.compose import Registry, compile_snapshot
 from edgeward.config.loader import ConfigError
+from edgeward.config.text import load_text
 from edgeward.http.message import NO_BODY, RequestHead
 
 BASE = """
@@ -73,7 +74,7 @@ def test_reference_doc_matches_the_schema() -> None:
 
     from edgeward.config.reference import render
 
-    doc = Path(__file__).resolve().parents[2] / "docs" / "config-reference.md"
+    doc = Path(__file__).resolve().parents[1] / "docs" / "config-reference.md"
     assert doc.read_text() == render(), (
         "docs/config-reference.md is stale: run "
         "`python -m edgeward.config.reference > docs/config-reference.md`")
