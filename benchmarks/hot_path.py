@@ -17,10 +17,13 @@ import time
 
 from edgeward.compose import Registry, compile_snapshot
 from edgeward.config.text import load_text
-from edgeward.http.client import UpstreamConnection
+from edgeward.gateway import tune_gc
+from edgeward.http.h1.client import UpstreamConnection
+from edgeward.http.h1.server import H1Connection
+from edgeward.http.listener import ListenerState
 from edgeward.http.outbox import outbox_for
-from edgeward.http.server import HttpConnection, ListenerState
 from edgeward.observe.gateway_metrics import GatewayMetrics
+from edgeward.proxy.factory import ExchangeFactory
 from edgeward.proxy.telemetry import Telemetry
 from edgeward.runtime import listener_settings
 
@@ -86,12 +89,14 @@ def main() -> None:
     asyncio.set_event_loop(loop)
     cfg = load_text(text, "bench")
     snapshot = compile_snapshot(cfg, loop, Registry())
-    state = ListenerState(listener_settings(cfg), snapshot)
+    settings = listener_settings(cfg)
+    factory = ExchangeFactory(snapshot, settings)
+    state = ListenerState(settings, factory)
     telemetry = Telemetry(GatewayMetrics(), None, None)
-    state.on_done = None if args.no_telemetry else telemetry.exchange_done
+    factory.on_done = None if args.no_telemetry else telemetry.exchange_done
     client_out: list[bytes] = []
     upstream_out: list[bytes] = []
-    conn = HttpConnection(state, loop)
+    conn = H1Connection(state, loop)
     conn.connection_made(FakeTransport(client_out, ("10.0.0.1", 5555)))  # type: ignore[arg-type]
     cluster = next(iter(snapshot.clusters.values()))
     endpoint = cluster.endpoints[0]
@@ -113,7 +118,11 @@ def main() -> None:
 
     for _ in range(64):
         one()
-    assert client_out[-1].startswith(b"HTTP/1.1 200 OK"), client_out[-1][:80]
+    tune_gc()  # as a worker does at start (edgeward/gateway.py)
+    # The warm-up's output is checked whole; the timed run's only by its size (a check of
+    # every byte would cost as much as the gateway's own work).
+    assert b"".join(client_out).count(b"HTTP/1.1 200 OK") == 64 * 32
+    assert b"".join(upstream_out).count(b"GET /api/items") == 64 * 32
     client_out.clear()
     upstream_out.clear()
     n = args.requests // 32 * 32
@@ -121,7 +130,7 @@ def main() -> None:
     for _ in range(n // 32):
         one()
     elapsed = time.process_time() - t0
-    assert len(client_out) == n and len(upstream_out) == n
+    assert len(client_out) >= n and len(upstream_out) >= n
     print(f"hot path: {elapsed / n * 1e6:.2f} us of Python per proxied request "
           f"({n} requests, config: {args.config or 'one route'}"
           f"{', no metrics' if args.no_telemetry else ''})")

@@ -8,9 +8,10 @@ from collections.abc import Iterator
 import pytest
 
 from edgeward.compose import Registry, compile_snapshot
-from edgeward.config.loader import ConfigError
 from edgeward.config.text import load_text
+from edgeward.http.fields import Headers
 from edgeward.http.message import NO_BODY, RequestHead
+from edgeward.structs import ConfigError
 
 BASE = """
 upstreams:
@@ -31,7 +32,7 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 
 
 def head(path: str, host: str = "example.com") -> RequestHead:
-    return RequestHead("GET", path.encode(), path, host, host.encode(), [], NO_BODY,
+    return RequestHead("GET", path.encode(), path, host, host.encode(), Headers([]), NO_BODY,
                        "10.0.0.1", "rid")
 
 
@@ -41,7 +42,7 @@ def test_routes_match_by_longest_prefix(loop: asyncio.AbstractEventLoop) -> None
     rest = snap.match(head("/other"))
     assert api is not None and api.name == "api"
     assert rest is not None and rest.name == "rest"
-    assert api.choose(head("/api")).name == "a"
+    assert api.cluster is not None and api.cluster.name == "a"
 
 
 def test_unchanged_sections_keep_their_state_across_a_reload(

@@ -9,11 +9,12 @@ import socket
 from collections.abc import Awaitable, Callable
 
 from edgeward.gateway import Worker, serve
-from edgeward.http.server import ListenerSettings
+from edgeward.http.listener import ListenerSettings
 from edgeward.observe.access_log import AccessLog
 from edgeward.observe.gateway_metrics import GatewayMetrics
 from edgeward.proxy.snapshot import Snapshot
-from edgeward.proxy.telemetry import Telemetry, Tracer
+from edgeward.proxy.telemetry import Telemetry
+from edgeward.proxy.trace import Tracer
 from edgeward.runtime import ConfigRuntime, listener_settings
 
 log = logging.getLogger("edgeward")
@@ -56,8 +57,8 @@ def serve_config(
                 exporter.start()
             tracer = Tracer(cfg.tracing.sampler(), exporter)
         telemetry = Telemetry(GatewayMetrics(), access_log, tracer)
-        worker.state.tracer = tracer
-        worker.state.on_done = telemetry.exchange_done
+        worker.factory.tracer = tracer
+        worker.factory.on_done = telemetry.exchange_done
         control = Control(worker, runtime, telemetry, worker_id=worker_id, workers=workers,
                           metrics_dir=metrics_dir)
         await control.start()

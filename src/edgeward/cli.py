@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 
 from edgeward import __version__
-from edgeward.config.loader import ConfigError, Problem
+from edgeward.structs import ConfigError, Problem
 from edgeward.values import parse_address
 
 log = logging.getLogger("edgeward")

@@ -12,8 +12,11 @@ import random
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from edgeward.config.loader import ConfigError, Problem
 from edgeward.config.schema import GatewayConfig, UpstreamConfig
+from edgeward.filters.api import Filter
+from edgeward.filters.config import read_definitions, read_route_filters
+from edgeward.filters.governance import BodyLimit, Concurrency, RateLimit, Split
+from edgeward.proxy.chain import Chain
 from edgeward.proxy.cluster import Cluster
 from edgeward.proxy.route import Route
 from edgeward.proxy.snapshot import Snapshot
@@ -25,6 +28,7 @@ from edgeward.ratelimit.redis_store import connect as connect_redis
 from edgeward.resilience.retry import RetryBudget, RetryPolicy
 from edgeward.routing.split import TrafficSplit
 from edgeward.routing.table import RouteTable
+from edgeward.structs import ConfigError, Problem
 
 T = TypeVar("T")
 
@@ -62,15 +66,18 @@ class Registry:
         self._used = set(self._items)
 
 
-def _route(cfg: GatewayConfig, index: int, name: str, split: TrafficSplit[Cluster],
-           single: Cluster | None, loop: asyncio.AbstractEventLoop,
-           registry: Registry) -> Route:
+def _governance(cfg: GatewayConfig, index: int, name: str, rng: random.Random,
+                loop: asyncio.AbstractEventLoop, registry: Registry
+                ) -> tuple[list[Filter], Limiter | None, ConcurrencyLimiter | None]:
+    """The built-in filters a route's own keys ask for (body limit, rate limit, concurrency
+    limit, split), with their stateful objects from the registry."""
     rc = cfg.routes[index]
+    filters: list[Filter] = []
+    if rc.max_body_size is not None:
+        filters.append(BodyLimit(rc.max_body_size))
     limiter: Limiter | None = None
-    limit_key = None
     rl = rc.rate_limit
     if rl is not None:
-        limit_key = rl.key_spec()
         if rl.scope == "global":
             assert cfg.redis is not None
             redis_cfg = cfg.redis
@@ -80,20 +87,59 @@ def _route(cfg: GatewayConfig, index: int, name: str, split: TrafficSplit[Cluste
                 lambda: _global_limiter(client, name, rl, redis_cfg, loop))
         else:
             limiter = registry.get("limiter", name, rl, lambda: build_local_limiter(rl))
+        filters.append(RateLimit(limiter, rl.key_spec(), name))
     concurrency = None
     if rc.max_concurrent is not None:
         max_concurrent = rc.max_concurrent
         concurrency = registry.get("concurrency", name, max_concurrent,
                                    lambda: ConcurrencyLimiter(max_concurrent))
+        filters.append(Concurrency(concurrency))
+    if rc.split is not None:
+        try:
+            split = TrafficSplit.from_config(rc.split, str, rng)
+        except ValueError as exc:
+            raise ConfigError("<config>", [Problem(f"routes[{index}].split", str(exc))]) from None
+        filters.append(Split(split, name))
+    return filters, limiter, concurrency
+
+
+def _user_filters(cfg: GatewayConfig, index: int, registry: Registry, source: str
+                  ) -> list[Filter]:
+    """The route's `filters:` list, built (an unchanged filter keeps its instance)."""
+    problems: list[tuple[str, str]] = []
+    named = read_definitions(cfg.filters, problems)
+    path = f"routes[{index}].filters"
+    specs = read_route_filters(cfg.routes[index].filters, path, named, problems)
+    if problems:  # schema checks caught these already; a config built in code may not be
+        raise ConfigError(source, [Problem(p, r) for p, r in problems])
+    built: list[Filter] = []
+    for j, spec in enumerate(specs):
+        shared = isinstance(cfg.routes[index].filters[j], str)
+        key = spec.name if shared else f"{cfg.route_name(index)}[{j}]"
+        try:
+            built.append(registry.get("filter", key, spec, spec.build))
+        except Exception as exc:  # noqa: BLE001 - a user's constructor: report, do not crash
+            raise ConfigError(source, [Problem(f"{path}[{j}]",
+                                               f"the filter could not be built: {exc!r}")]
+                              ) from None
+    return built
+
+
+def _route(cfg: GatewayConfig, index: int, clusters: dict[str, Cluster], rng: random.Random,
+           loop: asyncio.AbstractEventLoop, registry: Registry, source: str) -> Route:
+    rc = cfg.routes[index]
+    name = cfg.route_name(index)
+    filters, limiter, concurrency = _governance(cfg, index, name, rng, loop, registry)
+    filters.extend(_user_filters(cfg, index, registry, source))
     retry = budget = None
     if rc.retries is not None:
         retry = RetryPolicy(rc.retries)
         if rc.retries.budget is not None:
             budget = RetryBudget(rc.retries.budget)
-    return Route(name, split=split, cluster=single, timeout=rc.timeout,
-                 max_body_size=rc.max_body_size, limiter=limiter, limit_key=limit_key,
-                 concurrency=concurrency, retry=retry, budget=budget,
-                 replay_limit=cfg.server.replay_limit)
+    single = clusters[rc.upstream] if rc.upstream is not None else None
+    return Route(name, cluster=single, chain=Chain(filters), timeout=rc.timeout,
+                 retry=retry, budget=budget, replay_limit=cfg.server.replay_limit,
+                 limiter=limiter, concurrency=concurrency)
 
 
 def _global_limiter(client: Any, name: str, rl: RateLimitConfig, redis_cfg: RedisConfig,
@@ -128,17 +174,7 @@ def compile_snapshot(
         routes: list[Route] = []
         table_entries = []
         for i, rc in enumerate(cfg.routes):
-            name = cfg.route_name(i)
-            if rc.split is not None:
-                try:
-                    split = TrafficSplit.from_config(rc.split, clusters.__getitem__, rng)
-                except ValueError as exc:
-                    raise ConfigError(source, [Problem(f"routes[{i}].split", str(exc))]) from None
-            else:
-                assert rc.upstream is not None
-                split = TrafficSplit.single(clusters[rc.upstream])
-            single = clusters[rc.upstream] if rc.upstream is not None else None
-            route = _route(cfg, i, name, split, single, loop, registry)
+            route = _route(cfg, i, clusters, rng, loop, registry, source)
             routes.append(route)
             table_entries.append((rc.match, route))
         table = RouteTable(table_entries)

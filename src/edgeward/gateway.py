@@ -18,7 +18,9 @@ from collections.abc import Awaitable, Callable
 
 import uvloop
 
-from edgeward.http.server import HttpConnection, ListenerSettings, ListenerState
+from edgeward.http.h1.server import H1Connection
+from edgeward.http.listener import ListenerSettings, ListenerState
+from edgeward.proxy.factory import ExchangeFactory
 from edgeward.proxy.snapshot import Snapshot
 
 log = logging.getLogger("edgeward")
@@ -54,7 +56,8 @@ class Worker:
         drain_timeout: float,
     ) -> None:
         self.loop = loop
-        self.state = ListenerState(settings, snapshot)
+        self.factory = ExchangeFactory(snapshot, settings)
+        self.state = ListenerState(settings, self.factory)
         self.drain_timeout = drain_timeout
         self.servers: list[asyncio.base_events.Server] = []
         self._sweeper: asyncio.Task[None] | None = None
@@ -63,16 +66,23 @@ class Worker:
 
     @property
     def snapshot(self) -> Snapshot:
-        return self.state.snapshot
+        return self.factory.snapshot
 
     def swap(self, snapshot: Snapshot) -> Snapshot:
-        old, self.state.snapshot = self.state.snapshot, snapshot
+        old, self.factory.snapshot = self.factory.snapshot, snapshot
         return old
+
+    def apply_settings(self, settings: ListenerSettings) -> None:
+        """New listener limits for the requests read from now on."""
+        self.state.settings = settings
+        self.factory.settings = settings
 
     async def listen(self, sock: socket.socket) -> None:
         state, loop = self.state, self.loop
-        server = await loop.create_server(lambda: HttpConnection(state, loop), sock=sock,
-                                          backlog=BACKLOG)
+        # The connection is a protocol by shape (asyncio calls it by name), not by class.
+        server = await loop.create_server(
+            lambda: H1Connection(state, loop), sock=sock,  # type: ignore[arg-type,return-value]
+            backlog=BACKLOG)
         self.servers.append(server)
         if self._sweeper is None:
             self._sweeper = loop.create_task(self._sweep())
@@ -81,7 +91,7 @@ class Worker:
         while True:
             await asyncio.sleep(SWEEP_INTERVAL)
             now = self.loop.time()
-            for cluster in self.state.snapshot.clusters.values():
+            for cluster in self.factory.snapshot.clusters.values():
                 cluster.sweep(now)
 
     async def drain(self) -> None:
@@ -97,11 +107,10 @@ class Worker:
         while self.state.connections and self.loop.time() < deadline:
             await asyncio.sleep(0.05)
         for conn in list(self.state.connections):
-            if conn.transport is not None:
-                conn.transport.abort()
+            conn.abort()
         if self._sweeper is not None:
             self._sweeper.cancel()
-        for cluster in self.state.snapshot.clusters.values():
+        for cluster in self.factory.snapshot.clusters.values():
             cluster.close()
         for hook in self.on_stop:
             try:

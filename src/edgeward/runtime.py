@@ -14,11 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from edgeward.compose import Registry, compile_snapshot
-from edgeward.config.loader import ConfigError, Problem
 from edgeward.config.schema import GatewayConfig
 from edgeward.config.text import config_hash, load_text
 from edgeward.gateway import Worker
-from edgeward.http.server import ListenerSettings
+from edgeward.http.listener import ListenerSettings
+from edgeward.structs import ConfigError, Problem
 
 log = logging.getLogger("edgeward.runtime")
 
@@ -46,8 +46,11 @@ def listener_settings(cfg: GatewayConfig) -> ListenerSettings:
         body_timeout=s.body_timeout,
         max_request_line=s.max_request_line,
         max_header_bytes=s.max_header_bytes,
+        max_headers=s.max_headers,
         max_pipelined=s.max_pipelined,
         trusted_proxies=s.trusted_proxies,
+        underscores=s.headers_with_underscores,
+        path_normalization=s.path_normalization,
     )
 
 

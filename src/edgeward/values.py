@@ -1,7 +1,7 @@
 """Value types every concern's configuration shares: durations, rates, sizes, addresses, docs.
 
 A leaf module: it imports nothing of edgeward, so any package may use it without depending on
-the config loader. The loader (`edgeward.config.loader`) reads a field annotated with one of
+the config loader. The loader (`edgeward.structs`) reads a field annotated with one of
 these types through the parser registered in `SPECIAL`.
 
   Duration   a string with a unit: "250ms", "3s", "1m", "1h" -> float seconds

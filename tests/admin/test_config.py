@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edgeward.admin.config import AdminConfig
-from edgeward.config.loader import ConfigError, load_struct
+from edgeward.structs import ConfigError, load_struct
 
 
 def test_defaults_are_pinned() -> None:

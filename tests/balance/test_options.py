@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from edgeward.balance.options import BalancerOptions
-from edgeward.config.loader import ConfigError, load_struct
+from edgeward.structs import ConfigError, load_struct
 
 
 def test_defaults_are_the_documented_precedents() -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from edgeward.config.loader import ConfigError
 from edgeward.config.schema import RouteConfig, ServerConfig, UpstreamConfig
 from edgeward.config.text import load_text
+from edgeward.structs import ConfigError
 
 
 def test_defaults_are_pinned() -> None:

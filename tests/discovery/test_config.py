@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from edgeward.config.loader import ConfigError, load_struct
 from edgeward.discovery.config import DEFAULT_DNS_REFRESH, DEFAULT_DNS_TYPE, DiscoveryConfig
+from edgeward.structs import ConfigError, load_struct
 
 
 def test_defaults_are_pinned() -> None:

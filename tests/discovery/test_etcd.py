@@ -17,7 +17,6 @@ from tests.fixtures_etcd import (  # noqa: F401 - fixtures
     free_port,
 )
 
-from edgeward.config.loader import ConfigError, load_struct
 from edgeward.discovery.etcd import (
     DEFAULT_BACKOFF_BASE,
     DEFAULT_BACKOFF_CAP,
@@ -28,6 +27,7 @@ from edgeward.discovery.etcd import (
     EtcdUnavailable,
     parse_registry_value,
 )
+from edgeward.structs import ConfigError, load_struct
 
 Endpoints = list[tuple[str, int, int]]
 

@@ -13,7 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgeward.balance.endpoint import Endpoint
-from edgeward.config.loader import ConfigError, load_struct
 from edgeward.discovery.health import (
     ActiveHealthChecker,
     HealthConfig,
@@ -25,6 +24,7 @@ from edgeward.discovery.health import (
     probe,
     probe_request,
 )
+from edgeward.structs import ConfigError, load_struct
 
 # ---------------------------------------------------------------------------------------------
 # Config

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from edgeward.config.loader import ConfigError, load_struct
 from edgeward.observe.access_log import FIELDS, AccessLog, AccessLogConfig, format_line
+from edgeward.structs import ConfigError, load_struct
 
 
 def _record(i: int, **extra: Any) -> dict[str, Any]:

@@ -14,7 +14,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgeward.config.loader import ConfigError, load_struct
 from edgeward.observe.tracing import (
     DEFAULT_SAMPLE_RATIO,
     OtlpHttpExporter,
@@ -28,6 +27,7 @@ from edgeward.observe.tracing import (
     parse_traceparent,
     parse_tracestate,
 )
+from edgeward.structs import ConfigError, load_struct
 
 TID = "12345678901234567890123456789012"
 PID = "1234567890123456"

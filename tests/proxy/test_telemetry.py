@@ -10,12 +10,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgeward.balance.endpoint import Endpoint
+from edgeward.http.fields import Headers
+from edgeward.http.h1.server import H1Connection
+from edgeward.http.listener import ListenerSettings, ListenerState
 from edgeward.http.message import NO_BODY, RequestHead
-from edgeward.http.server import HttpConnection, ListenerSettings, ListenerState
 from edgeward.observe.access_log import FIELDS
 from edgeward.proxy.exchange import Exchange
+from edgeward.proxy.factory import ExchangeFactory
+from edgeward.proxy.forward import Forwarder
 from edgeward.proxy.snapshot import Snapshot
-from edgeward.proxy.telemetry import Trace, access_line, access_record
+from edgeward.proxy.telemetry import access_line, access_record
+from edgeward.proxy.trace import Trace
 
 LOOP = asyncio.new_event_loop()  # never run: the listener only needs one to exist
 SETTINGS = ListenerSettings(header_timeout=1.0, idle_timeout=1.0, max_request_line=1024,
@@ -30,11 +35,14 @@ text = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x2FFF), ma
 def test_access_line_is_the_json_of_the_record(
         path: str, host: str, rid: str, error: str | None, status: int, duration: float,
         upstream_time: float, attempts: int, traced: bool, route: str) -> None:
-    head = RequestHead("GET", b"/", path, host, b"h", [], NO_BODY, "10.0.0.1", rid)
-    snapshot = Snapshot(lambda h: None, [], {})
-    ex = Exchange(HttpConnection(ListenerState(SETTINGS, snapshot), LOOP), head, snapshot)
-    ex.status, ex.error_code, ex.attempt, ex.upstream_time = status, error, attempts, upstream_time
-    ex.endpoint = Endpoint("10.1.1.1", 8080)
+    head = RequestHead("GET", b"/", path, host, b"h", Headers([]), NO_BODY, "10.0.0.1", rid)
+    factory = ExchangeFactory(Snapshot(lambda h: None, [], {}), SETTINGS)
+    conn = H1Connection(ListenerState(SETTINGS, factory), LOOP)
+    ex = Exchange(conn.stream, head, factory)
+    fwd = ex.fwd = Forwarder(ex)
+    ex.status, ex.error_code = status, error
+    fwd.attempt, fwd.upstream_time = attempts, upstream_time
+    fwd.endpoint = Endpoint("10.1.1.1", 8080)
     ex.bytes_out = 12
     trace = Trace("ab" * 16, "cd" * 8, None, True, 0) if traced else None
     line: dict[str, Any] = json.loads(access_line(ex, route, "up", duration, trace))

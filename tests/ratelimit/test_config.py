@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from edgeward.config.loader import ConfigError, load_struct
 from edgeward.ratelimit.config import RateLimitConfig, RedisConfig
+from edgeward.structs import ConfigError, load_struct
 
 
 def test_defaults_are_pinned() -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgeward.ratelimit.decision import Decision, response_headers, response_lines
+from edgeward.ratelimit.decision import Decision, response_fields, response_headers
 
 
 def test_an_admitted_request_gets_the_ratelimit_headers_without_retry_after() -> None:
@@ -47,5 +47,6 @@ def test_the_cached_lines_always_equal_the_fields(
     for allowed, limit, remaining, reset_after, window in answers:
         decision = Decision(allowed, limit, remaining, reset_after, 1.0)
         fields = [h for h in response_headers(decision, window) if h[0] != b"retry-after"]
-        assert response_lines(decision, window) == b"".join(
-            n + b": " + v + b"\r\n" for n, v in fields)
+        pairs, lines = response_fields(decision, window)
+        assert pairs == fields
+        assert lines == b"".join(n + b": " + v + b"\r\n" for n, v in fields)

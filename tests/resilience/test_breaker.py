@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgeward.config.loader import ConfigError, load_struct
 from edgeward.resilience.breaker import BreakerConfig, CircuitBreaker, Transition, open_time
 from edgeward.resilience.outcome import CONNECT_FAILURE, OK, TIMEOUT, Outcome
+from edgeward.structs import ConfigError, load_struct
 
 E500 = Outcome.of_status(500)
 E404 = Outcome.of_status(404)

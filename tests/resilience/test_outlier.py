@@ -5,7 +5,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgeward.balance.endpoint import Endpoint
-from edgeward.config.loader import ConfigError, load_struct
 from edgeward.resilience.outcome import OK, TIMEOUT, Outcome
 from edgeward.resilience.outlier import (
     OutlierConfig,
@@ -14,6 +13,7 @@ from edgeward.resilience.outlier import (
     ejection_cap,
     ejection_time,
 )
+from edgeward.structs import ConfigError, load_struct
 
 E500 = Outcome.of_status(500)
 E503 = Outcome.of_status(503)

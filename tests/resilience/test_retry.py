@@ -6,7 +6,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgeward.config.loader import ConfigError, load_struct
 from edgeward.resilience.outcome import CONNECT_FAILURE, OK, RESET, TIMEOUT, Outcome
 from edgeward.resilience.retry import (
     BackoffConfig,
@@ -15,6 +14,7 @@ from edgeward.resilience.retry import (
     RetryConfig,
     RetryPolicy,
 )
+from edgeward.structs import ConfigError, load_struct
 
 E502 = Outcome.of_status(502)
 E503 = Outcome.of_status(503)

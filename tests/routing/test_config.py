@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from edgeward.config.loader import ConfigError, load_struct
 from edgeward.routing.config import (
     DEFAULT_WEIGHT,
     MatchConfig,
@@ -14,6 +13,7 @@ from edgeward.routing.config import (
     WhenConfig,
     split_problems,
 )
+from edgeward.structs import ConfigError, load_struct
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgeward.config.loader import load_struct
 from edgeward.request import SimpleRequest
 from edgeward.routing.config import SplitEntryConfig
 from edgeward.routing.keys import parse_key
 from edgeward.routing.split import Condition, TrafficSplit, percent_bucket
+from edgeward.structs import load_struct
 
 
 def entries(raw: list[dict[str, object]]) -> list[SplitEntryConfig]:

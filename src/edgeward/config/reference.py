@@ -37,6 +37,8 @@ def _type_name(tp: Any) -> str:
         return f"map of {_type_name(get_args(tp)[1])}"
     if dataclasses.is_dataclass(tp):
         return "mapping"
+    if tp is Any:
+        return "filter entry"  # the only free-form values: read by edgeward.filters.config
     return {bool: "bool", int: "int", float: "number", str: "string"}.get(tp, str(tp))
 
 

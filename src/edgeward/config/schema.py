@@ -8,7 +8,7 @@ module assembles them and checks the references between sections.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from edgeward.admin.config import AdminConfig
 from edgeward.balance.options import (
@@ -24,6 +24,18 @@ from edgeward.balance.options import (
 from edgeward.discovery.config import DiscoveryConfig
 from edgeward.discovery.etcd import EtcdConfig
 from edgeward.discovery.health import HealthConfig
+from edgeward.filters.config import read_definitions, read_route_filters
+from edgeward.http.listener import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_DRAIN_TIMEOUT,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_HEADER_BYTES,
+    DEFAULT_MAX_HEADERS,
+    DEFAULT_MAX_PIPELINED,
+    DEFAULT_MAX_REQUEST_LINE,
+    DEFAULT_REPLAY_LIMIT,
+)
 from edgeward.observe.access_log import AccessLogConfig
 from edgeward.observe.tracing import TracingConfig
 from edgeward.ratelimit.config import RateLimitConfig, RedisConfig
@@ -34,27 +46,9 @@ from edgeward.routing.config import MatchConfig, SplitEntryConfig, split_problem
 from edgeward.routing.keys import parse_key
 from edgeward.values import Address, Duration, Size, doc
 
-# --- server: the client-facing listener --------------------------------------------------
-# HAProxy's recommended `timeout http-request 10s`: long enough for any honest client on a
-# slow link to send a request head, short enough to defuse slowloris.
-DEFAULT_HEADER_TIMEOUT = 10.0
-# nginx keepalive_timeout 75s: longer than the 60 s idle timeout of common load balancers in
-# front, so the gateway is never the side that closes a connection the balancer reuses.
-DEFAULT_IDLE_TIMEOUT = 75.0
-# nginx large_client_header_buffers 8k bounds one request line.
-DEFAULT_MAX_REQUEST_LINE = 8 * 1024
-# nginx: 4 x 8k; Envoy 60 KiB. 32 KiB admits large cookies and JWTs.
-DEFAULT_MAX_HEADER_BYTES = 32 * 1024
-# Pipelined requests parsed ahead of their turn before reading pauses (memory bound).
-DEFAULT_MAX_PIPELINED = 16
-# nginx client_body_timeout 60s: the longest wait between two reads of a request body. It
-# bounds a stalled upload without bounding a slow one.
-DEFAULT_BODY_TIMEOUT = 60.0
-# The issue contract: SIGTERM waits up to 10 s for in-flight requests.
-DEFAULT_DRAIN_TIMEOUT = 10.0
-# Request bodies up to this size can be replayed (retries, keep-alive race). Envoy's buffer
-# limit is 1 MiB; typical API bodies are far below 64 KiB.
-DEFAULT_REPLAY_LIMIT = 64 * 1024
+# --- server: the client-facing listener (defaults and their precedents: http/listener.py) ---
+PathNormalization = Literal["normalize", "reject", "off"]
+UnderscoreAction = Literal["drop", "reject", "allow"]
 
 # --- upstreams ---------------------------------------------------------------------------
 # Envoy cluster connect_timeout default: 5 s.
@@ -88,6 +82,18 @@ class ServerConfig:
         default=DEFAULT_MAX_REQUEST_LINE, metadata=doc("longest request target; else 414"))
     max_header_bytes: Size = field(
         default=DEFAULT_MAX_HEADER_BYTES, metadata=doc("largest request head; else 431"))
+    max_headers: int = field(
+        default=DEFAULT_MAX_HEADERS,
+        metadata=doc("most fields in a request head (Envoy max_headers_count); else 431"))
+    headers_with_underscores: UnderscoreAction = field(
+        default="drop",
+        metadata=doc("request fields named with `_`: drop (nginx underscores_in_headers off), "
+                     "reject (400) or allow; CGI-style origins read `_` as `-`"))
+    path_normalization: PathNormalization = field(
+        default="normalize",
+        metadata=doc("normalize paths before routing and forward them so (merge slashes, "
+                     "resolve dot segments, decode unreserved escapes); reject: 400 for a "
+                     "path not in normal form; off: route and forward as sent"))
     max_pipelined: int = field(
         default=DEFAULT_MAX_PIPELINED, metadata=doc("pipelined requests parsed ahead"))
     drain_timeout: Duration = field(
@@ -112,6 +118,8 @@ class ServerConfig:
                 problems.append((key, "must be above 0"))
         if self.max_pipelined < 1:
             problems.append(("max_pipelined", "must be at least 1"))
+        if self.max_headers < 1:
+            problems.append(("max_headers", "must be at least 1"))
         return problems
 
 
@@ -203,6 +211,10 @@ class RouteConfig:
     max_concurrent: int | None = field(
         default=None, metadata=doc("requests in flight on this route; else 503 overloaded"))
     retries: RetryConfig | None = field(default=None, metadata=doc("off by default"))
+    filters: list[Any] = field(
+        default_factory=list,
+        metadata=doc("the route's filters: names of top-level filters, or inline "
+                     "{KIND: config} entries (docs/filters.md)"))
 
     def check(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
@@ -238,6 +250,9 @@ class GatewayConfig:
     etcd: EtcdConfig | None = field(default=None, metadata=doc("for etcd discovery"))
     tracing: TracingConfig | None = field(default=None, metadata=doc("off by default"))
     access_log: AccessLogConfig | None = field(default=None, metadata=doc("off by default"))
+    filters: dict[str, Any] = field(
+        default_factory=dict,
+        metadata=doc("named filter definitions routes refer to by name (docs/filters.md)"))
 
     def route_name(self, index: int) -> str:
         return self.routes[index].name or f"route_{index}"
@@ -257,6 +272,9 @@ class GatewayConfig:
             if rl is not None and rl.scope == "global" and self.redis is None:
                 problems.append((f"routes[{i}].rate_limit.scope",
                                  "scope: global needs a top-level redis: URL"))
+        named = read_definitions(self.filters, problems)
+        for i, route in enumerate(self.routes):
+            read_route_filters(route.filters, f"routes[{i}].filters", named, problems)
         for name, up in self.upstreams.items():
             if up.discovery is not None and up.discovery.etcd is not None and self.etcd is None:
                 problems.append((f"upstreams.{name}.discovery.etcd",

@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
-from edgeward.config.loader import ConfigError, Problem, load_struct
 from edgeward.config.schema import GatewayConfig, normalize
+from edgeward.structs import ConfigError, Problem, load_struct
 
 
 class _Yaml12Loader(yaml.SafeLoader):

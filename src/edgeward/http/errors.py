@@ -77,10 +77,12 @@ def status_line(status: int) -> bytes:
 
 def error_body(code: str, request_id: str, message: str | None = None,
                trace_id: str | None = None) -> bytes:
-    entry = ERRORS[code]
+    """The JSON error document for `code`: one of the catalogue's, or a filter's own code
+    (then `message` says what it means)."""
+    entry = ERRORS.get(code)
     doc: dict[str, str] = {
         "code": code,
-        "message": message or entry.meaning,
+        "message": message or (entry.meaning if entry is not None else code),
         "request_id": request_id,
     }
     if trace_id:

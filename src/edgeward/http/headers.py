@@ -38,6 +38,20 @@ KIND_XFF: Final = 9
 KIND_XFP: Final = 10
 KIND_XFH: Final = 11
 KIND_TRACEPARENT: Final = 12
+KIND_X_REAL_IP: Final = 13
+KIND_FORWARDED: Final = 14
+
+# Fields a client sends that the gateway owns (the forwarding identity it sends upstream):
+# a codec keeps them among the fields and marks which were present, so the exchange looks
+# for them only when there are some. One bit each.
+OWN_XFF: Final = 1
+OWN_XFP: Final = 2
+OWN_XFH: Final = 4
+OWN_TRACEPARENT: Final = 8
+OWN_X_REAL_IP: Final = 16
+OWN_FORWARDED: Final = 32
+OWNED_BIT: Final = (0,) * KIND_XFF + (OWN_XFF, OWN_XFP, OWN_XFH, OWN_TRACEPARENT, OWN_X_REAL_IP,
+                                      OWN_FORWARDED)
 
 # (kind, lower-case name, usual spelling). No two share a length and first letter, so a
 # table indexed by those two finds the only candidate; most names have none, and are told
@@ -60,6 +74,8 @@ _SPECIAL: Final[tuple[tuple[int, bytes, bytes], ...]] = (
     (KIND_XFP, b"x-forwarded-proto", b"X-Forwarded-Proto"),
     (KIND_XFH, b"x-forwarded-host", b"X-Forwarded-Host"),
     (KIND_TRACEPARENT, b"traceparent", b"traceparent"),
+    (KIND_X_REAL_IP, b"x-real-ip", b"X-Real-IP"),
+    (KIND_FORWARDED, b"forwarded", b"Forwarded"),
 )
 _MAX_SPECIAL_LEN: Final = 19
 
@@ -92,7 +108,9 @@ def header_kind(name: bytes) -> int:
 
 
 _REQUEST_ID_OK = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
-_HOST_OK = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::[0-9]{1,5})?")
+# A host name is at most 253 characters (RFC 1035); a Host value adds at most a port.
+_HOST_OK = re.compile(
+    rb"(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9._~!$&'()*+,;=%-]{1,253})(?::[0-9]{1,5})?")
 
 
 # `Connection:` tokens that name no header still present (keep-alive is hop-by-hop anyway):

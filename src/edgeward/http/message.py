@@ -1,48 +1,41 @@
-"""Protocol-neutral request and response heads passed between listener, exchange and upstream codec.
+"""Protocol-neutral request and response heads, passed between codecs, exchange and filters.
 
-A listener (HTTP/1.1 now; HTTP/2 and WebSocket later) turns wire bytes into a `RequestHead` whose
-`headers` are end-to-end only (hop-by-hop already removed) and whose framing is described by
-`body_length` (NO_BODY, a length, or STREAMED for chunked/unknown length). The listener also
-prepares `wire`, the HTTP/1.1 head for the upstream less its framing line (the head as
-received when it can be forwarded so); the exchange adds the framing and never sees framing
-bytes. Response heads travel back as HTTP/1.1 bytes too (relayed as received, minus the
-hop-by-hop lines), with SIZED when they carry their own Content-Length.
+A server codec (HTTP/1.1 now; HTTP/2 later) turns what it read into a `RequestHead`: method,
+target, host, the end-to-end header fields (hop-by-hop and framing fields removed) and the
+body's framing as `body_length` (NO_BODY, a length, or STREAMED when unknown). A client codec
+turns an upstream's answer into a `ResponseHead` the same way. Neither carries wire bytes
+except its headers' `wire`: the head as received, which the opposite codec may send on
+unchanged while nothing altered it (`relayable()`), because writing it again costs more than
+the rest of the request's handling (see `edgeward.http.fields`).
+
+`RequestHead` is also the `Request` of the public filter API (see `edgeward.filters`) and the
+`RequestView` the governance core reads (route match, split rules, hash and limit keys).
 """
 
 from __future__ import annotations
 
+import re
 from http.cookies import CookieError, SimpleCookie
 from typing import Final
 from urllib.parse import parse_qsl
 
+from edgeward.http.fields import Headers
+
 NO_BODY: Final = 0
-STREAMED: Final = -1  # body of unknown length: chunked on HTTP/1.1
-SIZED: Final = -2     # a relayed response whose head carries its own Content-Length
+STREAMED: Final = -1  # a body of unknown length: chunked on HTTP/1.1
+
+# What a filter may set as a path: an absolute path of visible ASCII, no query or fragment.
+_PATH_OK: Final = re.compile(r"/[!$&'()*+,;=:@%/A-Za-z0-9._~-]*")
 
 
 class RequestHead:
-    """One request as the exchange sees it. Implements `edgeward.request.RequestView`."""
+    """One request as the exchange and the filters see it."""
 
     __slots__ = (
-        "method",
-        "target",
-        "path",
-        "host",
-        "authority",
-        "headers",
-        "body_length",
-        "client_ip",
-        "request_id",
-        "scheme",
-        "wire",
-        "id_line",
-        "expect_continue",
-        "keep_alive",
-        "http10",
-        "trace",
-        "_index",
-        "_cookies",
-        "_query",
+        "method", "target", "_path", "_query_string", "host", "authority", "headers",
+        "body_length", "client_ip", "peer_ip", "request_id", "scheme", "id_line",
+        "expect_continue", "keep_alive", "http10", "trace", "upstream", "route_name",
+        "body_received", "trailers", "owned", "started", "_vars", "_cookies", "_query",
     )
 
     def __init__(
@@ -52,68 +45,202 @@ class RequestHead:
         path: str,
         host: str,
         authority: bytes,
-        headers: list[tuple[bytes, bytes]],
+        headers: Headers,
         body_length: int,
         client_ip: str,
-        request_id: str,
+        request_id: str = "",
         scheme: str = "http",
     ) -> None:
         self.method = method
-        self.target = target          # origin-form: path and query as sent
-        self.path = path              # path without query, as sent
-        self.host = host              # lower-case, no port
-        self.authority = authority    # the Host header value forwarded upstream
-        self.headers = headers        # end-to-end headers in arrival order
+        self.target = target          # origin-form: path and query, as forwarded
+        self._path = path             # path without query (normalised by the codec)
+        self._query_string: str | None = None  # from the target when first asked for
+        self.host = host              # lower-case, no port: what routes match
+        self.authority = authority    # the Host header value as received
+        self.headers = headers        # end-to-end fields in arrival order, Host included
         self.body_length = body_length  # NO_BODY, n > 0, or STREAMED
-        self.client_ip = client_ip
+        self.client_ip = client_ip    # the client: the peer, or the trusted X-Forwarded-For hop
+        self.peer_ip = client_ip      # the TCP peer
         self.request_id = request_id
         self.scheme = scheme
-        # The upstream request head without its framing line and final CRLF: request line,
-        # end-to-end headers and the lines the gateway adds (X-Forwarded-*, X-Request-Id).
-        self.wire = b""
-        self.id_line = b""            # `x-request-id: ...\r\n`, returned to the client
+        self.id_line = b""            # `x-request-id: ID\r\n`, sent both ways
         self.expect_continue = False  # the client waits for 100 Continue before its body
         self.keep_alive = True        # the client lets the connection carry another request
         self.http10 = False           # an HTTP/1.0 client: no chunked responses, no 100
         self.trace: object | None = None  # the request's trace identity, when tracing is on
-        self._index: dict[str, str] | None = None
+        self.upstream: str | None = None  # set by a filter: the upstream to send it to
+        self.route_name = ""          # the matched route's name ("" before routing)
+        self.body_received = 0        # request body bytes read so far
+        self.trailers: Headers | None = None  # request trailers, once the body has ended
+        self.owned = 0                # OWN_* bits: gateway-owned fields the client sent
+        self.started = 0.0            # monotonic clock when the exchange began
+        self._vars: dict[str, object] | None = None
         self._cookies: dict[str, str] | None = None
         self._query: dict[str, str] | None = None
 
-    # RequestView -------------------------------------------------------------------------
+    # path and target ----------------------------------------------------------------------
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @path.setter
+    def path(self, value: str) -> None:
+        """Forward to another path (the query string stays)."""
+        if _PATH_OK.fullmatch(value) is None:
+            raise ValueError(f"not an absolute path of visible ASCII: {value!r}")
+        self._path = value
+        self._retarget()
+
+    @property
+    def query_string(self) -> str:
+        """The query, without "?" ("" for none)."""
+        found = self._query_string
+        if found is None:
+            q = self.target.find(b"?")
+            found = self._query_string = self.target[q + 1:].decode("latin-1") if q >= 0 else ""
+        return found
+
+    @query_string.setter
+    def query_string(self, value: str) -> None:
+        """Forward with another query string ("" for none)."""
+        if not value.isascii() or any(c in value for c in " #\r\n\t\x00"):
+            raise ValueError(f"not a query string of visible ASCII: {value!r}")
+        self._query_string = value
+        self._query = None
+        self._retarget()
+
+    def _retarget(self) -> None:
+        target = self._path.encode("ascii")
+        query = self.query_string
+        if query:
+            target += b"?" + query.encode("ascii")
+        self.target = target
+        self.headers.wire = None  # the request line changed
+
+    def relayable(self) -> bool:
+        """The headers' wire chunks still say what this head says, less what was added."""
+        return self.headers.wire is not None
+
+    # RequestView ---------------------------------------------------------------------------
     def header(self, name: str) -> str | None:
-        index = self._index
-        if index is None:
-            index = {}
-            for n, v in self.headers:
-                index.setdefault(n.decode("latin-1").lower(), v.decode("latin-1"))
-            self._index = index
-        return index.get(name.lower())
+        return self.headers.get(name)
 
     def cookie(self, name: str) -> str | None:
-        if self._cookies is None:
-            jar: dict[str, str] = {}
-            raw = self.header("cookie")
+        jar = self._cookies
+        if jar is None:
+            jar = self._cookies = {}
+            raw = self.headers.get("cookie")
             if raw:
                 try:
                     parsed = SimpleCookie()
                     parsed.load(raw)
-                    jar = {k: m.value for k, m in parsed.items()}
+                    jar.update((k, m.value) for k, m in parsed.items())
                 except CookieError:
                     for part in raw.split(";"):
                         k, sep, v = part.strip().partition("=")
                         if sep:
                             jar.setdefault(k, v)
-            self._cookies = jar
-        return self._cookies.get(name)
+        return jar.get(name)
 
     def query(self, name: str) -> str | None:
-        if self._query is None:
-            _, _, qs = self.target.partition(b"?")
-            self._query = {}
-            for k, v in parse_qsl(qs.decode("latin-1"), keep_blank_values=True):
-                self._query.setdefault(k, v)
-        return self._query.get(name)
+        index = self._query
+        if index is None:
+            index = self._query = {}
+            for k, v in parse_qsl(self.query_string, keep_blank_values=True):
+                index.setdefault(k, v)
+        return index.get(name)
+
+    # filters' per-request state ------------------------------------------------------------
+    @property
+    def vars(self) -> dict[str, object]:
+        """Per-request values filters share (created on first use)."""
+        found = self._vars
+        if found is None:
+            found = self._vars = {}
+        return found
 
     def __repr__(self) -> str:
-        return f"<RequestHead {self.method} {self.host}{self.path} id={self.request_id}>"
+        return f"<RequestHead {self.method} {self.host}{self._path} id={self.request_id}>"
+
+
+class ResponseHead:
+    """A response as the exchange and the filters see it: status, fields, body framing.
+
+    A client codec gives the head it received as `raw` (status line and fields, framing
+    included); `headers` is parsed from it when first asked for, so a response nobody looks
+    at is relayed without being taken apart.
+    """
+
+    __slots__ = ("status", "_headers", "raw", "body_length", "relay_status", "relay_length",
+                 "trailers", "_added", "_blocks")
+
+    def __init__(self, status: int, headers: Headers | None, body_length: int,
+                 raw: bytes = b"") -> None:
+        self.status = status
+        self._headers = headers       # None: not parsed from `raw` yet
+        self.raw = raw
+        self.body_length = body_length  # NO_BODY, n > 0, or STREAMED
+        # The received head stays valid while status, fields and body length are what they
+        # were (`relayable()`).
+        self.relay_status = status
+        self.relay_length = body_length
+        self.trailers: Headers | None = None
+        # Fields the gateway added before anyone asked for `headers`, and their lines.
+        self._added: list[tuple[bytes, bytes]] | None = None
+        self._blocks: list[bytes] | None = None
+
+    @property
+    def headers(self) -> Headers:
+        """End-to-end fields (no framing, no hop-by-hop ones)."""
+        found = self._headers
+        if found is None:
+            fields = parse_fields(self.raw)
+            wire = [self.raw]
+            if self._added is not None and self._blocks is not None:
+                fields.extend(self._added)
+                wire.extend(self._blocks)
+            found = self._headers = Headers(fields, wire, len(fields))
+        return found
+
+    def append_block(self, fields: list[tuple[bytes, bytes]], block: bytes) -> None:
+        """The gateway's own fields with their lines (see `Headers.append_block`), added
+        without taking the received head apart."""
+        found = self._headers
+        if found is not None:
+            found.append_block(fields, block)
+            return
+        if self._added is None or self._blocks is None:
+            self._added, self._blocks = [], []
+        self._added.extend(fields)
+        self._blocks.append(block)
+
+    def wire(self) -> list[bytes] | None:
+        """The head's bytes as received plus what was added, when nothing was parsed (then
+        nothing could have been changed but through `append_block`); None otherwise."""
+        if self._headers is not None:
+            return None
+        blocks = self._blocks
+        return [self.raw] if blocks is None else [self.raw, *blocks]
+
+    def relayable(self) -> bool:
+        if self.status != self.relay_status or self.body_length != self.relay_length:
+            return False
+        found = self._headers
+        return found.wire is not None if found is not None else bool(self.raw)
+
+    def __repr__(self) -> str:
+        return f"<ResponseHead {self.status} body_length={self.body_length}>"
+
+
+def parse_fields(raw: bytes) -> list[tuple[bytes, bytes]]:
+    """The fields of a head a parser has checked (its first line is the status or request
+    line), less Content-Length (framing is the codecs')."""
+    fields: list[tuple[bytes, bytes]] = []
+    lines = raw.split(b"\r\n")
+    for i in range(1, len(lines)):
+        line = lines[i]
+        if line:
+            name, _, value = line.partition(b":")
+            if name.lower() != b"content-length":
+                fields.append((name, value.strip(b" \t")))
+    return fields

@@ -29,11 +29,19 @@ class Outbox:
         self._armed = False
 
     def write(self, transport: asyncio.Transport, data: bytes | list[bytes]) -> None:
-        """Send `data` (bytes, or a list of parts) at the end of this loop iteration."""
+        """Send `data` (bytes, or a list of parts) at the end of this loop iteration. Writes
+        that follow one another to the same transport leave together, in one `writelines`."""
+        items = self._items
         if not self._armed:
             self._armed = True
             self._loop.call_soon(self.flush)
-        self._items.append((transport, data))
+        elif items and data:
+            item = items[-1]
+            last = item[1]
+            if item[0] is transport and last:
+                items[-1] = (transport, _joined(last, data))
+                return
+        items.append((transport, data))
 
     def close(self, transport: asyncio.Transport) -> None:
         """Close `transport` after what was written to it before."""
@@ -58,6 +66,25 @@ class Outbox:
                 # The transport was aborted or lost meanwhile (uvloop raises RuntimeError):
                 # nothing to send there, and the other transports' writes must still go.
                 pass
+
+
+# Consecutive small writes to one transport are copied into one bytes (one `write`); larger
+# ones are kept as parts (one `writelines`, no copy).
+_COPY_BELOW = 16384
+
+
+def _joined(last: bytes | list[bytes], data: bytes | list[bytes]) -> bytes | list[bytes]:
+    if isinstance(last, bytes):
+        if isinstance(data, bytes) and len(last) + len(data) < _COPY_BELOW:
+            return last + data
+        parts = [last]
+    else:
+        parts = last
+    if isinstance(data, bytes):
+        parts.append(data)
+    else:
+        parts.extend(data)
+    return parts
 
 
 def outbox_for(loop: asyncio.AbstractEventLoop) -> Outbox:

@@ -11,7 +11,7 @@ from edgeward.balance.endpoint import Endpoint
 from edgeward.balance.factory import make_balancer
 from edgeward.balance.hashing import hash64
 from edgeward.config.schema import UpstreamConfig
-from edgeward.http.client import EndpointPool
+from edgeward.http.h1.client import EndpointPool
 from edgeward.http.message import RequestHead
 from edgeward.resilience.breaker import CircuitBreaker
 from edgeward.resilience.outcome import Outcome

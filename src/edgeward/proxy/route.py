@@ -1,47 +1,41 @@
-"""A compiled route: what a matched request gets — limits, timeouts, retries, destination."""
+"""A compiled route: its filter chain, its destination, and what the exchange enforces itself
+(timeouts, retries, the replay limit)."""
 
 from __future__ import annotations
 
-from edgeward.config.schema import DEFAULT_REPLAY_LIMIT
-from edgeward.http.message import RequestHead
+from edgeward.http.listener import DEFAULT_REPLAY_LIMIT
+from edgeward.proxy.chain import EMPTY, Chain
 from edgeward.proxy.cluster import Cluster
 from edgeward.ratelimit.concurrency import ConcurrencyLimiter
-from edgeward.ratelimit.keys import KeySpec as RateLimitKey
 from edgeward.ratelimit.limiter import Limiter
 from edgeward.resilience.retry import RetryBudget, RetryPolicy
-from edgeward.routing.split import TrafficSplit
 
 
 class Route:
     __slots__ = (
-        "name", "timeout", "max_body_size", "split", "limiter", "limit_key", "concurrency",
-        "retry", "budget", "per_try_timeout", "replay_limit", "cluster", "metrics",
+        "name", "chain", "cluster", "timeout", "retry", "budget", "per_try_timeout",
+        "replay_limit", "metrics", "limiter", "concurrency",
     )
 
     def __init__(
         self,
         name: str,
         *,
-        split: TrafficSplit[Cluster],
-        cluster: Cluster | None = None,
+        cluster: Cluster | None,
+        chain: Chain = EMPTY,
         timeout: float | None,
-        max_body_size: int | None,
-        limiter: Limiter | None = None,
-        limit_key: RateLimitKey | None = None,
-        concurrency: ConcurrencyLimiter | None = None,
         retry: RetryPolicy | None = None,
         budget: RetryBudget | None = None,
         replay_limit: int = DEFAULT_REPLAY_LIMIT,
+        limiter: Limiter | None = None,
+        concurrency: ConcurrencyLimiter | None = None,
     ) -> None:
         self.name = name
-        self.split = split
-        self.cluster = cluster  # the one upstream of a route without a split (fast path)
+        self.chain = chain
+        # The upstream, unless the chain chooses it (a split sets the request's `upstream`).
+        self.cluster = cluster
         self.metrics: object | None = None  # telemetry's cached children for this route
-        self.timeout = timeout
-        self.max_body_size = max_body_size
-        self.limiter = limiter
-        self.limit_key = limit_key
-        self.concurrency = concurrency
+        self.timeout = timeout  # from the end of the request to the end of the response
         self.retry = retry
         self.budget = budget
         self.per_try_timeout = retry.cfg.per_try_timeout if retry is not None else None
@@ -49,10 +43,9 @@ class Route:
         # retries, else server.replay_limit (enough for the keep-alive race).
         self.replay_limit = (retry.cfg.replay_body_limit if retry is not None
                              else replay_limit)
-
-    def choose(self, head: RequestHead) -> Cluster:
-        cluster = self.cluster
-        return cluster if cluster is not None else self.split.choose(head, self.name)
+        # The governance objects in the chain, for the admin API's /ratelimits.
+        self.limiter = limiter
+        self.concurrency = concurrency
 
     def __repr__(self) -> str:
         return f"<Route {self.name}>"

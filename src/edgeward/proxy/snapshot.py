@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from edgeward.config.schema import DEFAULT_REPLAY_LIMIT
+from edgeward.http.listener import DEFAULT_REPLAY_LIMIT
 from edgeward.http.message import RequestHead
 from edgeward.proxy.cluster import Cluster
 from edgeward.proxy.route import Route

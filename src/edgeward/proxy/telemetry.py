@@ -9,7 +9,6 @@ span object exists; an unsampled request costs nothing here beyond a None check.
 from __future__ import annotations
 
 import json
-import random
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -22,16 +21,8 @@ from edgeward.observe.gateway_metrics import (
     RouteMetrics,
 )
 from edgeward.observe.metrics import CounterChild, HistogramChild, bucket_of
-from edgeward.observe.tracing import (
-    SPAN_KIND_SERVER,
-    OtlpHttpExporter,
-    Sampler,
-    SpanRecord,
-    format_traceparent,
-    new_span_id,
-    new_trace_id,
-    parse_traceparent,
-)
+from edgeward.observe.tracing import SPAN_KIND_SERVER, SpanRecord
+from edgeward.proxy.trace import Trace, Tracer
 from edgeward.resilience.breaker import Transition
 from edgeward.resilience.outcome import Outcome
 from edgeward.resilience.outlier import OutlierEvent
@@ -46,44 +37,6 @@ if TYPE_CHECKING:
 _quote = json.encoder.encode_basestring  # C: JSON string with quotes, non-ASCII kept
 _ERROR_LABEL = {"connect_failure": "connect_error", "timeout": "timeout", "reset": "reset"}
 _CIRCUIT_VALUE = {"closed": CIRCUIT_CLOSED, "open": CIRCUIT_OPEN, "half_open": CIRCUIT_HALF_OPEN}
-
-
-class Trace:
-    """The trace identity of one sampled-or-forwarded request."""
-
-    __slots__ = ("trace_id", "span_id", "parent_id", "sampled", "start_ns")
-
-    def __init__(self, trace_id: str, span_id: str, parent_id: str | None, sampled: bool,
-                 start_ns: int) -> None:
-        self.trace_id = trace_id
-        self.span_id = span_id
-        self.parent_id = parent_id
-        self.sampled = sampled
-        self.start_ns = start_ns
-
-
-class Tracer:
-    """W3C Trace Context for the listener: decide sampling, make the upstream traceparent."""
-
-    __slots__ = ("sampler", "exporter", "rng")
-
-    def __init__(self, sampler: Sampler, exporter: OtlpHttpExporter | None) -> None:
-        self.sampler = sampler
-        self.exporter = exporter
-        self.rng = random.Random()
-
-    def start(self, incoming: bytes | None) -> tuple[Trace, bytes]:
-        """The request's Trace and the traceparent line to send upstream."""
-        parent = parse_traceparent(incoming.decode("latin-1")) if incoming else None
-        rng = self.rng
-        trace_id = parent.trace_id if parent is not None else new_trace_id(rng)
-        sampled = self.sampler.decide(parent, trace_id)
-        span_id = new_span_id(rng)
-        start_ns = time.time_ns() if sampled and self.exporter is not None else 0
-        trace = Trace(trace_id, span_id, parent.parent_id if parent else None, sampled,
-                      start_ns)
-        line = b"traceparent: " + format_traceparent(trace_id, span_id, sampled).encode()
-        return trace, line + b"\r\n"
 
 
 class Telemetry:
@@ -160,16 +113,18 @@ class Telemetry:
             name = ""
             rm = self.route_metrics(name)
         assert isinstance(rm, RouteMetrics)
-        cluster = ex.cluster
+        fwd = ex.fwd
+        cluster = fwd.cluster if fwd is not None else None
         upstream = cluster.name if cluster is not None else ""
         duration = now - ex.started if ex.started else 0.0
         status = ex.status
-        upstream_time = ex.upstream_time if ex.upstream_time else None
-        rm.finish(upstream, status, duration, upstream_time, ex.body_received, ex.bytes_out)
+        upstream_time = fwd.upstream_time if fwd is not None and fwd.upstream_time else None
+        rm.finish(upstream, status, duration, upstream_time, ex.head.body_received,
+                  ex.bytes_out)
         if ex.error_code == "rate_limited":
             rm.ratelimit_refused.value += 1.0
-        if ex.attempt > 1:
-            rm.retries(upstream).value += ex.attempt - 1
+        if fwd is not None and fwd.attempt > 1:
+            rm.retries(upstream).value += fwd.attempt - 1
         head = ex.head
         trace: Trace | None = head.trace  # type: ignore[assignment]
         if self.access_log is not None:
@@ -231,17 +186,20 @@ def access_line(ex: Exchange, route: str, upstream: str, duration: float,
     """The access log's JSON line, formatted directly (fields in access_log.FIELDS order):
     the stdlib encoder builds a C encoder object per call, several times this cost."""
     head: RequestHead = ex.head
-    endpoint = ex.endpoint
+    fwd = ex.fwd
+    endpoint = fwd.endpoint if fwd is not None else None
+    connect_time = fwd.connect_time if fwd is not None else 0.0
+    upstream_time = fwd.upstream_time if fwd is not None else 0.0
     return _LINE % (
         _CLOCK.stamp(), _quote(head.request_id),
         _quote(trace.trace_id) if trace is not None else "null",
         _quote(head.client_ip), _quote(head.method), _quote(head.host), _quote(head.path),
         ex.status, _json_str(route or None), _json_str(upstream or None),
         _quote(endpoint.key) if endpoint is not None else "null",
-        ex.body_received, ex.bytes_out, round(duration, 6),
-        repr(round(ex.connect_time, 6)) if ex.connect_time else "null",
-        repr(round(ex.upstream_time, 6)) if ex.upstream_time else "null",
-        max(0, ex.attempt - 1), _json_str(ex.error_code),
+        head.body_received, ex.bytes_out, round(duration, 6),
+        repr(round(connect_time, 6)) if connect_time else "null",
+        repr(round(upstream_time, 6)) if upstream_time else "null",
+        max(0, fwd.attempt - 1) if fwd is not None else 0, _json_str(ex.error_code),
     )
 
 
@@ -249,6 +207,7 @@ def access_record(ex: Exchange, route: str, upstream: str, duration: float,
                   trace: Trace | None) -> dict[str, Any]:
     """The same record as a dict: the reference `access_line` is tested against."""
     head: RequestHead = ex.head
+    fwd = ex.fwd
     return {
         "time": format_time(time.time()),
         "request_id": head.request_id,
@@ -260,13 +219,14 @@ def access_record(ex: Exchange, route: str, upstream: str, duration: float,
         "status": ex.status,
         "route": route or None,
         "upstream": upstream or None,
-        "endpoint": ex.endpoint.key if ex.endpoint is not None else None,
-        "bytes_in": ex.body_received,
+        "endpoint": fwd.endpoint.key if fwd is not None and fwd.endpoint is not None else None,
+        "bytes_in": head.body_received,
         "bytes_out": ex.bytes_out,
         "duration": round(duration, 6),
-        "upstream_connect": round(ex.connect_time, 6) if ex.connect_time else None,
-        "upstream_response": round(ex.upstream_time, 6) if ex.upstream_time else None,
-        "retries": max(0, ex.attempt - 1),
+        "upstream_connect": round(fwd.connect_time, 6) if fwd and fwd.connect_time else None,
+        "upstream_response": (round(fwd.upstream_time, 6) if fwd and fwd.upstream_time
+                              else None),
+        "retries": max(0, fwd.attempt - 1) if fwd is not None else 0,
         "error_code": ex.error_code,
     }
 

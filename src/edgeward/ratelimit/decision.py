@@ -120,11 +120,13 @@ def response_headers(decision: Decision, policy_window: float) -> list[tuple[byt
     return headers
 
 
-def response_lines(decision: Decision, policy_window: float) -> bytes:
-    """The RateLimit-* fields of an admitted response as `name: value\r\n` lines, joined
-    again only when one of them changed (consecutive responses mostly repeat them)."""
+def response_fields(decision: Decision,
+                    policy_window: float) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """The RateLimit-* fields of an admitted response, and the same as `name: value\r\n`
+    lines, joined again only when one of them changed (consecutive responses mostly repeat
+    them). The list is shared: copy what you keep of it."""
     f = _update(decision, policy_window)
     lines = f.lines
     if not lines:
         lines = f.lines = b"".join([n + b": " + v + b"\r\n" for n, v in f.pairs])
-    return lines
+    return f.pairs, lines

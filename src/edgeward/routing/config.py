@@ -1,4 +1,4 @@
-"""Config read by edgeward.config.loader for `routes[].match` and `routes[].split[]`.
+"""Config read by edgeward.structs for `routes[].match` and `routes[].split[]`.
 
 `MatchConfig` says which requests a route takes; `SplitEntryConfig` (with `WhenConfig` and
 `PercentOfConfig`) says which upstream of a route a request goes to. The precedence between

@@ -1,17 +1,34 @@
-"""HTTP/1.1 to the upstream: one Protocol per connection and a keep-alive pool per endpoint.
+"""HTTP/1.1 to the upstream: connections serving one request at a time as `ClientStream`s,
+and the keep-alive pool of each endpoint.
 
-The connection reports to its owner (an exchange) through the `UpstreamOwner` methods; pool
-bookkeeping (`take`, `give_back`, `sweep`) is synchronous; only `connect` awaits.
+The connection writes the request the exchange hands it (relaying a head as received when it
+can), frames the body, and reports the response to its `ResponseHandler`. The response head
+becomes a `ResponseHead` whose headers' wire is the head as received minus the lines the gateway
+must drop (hop-by-hop fields, the upstream's X-Request-Id, a Content-Length beside chunked),
+with the status line written as HTTP/1.1.
+
+Pool bookkeeping (`take`, `give_back`, `forget`, `sweep`) is synchronous and I/O-free; only
+`connect` awaits.
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Final
 
 import httptools
 
+from edgeward.http.h1.wire import (
+    WRITE_HIGH,
+    WRITE_LOW,
+    Field,
+    chunk,
+    chunk_end,
+    drop_lines,
+    drop_named,
+    request_bytes,
+    set_nodelay,
+)
 from edgeward.http.headers import (
     KIND_CONNECTION,
     KIND_CONTENT_LENGTH,
@@ -22,17 +39,12 @@ from edgeward.http.headers import (
     connection_tokens,
     header_kind,
 )
-from edgeward.http.message import NO_BODY, SIZED, STREAMED
+from edgeward.http.message import NO_BODY, STREAMED, RequestHead, ResponseHead
 from edgeward.http.outbox import Outbox, outbox_for
+from edgeward.http.stream import ClientStream, ResponseHandler, Trailers
 
 if TYPE_CHECKING:
     from edgeward.balance.endpoint import Endpoint
-    from edgeward.proxy.exchange import Exchange
-
-# Write buffer limits for both sides: above HIGH the other side stops reading, below LOW
-# it resumes. 64 KiB matches asyncio's own default high-water mark.
-WRITE_HIGH: Final = 64 * 1024
-WRITE_LOW: Final = 16 * 1024
 
 # A response head longer than this is refused (502 bad_gateway), as nginx refuses one that
 # does not fit proxy_buffer_size; requests have server.max_header_bytes (64 KiB) too.
@@ -42,47 +54,36 @@ _CONTENT_LENGTH_ONLY: Final = frozenset({b"content-length"})
 _NO_NAMES: Final[frozenset[bytes]] = frozenset()
 _KEEP_ALIVE: Final = b"keep-alive"
 _CLOSE: Final = b"close"
-_BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 
 
-def set_nodelay(transport: asyncio.BaseTransport) -> None:
-    """Small writes leave at once: no Nagle delay between a head and its body."""
-    sock = transport.get_extra_info("socket")
-    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
-
-
-class UpstreamOwner(Protocol):
-    def on_response_head(self, status: int, head: bytes, body_length: int) -> None: ...
-    def on_response_body(self, data: bytes) -> None: ...
-    def on_response_end(self, trailers: list[tuple[bytes, bytes]] | None) -> None: ...
-    def on_upstream_lost(self, got_bytes: bool, error: str) -> None: ...
-    def on_upstream_read_done(self) -> None: ...
-    def on_upstream_paused(self) -> None: ...
-    def on_upstream_resumed(self) -> None: ...
+def digits(value: bytes) -> int:
+    """A Content-Length value llhttp accepted (digits only) as an int; int(bytes) goes
+    through a general parser costing more than this whole loop does for a length."""
+    n = 0
+    for c in value:
+        if 48 <= c <= 57:
+            n = n * 10 + c - 48
+    return n
 
 
 class _BadResponse(Exception):
     """Raised in a parser callback: the response cannot be relayed (502 bad_gateway)."""
 
 
-class UpstreamConnection(asyncio.Protocol):
+class UpstreamConnection(ClientStream):
     """One keep-alive connection to an endpoint, serving one exchange at a time."""
 
     __slots__ = (
-        "pool", "transport", "owner", "parser", "trailers", "in_body", "got_bytes",
-        "head_only", "idle_since", "closed", "reused", "status", "close_delimited",
-        "buf", "head_at", "drop", "fields_len", "content_length", "chunked", "conn_tokens",
-        "keep_alive",
+        "pool", "transport", "handler", "parser", "trailers", "in_body", "got_bytes",
+        "head_only", "idle_since", "closed", "status", "close_delimited", "buf", "head_at",
+        "drop", "fields_len", "content_length", "chunked", "conn_tokens",
+        "keep_alive", "chunked_out",
     )
 
     def __init__(self, pool: EndpointPool) -> None:
         self.pool = pool
         self.transport: asyncio.Transport | None = None
-        self.owner: Exchange | None = None  # an UpstreamOwner; typed so calls are direct
+        self.handler: ResponseHandler | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.trailers: list[tuple[bytes, bytes]] | None = None
         self.in_body = False
@@ -105,8 +106,9 @@ class UpstreamConnection(asyncio.Protocol):
         self.chunked = False
         self.conn_tokens: frozenset[bytes] | None = None
         self.keep_alive = True
+        self.chunked_out = False  # the request body goes chunked
 
-    # asyncio.Protocol ----------------------------------------------------------------------
+    # asyncio protocol ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         tr: asyncio.Transport = transport  # type: ignore[assignment]  # uvloop's: no subclass
         self.transport = tr
@@ -115,8 +117,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.pool.open += 1
 
     def data_received(self, data: bytes) -> None:
-        owner = self.owner
-        if owner is None:
+        handler = self.handler
+        if handler is None:
             # An idle connection must stay silent; anything here is a protocol error.
             self.close()
             return
@@ -131,30 +133,30 @@ class UpstreamConnection(asyncio.Protocol):
         if not self.in_body and len(self.buf) - self.head_at > MAX_RESPONSE_HEAD:
             self._fail("bad_gateway")  # still no end of head in this much
             return
-        owner.on_upstream_read_done()
+        handler.on_upstream_read_done()
 
     def eof_received(self) -> bool | None:
-        return None  # close the transport; connection_lost reports to the owner
+        return None  # close the transport; connection_lost reports to the handler
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.pool.forget(self)
-        owner = self.owner
-        if owner is None:
+        handler = self.handler
+        if handler is None:
             return
-        self.owner = None
+        self.handler = None
         if self.in_body and self.close_delimited:
-            owner.on_response_end(None)  # a body framed by connection close ends here
+            handler.on_response_end(None)  # a body framed by connection close ends here
         else:
-            owner.on_upstream_lost(self.got_bytes, "upstream_reset")
+            handler.on_upstream_lost(self.got_bytes, "upstream_reset")
 
     def pause_writing(self) -> None:
-        if self.owner is not None:
-            self.owner.on_upstream_paused()
+        if self.handler is not None:
+            self.handler.on_upstream_paused()
 
     def resume_writing(self) -> None:
-        if self.owner is not None:
-            self.owner.on_upstream_resumed()
+        if self.handler is not None:
+            self.handler.on_upstream_resumed()
 
     # httptools callbacks --------------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -171,7 +173,7 @@ class UpstreamConnection(asyncio.Protocol):
             return  # relayed as is, from the raw head
         if kind == KIND_CONTENT_LENGTH:
             self.content_length = value
-            return  # kept unless the body turns out chunked
+            return  # relayed unless the body turns out chunked
         if kind == KIND_TRANSFER_ENCODING:
             self.chunked = True
         elif kind == KIND_CONNECTION:
@@ -199,9 +201,20 @@ class UpstreamConnection(asyncio.Protocol):
             self._reset_head()
             return
         self.status = status
-        head = buf[at:end]
         self.buf = b""
         self.head_at = 0
+        self.in_body = True
+        resp = self._response(status, buf[at:end])
+        handler = self.handler
+        if handler is not None:
+            handler.on_response_head(resp)
+        if resp.body_length == NO_BODY and self.head_only:
+            # llhttp cannot be told a response to HEAD has no body: finish it here and start
+            # a fresh parser for the next response on this connection.
+            self.parser = httptools.HttpResponseParser(self)
+            self._complete()
+
+    def _response(self, status: int, head: bytes) -> ResponseHead:
         tokens = self.conn_tokens
         if head[:9] != b"HTTP/1.1 ":
             head = b"HTTP/1.1" + head[8:]  # an HTTP/1.0 upstream: the client talks to us
@@ -211,47 +224,40 @@ class UpstreamConnection(asyncio.Protocol):
         chunked = self.chunked
         drop = self.drop
         if drop is not None:
-            head = _drop_lines(head, drop, self.fields_len)
+            head = drop_lines(head, drop, self.fields_len)
             # By name, in any case: the headers Connection lists, and a Content-Length
             # beside chunked (never both to the client).
             named = tokens - PLAIN_CONNECTION if tokens is not None else _NO_NAMES
             if chunked and self.content_length is not None:
                 named = named | _CONTENT_LENGTH_ONLY
             if named:
-                head = _drop_named(head, named)
+                head = drop_named(head, named)
         if self.head_only or status == 204 or status == 304:
             body_length = NO_BODY
         elif self.content_length is not None and not chunked:
-            body_length = SIZED  # the head carries its Content-Length
+            body_length = digits(self.content_length)
         else:
             body_length = STREAMED
         # Only a body with neither Content-Length nor chunked ends at close (RFC 9112 §6.3
         # rule 8); a close before Content-Length bytes or the last chunk is a truncation.
         self.close_delimited = body_length == STREAMED and not chunked
-        self.in_body = True
-        owner = self.owner
-        if owner is not None:
-            owner.on_response_head(status, head, body_length)
-        if body_length == NO_BODY and self.head_only:
-            # llhttp cannot be told a response to HEAD has no body: finish it here and start
-            # a fresh parser for the next response on this connection.
-            self.parser = httptools.HttpResponseParser(self)
-            self._complete()
+        return ResponseHead(status, None, body_length, head)
 
     def on_body(self, data: bytes) -> None:
-        owner = self.owner
-        if owner is not None:
-            owner.on_response_body(data)
+        handler = self.handler
+        if handler is not None:
+            handler.on_response_data(data)
 
     def on_message_complete(self) -> None:
         if self.status == 0 or not self.in_body:
             return  # end of an interim response
         self._complete()
 
-    # exchange-facing -------------------------------------------------------------------------
-    def start(self, owner: Exchange, data: bytes, head_only: bool) -> None:
-        self.owner = owner
-        self.head_only = head_only
+    # ClientStream ----------------------------------------------------------------------------
+    def send_head(self, head: RequestHead, handler: ResponseHandler) -> None:
+        self.handler = handler
+        self.head_only = head.method == "HEAD"
+        self.chunked_out = head.body_length == STREAMED
         self.got_bytes = False
         self.in_body = False
         self.status = 0
@@ -261,11 +267,15 @@ class UpstreamConnection(asyncio.Protocol):
         self.head_at = 0
         self._reset_head()
         assert self.transport is not None
-        self.pool.outbox.write(self.transport, data)
+        self.pool.outbox.write(self.transport, request_bytes(head))
 
-    def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.closed:
-            self.pool.outbox.write(self.transport, data)
+    def send_data(self, data: bytes) -> None:
+        if self.transport is not None and not self.closed and data:
+            self.pool.outbox.write(self.transport, chunk(data) if self.chunked_out else data)
+
+    def send_end(self, trailers: Trailers) -> None:
+        if self.transport is not None and not self.closed and self.chunked_out:
+            self.pool.outbox.write(self.transport, chunk_end(trailers))
 
     def pause_reading(self) -> None:
         if self.transport is not None and not self.closed:
@@ -275,22 +285,22 @@ class UpstreamConnection(asyncio.Protocol):
         if self.transport is not None and not self.closed:
             self.transport.resume_reading()
 
-    def detach(self, reusable: bool) -> None:
+    def release(self, reusable: bool) -> None:
         """The exchange is finished with this connection: pool it or close it."""
-        self.owner = None
+        self.handler = None
         if reusable and not self.closed and self.keep_alive:
             self.pool.give_back(self)
         else:
             self.close()
 
     def close(self) -> None:
-        self.owner = None
+        self.handler = None
         if self.transport is not None and not self.closed:
             self.closed = True
             self.pool.outbox.close(self.transport)
 
     def abort(self) -> None:
-        self.owner = None
+        self.handler = None
         if self.transport is not None and not self.closed:
             self.closed = True
             self.transport.abort()
@@ -304,21 +314,21 @@ class UpstreamConnection(asyncio.Protocol):
         self.conn_tokens = None
 
     def _complete(self) -> None:
-        owner = self.owner
+        handler = self.handler
         self.in_body = False
         self.status = 0
         trailers, self.trailers = self.trailers, None
-        if owner is not None:
-            owner.on_response_end(trailers)
+        if handler is not None:
+            handler.on_response_end(trailers)
 
     def _fail(self, error: str) -> None:
-        owner = self.owner
+        handler = self.handler
         self.abort()
-        if owner is not None:
-            owner.on_upstream_lost(True, error)
+        if handler is not None:
+            handler.on_upstream_lost(True, error)
 
     def __repr__(self) -> str:
-        state = "closed" if self.closed else ("busy" if self.owner else "idle")
+        state = "closed" if self.closed else ("busy" if self.handler else "idle")
         return f"<UpstreamConnection {self.pool.endpoint.key} {state}>"
 
 
@@ -369,8 +379,9 @@ class EndpointPool:
         if conn in self.idle:
             self.idle.remove(conn)
 
-    async def connect(self) -> UpstreamConnection:
-        _, proto = await self._loop.create_connection(
+    async def connect(self) -> ClientStream:
+        # The connection is a protocol by shape (asyncio calls it by name), not by class.
+        _, proto = await self._loop.create_connection(  # type: ignore[type-var]
             lambda: UpstreamConnection(self), self.endpoint.host, self.endpoint.port
         )
         assert isinstance(proto, UpstreamConnection)
@@ -390,59 +401,3 @@ class EndpointPool:
 
     def __repr__(self) -> str:
         return f"<EndpointPool {self.endpoint.key} idle={len(self.idle)} open={self.open}>"
-
-
-def request_head(wire: bytes, method: str, body_length: int) -> bytes:
-    """The upstream request head: `wire` (request line and header lines) plus its framing."""
-    if body_length == NO_BODY:
-        if method in _BODY_METHODS:
-            return wire + b"content-length: 0\r\n\r\n"  # some origins answer 411 without it
-        return wire + b"\r\n"
-    if body_length == STREAMED:
-        return wire + b"transfer-encoding: chunked\r\n\r\n"
-    return wire + b"content-length: " + str(body_length).encode() + b"\r\n\r\n"
-
-
-class Field:
-    """A header line to drop from a relayed head: its name as sent, and where it would start
-    and how long it would be (from the first header line) if written `name: value\r\n`."""
-
-    __slots__ = ("name", "at", "size")
-
-    def __init__(self, name: bytes, at: int, size: int) -> None:
-        self.name = name
-        self.at = at
-        self.size = size
-
-
-def _drop_lines(head: bytes, fields: list[Field], fields_len: int) -> bytes:
-    """`head` (status or request line, then header lines) without the lines of `fields`.
-
-    Peers almost always write `name: value`, so each line is first looked for where that
-    spelling puts it, and cut there if it is a whole line of that name: it starts a line,
-    its name and colon are there, and a CRLF ends it at that length (a line written any
-    other way differs by at most one space, never by a whole line). Else the lines still
-    left go by name, as `_drop_named` does for any header.
-    """
-    first = len(head) - fields_len  # where the header lines start, if all are canonical
-    i = len(fields) - 1
-    while i >= 0:  # from the last, so the earlier positions stay valid
-        f = fields[i]
-        pos = first + f.at
-        end = pos + f.size
-        name = f.name
-        if (pos >= 2 and end <= len(head) and head[pos - 2] == 13 and head[pos - 1] == 10
-                and head[end - 2] == 13 and head[end - 1] == 10
-                and head[pos:pos + len(name) + 1] == name + b":"):
-            head = head[:pos] if end == len(head) else head[:pos] + head[end:]
-        else:
-            return _drop_named(head, frozenset(f.name.lower() for f in fields[:i + 1]))
-        i -= 1
-    return head
-
-
-def _drop_named(head: bytes, names: frozenset[bytes]) -> bytes:
-    """`head` without the lines of headers whose lower-case names are in `names`."""
-    lines = head.split(b"\r\n")
-    kept = [line for line in lines[1:] if line.partition(b":")[0].lower() not in names]
-    return b"\r\n".join([lines[0], *kept])

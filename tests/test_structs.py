@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edgeward.config.loader import ConfigError, load_struct
+from edgeward.structs import ConfigError, load_struct
 from edgeward.values import (
     Address,
     Duration,

@@ -1,0 +1,103 @@
+"""What every client connection of one worker shares: the listener's limits and live state.
+
+`ListenerSettings` is compiled from the `server:` config section (defaults below, each with its
+precedent) and may be swapped whole on reload; connections read it per use. `ListenerState`
+holds the handler factory (the exchange maker, which carries the config snapshot in force),
+the open connections, the drain flag and the codec-level counters.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Protocol
+
+from edgeward.http.headers import ForwardedPolicy, RequestIds
+from edgeward.http.stream import HandlerFactory
+
+# HAProxy's recommended `timeout http-request 10s`: long enough for any honest client on a
+# slow link to send a request head, short enough to defuse slowloris.
+DEFAULT_HEADER_TIMEOUT: Final = 10.0
+# nginx keepalive_timeout 75s: longer than the 60 s idle timeout of common load balancers in
+# front, so the gateway is never the side that closes a connection the balancer reuses.
+DEFAULT_IDLE_TIMEOUT: Final = 75.0
+# nginx client_body_timeout 60s: the longest wait between two reads of a request body. It
+# bounds a stalled upload without bounding a slow one.
+DEFAULT_BODY_TIMEOUT: Final = 60.0
+# nginx large_client_header_buffers 8k bounds one request line.
+DEFAULT_MAX_REQUEST_LINE: Final = 8 * 1024
+# nginx: 4 x 8k; Envoy 60 KiB. 32 KiB admits large cookies and JWTs.
+DEFAULT_MAX_HEADER_BYTES: Final = 32 * 1024
+# Envoy's max_headers_count default: 100 fields in a request head.
+DEFAULT_MAX_HEADERS: Final = 100
+# Pipelined requests parsed ahead of their turn before reading pauses (memory bound).
+DEFAULT_MAX_PIPELINED: Final = 16
+# The issue contract: SIGTERM waits up to 10 s for in-flight requests.
+DEFAULT_DRAIN_TIMEOUT: Final = 10.0
+# Request bodies up to this size can be replayed (retries, keep-alive race). Envoy's buffer
+# limit is 1 MiB; typical API bodies are far below 64 KiB.
+DEFAULT_REPLAY_LIMIT: Final = 64 * 1024
+
+# server.headers_with_underscores: CGI/WSGI-style origins fold `_` into `-`, so
+# `Transfer_Encoding` could frame a body for them; nginx drops such names by default
+# (underscores_in_headers off), Envoy can drop or reject them.
+UNDERSCORES_DROP: Final = "drop"
+UNDERSCORES_REJECT: Final = "reject"
+UNDERSCORES_ALLOW: Final = "allow"
+
+
+class ListenerSettings:
+    """Per-listener limits, compiled from the `server:` config section."""
+
+    __slots__ = (
+        "header_timeout", "idle_timeout", "body_timeout", "max_request_line",
+        "max_header_bytes", "max_headers", "max_pipelined", "forwarded", "scheme",
+        "underscores", "path_normalization",
+    )
+
+    def __init__(
+        self,
+        *,
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
+        max_request_line: int = DEFAULT_MAX_REQUEST_LINE,
+        max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+        max_headers: int = DEFAULT_MAX_HEADERS,
+        max_pipelined: int = DEFAULT_MAX_PIPELINED,
+        trusted_proxies: list[str] | None = None,
+        scheme: str = "http",
+        underscores: str = UNDERSCORES_DROP,
+        path_normalization: str = "normalize",
+    ) -> None:
+        self.header_timeout = header_timeout
+        self.idle_timeout = idle_timeout
+        self.body_timeout = body_timeout
+        self.max_request_line = max_request_line
+        self.max_header_bytes = max_header_bytes
+        self.max_headers = max_headers
+        self.max_pipelined = max_pipelined
+        self.forwarded = ForwardedPolicy(trusted_proxies or [])
+        self.scheme = scheme
+        self.underscores = underscores
+        self.path_normalization = path_normalization
+
+
+class Connection(Protocol):
+    """What the worker needs of a client connection to drain it."""
+
+    def close_if_idle(self) -> bool: ...
+    def abort(self) -> None: ...
+
+
+class ListenerState:
+    """What all connections of one worker share."""
+
+    __slots__ = ("settings", "factory", "ids", "connections", "draining",
+                 "underscore_headers")
+
+    def __init__(self, settings: ListenerSettings, factory: HandlerFactory) -> None:
+        self.settings = settings
+        self.factory = factory
+        self.ids = RequestIds()
+        self.connections: set[Connection] = set()
+        self.draining = False
+        self.underscore_headers = 0  # request fields with `_` in their name dropped or refused
