@@ -11,9 +11,10 @@ hop-by-hop lines), with SIZED when they carry their own Content-Length.
 
 from __future__ import annotations
 
-from http.cookies import CookieError, SimpleCookie
 from typing import Final
 from urllib.parse import parse_qsl
+
+from edgeward.http.cookies import parse_cookies
 
 NO_BODY: Final = 0
 STREAMED: Final = -1  # body of unknown length: chunked on HTTP/1.1
@@ -92,19 +93,8 @@ class RequestHead:
 
     def cookie(self, name: str) -> str | None:
         if self._cookies is None:
-            jar: dict[str, str] = {}
             raw = self.header("cookie")
-            if raw:
-                try:
-                    parsed = SimpleCookie()
-                    parsed.load(raw)
-                    jar = {k: m.value for k, m in parsed.items()}
-                except CookieError:
-                    for part in raw.split(";"):
-                        k, sep, v = part.strip().partition("=")
-                        if sep:
-                            jar.setdefault(k, v)
-            self._cookies = jar
+            self._cookies = parse_cookies(raw) if raw else {}
         return self._cookies.get(name)
 
     def query(self, name: str) -> str | None:
