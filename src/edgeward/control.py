@@ -27,12 +27,12 @@ from edgeward.observe.exchange import SnapshotExchange
 from edgeward.proxy.cluster import Cluster
 from edgeward.proxy.snapshot import Snapshot
 from edgeward.proxy.telemetry import Telemetry
+from edgeward.redact import redact_config, redact_text
 from edgeward.runtime import ConfigRuntime
 
 log = logging.getLogger("edgeward.control")
 
 UPKEEP_INTERVAL = 1.0
-_REDACTED = "<redacted>"
 
 
 class ClusterWatch:
@@ -181,7 +181,7 @@ class Control:
         from edgeward.config.text import safe_load
 
         raw = safe_load(self.runtime.text) or {}
-        redacted: dict[str, Any] = _redact(raw)
+        redacted: dict[str, Any] = redact_config(raw)
         return redacted
 
     async def apply_config(self, text: str) -> list[str]:
@@ -205,8 +205,8 @@ class Control:
             try:
                 await self.source.store(text)
             except Exception as exc:
-                reason = (f"applied in this process but not persisted to "
-                          f"{self.runtime.source}: {exc}")
+                reason = redact_text(f"applied in this process but not persisted to "
+                                     f"{self.runtime.source}: {exc}")
                 log.error("%s", reason)
                 if self.workers > 1:
                     return [reason]
@@ -325,36 +325,6 @@ def _plain(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: _plain(v) for k, v in obj.items()}
     return obj
-
-
-_SECRET_KEYS = {"token", "password", "secret"}
-
-
-def _redact(raw: Any) -> Any:
-    if isinstance(raw, dict):
-        out = {}
-        for k, v in raw.items():
-            if isinstance(k, str) and k.lower() in _SECRET_KEYS:
-                out[k] = _REDACTED
-            elif k == "redis" and isinstance(v, str):
-                out[k] = _redact_url(v)
-            elif k == "url" and isinstance(v, str):
-                out[k] = _redact_url(v)
-            else:
-                out[k] = _redact(v)
-        return out
-    if isinstance(raw, list):
-        return [_redact(v) for v in raw]
-    return raw
-
-
-def _redact_url(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    creds, at, host = rest.rpartition("@")
-    if not sep or not at:
-        return url
-    user = creds.split(":", 1)[0] if ":" in creds else ""
-    return f"{scheme}://{user}:{_REDACTED}@{host}"
 
 
 def metrics_dir_for(supervisor_pid: int) -> str:
