@@ -22,7 +22,7 @@ from edgeward.http.outbox import outbox_for
 from edgeward.http.server import HttpConnection, ListenerState
 from edgeward.observe.gateway_metrics import GatewayMetrics
 from edgeward.proxy.telemetry import Telemetry
-from edgeward.runtime import listener_settings
+from edgeward.sections import listener_settings
 
 CONFIG = """
 upstreams: {up: {targets: ["127.0.0.1:9"]}}

@@ -150,7 +150,7 @@ class Control:
         if self.runtime.apply(text):
             self.telemetry.metrics.config_loaded(False, None, time.time())
 
-    def _on_reload(self, cfg: GatewayConfig) -> None:
+    def _on_reload(self, old: GatewayConfig, cfg: GatewayConfig) -> None:
         self.telemetry.metrics.config_loaded(True, self.runtime.hash, time.time())
         for cluster in self.runtime.snapshot.clusters.values():
             cluster.on_attempt = self.telemetry.attempt

@@ -18,7 +18,9 @@ from edgeward.config.loader import ConfigError, Problem
 from edgeward.config.schema import GatewayConfig
 from edgeward.config.text import config_hash, load_text
 from edgeward.gateway import Worker
-from edgeward.http.server import ListenerSettings
+from edgeward.sections import listener_settings, restart_problems
+
+__all__ = ["ConfigRuntime", "ReloadRecord", "listener_settings"]
 
 log = logging.getLogger("edgeward.runtime")
 
@@ -38,19 +40,6 @@ class ReloadRecord:
                 "error": self.error}
 
 
-def listener_settings(cfg: GatewayConfig) -> ListenerSettings:
-    s = cfg.server
-    return ListenerSettings(
-        header_timeout=s.header_timeout,
-        idle_timeout=s.idle_timeout,
-        body_timeout=s.body_timeout,
-        max_request_line=s.max_request_line,
-        max_header_bytes=s.max_header_bytes,
-        max_pipelined=s.max_pipelined,
-        trusted_proxies=s.trusted_proxies,
-    )
-
-
 class ConfigRuntime:
     """Holds the config in force for one worker and applies changes to it."""
 
@@ -65,7 +54,11 @@ class ConfigRuntime:
                                          source_hash=self.hash)
         self.worker: Worker | None = None
         self.reloads: list[ReloadRecord] = [ReloadRecord(time.time(), "applied", self.hash)]
-        self.listeners: list[Callable[[GatewayConfig], None]] = []
+        # check(old, new): problems that refuse `new` before anything is swapped (the sections
+        # outside the snapshot, see sections.py); listener(old, new): called once applied.
+        self.checks: list[Callable[[GatewayConfig, GatewayConfig], list[Problem]]] = [
+            restart_problems]
+        self.listeners: list[Callable[[GatewayConfig, GatewayConfig], None]] = []
 
     def attach(self, worker: Worker) -> None:
         self.worker = worker
@@ -80,9 +73,9 @@ class ConfigRuntime:
             return []
         try:
             cfg = load_text(text, where)
-            if cfg.listen != self.config.listen:
-                raise ConfigError(where, [
-                    Problem("listen", "changing the listen address needs a restart")])
+            problems = [p for check in self.checks for p in check(self.config, cfg)]
+            if problems:
+                raise ConfigError(where, problems)
             snapshot = compile_snapshot(cfg, self.loop, self.registry, source=where,
                                         source_hash=digest)
         except ConfigError as exc:
@@ -91,13 +84,14 @@ class ConfigRuntime:
                 log.error("config refused: %s", line)
             self._record(ReloadRecord(time.time(), "refused", digest, lines))
             return lines
+        old = self.config
         self.config, self.text, self.hash, self.snapshot = cfg, text, digest, snapshot
         if self.worker is not None:
             self.worker.swap(snapshot)
         self._record(ReloadRecord(time.time(), "applied", digest))
         log.info("config %s applied from %s", digest, self.source)
         for listener in self.listeners:
-            listener(cfg)
+            listener(old, cfg)
         return []
 
     def _record(self, record: ReloadRecord) -> None:

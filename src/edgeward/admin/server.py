@@ -16,7 +16,7 @@ import hmac
 import importlib.resources
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from edgeward.admin.backend import AdminBackend
 from edgeward.admin.config import AdminConfig
@@ -102,7 +102,7 @@ class AdminServer:
 
     @classmethod
     def from_config(
-        cls, backend: AdminBackend, config: AdminConfig, environ: dict[str, str]
+        cls, backend: AdminBackend, config: AdminConfig, environ: Mapping[str, str]
     ) -> AdminServer:
         return cls(
             backend,
@@ -113,6 +113,20 @@ class AdminServer:
             series_horizon=config.series_horizon,
             hosts=tuple(config.hosts),
         )
+
+    def reconfigure(self, config: AdminConfig, environ: Mapping[str, str]
+                    ) -> None:
+        """Apply a reloaded `admin:` section (its listen address is the caller's to refuse):
+        the token at once (the old one stops working with the next request), hosts at once,
+        limits for new connections, a new series step or horizon restarts the series."""
+        token = config.resolve_token(environ)
+        self._token = token.encode() if token is not None else None
+        self._hosts = tuple(config.hosts)
+        self._limits = Limits(max_body=config.max_body, max_head=config.max_head,
+                              idle_timeout=config.idle_timeout)
+        if (config.series_step, config.series_horizon) != (self.series.step,
+                                                             self.series.horizon):
+            self.series = SeriesKeeper(horizon=config.series_horizon, step=config.series_step)
 
     def routes(self) -> set[tuple[str, str]]:
         """Every (path, METHOD) served."""
@@ -151,10 +165,11 @@ class AdminServer:
 
     async def _sample_forever(self) -> None:
         loop = asyncio.get_running_loop()
-        step = self.series.step
         while True:
             self.sample_once(loop.time())
-            # Aim at the next multiple of `step` so samples land on slot edges.
+            # Aim at the next multiple of `step` so samples land on slot edges (read each
+            # time: a reload may change it).
+            step = self.series.step
             now = loop.time()
             await asyncio.sleep(step - (now % step) + 1e-3)
 
