@@ -256,6 +256,7 @@ class Control:
             if route.limiter is not None:
                 entry["scope"] = "local" if route.limiter.local else "global"
                 entry["stats"] = route.limiter.stats.as_dict()
+                entry["keys"] = route.limiter.table_stats()
             if route.concurrency is not None:
                 entry["concurrency"] = repr(route.concurrency)
             out.append(entry)
