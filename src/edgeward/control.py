@@ -14,7 +14,7 @@ import os
 import time
 from typing import Any
 
-from edgeward.balance.endpoint import Endpoint
+from edgeward.balance.endpoint import Endpoint, clamp_weight
 from edgeward.balance.peak_ewma import PeakEwmaBalancer
 from edgeward.config.schema import GatewayConfig
 from edgeward.config.sources import ConfigSource, EtcdSource
@@ -78,7 +78,7 @@ class ClusterWatch:
 
     def _on_members(self, members: list[tuple[str, int, int]]) -> None:
         cluster = self.cluster
-        fresh = [Endpoint(h, p, max(1, w)) for h, p, w in members]
+        fresh = [Endpoint(h, p, clamp_weight(w)) for h, p, w in members]
         known = {e.key for e in cluster.endpoints}
         cluster.set_endpoints(fresh)
         if self.checker is not None:
