@@ -157,9 +157,9 @@ def _run_text(text: str, label: str, workers: int, watch: str | None = None,
     sockets = [bind_socket(host, port, reuse_port=workers > 1) for _ in range(workers)]
     metrics_dir = None
     if workers > 1:
-        from edgeward.control import metrics_dir_for
+        from edgeward.observe.exchange import private_directory
 
-        metrics_dir = metrics_dir_for(os.getpid())
+        metrics_dir = private_directory()
     shown = f"[{host}]" if ":" in host else host
     print(f"edgeward {__version__} listening on http://{shown}:{sockets[0].getsockname()[1]} "
           f"({workers} worker{'s' if workers > 1 else ''}, config {label})",

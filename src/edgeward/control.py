@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from typing import Any
 
@@ -120,7 +119,11 @@ class Control:
 
     async def start(self) -> None:
         if self.exchange is not None:
-            self.exchange.start()
+            try:
+                self.exchange.start()
+            except OSError as exc:
+                log.error("metrics of other workers not shared: %s", exc)
+                self.exchange = None
         await self._sync_watches(self.runtime.snapshot)
         self._upkeep = asyncio.get_running_loop().create_task(self._run_upkeep())
 
@@ -326,10 +329,3 @@ def _plain(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: _plain(v) for k, v in obj.items()}
     return obj
-
-
-def metrics_dir_for(supervisor_pid: int) -> str:
-    path = os.path.join("/tmp", f"edgeward-metrics-{supervisor_pid}")
-    os.makedirs(path, exist_ok=True)
-    return path
-
