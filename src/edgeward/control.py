@@ -108,6 +108,7 @@ class Control:
                          if metrics_dir is not None and workers > 1 else None)
         self._upkeep: asyncio.Task[None] | None = None
         self._apply_lock = asyncio.Lock()
+        self._reloading: set[asyncio.Task[None]] = set()
         self.source: ConfigSource | None = None  # set when the config comes from a watched source
         self.workers = workers
         self.worker_id = worker_id
@@ -149,9 +150,16 @@ class Control:
         return float(sum(c.active_requests for c in self.worker.snapshot.clusters.values()))
 
     def on_source_change(self, text: str) -> None:
-        """The watched file or etcd key changed: apply it (refusals are logged and counted)."""
-        if self.runtime.apply(text):
-            self.telemetry.metrics.config_loaded(False, None, time.time())
+        """The watched file or etcd key changed: apply it (refusals are logged and counted),
+        after any reload already under way."""
+        task = asyncio.get_running_loop().create_task(self._apply_source(text))
+        self._reloading.add(task)  # the loop keeps only a weak reference to a task
+        task.add_done_callback(self._reloading.discard)
+
+    async def _apply_source(self, text: str) -> None:
+        async with self._apply_lock:
+            if await self.runtime.apply(text):
+                self.telemetry.metrics.config_loaded(False, None, time.time())
 
     def _on_reload(self, old: GatewayConfig, cfg: GatewayConfig) -> None:
         self.telemetry.metrics.config_loaded(True, self.runtime.hash, time.time())
@@ -191,7 +199,7 @@ class Control:
         """Apply here at once, then persist to the watched source (file or etcd) so that the
         other workers, other gateways on the same source and the next start all get it."""
         async with self._apply_lock:
-            problems = self.runtime.apply(text, "POST /config")
+            problems = await self.runtime.apply(text, "POST /config")
             if problems:
                 self.telemetry.metrics.config_loaded(False, None, time.time())
                 return problems

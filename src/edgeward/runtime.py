@@ -63,27 +63,33 @@ class ConfigRuntime:
     def attach(self, worker: Worker) -> None:
         self.worker = worker
 
-    def apply(self, text: str, label: str | None = None) -> list[str]:
+    async def apply(self, text: str, label: str | None = None) -> list[str]:
         """Validate, compile and swap. Returns the problems (empty when applied); they name
-        `label` (default: the watched source) as where the text came from."""
+        `label` (default: the watched source) as where the text came from.
+
+        Parsing and validating, the part that grows with the text, run in a worker thread so
+        the event loop keeps serving meanwhile; compiling (which creates loop-bound objects)
+        and the swap run on the loop. Callers apply one text at a time."""
         where = label or self.source
         digest = config_hash(text)
         if digest == self.hash:
             self._record(ReloadRecord(time.time(), "unchanged", digest))
             return []
         try:
-            cfg = load_text(text, where)
+            cfg = await self.loop.run_in_executor(None, load_text, text, where)
+        except ConfigError as exc:
+            return self._refuse(exc, digest)
+        return self._install(cfg, text, digest, where)
+
+    def _install(self, cfg: GatewayConfig, text: str, digest: str, where: str) -> list[str]:
+        try:
             problems = [p for check in self.checks for p in check(self.config, cfg)]
             if problems:
                 raise ConfigError(where, problems)
             snapshot = compile_snapshot(cfg, self.loop, self.registry, source=where,
                                         source_hash=digest)
         except ConfigError as exc:
-            lines = exc.lines()
-            for line in lines:
-                log.error("config refused: %s", line)
-            self._record(ReloadRecord(time.time(), "refused", digest, lines))
-            return lines
+            return self._refuse(exc, digest)
         old = self.config
         self.config, self.text, self.hash, self.snapshot = cfg, text, digest, snapshot
         if self.worker is not None:
@@ -93,6 +99,13 @@ class ConfigRuntime:
         for listener in self.listeners:
             listener(old, cfg)
         return []
+
+    def _refuse(self, exc: ConfigError, digest: str) -> list[str]:
+        lines = exc.lines()
+        for line in lines:
+            log.error("config refused: %s", line)
+        self._record(ReloadRecord(time.time(), "refused", digest, lines))
+        return lines
 
     def _record(self, record: ReloadRecord) -> None:
         self.reloads.append(record)
