@@ -25,7 +25,7 @@ from edgeward.http.outbox import outbox_for
 from edgeward.observe.gateway_metrics import GatewayMetrics
 from edgeward.proxy.factory import ExchangeFactory
 from edgeward.proxy.telemetry import Telemetry
-from edgeward.runtime import listener_settings
+from edgeward.sections import listener_settings
 
 CONFIG = """
 upstreams: {up: {targets: ["127.0.0.1:9"]}}

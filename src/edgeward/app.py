@@ -6,16 +6,15 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from edgeward.gateway import Worker, serve
 from edgeward.http.listener import ListenerSettings
-from edgeward.observe.access_log import AccessLog
 from edgeward.observe.gateway_metrics import GatewayMetrics
 from edgeward.proxy.snapshot import Snapshot
 from edgeward.proxy.telemetry import Telemetry
-from edgeward.proxy.trace import Tracer
-from edgeward.runtime import ConfigRuntime, listener_settings
+from edgeward.runtime import ConfigRuntime
+from edgeward.sections import Sections, listener_settings
 
 log = logging.getLogger("edgeward")
 
@@ -45,19 +44,10 @@ def serve_config(
         runtime = holder["runtime"]
         runtime.attach(worker)
         cfg = runtime.config
-        loop = worker.loop
-        access_log = AccessLog(cfg.access_log) if cfg.access_log is not None else None
-        if access_log is not None:
-            access_log.start()
-            loop.add_signal_handler(__import__("signal").SIGHUP, access_log.reopen)
-        tracer = None
-        if cfg.tracing is not None:
-            exporter = cfg.tracing.exporter()
-            if exporter is not None:
-                exporter.start()
-            tracer = Tracer(cfg.tracing.sampler(), exporter)
+        access_log, tracer = Sections.observers(cfg)
         telemetry = Telemetry(GatewayMetrics(), access_log, tracer)
-        worker.factory.tracer = tracer
+        sections = Sections(worker, telemetry, dict(os.environ))
+        sections.install(access_log, tracer)
         worker.factory.on_done = telemetry.exchange_done
         control = Control(worker, runtime, telemetry, worker_id=worker_id, workers=workers,
                           metrics_dir=metrics_dir)
@@ -66,14 +56,14 @@ def serve_config(
         if cfg.admin is not None:
             from edgeward.admin.server import AdminServer
 
-            admin = AdminServer.from_config(control, cfg.admin, dict(os.environ))
+            admin = AdminServer.from_config(control, cfg.admin, sections.environ)
             host, port = cfg.admin.listen
             await admin.start(host, port, reuse_port=workers > 1)
+            sections.admin = admin
             worker.on_stop.append(admin.close)
-        if access_log is not None:
-            worker.on_stop.append(_async(access_log.close))
-        if tracer is not None and tracer.exporter is not None:
-            worker.on_stop.append(_async(tracer.exporter.shutdown))
+        runtime.checks.append(sections.check)
+        runtime.listeners.append(sections.apply)
+        worker.on_stop.append(sections.close)
         if before is not None:
             before()
         if watch is not None:
@@ -86,10 +76,3 @@ def serve_config(
             worker.on_stop.append(source.close)
 
     return serve(build, sockets, on_start=on_start)
-
-
-def _async(fn: Callable[[], object]) -> Callable[[], Awaitable[None]]:
-    """A blocking close (writer threads flushing) run off the event loop."""
-    async def run() -> None:
-        await asyncio.get_running_loop().run_in_executor(None, fn)
-    return run

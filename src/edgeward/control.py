@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from typing import Any
 
-from edgeward.balance.endpoint import Endpoint
+from edgeward.balance.endpoint import Endpoint, clamp_weight
 from edgeward.balance.peak_ewma import PeakEwmaBalancer
 from edgeward.config.schema import GatewayConfig
 from edgeward.config.sources import ConfigSource, EtcdSource
@@ -27,12 +26,12 @@ from edgeward.observe.exchange import SnapshotExchange
 from edgeward.proxy.cluster import Cluster
 from edgeward.proxy.snapshot import Snapshot
 from edgeward.proxy.telemetry import Telemetry
+from edgeward.redact import redact_config, redact_text
 from edgeward.runtime import ConfigRuntime
 
 log = logging.getLogger("edgeward.control")
 
 UPKEEP_INTERVAL = 1.0
-_REDACTED = "<redacted>"
 
 
 class ClusterWatch:
@@ -78,7 +77,7 @@ class ClusterWatch:
 
     def _on_members(self, members: list[tuple[str, int, int]]) -> None:
         cluster = self.cluster
-        fresh = [Endpoint(h, p, max(1, w)) for h, p, w in members]
+        fresh = [Endpoint(h, p, clamp_weight(w)) for h, p, w in members]
         known = {e.key for e in cluster.endpoints}
         cluster.set_endpoints(fresh)
         if self.checker is not None:
@@ -109,6 +108,7 @@ class Control:
                          if metrics_dir is not None and workers > 1 else None)
         self._upkeep: asyncio.Task[None] | None = None
         self._apply_lock = asyncio.Lock()
+        self._reloading: set[asyncio.Task[None]] = set()
         self.source: ConfigSource | None = None  # set when the config comes from a watched source
         self.workers = workers
         self.worker_id = worker_id
@@ -120,7 +120,11 @@ class Control:
 
     async def start(self) -> None:
         if self.exchange is not None:
-            self.exchange.start()
+            try:
+                self.exchange.start()
+            except OSError as exc:
+                log.error("metrics of other workers not shared: %s", exc)
+                self.exchange = None
         await self._sync_watches(self.runtime.snapshot)
         self._upkeep = asyncio.get_running_loop().create_task(self._run_upkeep())
 
@@ -146,11 +150,18 @@ class Control:
         return float(sum(c.active_requests for c in self.worker.snapshot.clusters.values()))
 
     def on_source_change(self, text: str) -> None:
-        """The watched file or etcd key changed: apply it (refusals are logged and counted)."""
-        if self.runtime.apply(text):
-            self.telemetry.metrics.config_loaded(False, None, time.time())
+        """The watched file or etcd key changed: apply it (refusals are logged and counted),
+        after any reload already under way."""
+        task = asyncio.get_running_loop().create_task(self._apply_source(text))
+        self._reloading.add(task)  # the loop keeps only a weak reference to a task
+        task.add_done_callback(self._reloading.discard)
 
-    def _on_reload(self, cfg: GatewayConfig) -> None:
+    async def _apply_source(self, text: str) -> None:
+        async with self._apply_lock:
+            if await self.runtime.apply(text):
+                self.telemetry.metrics.config_loaded(False, None, time.time())
+
+    def _on_reload(self, old: GatewayConfig, cfg: GatewayConfig) -> None:
         self.telemetry.metrics.config_loaded(True, self.runtime.hash, time.time())
         for cluster in self.runtime.snapshot.clusters.values():
             cluster.on_attempt = self.telemetry.attempt
@@ -181,14 +192,14 @@ class Control:
         from edgeward.config.text import safe_load
 
         raw = safe_load(self.runtime.text) or {}
-        redacted: dict[str, Any] = _redact(raw)
+        redacted: dict[str, Any] = redact_config(raw)
         return redacted
 
     async def apply_config(self, text: str) -> list[str]:
         """Apply here at once, then persist to the watched source (file or etcd) so that the
         other workers, other gateways on the same source and the next start all get it."""
         async with self._apply_lock:
-            problems = self.runtime.apply(text, "POST /config")
+            problems = await self.runtime.apply(text, "POST /config")
             if problems:
                 self.telemetry.metrics.config_loaded(False, None, time.time())
                 return problems
@@ -205,8 +216,8 @@ class Control:
             try:
                 await self.source.store(text)
             except Exception as exc:
-                reason = (f"applied in this process but not persisted to "
-                          f"{self.runtime.source}: {exc}")
+                reason = redact_text(f"applied in this process but not persisted to "
+                                     f"{self.runtime.source}: {exc}")
                 log.error("%s", reason)
                 if self.workers > 1:
                     return [reason]
@@ -256,6 +267,7 @@ class Control:
             if route.limiter is not None:
                 entry["scope"] = "local" if route.limiter.local else "global"
                 entry["stats"] = route.limiter.stats.as_dict()
+                entry["keys"] = route.limiter.table_stats()
             if route.concurrency is not None:
                 entry["concurrency"] = repr(route.concurrency)
             out.append(entry)
@@ -325,40 +337,3 @@ def _plain(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: _plain(v) for k, v in obj.items()}
     return obj
-
-
-_SECRET_KEYS = {"token", "password", "secret"}
-
-
-def _redact(raw: Any) -> Any:
-    if isinstance(raw, dict):
-        out = {}
-        for k, v in raw.items():
-            if isinstance(k, str) and k.lower() in _SECRET_KEYS:
-                out[k] = _REDACTED
-            elif k == "redis" and isinstance(v, str):
-                out[k] = _redact_url(v)
-            elif k == "url" and isinstance(v, str):
-                out[k] = _redact_url(v)
-            else:
-                out[k] = _redact(v)
-        return out
-    if isinstance(raw, list):
-        return [_redact(v) for v in raw]
-    return raw
-
-
-def _redact_url(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    creds, at, host = rest.rpartition("@")
-    if not sep or not at:
-        return url
-    user = creds.split(":", 1)[0] if ":" in creds else ""
-    return f"{scheme}://{user}:{_REDACTED}@{host}"
-
-
-def metrics_dir_for(supervisor_pid: int) -> str:
-    path = os.path.join("/tmp", f"edgeward-metrics-{supervisor_pid}")
-    os.makedirs(path, exist_ok=True)
-    return path
-

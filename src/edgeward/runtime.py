@@ -17,8 +17,10 @@ from edgeward.compose import Registry, compile_snapshot
 from edgeward.config.schema import GatewayConfig
 from edgeward.config.text import config_hash, load_text
 from edgeward.gateway import Worker
-from edgeward.http.listener import ListenerSettings
+from edgeward.sections import listener_settings, restart_problems
 from edgeward.structs import ConfigError, Problem
+
+__all__ = ["ConfigRuntime", "ReloadRecord", "listener_settings"]
 
 log = logging.getLogger("edgeward.runtime")
 
@@ -38,22 +40,6 @@ class ReloadRecord:
                 "error": self.error}
 
 
-def listener_settings(cfg: GatewayConfig) -> ListenerSettings:
-    s = cfg.server
-    return ListenerSettings(
-        header_timeout=s.header_timeout,
-        idle_timeout=s.idle_timeout,
-        body_timeout=s.body_timeout,
-        max_request_line=s.max_request_line,
-        max_header_bytes=s.max_header_bytes,
-        max_headers=s.max_headers,
-        max_pipelined=s.max_pipelined,
-        trusted_proxies=s.trusted_proxies,
-        underscores=s.headers_with_underscores,
-        path_normalization=s.path_normalization,
-    )
-
-
 class ConfigRuntime:
     """Holds the config in force for one worker and applies changes to it."""
 
@@ -68,40 +54,58 @@ class ConfigRuntime:
                                          source_hash=self.hash)
         self.worker: Worker | None = None
         self.reloads: list[ReloadRecord] = [ReloadRecord(time.time(), "applied", self.hash)]
-        self.listeners: list[Callable[[GatewayConfig], None]] = []
+        # check(old, new): problems that refuse `new` before anything is swapped (the sections
+        # outside the snapshot, see sections.py); listener(old, new): called once applied.
+        self.checks: list[Callable[[GatewayConfig, GatewayConfig], list[Problem]]] = [
+            restart_problems]
+        self.listeners: list[Callable[[GatewayConfig, GatewayConfig], None]] = []
 
     def attach(self, worker: Worker) -> None:
         self.worker = worker
 
-    def apply(self, text: str, label: str | None = None) -> list[str]:
+    async def apply(self, text: str, label: str | None = None) -> list[str]:
         """Validate, compile and swap. Returns the problems (empty when applied); they name
-        `label` (default: the watched source) as where the text came from."""
+        `label` (default: the watched source) as where the text came from.
+
+        Parsing and validating, the part that grows with the text, run in a worker thread so
+        the event loop keeps serving meanwhile; compiling (which creates loop-bound objects)
+        and the swap run on the loop. Callers apply one text at a time."""
         where = label or self.source
         digest = config_hash(text)
         if digest == self.hash:
             self._record(ReloadRecord(time.time(), "unchanged", digest))
             return []
         try:
-            cfg = load_text(text, where)
-            if cfg.listen != self.config.listen:
-                raise ConfigError(where, [
-                    Problem("listen", "changing the listen address needs a restart")])
+            cfg = await self.loop.run_in_executor(None, load_text, text, where)
+        except ConfigError as exc:
+            return self._refuse(exc, digest)
+        return self._install(cfg, text, digest, where)
+
+    def _install(self, cfg: GatewayConfig, text: str, digest: str, where: str) -> list[str]:
+        try:
+            problems = [p for check in self.checks for p in check(self.config, cfg)]
+            if problems:
+                raise ConfigError(where, problems)
             snapshot = compile_snapshot(cfg, self.loop, self.registry, source=where,
                                         source_hash=digest)
         except ConfigError as exc:
-            lines = exc.lines()
-            for line in lines:
-                log.error("config refused: %s", line)
-            self._record(ReloadRecord(time.time(), "refused", digest, lines))
-            return lines
+            return self._refuse(exc, digest)
+        old = self.config
         self.config, self.text, self.hash, self.snapshot = cfg, text, digest, snapshot
         if self.worker is not None:
             self.worker.swap(snapshot)
         self._record(ReloadRecord(time.time(), "applied", digest))
         log.info("config %s applied from %s", digest, self.source)
         for listener in self.listeners:
-            listener(cfg)
+            listener(old, cfg)
         return []
+
+    def _refuse(self, exc: ConfigError, digest: str) -> list[str]:
+        lines = exc.lines()
+        for line in lines:
+            log.error("config refused: %s", line)
+        self._record(ReloadRecord(time.time(), "refused", digest, lines))
+        return lines
 
     def _record(self, record: ReloadRecord) -> None:
         self.reloads.append(record)

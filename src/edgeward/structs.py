@@ -25,6 +25,7 @@ import types
 import typing
 from typing import Annotated, Any, Literal, NamedTuple, TypeVar, Union, get_args, get_origin
 
+from edgeward.redact import path_is_secret, redact_text, redact_value
 from edgeward.values import SPECIAL, Kind
 
 T = TypeVar("T")
@@ -38,7 +39,10 @@ class Problem(NamedTuple):
 
 
 class ConfigError(Exception):
-    """A config was refused; `problems` lists every reason found, each with its key path."""
+    """A config was refused; `problems` lists every reason found, each with its key path.
+
+    Its lines are shown to people (stderr, the log, /reloads, the dashboard), so every URL in
+    them is redacted (edgeward.redact); values of secret keys never reach a reason at all."""
 
     def __init__(self, source: str, problems: list[Problem]) -> None:
         self.source = source
@@ -46,7 +50,8 @@ class ConfigError(Exception):
         super().__init__("\n".join(self.lines()))
 
     def lines(self) -> list[str]:
-        return [f"{self.source}: {p.path or '(top)'}: {p.reason}" for p in self.problems]
+        return [redact_text(f"{self.source}: {p.path or '(top)'}: {p.reason}")
+                for p in self.problems]
 
 
 def _join(path: str, key: str | int) -> str:
@@ -65,7 +70,10 @@ class _Reader:
         self.problems: list[Problem] = []
         self._hints: dict[type, dict[str, Any]] = {}
 
-    def fail(self, path: str, reason: str) -> None:
+    def fail(self, path: str, reason: str, value: object = None) -> None:
+        """Record a problem; `value` is what the reason may quote, hidden under a secret key."""
+        if value is not None and path_is_secret(path):
+            reason = redact_value(reason, value)
         self.problems.append(Problem(path, reason))
 
     def hints(self, cls: type) -> dict[str, Any]:
@@ -82,7 +90,7 @@ class _Reader:
                     try:
                         return SPECIAL[extra](raw)
                     except ValueError as exc:
-                        self.fail(path, str(exc))
+                        self.fail(path, str(exc), raw)
                         return None
             return self.read(base, raw, path)
         if origin in (Union, types.UnionType):
@@ -98,7 +106,8 @@ class _Reader:
             if isinstance(raw, int) and not isinstance(raw, bool) and str(raw) in choices:
                 raw = str(raw)  # `on: [503]` means the status "503"
             if raw not in choices:
-                self.fail(path, f"must be one of {', '.join(map(str, choices))}, got {raw!r}")
+                self.fail(path, f"must be one of {', '.join(map(str, choices))}, got {raw!r}",
+                          raw)
                 return None
             return raw
         if origin is list:
@@ -115,7 +124,7 @@ class _Reader:
             out = {}
             for k, v in raw.items():
                 if not isinstance(k, str):
-                    self.fail(path, f"keys must be strings, got {k!r}")
+                    self.fail(path, f"keys must be strings, got {k!r}", k)
                     continue
                 out[k] = self.read(item, v, _join(path, k))
             return out
@@ -123,12 +132,12 @@ class _Reader:
             return self.read_struct(tp, raw, path)
         if tp is float:
             if isinstance(raw, bool) or not isinstance(raw, int | float):
-                self.fail(path, f"expected a number, got {raw!r}")
+                self.fail(path, f"expected a number, got {raw!r}", raw)
                 return None
             return float(raw)
         if tp in (bool, int, str):
             if type(raw) is not tp:
-                self.fail(path, f"expected {_type_name(tp)}, got {raw!r}")
+                self.fail(path, f"expected {_type_name(tp)}, got {raw!r}", raw)
                 return None
             return raw
         if tp is Any or tp is object:
@@ -160,7 +169,8 @@ class _Reader:
         check = getattr(obj, "check", None)
         if check is not None:
             for key, reason in check():
-                self.fail(_join(path, key) if key else path, reason)
+                where = _join(path, key) if key else path
+                self.fail(where, reason, getattr(obj, key.split("[")[0].split(".")[0], None))
         return obj
 
 

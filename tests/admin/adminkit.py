@@ -234,8 +234,11 @@ class Client:
 
 def encode_request(method: str, path: str, body: bytes = b"",
                    headers: dict[str, str] | None = None) -> bytes:
+    headers = dict(headers or {})
+    if method == "POST" and not any(n.lower() == "content-type" for n in headers):
+        headers["Content-Type"] = "application/yaml"  # as the admin API asks (admin/guard.py)
     lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
-    for name, value in (headers or {}).items():
+    for name, value in headers.items():
         lines.append(f"{name}: {value}")
     if body or method == "POST":
         lines.append(f"Content-Length: {len(body)}")

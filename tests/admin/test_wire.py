@@ -87,7 +87,8 @@ async def test_chunked_body_within_the_limit_is_applied(
 ) -> None:
     c = await Client.connect(small.port)
     body = GOOD_SMALL.encode()
-    await c.send_raw(b"POST /config HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    await c.send_raw(b"POST /config HTTP/1.1\r\nHost: localhost\r\n"
+                     b"Content-Type: application/yaml\r\nTransfer-Encoding: chunked\r\n\r\n"
                      + f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n")
     r = await c.read_response()
     assert (r.status, r.json()) == (200, {"applied": True})

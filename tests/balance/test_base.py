@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgeward.balance import BALANCERS, BalancerOptions, make_balancer
-from edgeward.balance.endpoint import Endpoint
+from edgeward.balance.endpoint import MAX_WEIGHT, Endpoint, clamp_weight
 from edgeward.balance.hashing import hash64
 from edgeward.balance.options import BalanceKind
 
@@ -117,3 +117,11 @@ def test_needs_hash_key_only_for_hash_balancers(kind: BalanceKind) -> None:
 
 def test_every_configurable_kind_has_a_balancer() -> None:
     assert sorted(BALANCERS) == KINDS
+
+
+def test_endpoint_weights_are_bounded() -> None:
+    assert MAX_WEIGHT == 65_535
+    assert [clamp_weight(w) for w in (-3, 0, 1, 70, 10**9)] == [1, 1, 1, 70, MAX_WEIGHT]
+    Endpoint("h", 1, MAX_WEIGHT)
+    with pytest.raises(ValueError, match="weight must be between 1 and 65535, got 65536"):
+        Endpoint("h", 1, MAX_WEIGHT + 1)

@@ -110,3 +110,45 @@ def test_bounded_load_never_exceeds_factor_times_average(
 def test_lookup_is_key_modulo_table_size() -> None:
     b = maglev(endpoints(4))
     assert b.pick(5, 0.0) is b.pick(5 + MAGLEV_TABLE_SIZE, 0.0)
+
+
+def _round_robin_fill(prefs: list[tuple[int, int]], weights: list[int], size: int) -> list[int]:
+    """The paper's fill with Envoy's weights, one pass over every entry per round (the
+    reference the heap-scheduled maglev_table must reproduce exactly)."""
+    n = len(prefs)
+    table, taken = [0] * size, bytearray(size)
+    position = [o for o, _ in prefs]
+    credit, top, filled = [0] * n, max(weights), 0
+    while True:
+        for i in range(n):
+            credit[i] += weights[i]
+            if credit[i] < top:
+                continue
+            credit[i] -= top
+            c = position[i]
+            while taken[c]:
+                c = (c + prefs[i][1]) % size
+            taken[c], table[c] = 1, i
+            position[i] = (c + prefs[i][1]) % size
+            filled += 1
+            if filled == size:
+                return table
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 250), st.integers(1, 250), st.integers(1, 9)),
+                min_size=1, max_size=8))
+def test_heap_scheduled_fill_equals_the_round_by_round_fill(
+        entries: list[tuple[int, int, int]]) -> None:
+    size = 251
+    prefs = [(o, s) for o, s, _ in entries]
+    weights = [w for _, _, w in entries]
+    assert maglev_table(prefs, weights, size) == _round_robin_fill(prefs, weights, size)
+
+
+def test_a_max_weight_entry_among_many_builds_a_full_table() -> None:
+    eps = endpoints(200, [65_535] + [1] * 199)
+    b = maglev(eps)
+    counts = Counter(owners(b))
+    assert counts[eps[0]] > 0.95 * len(KEYS)
+    assert sum(counts.values()) == len(KEYS)

@@ -146,3 +146,24 @@ def test_hot_key_spills_to_next_endpoints_under_bounded_load() -> None:
         picked.append(e)
     assert len(set(picked)) == 4
     assert max(e.active for e in eps) <= math.ceil(1.25 * 40 / 4)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.integers(1, 65_535), min_size=1, max_size=30), st.integers(1, 4096))
+def test_the_ring_stays_within_four_times_ring_size_plus_one_point_per_endpoint(
+        weights: list[int], ring_size: int) -> None:
+    b = ring(endpoints(len(weights), weights), ring_size=ring_size)
+    assert isinstance(b, RingHashBalancer)
+    assert len(b._hashes) <= 4 * ring_size + len(weights)
+    assert all(b.pick(k, 0.0) is not None for k in KEYS[:50])
+
+
+def test_huge_weights_are_scaled_and_shares_still_follow_them() -> None:
+    eps = endpoints(3, [60_000, 30_000, 10_000])
+    b = ring(eps, ring_size=8192)
+    assert isinstance(b, RingHashBalancer)
+    assert b.points_per_weight == 8192 / 100_000
+    assert len(b._hashes) == 8192
+    counts = Counter(owners(b))
+    for e in eps:
+        assert abs(counts[e] / len(KEYS) - e.weight / 100_000) < 0.05

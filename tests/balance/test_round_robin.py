@@ -78,9 +78,9 @@ def test_weights_are_reduced_by_gcd_and_unavailable_removed() -> None:
 
 
 def test_huge_coprime_weights_use_nginx_loop_and_stay_exact() -> None:
-    weights = [SCHEDULE_LIMIT, 3, 1]
+    weights = [SCHEDULE_LIMIT - 1, 3, 3]  # 65541 > SCHEDULE_LIMIT, each within MAX_WEIGHT
     eps = endpoints(weights)
     b = make_balancer(BalancerOptions(balance="weighted"), eps, random.Random(1))
     assert isinstance(b, WeightedBalancer)
     counts = Counter(b.pick(None, 0.0) for _ in range(sum(weights)))
-    assert counts == {eps[0]: SCHEDULE_LIMIT, eps[1]: 3, eps[2]: 1}
+    assert counts == {eps[0]: SCHEDULE_LIMIT - 1, eps[1]: 3, eps[2]: 3}

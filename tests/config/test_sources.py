@@ -252,3 +252,14 @@ async def test_etcd_source_resumes_after_restart_without_missing_a_write(
         await until(lambda: changes == ["v: 3\n"], timeout=8.0)
         server.put("/edgeward/config", "v: 4\n")
         await until(lambda: changes == ["v: 3\n", "v: 4\n"])
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o600])
+async def test_store_keeps_the_files_mode(tmp_path: Path, mode: int) -> None:
+    path = tmp_path / "edgeward.yaml"
+    path.write_text("routes: []\n")
+    os.chmod(path, mode)
+    await FileSource(path).store("routes: [] # new\n")
+    assert path.read_text() == "routes: [] # new\n"
+    assert os.stat(path).st_mode & 0o777 == mode
+    assert [p.name for p in tmp_path.iterdir()] == ["edgeward.yaml"]

@@ -17,6 +17,7 @@ from tests.fixtures_etcd import (  # noqa: F401 - fixtures
     free_port,
 )
 
+from edgeward.balance.endpoint import MAX_WEIGHT
 from edgeward.discovery.etcd import (
     DEFAULT_BACKOFF_BASE,
     DEFAULT_BACKOFF_CAP,
@@ -205,3 +206,8 @@ async def test_watcher_rereads_when_its_revision_was_compacted(
         server.put("/edgeward/services/cmp/10.0.0.3:80", entry("10.0.0.3:80"))
         await until(lambda: len(watcher.endpoints) == 2)
     assert updates[-1] == [("10.0.0.2", 80, 1), ("10.0.0.3", 80, 1)]
+
+
+def test_registry_weights_above_the_cap_are_clamped() -> None:
+    value = b'{"address": "10.0.0.1:80", "weight": 1000000}'
+    assert parse_registry_value(b"k", value) == ("10.0.0.1", 80, MAX_WEIGHT)

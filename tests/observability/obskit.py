@@ -89,6 +89,11 @@ class AdminGateway:
 
     def admin(self, method: str, path: str, body: bytes | str | None = None,
               headers: dict[str, str] | None = None) -> Reply:
+        """A call to the admin API; a POST says `Content-Type: application/yaml` unless
+        `headers` give one (a state change needs a non-form type, see admin/guard.py)."""
+        headers = dict(headers or {})
+        if method == "POST" and not any(n.lower() == "content-type" for n in headers):
+            headers["content-type"] = "application/yaml"
         return call(self.admin_port, method, path, body, headers)
 
     def scrape(self) -> Samples:

@@ -11,6 +11,7 @@ import glob
 import http.client
 import json
 import os
+import tempfile
 import threading
 from collections.abc import Iterator
 
@@ -233,7 +234,7 @@ routes: [{{name: all, match: {{path_prefix: /}}, upstream: o}}]
         for i in range(300):  # each on a new connection: the kernel spreads them
             assert get(gw.port, f"/w/{i}").status == 200
             sent += 1
-        metrics_dir = f"/tmp/edgeward-metrics-{gw.gw.pid}"
+        (metrics_dir,) = glob.glob(f"{tempfile.gettempdir()}/edgeward-metrics-{gw.gw.pid}-*")
         per_worker = wait_until(
             lambda: (lambda d: d if sum(d.values()) == sent else None)(
                 _worker_requests(metrics_dir)),

@@ -136,3 +136,32 @@ def test_reader_never_sees_a_torn_file_while_a_worker_rewrites_it(tmp_path: Path
 def test_worker_id_must_be_a_file_name_part(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="worker_id"):
         SnapshotExchange(str(tmp_path), "../x")
+
+
+def test_start_refuses_a_directory_others_can_write_or_a_symlink(tmp_path: Path) -> None:
+    from edgeward.observe.exchange import check_private, private_directory
+
+    open_dir = tmp_path / "open"
+    open_dir.mkdir()
+    os.chmod(open_dir, 0o777)
+    with pytest.raises(PermissionError, match="writable by others"):
+        SnapshotExchange(str(open_dir), 0).start()
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path)
+    with pytest.raises(PermissionError, match="not a directory"):
+        check_private(str(link))
+    fresh = private_directory()
+    try:
+        assert os.stat(fresh).st_mode & 0o777 == 0o700
+        assert os.path.basename(fresh).startswith(f"edgeward-metrics-{os.getpid()}-")
+        SnapshotExchange(fresh, 0).start()
+    finally:
+        os.rmdir(fresh)
+
+
+def test_a_planted_file_is_skipped_not_fatal(tmp_path: Path) -> None:
+    ex = SnapshotExchange(str(tmp_path), "a")
+    ex.start()
+    (tmp_path / "worker-z.json").write_text('{"snapshot": {"version": 1, "families": 7}}')
+    text = ex.render(_own_registry())
+    assert "req_total" in text and ex.read_errors == 1

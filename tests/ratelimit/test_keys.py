@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgeward.ratelimit.keys import parse_key_spec
+from edgeward.ratelimit.keys import MAX_PLAIN, digest, parse_key_spec
 from edgeward.request import SimpleRequest
 
 REQ = SimpleRequest(client_ip="10.0.0.7", headers={"X-Api-Key": "k1", "X-Consumer-Id": "acme"})
@@ -14,8 +14,8 @@ BARE = SimpleRequest(client_ip="10.0.0.8")
     [
         ("client_ip", "ip:10.0.0.7", "ip:10.0.0.8"),
         ("route", "route:orders", "route:orders"),
-        ("header:X-API-KEY", "h:k1", "ip:10.0.0.8"),
-        ("consumer", "c:acme", "ip:10.0.0.8"),
+        ("header:X-API-KEY", "h:" + digest("k1"), "ip:10.0.0.8"),
+        ("consumer", "c:" + digest("acme"), "ip:10.0.0.8"),
     ],
 )
 def test_keys_per_spec_with_client_ip_fallback(spec: str, request_key: str, bare_key: str) -> None:
@@ -32,10 +32,31 @@ def test_a_header_value_cannot_impersonate_a_client_ip_key() -> None:
 
 def test_consumer_header_is_configurable() -> None:
     key = parse_key_spec("consumer", consumer_header="X-Tenant")
-    assert key.extract(SimpleRequest(headers={"x-tenant": "t9"}), "r") == "c:t9"
+    assert key.extract(SimpleRequest(headers={"x-tenant": "t9"}), "r") == "c:" + digest("t9")
 
 
 @pytest.mark.parametrize("bad", ["ip", "header:", "header:a b", "Client_IP"])
 def test_unknown_specs_are_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="key|header"):
         parse_key_spec(bad)
+
+
+def test_client_chosen_values_become_fixed_size_keys() -> None:
+    key = parse_key_spec("header:x-api-key")
+    short = key.extract(SimpleRequest(headers={"x-api-key": "k"}), "r")
+    huge = key.extract(SimpleRequest(headers={"x-api-key": "k" * 30_000}), "r")
+    other = key.extract(SimpleRequest(headers={"x-api-key": "k" * 29_999 + "j"}), "r")
+    assert len(short) == len(huge) == len(other) == 2 + 32
+    assert len({short, huge, other}) == 3
+    for spec in ("cookie:s", "query:q", "path"):
+        value = parse_key_spec(spec).extract(SimpleRequest(
+            path="/" + "p" * 5000, cookies={"s": "c" * 5000}, query={"q": "q" * 5000}), "r")
+        assert len(value) == 2 + 32, spec
+
+
+def test_plain_values_stay_readable_unless_too_long() -> None:
+    ip = parse_key_spec("client_ip")
+    assert ip.extract(SimpleRequest(client_ip="2001:db8::1"), "r") == "ip:2001:db8::1"
+    odd = ip.extract(SimpleRequest(client_ip="x" * (MAX_PLAIN + 1)), "r")
+    assert odd == "ip:#" + digest("x" * (MAX_PLAIN + 1))
+    assert parse_key_spec("route").extract(BARE, "r" * 500) == "route:#" + digest("r" * 500)

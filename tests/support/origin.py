@@ -39,6 +39,7 @@ from urllib.parse import parse_qs, urlsplit
 
 RECORD_LIMIT = 1 << 20  # raw bytes kept per connection; the count goes on beyond
 BLOCK = 64 * 1024
+LINE_LIMIT = 1 << 20  # longest request line or header line read (gateways may allow large heads)
 _PATTERN_BLOCK = hashlib.sha256(b"edgeward").digest() * (BLOCK // 32)
 
 
@@ -103,7 +104,7 @@ class _Reader:
                 rec.raw += data[:room]
         self.buf += data
 
-    def readline(self, limit: int = 65536) -> bytes:
+    def readline(self, limit: int = LINE_LIMIT) -> bytes:
         while True:
             i = self.buf.find(b"\n")
             if i >= 0:

@@ -45,6 +45,12 @@ class AdminConfig:
         metadata=doc("Bearer token required by every POST; prefer token_env to keep it out of "
                      "the file"),
     )
+    hosts: list[str] = field(
+        default_factory=list,
+        metadata=doc("extra Host names the admin API answers to, besides localhost, loopback "
+                     "addresses and the listen address (DNS-rebinding defence, as Caddy's "
+                     "admin origins)"),
+    )
     token_env: str | None = field(
         default=None,
         metadata=doc("name of an environment variable holding the bearer token"),

@@ -79,7 +79,9 @@ OPENAPI: dict[str, Any] = {
                         },
                     }),
                     "401": _UNAUTHORIZED,
+                    "403": _ERROR,
                     "413": _ERROR,
+                    "415": _ERROR,
                 },
             },
         },
@@ -111,6 +113,8 @@ OPENAPI: dict[str, Any] = {
                 "202": _json("draining", {
                     "type": "object", "properties": {"draining": {"const": True}}}),
                 "401": _UNAUTHORIZED,
+                "403": _ERROR,
+                "415": _ERROR,
             },
         }},
         "/openapi.json": {"get": {

@@ -1,9 +1,10 @@
 """The admin API server: routing table, handlers, bearer-token check, dashboard sampling.
 
 Routes are one table, `(path, method) -> handler`, built once; /openapi.json describes the same
-table (tests hold the two together). Every POST changes state and, when a token is set, needs
-`Authorization: Bearer <token>` (compared in constant time). A POST carrying a browser `Origin`
-of another site is refused too, so a web page cannot drive a token-less loopback admin API.
+table (tests hold the two together). Every request first passes `admin.guard.check_request`
+(Host names this listener; no cross-site or form-sendable state change; no CORS preflight), so
+a web page cannot drive or read a token-less loopback admin API. Every POST changes state and,
+when a token is set, needs `Authorization: Bearer <token>` (compared in constant time).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import hmac
 import importlib.resources
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from edgeward.admin.backend import AdminBackend
 from edgeward.admin.config import AdminConfig
+from edgeward.admin.guard import check_request
 from edgeward.admin.openapi import OPENAPI
 from edgeward.admin.series import DEFAULT_HORIZON, DEFAULT_STEP, SeriesKeeper
 from edgeward.admin.wire import (
@@ -67,12 +69,15 @@ class AdminServer:
         limits: Limits | None = None,
         series_step: float = DEFAULT_STEP,
         series_horizon: float = DEFAULT_HORIZON,
+        hosts: tuple[str, ...] = (),
     ) -> None:
         if token is not None and not token:
             raise ValueError("token must be None (no auth) or a non-empty string, got ''")
         self.backend = backend
         self._token = token.encode() if token is not None else None
         self._limits = limits or Limits()
+        self._listen_host = "127.0.0.1"  # set by start()
+        self._hosts = hosts
         self.series = SeriesKeeper(horizon=series_horizon, step=series_step)
         self._dashboard, self._csp = _load_dashboard()
         self._openapi = json_bytes(OPENAPI)
@@ -97,7 +102,7 @@ class AdminServer:
 
     @classmethod
     def from_config(
-        cls, backend: AdminBackend, config: AdminConfig, environ: dict[str, str]
+        cls, backend: AdminBackend, config: AdminConfig, environ: Mapping[str, str]
     ) -> AdminServer:
         return cls(
             backend,
@@ -106,7 +111,22 @@ class AdminServer:
                           idle_timeout=config.idle_timeout),
             series_step=config.series_step,
             series_horizon=config.series_horizon,
+            hosts=tuple(config.hosts),
         )
+
+    def reconfigure(self, config: AdminConfig, environ: Mapping[str, str]
+                    ) -> None:
+        """Apply a reloaded `admin:` section (its listen address is the caller's to refuse):
+        the token at once (the old one stops working with the next request), hosts at once,
+        limits for new connections, a new series step or horizon restarts the series."""
+        token = config.resolve_token(environ)
+        self._token = token.encode() if token is not None else None
+        self._hosts = tuple(config.hosts)
+        self._limits = Limits(max_body=config.max_body, max_head=config.max_head,
+                              idle_timeout=config.idle_timeout)
+        if (config.series_step, config.series_horizon) != (self.series.step,
+                                                             self.series.horizon):
+            self.series = SeriesKeeper(horizon=config.series_horizon, step=config.series_step)
 
     def routes(self) -> set[tuple[str, str]]:
         """Every (path, METHOD) served."""
@@ -124,6 +144,7 @@ class AdminServer:
         if self._server is not None:
             raise RuntimeError("admin server already started")
         loop = asyncio.get_running_loop()
+        self._listen_host = host
         self._server = await loop.create_server(
             lambda: AdminConnection(self.dispatch, self._limits, self._connections),
             host, port, reuse_port=reuse_port or None,
@@ -144,10 +165,11 @@ class AdminServer:
 
     async def _sample_forever(self) -> None:
         loop = asyncio.get_running_loop()
-        step = self.series.step
         while True:
             self.sample_once(loop.time())
-            # Aim at the next multiple of `step` so samples land on slot edges.
+            # Aim at the next multiple of `step` so samples land on slot edges (read each
+            # time: a reload may change it).
+            step = self.series.step
             now = loop.time()
             await asyncio.sleep(step - (now % step) + 1e-3)
 
@@ -172,10 +194,14 @@ class AdminServer:
                 f"{request.method} is not allowed on {request.path}; allowed: {allow}",
                 rid, (("Allow", allow),),
             )
+        refusal = check_request(request.method, request.headers, self._listen_host, self._hosts)
+        if refusal is not None:
+            status, code, message = refusal
+            return error_response(status, code, message, rid)
         if request.method != "GET":
-            refusal = self._refuse_change(request)
-            if refusal is not None:
-                return refusal
+            unauthorized = self._unauthorized(request)
+            if unauthorized is not None:
+                return unauthorized
         try:
             return await handler(request)
         except Exception as exc:
@@ -185,7 +211,7 @@ class AdminServer:
                 f"{request.method} {request.path} failed: {type(exc).__name__}", rid,
             )
 
-    def _refuse_change(self, request: AdminRequest) -> AdminResponse | None:
+    def _unauthorized(self, request: AdminRequest) -> AdminResponse | None:
         rid = request.request_id
         if self._token is not None:
             given = request.headers.get("authorization", "")
@@ -199,13 +225,6 @@ class AdminServer:
                     f"{request.method} {request.path} needs Authorization: Bearer <token>",
                     rid, (("WWW-Authenticate", 'Bearer realm="edgeward-admin"'),),
                 )
-        origin = request.headers.get("origin")
-        host = request.headers.get("host")
-        if origin is not None and origin != "null" and origin.partition("://")[2] != host:
-            return error_response(
-                403, "forbidden_origin",
-                f"a page from {origin} may not change this gateway", rid,
-            )
         return None
 
     # -- handlers --------------------------------------------------------------------------

@@ -7,6 +7,20 @@ cluster, so a config reload that keeps the address keeps its state.
 
 from __future__ import annotations
 
+from typing import Final
+
+# Largest endpoint weight: the range of a DNS SRV weight (RFC 2782, 0-65535), so SRV answers
+# keep their ratios, and 16 bits of ratio are more than any traffic split needs. It bounds
+# what one endpoint can ask of a balancer (the ring and table sizes are bounded separately,
+# see ring_hash.py and maglev.py); registry weights above it are clamped, config weights
+# above it refused. HAProxy's cap is 256; Envoy bounds only the sum (2**32 - 1).
+MAX_WEIGHT: Final = 65_535
+
+
+def clamp_weight(weight: int) -> int:
+    """A discovered weight brought into 1..MAX_WEIGHT."""
+    return 1 if weight < 1 else MAX_WEIGHT if weight > MAX_WEIGHT else weight
+
 
 class Endpoint:
     """One HOST:PORT of an upstream.
@@ -19,8 +33,8 @@ class Endpoint:
     __slots__ = ("host", "port", "key", "weight", "active", "healthy", "ejected")
 
     def __init__(self, host: str, port: int, weight: int = 1) -> None:
-        if weight < 1:
-            raise ValueError(f"weight must be >= 1, got {weight}")
+        if not 1 <= weight <= MAX_WEIGHT:
+            raise ValueError(f"weight must be between 1 and {MAX_WEIGHT}, got {weight}")
         self.host = host
         self.port = port
         self.key = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -11,11 +11,14 @@ allow 2 %). Endpoints are filled in key
 order, so every worker builds the same table whatever order discovery lists them in.
 
 Building the table costs about M * ln(M) probes (~40-80 ms in CPython for M = 65537), paid in
-set_endpoints/refresh, never in `pick`.
+set_endpoints/refresh, never in `pick`. Turns are scheduled by a heap of each entry's next
+claiming round, so unequal weights (up to MAX_WEIGHT to 1) cost M * log(N) steps, not a pass
+over every entry for each of up to M rounds.
 """
 
 from __future__ import annotations
 
+import heapq
 import random
 from collections.abc import Sequence
 
@@ -38,28 +41,36 @@ def maglev_table(prefs: Sequence[tuple[int, int]], weights: Sequence[int], size:
     taken = bytearray(size)
     position = [offset for offset, _ in prefs]
     skips = [skip for _, skip in prefs]
-    credit = [0] * n
     top = max(weights)
+    # Entry i gains weights[i] credit per round and claims a slot whenever its credit reaches
+    # `top`: its k-th claim falls in round ceil(k * top / weights[i]). Within a round entries
+    # claim in index order, so the heap orders by (round, index).
+    claims = [0] * n
+    turns = [(_claim_round(1, top, weights[i]), i) for i in range(n)]
+    heapq.heapify(turns)
     filled = 0
     while True:
-        for i in range(n):
-            credit[i] += weights[i]
-            if credit[i] < top:
-                continue
-            credit[i] -= top
-            c = position[i]
-            skip = skips[i]
-            while taken[c]:
-                c += skip
-                if c >= size:
-                    c -= size
-            taken[c] = 1
-            table[c] = i
+        _, i = turns[0]
+        c = position[i]
+        skip = skips[i]
+        while taken[c]:
             c += skip
-            position[i] = c - size if c >= size else c
-            filled += 1
-            if filled == size:
-                return table
+            if c >= size:
+                c -= size
+        taken[c] = 1
+        table[c] = i
+        c += skip
+        position[i] = c - size if c >= size else c
+        filled += 1
+        if filled == size:
+            return table
+        claims[i] += 1
+        heapq.heapreplace(turns, (_claim_round(claims[i] + 1, top, weights[i]), i))
+
+
+def _claim_round(k: int, top: int, weight: int) -> int:
+    """The round of an entry's k-th claim: ceil(k * top / weight)."""
+    return -((-k * top) // weight)
 
 
 class MaglevBalancer(HashedBalancer):

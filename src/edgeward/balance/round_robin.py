@@ -23,6 +23,9 @@ from edgeward.balance.options import BalancerOptions
 # Longest precomputed cycle: 64 Ki list slots (512 KiB) per upstream at most. Weights are
 # reduced by their gcd first, so typical weights (1..100 over tens of endpoints) fit easily.
 SCHEDULE_LIMIT = 65536
+# Computing a cycle costs its length times the number of endpoints; past this many steps (a
+# fraction of a second in CPython) the cycle is not precomputed either.
+SCHEDULE_WORK_LIMIT = 4 * 1024 * 1024
 
 
 def smooth_wrr_cycle(weights: Sequence[int]) -> list[int]:
@@ -84,7 +87,7 @@ class WeightedBalancer(Balancer):
         self._weights = [e.weight // divisor for e in live]
         self._total = sum(self._weights)
         self._current = [0] * len(live)
-        if self._total <= SCHEDULE_LIMIT:
+        if self._total <= SCHEDULE_LIMIT and self._total * len(live) <= SCHEDULE_WORK_LIMIT:
             self._schedule = [live[i] for i in smooth_wrr_cycle(self._weights)]
         else:
             self._schedule = []

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from edgeward.admin.config import AdminConfig
+from edgeward.balance.endpoint import MAX_WEIGHT
 from edgeward.balance.options import (
     DEFAULT_ACTIVE_REQUEST_BIAS,
     DEFAULT_BALANCE,
@@ -128,7 +129,8 @@ class UpstreamConfig:
     targets: list[Address] = field(
         default_factory=list, metadata=doc("static HOST:PORT endpoints"))
     weights: dict[str, int] = field(
-        default_factory=dict, metadata=doc("weight per target (HOST:PORT -> weight), default 1"))
+        default_factory=dict,
+        metadata=doc("weight per target (HOST:PORT -> weight), default 1, at most 65535"))
     discovery: DiscoveryConfig | None = field(
         default=None, metadata=doc("follow an etcd registry or DNS name instead of targets"))
     balance: BalanceKind = field(default=DEFAULT_BALANCE, metadata=doc("balancing algorithm"))
@@ -183,8 +185,9 @@ class UpstreamConfig:
         for key, weight in self.weights.items():
             if key not in known:
                 problems.append((f"weights.{key}", "not one of targets"))
-            if weight < 1:
-                problems.append((f"weights.{key}", "must be at least 1"))
+            if not 1 <= weight <= MAX_WEIGHT:
+                problems.append((f"weights.{key}", f"must be between 1 and {MAX_WEIGHT}, "
+                                                   f"got {weight}"))
         try:
             for key, reason in self.balancer_options().check():
                 problems.append((key, reason))

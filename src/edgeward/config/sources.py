@@ -26,6 +26,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import stat
 import tempfile
 import time
 from abc import ABC, abstractmethod
@@ -124,13 +125,15 @@ class FileSource(ConfigSource):
         return self.path
 
     async def store(self, text: str) -> None:
-        """Replace the file atomically (a temporary file in the same directory, renamed)."""
+        """Replace the file atomically (a temporary file in the same directory, renamed),
+        keeping the file's mode, owner and group."""
         path = os.path.realpath(self.path)
         directory = os.path.dirname(path)
 
         def write() -> None:
             fd, tmp = tempfile.mkstemp(prefix=".edgeward-", dir=directory)
             try:
+                _keep_mode_and_owner(fd, path)
                 with os.fdopen(fd, "w", encoding="utf-8") as f:
                     f.write(text)
                 os.replace(tmp, path)
@@ -202,6 +205,26 @@ class FileSource(ConfigSource):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _keep_mode_and_owner(fd: int, path: str) -> None:
+    """Give the replacement (mkstemp makes it 0600, owned by us) the mode and owner of the
+    file it replaces, as editors and `install` do; a new file gets 0666 less the umask."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+        return
+    os.fchmod(fd, stat.S_IMODE(st.st_mode))
+    if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+        try:
+            os.fchown(fd, st.st_uid, st.st_gid)
+        except PermissionError:
+            log.warning("config %s: cannot keep its owner %d:%d (not permitted); the new "
+                        "file is owned by %d:%d", path, st.st_uid, st.st_gid,
+                        os.geteuid(), os.getegid())
 
 
 def _deliver(on_change: OnChange, text: str, label: str) -> None:

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import aetcd
 import aetcd.exceptions
 
+from edgeward.balance.endpoint import MAX_WEIGHT
 from edgeward.values import Address, Duration, doc
 
 log = logging.getLogger(__name__)
@@ -212,6 +213,10 @@ def parse_registry_value(key: bytes, value: bytes) -> tuple[str, int, int] | Non
     except (ValueError, KeyError, TypeError) as exc:
         log.warning("ignoring malformed registry entry %r: %s", key, exc)
         return None
+    if weight > MAX_WEIGHT:
+        log.warning("registry entry %r: weight %d clamped to %d (the largest weight)",
+                    key, weight, MAX_WEIGHT)
+        weight = MAX_WEIGHT
     return host, port, weight
 
 

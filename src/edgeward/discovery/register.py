@@ -26,6 +26,7 @@ import math
 import signal
 import sys
 
+from edgeward.balance.endpoint import MAX_WEIGHT
 from edgeward.discovery.etcd import (
     DEFAULT_ETCD_TIMEOUT,
     RETRYABLE,
@@ -66,8 +67,9 @@ class Registration:
     ) -> None:
         if not service or "/" in service:
             raise ValueError(f"service name must be non-empty without '/', got {service!r}")
-        if isinstance(weight, bool) or weight < 1:
-            raise ValueError(f"weight must be an integer >= 1, got {weight!r}")
+        if isinstance(weight, bool) or not 1 <= weight <= MAX_WEIGHT:
+            raise ValueError(f"weight must be an integer from 1 to {MAX_WEIGHT}, "
+                             f"got {weight!r}")
         if ttl < MIN_TTL:
             raise ValueError(f"ttl must be >= {MIN_TTL:g}s, got {ttl:g}s")
         name = format_endpoint(address)
@@ -152,7 +154,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--service", required=True, help="service name (upstream discovery: etcd)")
     p.add_argument("--address", required=True, metavar="HOST:PORT",
                    help="address the gateway should send traffic to")
-    p.add_argument("--weight", type=int, default=1, help="balancing weight, >= 1 (default 1)")
+    p.add_argument("--weight", type=int, default=1,
+                   help=f"balancing weight, 1..{MAX_WEIGHT} (default 1)")
     p.add_argument("--ttl", default=f"{DEFAULT_TTL:g}s",
                    help=f"lease TTL, e.g. 10s (default {DEFAULT_TTL:g}s)")
     p.add_argument("--timeout", default=f"{DEFAULT_ETCD_TIMEOUT:g}s",

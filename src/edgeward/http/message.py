@@ -15,10 +15,10 @@ the rest of the request's handling (see `edgeward.http.fields`).
 from __future__ import annotations
 
 import re
-from http.cookies import CookieError, SimpleCookie
 from typing import Final
 from urllib.parse import parse_qsl
 
+from edgeward.http.cookies import parse_cookies
 from edgeward.http.fields import Headers
 
 NO_BODY: Final = 0
@@ -128,18 +128,8 @@ class RequestHead:
     def cookie(self, name: str) -> str | None:
         jar = self._cookies
         if jar is None:
-            jar = self._cookies = {}
             raw = self.headers.get("cookie")
-            if raw:
-                try:
-                    parsed = SimpleCookie()
-                    parsed.load(raw)
-                    jar.update((k, m.value) for k, m in parsed.items())
-                except CookieError:
-                    for part in raw.split(";"):
-                        k, sep, v = part.strip().partition("=")
-                        if sep:
-                            jar.setdefault(k, v)
+            jar = self._cookies = parse_cookies(raw) if raw else {}
         return jar.get(name)
 
     def query(self, name: str) -> str | None:

@@ -20,6 +20,12 @@ A restarted worker that reuses a worker id first renames the previous owner's fi
 `retired-<id>-<pid>.json` (see `start()`), so the old counts stay in the sum and the new
 process starts from zero. Wipe the directory when the whole gateway (all workers) starts,
 exactly as prometheus_client asks for its multiprocess directory.
+
+The directory must be private: `private_directory()` makes a fresh one (mkdtemp: random name,
+mode 0700), and `start()` refuses a directory that is a symlink, is owned by another user or
+is writable by group or others. A scrape reads only regular files owned by this user, and a
+file whose snapshot does not merge with this worker's (malformed, or a family of another type)
+is skipped and counted in `read_errors`: one bad file never makes /metrics fail.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import stat
 import tempfile
 import time
 from typing import Any
@@ -44,6 +51,36 @@ DEFAULT_STALE_AFTER = 5.0
 
 _LIVE_PREFIX = "worker-"
 _RETIRED_PREFIX = "retired-"
+
+
+def private_directory() -> str:
+    """A new directory only this user can use: `edgeward-metrics-<pid>-<random>` under the
+    temp dir, mode 0700 (mkdtemp). The pid says whose it is; the random part that nobody
+    could have made it beforehand."""
+    return tempfile.mkdtemp(prefix=f"edgeward-metrics-{os.getpid()}-")
+
+
+def check_private(directory: str) -> None:
+    """Raise PermissionError unless `directory` is a real directory of ours that nobody else
+    can write to."""
+    st = os.lstat(directory)
+    if not stat.S_ISDIR(st.st_mode):
+        raise PermissionError(f"metrics directory {directory} is not a directory (or is a "
+                              "symlink)")
+    if st.st_uid != os.geteuid():
+        raise PermissionError(f"metrics directory {directory} is owned by uid {st.st_uid}, "
+                              f"not {os.geteuid()}")
+    if st.st_mode & 0o022:
+        raise PermissionError(f"metrics directory {directory} is writable by others "
+                              f"(mode {stat.S_IMODE(st.st_mode):04o})")
+
+
+def _ours(path: str) -> bool:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid()
 
 
 def pid_alive(pid: int) -> bool:
@@ -79,9 +116,11 @@ class SnapshotExchange:
         self.read_errors = 0
 
     def start(self) -> None:
-        """Create the directory; retire a previous process's file for this worker id."""
-        os.makedirs(self.directory, exist_ok=True)
-        old = _read(self._path)
+        """Create the directory (0700) or check an existing one is private (PermissionError
+        if not); retire a previous process's file for this worker id."""
+        os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        check_private(self.directory)
+        old = _read(self._path) if _ours(self._path) else None
         if old is not None and old.get("pid") != self.pid:
             retired = os.path.join(
                 self.directory, f"{_RETIRED_PREFIX}{self.worker_id}-{old.get('pid')}.json")
@@ -110,6 +149,7 @@ class SnapshotExchange:
     def collect(self, registry: Registry, wall_now: float | None = None) -> Snapshot:
         """Merge every other worker's file with this worker's live registry."""
         now = time.time() if wall_now is None else wall_now
+        own = registry.snapshot()
         snaps: list[Snapshot] = []
         try:
             names = sorted(os.listdir(self.directory))
@@ -121,17 +161,32 @@ class SnapshotExchange:
             path = os.path.join(self.directory, name)
             if path == self._path:
                 continue
-            doc = _read(path)
-            if doc is None:
+            snap = self._usable(path, now, snaps, own) if _ours(path) else None
+            if snap is None:
                 self.read_errors += 1
                 continue
-            snap = doc["snapshot"]
-            live = (name.startswith(_LIVE_PREFIX)
+            snaps.append(snap)
+        snaps.append(own)
+        return merge(snaps)
+
+    def _usable(self, path: str, now: float, accepted: list[Snapshot],
+                own: Snapshot) -> Snapshot | None:
+        """The file's snapshot (without gauges unless fresh and live), or None when it cannot
+        be read or does not merge and render with those accepted so far and our own."""
+        try:
+            doc = _read(path)
+            if doc is None:
+                return None
+            snap: Snapshot = doc["snapshot"]
+            live = (os.path.basename(path).startswith(_LIVE_PREFIX)
                     and now - float(doc.get("written_at", 0.0)) <= self.stale_after
                     and pid_alive(int(doc.get("pid", 0))))
-            snaps.append(snap if live else _without_gauges(snap))
-        snaps.append(registry.snapshot())
-        return merge(snaps)
+            if not live:
+                snap = _without_gauges(snap)
+            render_snapshot(merge([*accepted, snap, own]))
+        except Exception:  # a malformed or foreign file: skip it, counted by the caller
+            return None
+        return snap
 
     def render(self, registry: Registry, wall_now: float | None = None) -> str:
         """The /metrics body for the whole fleet of workers on this host."""

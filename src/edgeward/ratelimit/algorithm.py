@@ -14,9 +14,10 @@ queued); the same behaviour here is `burst: N + 1`.
 
 from __future__ import annotations
 
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from edgeward.ratelimit.decision import Decision
+from edgeward.ratelimit.keymap import KeyMap
 
 # Comparisons of accumulated float time allow this much slack (one nanosecond), so a request
 # arriving exactly on its theoretical time is not refused because of rounding.
@@ -26,6 +27,7 @@ EPSILON: Final = 1e-9
 class Algorithm(Protocol):
     rate: float
     burst: int
+    keys: KeyMap[Any]
 
     @property
     def window(self) -> float: ...  # seconds over which `burst` refills: burst / rate

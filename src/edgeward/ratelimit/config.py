@@ -14,9 +14,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from edgeward.ratelimit.keymap import DEFAULT_MAX_KEYS
+from edgeward.ratelimit.keymap import DEFAULT_MAX_BYTES, DEFAULT_MAX_KEYS, ENTRY_BYTES
 from edgeward.ratelimit.keys import KeySpec, parse_key_spec
-from edgeward.values import Duration, Rate, doc
+from edgeward.values import Duration, Rate, Size, doc
 
 Algorithm = Literal["gcra", "token_bucket", "leaky_bucket", "sliding_window"]
 
@@ -93,6 +93,11 @@ class RateLimitConfig:
     max_keys: int = field(
         default=DEFAULT_MAX_KEYS, metadata=doc("Most keys remembered per process (LRU).")
     )
+    max_memory: Size = field(
+        default=DEFAULT_MAX_BYTES,
+        metadata=doc("Most bytes of key table per process, LRU past it (nginx limit_req zones "
+                     "are sized in bytes); ~300 bytes per key."),
+    )
 
     @property
     def effective_burst(self) -> int:
@@ -128,6 +133,9 @@ class RateLimitConfig:
             problems.append(("processes", f"must be >= 1, got {self.processes}"))
         if self.max_keys < 1:
             problems.append(("max_keys", f"must be >= 1, got {self.max_keys}"))
+        if self.max_memory < 1024:
+            problems.append(("max_memory", f"must be at least 1KiB ({ENTRY_BYTES} bytes per "
+                                           f"key), got {self.max_memory}"))
         if self.scope == "global" and self.algorithm not in ("gcra", "sliding_window"):
             problems.append(
                 (

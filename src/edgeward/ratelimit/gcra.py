@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from edgeward.ratelimit.algorithm import EPSILON, bad_cost, check_params
 from edgeward.ratelimit.decision import Decision
-from edgeward.ratelimit.keymap import DEFAULT_MAX_KEYS, KeyMap
+from edgeward.ratelimit.keymap import DEFAULT_MAX_BYTES, DEFAULT_MAX_KEYS, KeyMap
 
 
 class _Tat:
@@ -23,16 +23,22 @@ class _Tat:
         self.tat = tat
 
 
+def _full_again(state: _Tat, now: float) -> bool:
+    """A TAT not ahead of now: the key has its whole burst, as a key never seen."""
+    return state.tat <= now
+
+
 class GCRA:
     __slots__ = ("rate", "burst", "interval", "span", "keys")
 
-    def __init__(self, rate: float, burst: int, max_keys: int = DEFAULT_MAX_KEYS) -> None:
+    def __init__(self, rate: float, burst: int, max_keys: int = DEFAULT_MAX_KEYS,
+                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         check_params(rate, burst, max_keys)
         self.rate = rate
         self.burst = burst
         self.interval = 1.0 / rate          # T: seconds one unit of cost is worth
         self.span = burst / rate            # tau + T: how far ahead of now the TAT may run
-        self.keys: KeyMap[_Tat] = KeyMap(max_keys)
+        self.keys: KeyMap[_Tat] = KeyMap(max_keys, max_bytes, _full_again)
 
     @property
     def window(self) -> float:
@@ -52,7 +58,7 @@ class GCRA:
             if state is not None:
                 state.tat = new_tat
             else:
-                self.keys.put(key, _Tat(new_tat))
+                self.keys.put(key, _Tat(new_tat), now)
             return Decision(True, self.burst, int((span - ahead) * self.rate + EPSILON), ahead)
         remaining = int((span - (tat - now)) * self.rate + EPSILON)
         return Decision(False, self.burst, remaining, tat - now, ahead - span)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from edgeward.ratelimit.algorithm import EPSILON, bad_cost, check_params
 from edgeward.ratelimit.decision import Decision
-from edgeward.ratelimit.keymap import DEFAULT_MAX_KEYS, KeyMap
+from edgeward.ratelimit.keymap import DEFAULT_MAX_BYTES, DEFAULT_MAX_KEYS, KeyMap
 
 
 class LeakyBucket:
@@ -27,6 +27,7 @@ class LeakyBucket:
         nodelay: bool = False,
         delay_after: int = 0,
         max_keys: int = DEFAULT_MAX_KEYS,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         check_params(rate, burst, max_keys)
         if delay_after < 0:
@@ -35,7 +36,11 @@ class LeakyBucket:
         self.burst = burst
         self.nodelay = nodelay
         self.delay_after = delay_after
-        self.keys: KeyMap[list[float]] = KeyMap(max_keys)
+        self.keys: KeyMap[list[float]] = KeyMap(max_keys, max_bytes, self._empty_again)
+
+    def _empty_again(self, state: list[float], now: float) -> bool:
+        """Drained: the key is as good as never seen."""
+        return state[0] - (now - state[1]) * self.rate <= 0.0
 
     @property
     def window(self) -> float:
@@ -49,7 +54,7 @@ class LeakyBucket:
         state = self.keys.get(key)
         if state is None:
             state = [0.0, now]
-            self.keys.put(key, state)
+            self.keys.put(key, state, now)
         elif now > state[1]:
             level = state[0] - (now - state[1]) * rate
             state[0] = level if level > 0.0 else 0.0

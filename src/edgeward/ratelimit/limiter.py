@@ -55,6 +55,8 @@ class Limiter(Protocol):
 
     async def decide(self, key: str, now: float, cost: int = 1) -> Decision: ...
 
+    def table_stats(self) -> dict[str, int]: ...
+
 
 def settle(decision: Decision, enforce: bool, stats: LimiterStats) -> Decision:
     """Count the decision and apply shadow mode."""
@@ -95,6 +97,10 @@ class LocalLimiter:
     async def decide(self, key: str, now: float, cost: int = 1) -> Decision:
         return self.decide_sync(key, now, cost)
 
+    def table_stats(self) -> dict[str, int]:
+        """The per-key table's size against its bounds (ratelimit/keymap.py)."""
+        return self.algorithm.keys.stats()
+
     def __repr__(self) -> str:
         shadow = " shadow" if not self.enforce else ""
         return f"<LocalLimiter {self.algorithm!r}{shadow}>"
@@ -105,13 +111,14 @@ def make_algorithm(config: RateLimitConfig, *, share: int = 1) -> Algorithm:
     local fallback of a global limit; the burst never drops below 1)."""
     rate = config.rate / share
     burst = max(1, config.effective_burst // share)
+    keys, size = config.max_keys, config.max_memory
     if config.algorithm == "gcra":
-        return GCRA(rate, burst, config.max_keys)
+        return GCRA(rate, burst, keys, size)
     if config.algorithm == "token_bucket":
-        return TokenBucket(rate, burst, config.max_keys)
+        return TokenBucket(rate, burst, keys, size)
     if config.algorithm == "leaky_bucket":
-        return LeakyBucket(rate, burst, nodelay=config.nodelay, max_keys=config.max_keys)
-    return SlidingWindow(rate, burst, config.max_keys)
+        return LeakyBucket(rate, burst, nodelay=config.nodelay, max_keys=keys, max_bytes=size)
+    return SlidingWindow(rate, burst, keys, size)
 
 
 def build_local_limiter(config: RateLimitConfig) -> LocalLimiter:

@@ -118,6 +118,11 @@ class _Lease:
         self.pending: asyncio.Future[None] | None = None
 
 
+def _lease_spent(lease: _Lease, now: float) -> bool:
+    """Nothing left to spend, wait for or fetch: the key is as good as never seen."""
+    return lease.pending is None and now >= lease.expires and now >= lease.wait_until
+
+
 class GlobalLimiter:
     """One route's cluster-wide limit. See the module docstring for modes and failures."""
 
@@ -160,7 +165,7 @@ class GlobalLimiter:
         self._fallback: LocalLimiter | None = None
         if config.on_store_failure == "local":
             self._fallback = LocalLimiter(make_algorithm(config, share=processes))
-        self._leases: KeyMap[_Lease] = KeyMap(config.max_keys)
+        self._leases: KeyMap[_Lease] = KeyMap(config.max_keys, config.max_memory, _lease_spent)
 
     async def prepare(self, timeout: float = PREPARE_TIMEOUT) -> bool:
         """Connect and load the scripts before traffic arrives (at startup or after a reload),
@@ -176,6 +181,10 @@ class GlobalLimiter:
             return False
         self.store_up = True
         return True
+
+    def table_stats(self) -> dict[str, int]:
+        """The lease table's size against its bounds (the Redis keys expire in Redis)."""
+        return self._leases.stats()
 
     def redis_key(self, key: str) -> str:
         return self._prefix + key + "}"
@@ -275,7 +284,7 @@ class GlobalLimiter:
         lease = self._leases.get(key)
         if lease is None:
             lease = _Lease(now)
-            self._leases.put(key, lease)
+            self._leases.put(key, lease, now)
         for _ in range(LEASE_ROUNDS):
             if lease.pending is not None:
                 await asyncio.shield(lease.pending)

@@ -13,18 +13,23 @@ import math
 
 from edgeward.ratelimit.algorithm import EPSILON, bad_cost, check_params
 from edgeward.ratelimit.decision import Decision
-from edgeward.ratelimit.keymap import DEFAULT_MAX_KEYS, KeyMap
+from edgeward.ratelimit.keymap import DEFAULT_MAX_BYTES, DEFAULT_MAX_KEYS, KeyMap
 
 
 class SlidingWindow:
     __slots__ = ("rate", "burst", "length", "keys")
 
-    def __init__(self, rate: float, burst: int, max_keys: int = DEFAULT_MAX_KEYS) -> None:
+    def __init__(self, rate: float, burst: int, max_keys: int = DEFAULT_MAX_KEYS,
+                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         check_params(rate, burst, max_keys)
         self.rate = rate
         self.burst = burst
         self.length = burst / rate
-        self.keys: KeyMap[list[float]] = KeyMap(max_keys)
+        self.keys: KeyMap[list[float]] = KeyMap(max_keys, max_bytes, self._counts_gone)
+
+    def _counts_gone(self, state: list[float], now: float) -> bool:
+        """Both windows of the state are over: it counts nothing any more."""
+        return math.floor(now / self.length) >= state[0] + 2
 
     @property
     def window(self) -> float:
@@ -40,7 +45,7 @@ class SlidingWindow:
         state = self.keys.get(key)          # [window index, current count, previous count]
         if state is None:
             state = [float(index), 0.0, 0.0]
-            self.keys.put(key, state)
+            self.keys.put(key, state, now)
         elif index > state[0]:
             state[2] = state[1] if index == state[0] + 1 else 0.0
             state[1] = 0.0

@@ -9,17 +9,22 @@ from __future__ import annotations
 
 from edgeward.ratelimit.algorithm import EPSILON, bad_cost, check_params
 from edgeward.ratelimit.decision import Decision
-from edgeward.ratelimit.keymap import DEFAULT_MAX_KEYS, KeyMap
+from edgeward.ratelimit.keymap import DEFAULT_MAX_BYTES, DEFAULT_MAX_KEYS, KeyMap
 
 
 class TokenBucket:
     __slots__ = ("rate", "burst", "keys")
 
-    def __init__(self, rate: float, burst: int, max_keys: int = DEFAULT_MAX_KEYS) -> None:
+    def __init__(self, rate: float, burst: int, max_keys: int = DEFAULT_MAX_KEYS,
+                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         check_params(rate, burst, max_keys)
         self.rate = rate
         self.burst = burst
-        self.keys: KeyMap[list[float]] = KeyMap(max_keys)
+        self.keys: KeyMap[list[float]] = KeyMap(max_keys, max_bytes, self._full_again)
+
+    def _full_again(self, state: list[float], now: float) -> bool:
+        """Refilled to the whole burst: the key is as good as never seen."""
+        return state[0] + (now - state[1]) * self.rate >= self.burst
 
     @property
     def window(self) -> float:
@@ -33,7 +38,7 @@ class TokenBucket:
         state = self.keys.get(key)
         if state is None:
             state = [float(burst), now]
-            self.keys.put(key, state)
+            self.keys.put(key, state, now)
         elif now > state[1]:
             tokens = state[0] + (now - state[1]) * rate
             state[0] = tokens if tokens < burst else float(burst)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from edgeward.routing.keys import parse_key
+from edgeward.routing.regex import pattern_problem
 from edgeward.values import doc
 
 # RFC 9110 §9.1: a method is a token; upper case by convention (all registered methods are).
@@ -84,7 +85,8 @@ class MatchConfig:
     path_regex: str | None = field(
         default=None,
         metadata=doc(
-            "Python regular expression that must match the WHOLE path (Envoy safe_regex semantics)."
+            "RE2 regular expression that must match the WHOLE path (Envoy safe_regex: linear "
+            "time; no backreferences or lookaround)."
         ),
     )
     methods: list[str] = field(
@@ -126,11 +128,8 @@ class MatchConfig:
             value = getattr(self, key)
             if value is not None and not value.startswith("/"):
                 problems.append((key, f"must start with '/', got {value!r} (it could never match)"))
-        if self.path_regex is not None:
-            try:
-                re.compile(self.path_regex)
-            except re.error as exc:
-                problems.append(("path_regex", f"does not compile: {exc} in {self.path_regex!r}"))
+        if self.path_regex is not None and (reason := pattern_problem(self.path_regex)):
+            problems.append(("path_regex", reason))
         for i, m in enumerate(self.methods):
             if not _METHOD_RE.match(m.upper()):
                 problems.append((f"methods[{i}]", f"{m!r} is not an HTTP method token"))

@@ -23,12 +23,12 @@ routes that share a key.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Generic, TypeVar
 
 from edgeward.request import RequestView
 from edgeward.routing.config import MatchConfig
+from edgeward.routing.regex import Matcher, compile_fullmatch
 
 T = TypeVar("T")
 
@@ -48,8 +48,8 @@ class _Route(Generic[T]):
             (k.lower(), v) for k, v in match.headers.items()
         )
         self.present: tuple[str, ...] = tuple(h.lower() for h in match.header_present)
-        self.regex: Callable[[str], re.Match[str] | None] | None = (
-            re.compile(match.path_regex).fullmatch if match.path_regex is not None else None
+        self.regex: Matcher | None = (
+            compile_fullmatch(match.path_regex) if match.path_regex is not None else None
         )
 
     def accepts(self, req: RequestView) -> bool:
@@ -125,8 +125,8 @@ class _PathIndex(Generic[T]):
 class RouteTable(Generic[T]):
     """Built from an ordered list of (MatchConfig, value); `match(req)` returns a value or None.
 
-    MatchConfigs are assumed valid (passed `check()`); the table compiles regexes again and
-    raises re.error if one does not compile.
+    MatchConfigs are assumed valid (passed `check()`); the table compiles regexes again (RE2,
+    see routing/regex.py) and raises ValueError if one does not compile.
     """
 
     __slots__ = ("_exact_hosts", "_wild_hosts", "_wild_min", "_wild_max", "_any_host", "_size",

@@ -1,0 +1,48 @@
+"""config/text.py: YAML 1.2 reading with a bound on alias expansion."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from edgeward.config.text import MAX_NODES, expanded_size, load_text, safe_load
+from edgeward.structs import ConfigError
+
+
+def compose(text: str) -> yaml.Node:
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    assert node is not None
+    return node
+
+
+def test_expanded_size_counts_every_reference() -> None:
+    assert expanded_size(compose("a: 1")) == 3                       # mapping, key, value
+    assert expanded_size(compose("a: &x [1, 2]\nb: *x\nc: *x")) == 1 + 3 * (1 + 3)
+    nested = "a0: &a0 [x, x]\n" + "".join(
+        f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}]\n" for i in range(1, 40))
+    assert expanded_size(compose(nested), limit=1000) == 1001         # stops past the limit
+
+
+def test_a_recursive_document_is_refused() -> None:
+    with pytest.raises(ConfigError, match="refers to a node that contains it"):
+        load_text("a: &a [1, *a]\n", "gw.yaml")
+
+
+def test_aliases_within_the_limit_still_load() -> None:
+    assert safe_load("a: &x {k: v}\nb: *x\n") == {"a": {"k": "v"}, "b": {"k": "v"}}
+    assert MAX_NODES == 500_000
+
+
+def test_billion_laughs_is_refused_with_one_precise_line() -> None:
+    text = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 9))
+    with pytest.raises(ConfigError) as info:
+        load_text(text, "gw.yaml")
+    assert info.value.lines() == [
+        "gw.yaml: (top): YAML refused: the document expands to more than 500000 nodes once "
+        "its aliases are expanded"]
+
+
+def test_deep_nesting_is_a_config_error_not_a_traceback() -> None:
+    with pytest.raises(ConfigError, match="YAML"):
+        load_text("a: " + "[" * 5000 + "]" * 5000, "gw.yaml")
