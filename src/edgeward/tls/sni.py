@@ -106,6 +106,10 @@ class SniTable(Generic[T]):
         """Every name the table answers for, exact names first."""
         return [*self._exact, *self._wild]
 
+    def items(self) -> list[tuple[str, T]]:
+        """(name, choice) for every name the table answers for, exact names first."""
+        return [*self._exact.items(), *self._wild.items()]
+
 
 Chooser = Callable[[str | None], ssl.SSLContext | None]
 SniCallback = Callable[[ssl.SSLObject, str | None, ssl.SSLContext], None]
