@@ -64,8 +64,9 @@ class ChallengeResponder:
         return self._tls_alpn.get(normalize(server_name))
 
     def add_tls_alpn01(self, domain: str, key_authorization: str, now: float) -> None:
-        self._tls_alpn[normalize(domain)] = challenge_context(
-            challenge_certificate(domain, key_authorization, now))
+        name = normalize(domain)
+        self._tls_alpn[name] = challenge_context(
+            challenge_certificate(name, key_authorization, now))
 
     def remove_tls_alpn01(self, domain: str) -> None:
         self._tls_alpn.pop(normalize(domain), None)
