@@ -63,8 +63,13 @@ def tls_server(ctx: ssl.SSLContext, reply: bytes = b"ok") -> Iterator[Server]:
         yield server
     finally:
         stop.set()
+        try:
+            listener.shutdown(socket.SHUT_RDWR)    # wakes the blocked accept()
+        except OSError:
+            pass
         listener.close()
         thread.join(5)
+        assert not thread.is_alive()
 
 
 @dataclass
