@@ -28,7 +28,7 @@ FILTER_LOG_INTERVAL = 10.0
 
 class ExchangeContext(HandlerFactory):
     __slots__ = ("snapshot", "settings", "tracer", "on_done", "filter_errors", "_logged",
-                 "forwarded")
+                 "forwarded", "clock")
 
     def __init__(self, snapshot: Snapshot, settings: ListenerSettings) -> None:
         self.snapshot = snapshot
@@ -39,6 +39,11 @@ class ExchangeContext(HandlerFactory):
         self.filter_errors: dict[tuple[str, str], int] = {}
         self._logged: dict[tuple[str, str], float] = {}
         self.forwarded = ForwardedFields()
+        # Governance and latency figures need sub-millisecond time; uvloop's loop.time() is
+        # cached per loop iteration in whole milliseconds. Both are CLOCK_MONOTONIC, so
+        # deadlines computed from this clock are valid for loop.call_at (at most a millisecond
+        # apart). Tests give a fake clock (and a fake loop) instead.
+        self.clock: Callable[[], float] = time.monotonic
 
     def prepare(self, head: RequestHead) -> None:
         """The gateway's forwarding fields and the client's address, before routing."""

@@ -16,7 +16,6 @@ import asyncio
 import inspect
 import logging
 import math
-import time
 from typing import TYPE_CHECKING, Any, Final
 
 from edgeward.filters.api import Filter, Reply
@@ -45,10 +44,6 @@ if TYPE_CHECKING:
 NO_DEADLINE: Final = math.inf
 log = logging.getLogger("edgeward.proxy")
 
-# Governance and latency figures need sub-millisecond time; uvloop's loop.time() is cached per
-# loop iteration in whole milliseconds. Both are CLOCK_MONOTONIC, so deadlines computed from
-# this clock are valid for loop.call_at (at most a millisecond apart).
-clock: Final = time.monotonic
 _JSON: Final = b"application/json"
 
 
@@ -92,7 +87,7 @@ class Exchange(Forwarding):
     def start(self) -> None:
         head = self.head
         factory = self.factory
-        now = self.started = head.started = clock()
+        now = self.started = head.started = factory.clock()
         factory.prepare(head)
         route = self.snapshot.match(head)
         if route is None:
@@ -137,7 +132,7 @@ class Exchange(Forwarding):
                 self._forwarder().send_body(tail)
         route = self.route
         if route is not None and route.timeout is not None:
-            self.total_deadline = clock() + route.timeout
+            self.total_deadline = self.factory.clock() + route.timeout
         self._forwarder().send_end(trailers)
 
     def on_request_error(self, code: str, message: str | None) -> None:
@@ -394,7 +389,7 @@ class Exchange(Forwarding):
         stream (`notify`: the client is still there to be told)."""
         if self.state == DONE:
             return
-        self.ended = self.read_now or clock()
+        self.ended = self.read_now or self.factory.clock()
         self.state = DONE
         held = self.held
         if held is not None:

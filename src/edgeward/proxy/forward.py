@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import TYPE_CHECKING, Final
 
 from edgeward.http.message import NO_BODY, RequestHead, ResponseHead
@@ -40,7 +39,6 @@ if TYPE_CHECKING:
     from edgeward.proxy.route import Route
 
 log = logging.getLogger("edgeward.proxy")
-_clock: Final = time.monotonic  # the exchange's clock (see proxy/exchange.py)
 
 # Request body bytes held for a connection being opened before the client is paused; the
 # codecs' write buffers pause at the same 64 KiB.
@@ -147,7 +145,7 @@ class Forwarder(ResponseHandler):
         if conn is not None:
             conn.send_data(data)
             if self.ex.state == WAITING and not self.ended:
-                self._arm_body_deadline(_clock())
+                self._arm_body_deadline(self.ex.factory.clock())
             return
         if self.pending is None:
             self.pending = [data]
@@ -203,7 +201,7 @@ class Forwarder(ResponseHandler):
         ex = self.ex
         assert cluster is not None
         ex.to(CONNECTING)
-        self.connect_time = now = _clock()
+        self.connect_time = now = self.ex.factory.clock()
         ex.down.set_deadline(now + cluster.connect_timeout)
         task = ex.down.loop.create_task(cluster.pools[endpoint].connect())
         self.connect_task = task
@@ -219,7 +217,7 @@ class Forwarder(ResponseHandler):
             if exc is None:
                 task.result().release(reusable=True)
             return
-        now = _clock()
+        now = self.ex.factory.clock()
         self.connect_time = now - self.connect_time
         if exc is not None:
             if self._settle(_CONNECT_FAILURE, now):
@@ -259,7 +257,7 @@ class Forwarder(ResponseHandler):
         body is still arriving, server.body_timeout bounds each wait for more of it."""
         ex = self.ex
         if not self.ended:
-            self._arm_body_deadline(now or _clock())
+            self._arm_body_deadline(now or self.ex.factory.clock())
             return
         cluster, route = self.cluster, self.route
         assert cluster is not None and route is not None
@@ -267,7 +265,7 @@ class Forwarder(ResponseHandler):
         per_try = route.per_try_timeout
         if per_try is not None and per_try < wait:
             wait = per_try
-        deadline = (now or _clock()) + wait
+        deadline = (now or self.ex.factory.clock()) + wait
         if ex.total_deadline and ex.total_deadline < deadline:
             deadline = ex.total_deadline
         ex.down.set_deadline(deadline)
@@ -308,7 +306,7 @@ class Forwarder(ResponseHandler):
     # ResponseHandler -------------------------------------------------------------------------
     def on_response_head(self, resp: ResponseHead) -> None:
         ex = self.ex
-        now = ex.read_now = _clock()
+        now = ex.read_now = self.ex.factory.clock()
         self.upstream_time = now - self.attempt_started
         status = resp.status
         outcome = _BY_STATUS[status - 100] if 100 <= status <= 599 else Outcome.of_status(status)
@@ -348,7 +346,7 @@ class Forwarder(ResponseHandler):
             assert self.endpoint is not None
             self._connect(self.endpoint)
             return
-        if self._settle(_RESET, _clock()):
+        if self._settle(_RESET, self.ex.factory.clock()):
             return
         ex.fail(error)
 
@@ -361,7 +359,7 @@ class Forwarder(ResponseHandler):
             ex = self.ex
             ex.down.pause_reading(PAUSE_UPSTREAM_FULL)
             if ex.state == WAITING and not self.ended:
-                self._arm_body_deadline(_clock())  # the upstream must take more
+                self._arm_body_deadline(self.ex.factory.clock())  # the upstream must take more
 
     def on_upstream_resumed(self) -> None:
         if self.upstream_paused:
@@ -369,7 +367,7 @@ class Forwarder(ResponseHandler):
             ex = self.ex
             ex.down.resume_reading(PAUSE_UPSTREAM_FULL)
             if ex.state == WAITING and not self.ended:
-                self._arm_body_deadline(_clock())  # and now the client must send
+                self._arm_body_deadline(self.ex.factory.clock())  # and now the client must send
 
     # governance ------------------------------------------------------------------------------
     def _record(self, outcome: Outcome, now: float) -> None:
@@ -425,7 +423,7 @@ class Forwarder(ResponseHandler):
     def _retry(self) -> None:
         self.retry_handle = None
         if self.ex.state == BACKOFF:
-            self.dispatch(_clock())
+            self.dispatch(self.ex.factory.clock())
 
     def _may_resend(self, conn: ClientStream, got_bytes: bool) -> bool:
         if not conn.reused or got_bytes or self.race_retried:
