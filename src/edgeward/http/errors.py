@@ -29,6 +29,8 @@ _CATALOGUE = [
     ErrorCode(
         "header_too_large", 431, "The request head exceeds server.max_header_bytes."
     ),
+    ErrorCode("filter_error", 500,
+              "A filter on the route failed (raised, or returned something not allowed)."),
     ErrorCode("not_implemented", 501, "A method or transfer coding the gateway does not forward."),
     ErrorCode("upstream_connect_failed", 502, "No connection to an upstream endpoint was made."),
     ErrorCode("upstream_reset", 502, "The upstream closed the connection before answering."),
@@ -38,6 +40,7 @@ _CATALOGUE = [
     ErrorCode("overloaded", 503, "The route's max_concurrent requests are already in flight."),
     ErrorCode("shutting_down", 503, "The gateway is draining and accepts no new requests."),
     ErrorCode("upstream_timeout", 504, "The upstream did not answer within the route's timeouts."),
+    ErrorCode("filter_timeout", 504, "A filter did not decide within the route's timeout."),
     ErrorCode("http_version_not_supported", 505, "Only HTTP/1.0 and HTTP/1.1 are accepted here."),
     ErrorCode("invalid_config", 400, "The admin API refused a config; `problems` lists why."),
 ]
