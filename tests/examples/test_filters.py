@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.support.redis_server import RedisServer
 
 from support.gateway import GatewayProcess, edgeward_command
 from support.origin import Origin
 from support.rawhttp import get
-from tests.support.redis_server import RedisServer
 
 EXAMPLES = str(Path(__file__).resolve().parents[2] / "examples" / "filters")
 ENV = {"PYTHONPATH": EXAMPLES}

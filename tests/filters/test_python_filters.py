@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.observability.obskit import AdminGateway, value
 
 from support.gateway import edgeward_command
 from support.origin import Origin
 from support.rawhttp import get
-from tests.observability.obskit import AdminGateway, value
 
 HERE = str(Path(__file__).resolve().parent)
 ENV = {"PYTHONPATH": HERE}
