@@ -36,6 +36,8 @@ EXPECTED = {
     "edgeward_retries_total": ("counter", ("route", "upstream")),
     "edgeward_access_log_dropped_total": ("counter", ()),
     "edgeward_trace_spans_dropped_total": ("counter", ()),
+    "edgeward_filter_errors_total": ("counter", ("route", "filter")),
+    "edgeward_underscore_headers_total": ("counter", ()),
 }
 
 

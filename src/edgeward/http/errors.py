@@ -43,6 +43,8 @@ _CATALOGUE = [
     ErrorCode("filter_timeout", 504, "A filter did not decide within the route's timeout."),
     ErrorCode("http_version_not_supported", 505, "Only HTTP/1.0 and HTTP/1.1 are accepted here."),
     ErrorCode("invalid_config", 400, "The admin API refused a config; `problems` lists why."),
+    ErrorCode("headers_too_large", 431, "The admin API request head exceeds admin.max_head."),
+    ErrorCode("body_too_large", 413, "The admin API request body exceeds admin.max_body."),
 ]
 
 ERRORS: dict[str, ErrorCode] = {e.code: e for e in _CATALOGUE}
