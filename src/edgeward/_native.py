@@ -47,6 +47,7 @@ MODULES = (
     "edgeward/proxy/attempts.py",
     "edgeward/proxy/forward.py",
     "edgeward/proxy/factory.py",
+    "edgeward/proxy/subrequest.py",
     "edgeward/proxy/trace.py",
     "edgeward/proxy/cluster.py",
     "edgeward/proxy/route.py",
