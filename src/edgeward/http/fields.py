@@ -6,11 +6,11 @@ what `get` returns. Filters use the `str` methods (`get`, `set`, `add`, `remove`
 itself appends with `append` (bytes, no checks: its own names and values are known good).
 
 Relaying: writing a head again costs more than the rest of a request's handling, so a codec
-sends on the bytes it received when nothing changed them. `wire` holds byte chunks that are
+sends on the bytes it received when nothing changed them. `wire` holds the bytes that are
 exactly the head's start line and its first `wired` fields as they will be sent: the head as
 received, then blocks of fields the gateway added with their lines ready (`append_block`).
-`add` and `append` only extend the list: the codec writes the fields after `wired` behind the
-chunks. `set` or `remove` touching one of the first `wired` fields drops `wire`, and the codec
+`add` and `append` only extend the list: the codec writes the fields after `wired` behind
+`wire`. `set` or `remove` touching one of the first `wired` fields drops `wire`, and the codec
 then writes the whole head from the list (so does anything that changes the start line).
 
 A filter can never make the gateway send a framing or connection-level field, nor a field
@@ -57,7 +57,7 @@ class Headers:
 
     __slots__ = ("fields", "wire", "wired", "_index")
 
-    def __init__(self, fields: list[tuple[bytes, bytes]], wire: list[bytes] | None = None,
+    def __init__(self, fields: list[tuple[bytes, bytes]], wire: bytes | None = None,
                  wired: int = 0) -> None:
         self.fields = fields
         self.wire = wire      # the start line and fields[:wired] as bytes; None: write them
@@ -150,7 +150,7 @@ class Headers:
         every field so far."""
         wire = self.wire
         if wire is not None and self.wired == len(self.fields):
-            wire.append(block)
+            self.wire = wire + block  # heads are small: a copy costs less than a later join
             self.wired += len(fields)
         self.fields.extend(fields)
         self._index = None
@@ -160,7 +160,7 @@ class Headers:
         wire = self.wire
         fields = self.fields
         if wire is not None and self.wired == len(fields):
-            wire.append(line)
+            self.wire = wire + line
             self.wired += 1
         fields.append((name, value))
         self._index = None

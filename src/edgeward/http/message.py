@@ -118,7 +118,7 @@ class RequestHead:
         self.headers.wire = None  # the request line changed
 
     def relayable(self) -> bool:
-        """The headers' wire chunks still say what this head says, less what was added."""
+        """The headers' wire still says what this head says, less what was added."""
         return self.headers.wire is not None
 
     # RequestView ---------------------------------------------------------------------------
@@ -158,11 +158,12 @@ class ResponseHead:
 
     A client codec gives the head it received as `raw` (status line and fields, framing
     included); `headers` is parsed from it when first asked for, so a response nobody looks
-    at is relayed without being taken apart.
+    at is relayed without being taken apart. Fields the gateway adds before then with their
+    lines ready (`append_block`) are appended to `raw` itself.
     """
 
     __slots__ = ("status", "_headers", "raw", "body_length", "relay_status", "relay_length",
-                 "trailers", "_added", "_blocks")
+                 "trailers")
 
     def __init__(self, status: int, headers: Headers | None, body_length: int,
                  raw: bytes = b"") -> None:
@@ -175,9 +176,6 @@ class ResponseHead:
         self.relay_status = status
         self.relay_length = body_length
         self.trailers: Headers | None = None
-        # Fields the gateway added before anyone asked for `headers`, and their lines.
-        self._added: list[tuple[bytes, bytes]] | None = None
-        self._blocks: list[bytes] | None = None
 
     @property
     def headers(self) -> Headers:
@@ -185,11 +183,7 @@ class ResponseHead:
         found = self._headers
         if found is None:
             fields = parse_fields(self.raw)
-            wire = [self.raw]
-            if self._added is not None and self._blocks is not None:
-                fields.extend(self._added)
-                wire.extend(self._blocks)
-            found = self._headers = Headers(fields, wire, len(fields))
+            found = self._headers = Headers(fields, self.raw, len(fields))
         return found
 
     def append_block(self, fields: list[tuple[bytes, bytes]], block: bytes) -> None:
@@ -198,19 +192,13 @@ class ResponseHead:
         found = self._headers
         if found is not None:
             found.append_block(fields, block)
-            return
-        if self._added is None or self._blocks is None:
-            self._added, self._blocks = [], []
-        self._added.extend(fields)
-        self._blocks.append(block)
+        else:
+            self.raw = self.raw + block
 
-    def wire(self) -> list[bytes] | None:
+    def wire(self) -> bytes | None:
         """The head's bytes as received plus what was added, when nothing was parsed (then
         nothing could have been changed but through `append_block`); None otherwise."""
-        if self._headers is not None:
-            return None
-        blocks = self._blocks
-        return [self.raw] if blocks is None else [self.raw, *blocks]
+        return self.raw if self._headers is None else None
 
     def relayable(self) -> bool:
         if self.status != self.relay_status or self.body_length != self.relay_length:

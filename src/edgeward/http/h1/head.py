@@ -220,8 +220,7 @@ class HeadBuilder:
         else:
             body_length = NO_BODY
         fields = self.fields
-        headers = (Headers(fields, [relay], len(fields)) if relay is not None
-                   else Headers(fields))
+        headers = Headers(fields, relay, len(fields) if relay is not None else 0)
         head = RequestHead(method, target, path, host, self.host_value, headers, body_length,
                            self.client_ip, request_id, state.settings.scheme)
         head.owned = self.owned
@@ -261,7 +260,11 @@ class HeadBuilder:
     def _target(self, method: str, target: bytes) -> tuple[bytes | None, bytes, str]:
         """(authority of an absolute-form target, origin-form target, normalised path)."""
         authority: bytes | None = None
-        if target[:1] != b"/":
+        if target[:1] == b"/":
+            path = paths.clean_target(target)
+            if path is not None:
+                return None, target, path  # the usual case: nothing to check or change
+        else:
             if target == b"*":
                 if method != "OPTIONS":
                     raise Refused("bad_request", "the * target is only valid for OPTIONS")
