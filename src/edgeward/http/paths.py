@@ -34,8 +34,10 @@ _QUERY_CHARS: Final = bytes(c for c in range(0x21, 0x7F) if c != 0x23)
 # Request target -> its path when `clean_target` holds, else "". Bounded: a flood of distinct
 # targets only stops it from growing. Clients ask for the same targets again and again, and
 # a cached path is the same str object each time (its hash, used by route matching, kept).
+# Only targets up to _MAX_CACHED bytes are kept: at most ~1 MiB however targets are chosen.
 _TARGETS: Final[dict[bytes, str]] = {}
 _MAX_TARGETS: Final = 4096
+_MAX_CACHED: Final = 256
 _UNRESERVED: Final = frozenset(
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _HEX: Final = frozenset(b"0123456789ABCDEFabcdef")
@@ -63,7 +65,7 @@ def clean_target(target: bytes) -> str | None:
     raw = target if q < 0 else target[:q]
     clean = is_clean(raw) and (q < 0 or valid_query(target[q + 1:]))
     path = raw.decode("ascii") if clean else ""
-    if len(_TARGETS) < _MAX_TARGETS:
+    if len(_TARGETS) < _MAX_TARGETS and len(target) <= _MAX_CACHED:
         _TARGETS[target] = path
     return path or None
 
