@@ -18,6 +18,7 @@ re-raised by the harness as `LoopError`, so a failure inside the loop fails the 
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import random
 from collections import deque
@@ -29,6 +30,7 @@ from typing import Any
 import httptools
 
 from edgeward.compose import Registry, compile_snapshot
+from edgeward.config.schema import GatewayConfig
 from edgeward.config.text import load_text
 from edgeward.http.h1.client import EndpointPool, UpstreamConnection
 from edgeward.http.h1.server import H1Connection
@@ -481,6 +483,12 @@ routes:
 """
 
 
+@functools.lru_cache(maxsize=256)
+def _load(text: str) -> GatewayConfig:
+    """A config read once per text (it is immutable); each harness compiles its own."""
+    return load_text(text, "test.yaml")
+
+
 class Harness:
     """The real listener state, exchange factory and compiled config on a fake loop.
 
@@ -490,7 +498,7 @@ class Harness:
 
     def __init__(self, config: str = CONFIG, *, start: float = START, seed: int = 0) -> None:
         self.loop = FakeLoop(start)
-        cfg = load_text(config, "test.yaml")
+        cfg = _load(config)
         self.config = cfg
         self.registry = Registry()
         self.snapshot = compile_snapshot(cfg, self.loop, self.registry,
