@@ -361,6 +361,30 @@ def filtered(chain: str, timeout: str = "null") -> Harness:
     return Harness(FILTERS % (timeout, chain))
 
 
+def test_a_filter_that_raises_answers_500_filter_error_and_nothing_is_forwarded() -> None:
+    h = filtered('[{python: "support.filters:Raising"}]')
+    c = one_request(h, get("/"))
+    doc = assert_gateway_error(c.response(), 500, "filter_error")
+    assert "Raising" in doc["message"]
+    assert h.connector.attempts == []
+    assert h.factory.filter_errors == {("f", "Raising"): 1}
+    c.send(get("/again"))  # the connection and the worker go on
+    assert c.response().status == 500
+
+
+def test_a_filter_returning_something_else_answers_500_filter_error() -> None:
+    h = filtered('[{python: "support.filters:Raising", config: {phase: wrong_type}}]')
+    c = one_request(h, get("/"))
+    assert_gateway_error(c.response(), 500, "filter_error")
+
+
+def test_a_request_body_filter_that_raises_answers_500() -> None:
+    h = filtered('[{python: "support.filters:Raising", config: {phase: request_body}}]')
+    c = one_request(h, post("gw.test", b"abc"))
+    assert_gateway_error(c.response(), 500, "filter_error")
+    assert all(up.transport.aborted for up in h.upstreams)
+
+
 @pytest.mark.parametrize("phase", ["response", "done"])
 def test_a_response_or_done_filter_that_raises_leaves_the_response_alone(phase: str) -> None:
     h = filtered(f'[{{python: "support.filters:Raising", config: {{phase: {phase}}}}}]')
@@ -392,6 +416,25 @@ def test_an_async_filter_may_answer_after_its_wait() -> None:
     h.advance(1)
     resp = c.response()
     assert (resp.status, resp.body) == (202, b"from the wait")
+    assert h.connector.attempts == []
+
+
+def test_an_async_filter_that_raises_answers_500() -> None:
+    h = filtered('[{python: "support.filters:Failing"}]')
+    c = one_request(h, get("/"))
+    h.advance(0.1)
+    assert_gateway_error(c.response(), 500, "filter_error")
+
+
+def test_a_wait_longer_than_the_route_timeout_is_filter_timeout() -> None:
+    h = filtered('[{python: "support.filters:Waiting", config: {forever: true}}]',
+                 timeout="1s")
+    c = one_request(h, get("/"))
+    h.advance(0.99)
+    assert c.received == b""
+    h.advance(0.02)
+    assert_gateway_error(c.response(), 504, "filter_timeout")
+    assert ("waiting", "cancelled") in filters.EVENTS
     assert h.connector.attempts == []
 
 
