@@ -162,13 +162,18 @@ def test_unknown_route_is_404_route_not_found(gw: GatewayProcess, origin: Origin
     assert origin.mark()[1] == before[1]
 
 
+@pytest.mark.parametrize(("target", "forwarded"), [
+    ("http://alt.test/echo?x=1", "/echo?x=1"), ("http://alt.test/echo", "/echo"),
+    ("http://alt.test", "/"),
+])
 def test_absolute_form_target_is_routed_by_its_host(
-        gw: GatewayProcess, origin: Origin, alt_origin: Origin) -> None:
+        gw: GatewayProcess, origin: Origin, alt_origin: Origin, target: str,
+        forwarded: str) -> None:
     before_main, before_alt = origin.mark(), alt_origin.mark()
-    resp = exchange(gw.port, b"GET http://alt.test/echo?x=1 HTTP/1.1\r\n" + H + b"\r\n")
+    resp = exchange(gw.port, b"GET %b HTTP/1.1\r\n" % target.encode() + H + b"\r\n")
     assert resp.status == 200
     seen = resp.json()
-    assert seen["target"] == "/echo?x=1"
+    assert seen["target"] == forwarded
     assert ["Host", "alt.test"] in seen["headers"]
     assert not any(n.lower() == "host" and v == "gw.test" for n, v in seen["headers"])
     assert len(alt_origin.requests_since(before_alt)) == 1

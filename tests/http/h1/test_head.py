@@ -158,6 +158,15 @@ def test_absolute_form_authority_replaces_host() -> None:
     assert not head.relayable()
 
 
+@pytest.mark.parametrize(("target", "forwarded"), [
+    (b"http://a.test", b"/"), (b"http://a.test/p", b"/p"), (b"http://a.test?x", b"/?x"),
+    (b"http://u:p@a.test/p", b"/p"), (b"https://a.test:8443", b"/"),
+])
+def test_absolute_form_without_path_or_query(target: bytes, forwarded: bytes) -> None:
+    head = head_of(b"GET " + target + b" HTTP/1.1\r\n" + H + b"\r\n")
+    assert head.target == forwarded and head.host == "a.test"
+
+
 # --- underscores ---------------------------------------------------------------------------------
 UNDERSCORED = b"GET / HTTP/1.1\r\n" + H + b"X_Tenant: a\r\nTransfer_Encoding: chunked\r\n\r\n"
 

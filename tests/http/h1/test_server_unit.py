@@ -245,6 +245,19 @@ def test_absolute_form_is_routed_by_its_authority_and_forwarded_in_origin_form()
     assert req.header("host") == ["alt.test"]
 
 
+@pytest.mark.parametrize(("target", "path"), [
+    (b"http://alt.test/echo", "/echo"), (b"http://alt.test", "/"),
+    (b"http://alt.test?x=1", "/?x=1"),
+    (b"http://user@alt.test/echo", "/echo"), (b"HTTP://ALT.test:80/e", "/e"),
+])
+def test_absolute_form_without_query_or_path(target: bytes, path: str) -> None:
+    h = harness()
+    c = h.client()
+    c.send(b"GET " + target + b" HTTP/1.1\r\n" + H + b"\r\n")
+    [req] = h.upstreams[0].requests()
+    assert req.target == path
+
+
 def test_options_star_is_accepted() -> None:
     h = Harness("""\
 upstreams: {main: {targets: ["10.1.0.1:8080"]}}

@@ -329,7 +329,10 @@ def absolute_form(target: bytes) -> tuple[bytes, bytes] | None:
         url = httptools.parse_url(target)
     except httptools.HttpParserInvalidURLError:
         return None
-    parsed: Any = url  # httptools' stub says `port: int`, but it is None when absent
+    # httptools' stub types every part as present, but each is None when absent (read as
+    # declared, the compiled build would raise TypeError on `http://a` or a target without
+    # a query): all are read as optional.
+    parsed: Any = url
     host: bytes | None = parsed.host
     port: int | None = parsed.port
     if not host:
@@ -337,7 +340,9 @@ def absolute_form(target: bytes) -> tuple[bytes, bytes] | None:
     authority = host if port is None else host + b":" + str(port).encode()
     if not valid_host(authority):
         return None
-    path = url.path or b"/"
-    if url.query:
-        path += b"?" + url.query
-    return authority, path
+    path: bytes | None = parsed.path
+    query: bytes | None = parsed.query
+    target = path or b"/"
+    if query:
+        target += b"?" + query
+    return authority, target
