@@ -22,6 +22,7 @@ from support.sentinel import (
     SENTINEL_ROUTE,
     SENTINEL_UPSTREAM,
     assert_no_connection_opened,
+    connections_opened,
     wait_closed,
 )
 
@@ -281,6 +282,23 @@ def test_chunked_body_over_max_body_size_is_413(gw: GatewayProcess, origin: Orig
     received = wait_closed(origin, upstream)
     body = received[received.find(b"\r\n\r\n") + 4:]
     assert len(body) < 1024 + 512, "bytes beyond max_body_size reached the origin"
+
+
+def test_pipelined_chunked_body_over_max_body_size_is_413(
+        gw: GatewayProcess, origin: Origin) -> None:
+    """A body read while the request before it is answered passes the route's body limit too."""
+    before = origin.mark()
+    chunk = b"%x\r\n%b\r\n" % (2000, b"z" * 2000)
+    with RawConnection(gw.port) as conn:
+        conn.send(b"GET /slow?ms=200 HTTP/1.1\r\nHost: limited.test\r\n\r\n"
+                  b"POST /upload HTTP/1.1\r\nHost: limited.test\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n" + chunk + b"0\r\n\r\n")
+        assert conn.read_response().status == 200
+        assert_error(conn.read_response(), 413, "payload_too_large")
+    # The route's upstream keeps no idle connection: the POST would have needed its own.
+    opened, targets = connections_opened(gw.port, origin, before)
+    assert len(opened) == 1 and targets[0] == "/slow?ms=200", (opened, targets)
+    assert "/upload" not in targets
 
 
 def wait_for_request(origin: Origin, before: tuple[int, int, int], target: str,

@@ -612,3 +612,56 @@ def test_any_sequence_of_events_stays_in_the_table_and_gives_everything_back(
     pool = h.pool()
     assert pool.open == sum(1 for up in h.upstreams if not up.transport.lost)
     assert all(not conn.closed for conn in pool.idle)
+
+
+# --- a pipelined request's body ------------------------------------------------------------------
+LIMITED = """\
+upstreams: {app: {targets: ["10.1.0.1:8080"]}}
+routes: [{name: r, match: {path_prefix: /}, upstream: app, max_body_size: 10}]
+"""
+
+
+def test_a_queued_request_body_over_max_body_size_is_413() -> None:
+    """The body of a request read while the one before it is answered must pass the route's
+    body filters too (it was forwarded whole, past max_body_size)."""
+    h = Harness(LIMITED)
+    c = h.client()
+    c.send(get("/first") + b"POST /second HTTP/1.1\r\nHost: gw.test\r\n"
+           b"Transfer-Encoding: chunked\r\n\r\n20\r\n" + b"x" * 32 + b"\r\n0\r\n\r\n")
+    up = h.upstreams[0]
+    up.send(ok(b"first"))
+    first, second = c.responses()
+    assert first.body == b"first"
+    assert_gateway_error(second, 413, "payload_too_large")
+    assert [r.target for r in up.requests()] == ["/first"]
+    assert b"xxxx" not in up.received
+
+
+def test_a_queued_request_body_within_the_limit_is_forwarded_whole() -> None:
+    h = Harness(LIMITED)
+    c = h.client()
+    c.send(get("/first") + b"POST /second HTTP/1.1\r\nHost: gw.test\r\n"
+           b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+    c.send(b"2\r\nde\r\n0\r\nX-T: 1\r\n\r\n")
+    up = h.upstreams[0]
+    up.send(ok(b"first"))
+    second = up.requests()[1]
+    assert (second.body, second.trailers) == (b"abcde", [("X-T", "1")])
+    up.send(ok(b"second"))
+    assert [r.body for r in c.responses()] == [b"first", b"second"]
+
+
+def test_a_large_queued_body_pauses_reading_until_its_turn() -> None:
+    h = Harness()
+    c = h.client()
+    c.send(get("/first") + b"POST /second HTTP/1.1\r\nHost: gw.test\r\n"
+           b"Content-Length: 200000\r\n\r\n")
+    c.send(b"y" * 100000)
+    assert c.transport.calls[-1] == "pause_reading"
+    c.send(b"y" * 100000)  # waits unread
+    up = h.upstreams[0]
+    up.send(ok(b"first"))
+    assert c.transport.calls.count("resume_reading") >= 1
+    assert up.requests()[1].body == b"y" * 200000
+    up.send(ok(b"second"))
+    assert [r.body for r in c.responses()] == [b"first", b"second"]

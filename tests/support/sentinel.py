@@ -46,17 +46,25 @@ def send_sentinel(port: int, origin: Origin) -> int:
     return ids[0]
 
 
-def assert_no_connection_opened(port: int, origin: Origin, before: tuple[int, int, int]
-                                ) -> list[str]:
-    """Since the mark `before`, the gateway opened no upstream connection to `origin` but the
-    sentinel's (see the module docstring for why this is final once the sentinel is back).
-    Returns the targets the origin read since the mark, the sentinel's included."""
+def connections_opened(port: int, origin: Origin, before: tuple[int, int, int]
+                       ) -> tuple[list[int], list[str]]:
+    """The origin connections the gateway opened since the mark `before`, up to the
+    sentinel's (excluded): final once the sentinel is back (see the module docstring); and
+    the targets the origin read since the mark, the sentinel's included."""
     sentinel_conn = send_sentinel(port, origin)
     with origin.lock:
         accepted = [c.conn_id for c in origin.connections[before[0]:]]
         targets = [r.target for r in origin.requests[before[1]:]]
-    assert accepted[:accepted.index(sentinel_conn) + 1] == [sentinel_conn], (
-        "the gateway opened an upstream connection before the sentinel's", accepted)
+    return accepted[:accepted.index(sentinel_conn)], targets
+
+
+def assert_no_connection_opened(port: int, origin: Origin, before: tuple[int, int, int]
+                                ) -> list[str]:
+    """Since the mark `before`, the gateway opened no upstream connection to `origin` but the
+    sentinel's. Returns the targets the origin read since the mark, the sentinel's included."""
+    opened, targets = connections_opened(port, origin, before)
+    assert opened == [], ("the gateway opened an upstream connection before the sentinel's",
+                          opened, targets)
     return targets
 
 
