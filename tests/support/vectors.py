@@ -61,6 +61,11 @@ REFUSED = [
     Refusal("te-two-fields", b"POST /echo HTTP/1.1\r\n" + H
             + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
             + b"5\r\nhello\r\n0\r\n\r\n", 400, "bad_request"),
+    # RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing (an
+    # HTTP/1.0 hop before may have kept part of it); nginx answers 400 too.
+    Refusal("te-http10", b"POST /echo HTTP/1.0\r\n" + H
+            + b"Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + b"5\r\nhello\r\n0\r\n\r\n", 400, "bad_request"),
     Refusal("te-identity", b"POST /echo HTTP/1.1\r\n" + H
             + b"Transfer-Encoding: identity\r\n\r\n", 501, "not_implemented"),
     Refusal("te-and-cl", b"POST /echo HTTP/1.1\r\n" + H

@@ -239,6 +239,7 @@ def test_a_clean_path_is_kept_as_sent() -> None:
     (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", "bad_request"),
     (b"GET / HTTP/1.1\r\nHost: " + b"a" * 254 + b"\r\n\r\n", "bad_request"),
     (b"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", "bad_request"),
+    (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", "bad_request"),
 ])
 def test_refused(raw: bytes, code: str) -> None:
     assert refusal(raw)[0] == code
