@@ -234,3 +234,12 @@ def test_an_idle_connection_the_upstream_closed_leaves_the_pool() -> None:
     assert h.pool().open == 0
     c.send(get("/again"))
     assert len(h.upstreams) == 2  # a fresh connection, not the dead one
+
+
+def test_an_http10_upstream_with_transfer_encoding_is_not_reused() -> None:
+    """RFC 9112 §6.1: HTTP/1.0 with Transfer-Encoding is faulty framing; after the message the
+    connection must not carry another."""
+    h, c, up = relay(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+    assert c.response().body == b"abc"
+    assert up.closed and not pooled(h, up)
