@@ -657,3 +657,20 @@ def test_close_if_idle_closes_an_idle_connection_and_waits_for_a_busy_one() -> N
     h.upstreams[0].send(ok())
     assert busy.response().status == 200
     assert busy.closed
+
+
+def test_a_head_begun_behind_an_answered_request_gets_header_timeout_not_idle_timeout() -> None:
+    """A partial head read while the request before it was answered: once that answer is
+    done, the head has header_timeout to complete, not the idle timeout of a silent
+    keep-alive connection (else a trickled head outlives the slowloris bound)."""
+    h = harness()
+    c = h.client()
+    c.send(get("/1") + b"GET /2 HTTP/1.1\r\n")
+    h.upstreams[0].send(ok())
+    h.advance(0.99)
+    assert [r.status for r in c.responses()] == [200]
+    h.advance(0.02)
+    answers = c.responses()
+    assert [r.status for r in answers] == [200, 408]
+    assert_gateway_error(answers[1], 408, "request_timeout")
+    assert c.closed
