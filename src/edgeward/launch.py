@@ -25,10 +25,11 @@ def run_text(text: str, label: str, workers: int, watch: str | None = None,
              before: Callable[[], None] | None = None) -> int:
     """Validate `text`, bind the listener, then serve it in `workers` processes."""
     from edgeward.config.text import load_text
-    from edgeward.gateway import bind_socket, supervise
+    from edgeward.gateway import bind_socket, hold_stop_signals, supervise
 
     cfg = load_text(text, label)
     host, port = cfg.listen
+    hold_stop_signals()  # until a worker's loop handles them: start-up is drained too
     sockets = [bind_socket(host, port, reuse_port=workers > 1) for _ in range(workers)]
     metrics_dir = None
     if workers > 1:
