@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import select
 import signal
 import socket
 import threading
@@ -324,12 +325,12 @@ def test_body_within_max_body_size_passes(gw: GatewayProcess) -> None:
 def test_sigterm_drains_in_flight_request_then_exits_zero(origin: Origin) -> None:
     gw = GatewayProcess.config(_config(origin)).start()
     try:
+        before = origin.mark()
         with RawConnection(gw.port, timeout=10) as conn:
             conn.send(b"GET /slow?ms=1500 HTTP/1.1\r\nHost: patient.test\r\n\r\n")
-            time.sleep(0.3)
+            wait_for_request(origin, before, "/slow?ms=1500")  # in flight at the origin
             os.kill(gw.pid, signal.SIGTERM)
-            time.sleep(0.3)
-            assert not port_accepts(gw.port), "a draining gateway must refuse new connections"
+            refused_while_answering(gw.port, conn.sock)
             resp = conn.read_response()
         assert resp.status == 200, (resp.status, resp.body)
         assert resp.json()["target"] == "/slow?ms=1500"
@@ -337,3 +338,15 @@ def test_sigterm_drains_in_flight_request_then_exits_zero(origin: Origin) -> Non
         assert gw.wait(10) == 0
     finally:
         gw.stop()
+
+
+def refused_while_answering(port: int, answering: socket.socket, timeout: float = 10.0) -> None:
+    """New connections are refused while the answer on `answering` is still to come (nothing
+    of it has arrived when the refusal is seen): a draining gateway, not a stopped one. The
+    timeout only bounds a failure."""
+    deadline = time.monotonic() + timeout
+    while port_accepts(port):
+        assert time.monotonic() < deadline, "a draining gateway must refuse new connections"
+        time.sleep(0.01)
+    readable, _, _ = select.select([answering], [], [], 0)
+    assert not readable, "the gateway answered before it refused new connections"
