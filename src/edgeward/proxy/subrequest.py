@@ -13,6 +13,8 @@ import asyncio
 import time
 from typing import Final
 
+from mypy_extensions import mypyc_attr
+
 from edgeward.http.fields import Headers
 from edgeward.http.message import NO_BODY, RequestHead, ResponseHead
 from edgeward.http.stream import ClientStream, ResponseHandler, Trailers
@@ -28,6 +30,7 @@ _RESET: Final = Outcome.of_error("reset")
 _CONNECT_FAILURE: Final = Outcome.of_error("connect_failure")
 
 
+@mypyc_attr(native_class=False)
 class SubrequestError(Exception):
     """The subrequest got no usable answer; `code` is the gateway's error code for it."""
 

@@ -266,6 +266,11 @@ class H1Connection:
             self._close()
         elif self.state.draining:
             self._close()
+        elif self.in_head:
+            # The next head began while this request was answered: it has header_timeout
+            # from now, as if it had begun now (the exchange's clock, CLOCK_MONOTONIC).
+            self.head_timed = True
+            self.set_deadline(now + self.state.settings.header_timeout)
         else:
             # The exchange's clock (CLOCK_MONOTONIC, as the loop's): no clock read here.
             self.set_deadline(now + self.state.settings.idle_timeout)
