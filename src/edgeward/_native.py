@@ -54,7 +54,6 @@ MODULES = (
     "edgeward/proxy/snapshot.py",
     "edgeward/proxy/telemetry.py",
     "edgeward/admin/wire.py",
-    "edgeward/proxy/subrequest.py",
     "edgeward/routing/table.py",
     "edgeward/routing/split.py",
     "edgeward/routing/keys.py",
