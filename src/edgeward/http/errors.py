@@ -23,6 +23,10 @@ _CATALOGUE = [
     ErrorCode("method_not_allowed", 405, "The admin API path does not take this method."),
     ErrorCode("request_timeout", 408,
               "The client did not send the request head, or the next part of its body, in time."),
+    ErrorCode("cors_rejected", 403,
+              "A CORS preflight asked for an origin, method or header the route's cors "
+              "filter does not allow."),
+    ErrorCode("ip_denied", 403, "The client address is refused by the route's ip filter."),
     ErrorCode("payload_too_large", 413, "The request body exceeds the route's max_body_size."),
     ErrorCode("uri_too_long", 414, "The request line exceeds server.max_request_line."),
     ErrorCode("rate_limited", 429, "The route's rate limit refused the request; see Retry-After."),
@@ -30,6 +34,7 @@ _CATALOGUE = [
         "header_too_large", 431, "The request head exceeds server.max_header_bytes."
     ),
     ErrorCode("not_implemented", 501, "A method or transfer coding the gateway does not forward."),
+    ErrorCode("filter_error", 500, "A filter of the route failed; the log names it."),
     ErrorCode("upstream_connect_failed", 502, "No connection to an upstream endpoint was made."),
     ErrorCode("upstream_reset", 502, "The upstream closed the connection before answering."),
     ErrorCode("bad_gateway", 502, "The upstream's response was not valid HTTP/1.1."),
@@ -37,6 +42,9 @@ _CATALOGUE = [
     ErrorCode("circuit_open", 503, "The upstream's circuit breaker is open; origin not tried."),
     ErrorCode("overloaded", 503, "The route's max_concurrent requests are already in flight."),
     ErrorCode("shutting_down", 503, "The gateway is draining and accepts no new requests."),
+    ErrorCode("fault_injected", 503,
+              "A fault filter aborted the request (a drill); the status is its abort.status."),
+    ErrorCode("filter_timeout", 504, "A filter's wait outlasted the route's timeout."),
     ErrorCode("upstream_timeout", 504, "The upstream did not answer within the route's timeouts."),
     ErrorCode("http_version_not_supported", 505, "Only HTTP/1.0 and HTTP/1.1 are accepted here."),
     ErrorCode("invalid_config", 400, "The admin API refused a config; `problems` lists why."),

@@ -68,7 +68,8 @@ class RequestHead:
         self.keep_alive = True        # the client lets the connection carry another request
         self.http10 = False           # an HTTP/1.0 client: no chunked responses, no 100
         self.trace: object | None = None  # the request's trace identity, when tracing is on
-        self.upstream: str | None = None  # set by a filter: the upstream to send it to
+        # The upstream it goes to: the route's (set when routed), or a filter's choice.
+        self.upstream: str | None = None
         self.route_name = ""          # the matched route's name ("" before routing)
         self.body_received = 0        # request body bytes read so far
         self.trailers: Headers | None = None  # request trailers, once the body has ended

@@ -95,6 +95,7 @@ class Exchange(Forwarding):
             return
         self.route = route
         head.route_name = route.name
+        head.upstream = route.upstream_name  # a filter (split) may choose another
         self.chain = route.chain
         if self.request_done and route.timeout is not None:
             self.total_deadline = now + route.timeout
@@ -257,7 +258,7 @@ class Exchange(Forwarding):
         head = self.head
         assert route is not None
         name = head.upstream
-        if name is None:
+        if name is None or name is route.upstream_name:
             cluster = route.cluster
         else:
             cluster = self.snapshot.clusters.get(name)
