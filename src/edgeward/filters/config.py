@@ -33,13 +33,10 @@ from typing import Any
 from edgeward.filters.api import Filter
 from edgeward.filters.events import FilterEvents
 from edgeward.filters.python import PythonFilterClass, resolve_class
+from edgeward.http.listener import DEFAULT_MAX_HEADER_BYTES
 from edgeward.structs import ConfigError, load_struct
 
 Problems = list[tuple[str, str]]
-
-# The listener's default head limit (http/listener.py DEFAULT_MAX_HEADER_BYTES), for contexts
-# made without a config.
-_MAX_HEADER_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -54,7 +51,7 @@ class BuildContext:
     clusters: Mapping[str, Any] = field(default_factory=dict)
     fetch: Callable[..., Awaitable[object]] | None = None
     events: FilterEvents = field(default_factory=FilterEvents)
-    max_header_bytes: int = _MAX_HEADER_BYTES
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     rng: random.Random = field(default_factory=random.Random)
 
 
