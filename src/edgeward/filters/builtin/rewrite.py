@@ -96,7 +96,7 @@ class RewriteConfig:
 
 
 def _strip_shorthand(raw: object) -> object:
-    return {"prefix": raw} if isinstance(raw, str) else raw
+    return raw if isinstance(raw, dict) else {"prefix": raw}
 
 
 def _strip(config: StripPrefixConfig, ctx: BuildContext) -> StripPrefix:
