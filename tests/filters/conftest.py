@@ -25,11 +25,11 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from tests.observability.obskit import AdminGateway
 
 from support.gateway import free_port
 from support.origin import Origin
 from support.scripted import ScriptedOrigin
-from tests.observability.obskit import AdminGateway
 
 # A stand-in for an authentication filter (ORDER_AUTH): refuses everything, so a test sees
 # what reached it. Written where the gateway's Python can import it.
@@ -41,6 +41,11 @@ class DenyAll(Filter):
 
     def on_request(self, req):
         return Reply.error(401, "unauthorized", "the stand-in auth filter refuses all")
+
+
+class Broken(Filter):
+    def on_request(self, req):
+        raise RuntimeError("a bug in a user's filter")
 '''
 
 CONFIG = """\
@@ -124,6 +129,11 @@ routes:
     match: {host: cors-auth.test}
     upstream: echo
     filters: [{python: "edge_auth:DenyAll"}, web-cors]
+  - name: broken
+    match: {host: broken.test}
+    upstream: echo
+    filters: [{python: "edge_auth:Broken"}, {response_headers: {add: {x-never: "1"}}},
+              {cors: {allow_origins: ["*"]}}]
   - name: cors_any
     match: {host: cors-any.test}
     upstream: echo

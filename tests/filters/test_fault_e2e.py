@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import time
 
+from tests.observability.obskit import value
+
 from filters.conftest import Edge  # type: ignore[import-not-found]
 from support.rawhttp import get
-from tests.observability.obskit import value
 
 
 def test_abort_answers_with_the_status_and_never_reaches_the_upstream(edge: Edge) -> None:

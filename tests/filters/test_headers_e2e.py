@@ -60,3 +60,16 @@ def test_response_add_only_keeps_the_upstreams_fields(edge: Edge) -> None:
     assert resp.header("server") == "scripted-origin"
     assert resp.header("content-length") == "100"
     assert resp.header_all("x-request-id") and len(resp.header_all("x-request-id")) == 1
+
+
+def test_a_failing_filter_answers_500_filter_error_through_the_filters_it_passed(
+        edge: Edge) -> None:
+    """The route's Python filter raises: 500 filter_error; CORS (before it) still adds its
+    fields, response_headers (after it) never ran."""
+    mark = edge.echo.mark()
+    resp = get(edge.port, "/echo", host="broken.test", headers=[("origin", "https://a.example")])
+    assert resp.status == 500
+    assert resp.json()["code"] == "filter_error"
+    assert resp.header("access-control-allow-origin") == "*"
+    assert resp.header("x-never") is None
+    assert edge.echo.requests_since(mark) == []

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from tests.observability.obskit import Samples, value, wait_until
+
 from filters.conftest import Edge  # type: ignore[import-not-found]
 from support.rawhttp import get
-from tests.observability.obskit import Samples, value, wait_until
 
 
 def counts(samples: Samples) -> dict[str, float]:

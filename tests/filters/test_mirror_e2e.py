@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 
+from tests.observability.obskit import value, wait_until
+
 from filters.conftest import Edge  # type: ignore[import-not-found]
 from support.rawhttp import get
-from tests.observability.obskit import value, wait_until
 
 
 def test_copy_reaches_the_shadow_as_forwarded_with_the_marker(edge: Edge) -> None:

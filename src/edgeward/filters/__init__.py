@@ -5,6 +5,8 @@
 See `edgeward.filters.api` and docs/filters.md.
 """
 
+# The built-in kinds register themselves with edgeward.filters.config when imported.
+from edgeward.filters import builtin  # noqa: E402,F401,I001
 from edgeward.filters.api import (
     ORDER_AUTH,
     ORDER_CACHE,
@@ -27,9 +29,6 @@ from edgeward.filters.api import (
 )
 from edgeward.http.fields import Headers
 from edgeward.http.message import NO_BODY, STREAMED
-
-# The built-in kinds register themselves with edgeward.filters.config when imported.
-from edgeward.filters import builtin  # noqa: E402,F401,I001
 
 __all__ = [
     "NO_BODY", "ORDER_AUTH", "ORDER_CACHE", "ORDER_COMPRESS", "ORDER_CONCURRENCY", "ORDER_CORS",

@@ -1,0 +1,42 @@
+"""Header operations on heads, without sockets: what is relayed as received and what is not."""
+
+from __future__ import annotations
+
+from edgeward.filters.builtin.headers import RequestHeadersConfig, ResponseHeadersConfig
+from edgeward.filters.headers import RequestHeaders, ResponseHeaders
+from edgeward.filters.template import parse
+from edgeward.http.fields import Headers
+from edgeward.http.message import ResponseHead
+
+RAW = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nserver: o\r\ncontent-length: 2\r\n"
+
+
+def test_add_only_response_keeps_the_received_head() -> None:
+    f = ResponseHeaders(ResponseHeadersConfig(add={"x-a": "1", "x-b": "2"}).ops(), 32768)
+    resp = ResponseHead(200, None, 2, RAW)
+    f.on_response(None, resp)  # type: ignore[arg-type]
+    assert resp.relayable()
+    assert resp.wire() == [RAW, b"x-a: 1\r\nx-b: 2\r\n"]
+
+
+def test_set_and_remove_take_the_head_apart() -> None:
+    cfg = ResponseHeadersConfig(remove=["Server"], set={"content-type": "application/json"})
+    f = ResponseHeaders(cfg.ops(), 32768)
+    resp = ResponseHead(200, None, 2, RAW)
+    f.on_response(None, resp)  # type: ignore[arg-type]
+    assert resp.headers.items() == [("content-type", "application/json")]
+    assert not resp.relayable()
+
+
+def test_request_budget() -> None:
+    from edgeward.http.message import RequestHead
+
+    cfg = RequestHeadersConfig(add={"x-copy": "${header:x-big}"})
+    f = RequestHeaders(cfg.ops(), 100)
+    head = RequestHead("GET", b"/", "/", "h", b"h", Headers([(b"x-big", b"y" * 101)]), 0, "ip")
+    reply = f.on_request(head)
+    assert reply is not None and getattr(reply, "code", None) == "header_too_large"
+    head = RequestHead("GET", b"/", "/", "h", b"h", Headers([(b"x-big", b"y" * 99)]), 0, "ip")
+    assert f.on_request(head) is None
+    assert head.headers.get("x-copy") == "y" * 99
+    assert parse("x").constant == "x"
