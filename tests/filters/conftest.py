@@ -132,7 +132,7 @@ routes:
   - name: broken
     match: {host: broken.test}
     upstream: echo
-    filters: [{python: "edge_auth:Broken"}, {response_headers: {add: {x-never: "1"}}},
+    filters: [{python: "edge_auth:Broken"}, {response_headers: {add: {x-passed: "1"}}},
               {cors: {allow_origins: ["*"]}}]
   - name: cors_any
     match: {host: cors-any.test}
