@@ -14,7 +14,7 @@ import json
 import random
 import time
 
-from edgeward.filters.encoding import Encoder
+from edgeward.filters.encoding import Codec
 
 RUNS = (("gzip", (1, 4, 6, 9)), ("br", (0, 1, 2, 3, 4)), ("zstd", (1, 3, 6, 9)))
 PIECE = 64 * 1024
@@ -39,9 +39,10 @@ def json_body(size: int = 1 << 20, seed: int = 1) -> bytes:
 def measure(body: bytes, coding: str, level: int, seconds: float) -> tuple[float, float]:
     runs = 0
     size = 0
+    codec = Codec(coding, level)
     start = time.perf_counter()
     while True:
-        enc = Encoder(coding, level)
+        enc = codec.encoder()
         out = [enc.compress(body[i:i + PIECE]) for i in range(0, len(body), PIECE)]
         size = sum(map(len, out)) + len(enc.finish())
         runs += 1

@@ -9,7 +9,7 @@ import zstandard
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edgeward.filters.encoding import CODINGS, Encoder, choose, parse_accept
+from edgeward.filters.encoding import CODINGS, Codec, choose, parse_accept
 
 OFFERED = ("zstd", "br", "gzip")
 coding = st.sampled_from(["gzip", "br", "zstd", "deflate", "identity", "*", "x-gzip"])
@@ -51,6 +51,7 @@ def test_never_a_coding_that_is_not_offered(value: str, offered: list[str]) -> N
     assert chosen is None or chosen in offered[:2]
 
 
+CODECS = {name: Codec(name, {"gzip": 1, "br": 1, "zstd": 3}[name]) for name in CODINGS}
 DECODE = {
     "gzip": gzip.decompress,
     "br": brotli.decompress,
@@ -60,7 +61,24 @@ DECODE = {
 
 @given(st.sampled_from(CODINGS), st.lists(st.binary(max_size=5000), max_size=8))
 def test_streamed_pieces_decode_to_the_whole(name: str, pieces: list[bytes]) -> None:
-    enc = Encoder(name, {"gzip": 1, "br": 1, "zstd": 3}[name])
+    enc = CODECS[name].encoder()
     out = b"".join(enc.compress(p) for p in pieces) + enc.finish()
     assert DECODE[name](out) == b"".join(pieces)
     assert enc.size_in == sum(map(len, pieces)) and enc.size_out == len(out)
+
+
+def test_interleaved_zstd_streams_do_not_share_a_context() -> None:
+    """Two responses compressed at once (one worker, one loop) each decode to their own body;
+    the finished compressor is reused by the next response."""
+    codec = Codec("zstd", 3)
+    a, b = codec.encoder(), codec.encoder()
+    out_a = a.compress(b"a" * 5000) + b.compress(b"b" * 10) + b""
+    out_b = b.compress(b"b" * 5000)
+    out_a += a.compress(b"A" * 300) + a.finish()
+    out_b += b.finish()
+    assert DECODE["zstd"](out_a) == b"a" * 5000 + b"A" * 300
+    assert DECODE["zstd"](out_b) == b"b" * 5010
+    assert len(codec.idle) == 2
+    c = codec.encoder()
+    assert len(codec.idle) == 1
+    assert DECODE["zstd"](c.compress(b"c") + c.finish()) == b"c"

@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import ClassVar, Final
 
 from edgeward.filters.api import ORDER_COMPRESS, Filter, Request, Response
-from edgeward.filters.encoding import Encoder, choose
+from edgeward.filters.encoding import Codec, Encoder, choose
 from edgeward.filters.events import COMPRESS, FilterEvents
 from edgeward.http.fields import Headers
 from edgeward.http.message import NO_BODY, STREAMED
@@ -61,7 +61,7 @@ class Compress(Filter):
                  types: ContentTypes, events: FilterEvents) -> None:
         self.name = "compress"
         self.codings = codings
-        self.levels = levels
+        self.codecs = {c: Codec(c, levels[c]) for c in codings}
         self.min_size = min_size
         self.types = types
         self.events = events
@@ -90,7 +90,7 @@ class Compress(Filter):
         if etag is not None and not etag.startswith("W/"):
             headers.set("etag", "W/" + etag)
         resp.body_length = STREAMED
-        req.vars[_SLOT] = Encoder(coding, self.levels[coding])
+        req.vars[_SLOT] = self.codecs[coding].encoder()
         self.events.count(COMPRESS, req.route_name, coding)
 
     def compressible(self, headers: Headers) -> bool:

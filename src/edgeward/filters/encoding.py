@@ -12,6 +12,7 @@ far larger tables (2 MiB a response), which is why the config caps its level at 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from typing import Any, Final
 
 # The codings this gateway can produce, by their Accept-Encoding token.
@@ -69,40 +70,83 @@ def choose(value: str, offered: tuple[str, ...]) -> str | None:
     return best
 
 
+# Idle zstd compressors kept per codec (see Codec): enough for the responses a worker
+# compresses at once in the common case; more are made as needed and dropped after.
+ZSTD_IDLE: Final = 16
+
+
 class Encoder:
-    """One response's compressor."""
+    """One response's compressor: `compress` each piece, then `finish` once."""
 
-    __slots__ = ("_compress", "_finish", "size_in", "size_out")
+    __slots__ = ("_compress", "_finish", "_done", "size_in", "size_out")
 
-    def __init__(self, coding: str, level: int) -> None:
-        obj: Any
-        if coding == GZIP:
-            obj = zlib.compressobj(level, zlib.DEFLATED, 31)  # 31: gzip header, 32 KiB window
-            self._compress, self._finish = obj.compress, obj.flush
-        elif coding == BROTLI:
-            import brotli
-
-            obj = brotli.Compressor(quality=level, lgwin=BROTLI_LGWIN)
-            self._compress, self._finish = obj.process, obj.finish
-        elif coding == ZSTD:
-            import zstandard
-
-            params = zstandard.ZstdCompressionParameters.from_level(
-                level, window_log=ZSTD_WINDOW_LOG)
-            obj = zstandard.ZstdCompressor(compression_params=params).compressobj()
-            self._compress, self._finish = obj.compress, obj.flush
-        else:
-            raise ValueError(f"unknown coding {coding!r}")
+    def __init__(self, compress: Callable[[bytes], bytes], finish: Callable[[], bytes],
+                 done: Callable[[], None] | None = None) -> None:
+        self._compress = compress
+        self._finish = finish
+        self._done = done
         self.size_in = 0
         self.size_out = 0
 
     def compress(self, data: bytes) -> bytes:
         self.size_in += len(data)
-        out: bytes = self._compress(data)
+        out = self._compress(data)
         self.size_out += len(out)
         return out
 
     def finish(self) -> bytes:
-        out: bytes = self._finish()
+        out = self._finish()
         self.size_out += len(out)
+        if self._done is not None:
+            self._done()
         return out
+
+
+class Codec:
+    """One coding at one level, made when the config is compiled: `encoder()` per response.
+
+    A zstd compressor costs 50 us to make and its context can serve one stream at a time, so
+    finished ones are kept (up to ZSTD_IDLE) and handed to the next response; one whose
+    response never finished (the client went away) is simply dropped.
+    """
+
+    __slots__ = ("coding", "level", "idle", "_zstd_params")
+
+    def __init__(self, coding: str, level: int) -> None:
+        if coding not in LEVELS:
+            raise ValueError(f"unknown coding {coding!r}")
+        self.coding = coding
+        self.level = level
+        self.idle: list[Any] = []
+        self._zstd_params: Any = None
+        if coding == ZSTD:
+            import zstandard
+
+            self._zstd_params = zstandard.ZstdCompressionParameters.from_level(
+                level, window_log=ZSTD_WINDOW_LOG)
+
+    def encoder(self) -> Encoder:
+        coding = self.coding
+        obj: Any
+        if coding == GZIP:
+            obj = zlib.compressobj(self.level, zlib.DEFLATED, 31)  # gzip header, 32 KiB window
+            return Encoder(obj.compress, obj.flush)
+        if coding == BROTLI:
+            import brotli
+
+            obj = brotli.Compressor(quality=self.level, lgwin=BROTLI_LGWIN)
+            return Encoder(obj.process, obj.finish)
+        idle = self.idle
+        if idle:
+            compressor = idle.pop()
+        else:
+            import zstandard
+
+            compressor = zstandard.ZstdCompressor(compression_params=self._zstd_params)
+        obj = compressor.compressobj()
+
+        def done() -> None:
+            if len(idle) < ZSTD_IDLE:
+                idle.append(compressor)
+
+        return Encoder(obj.compress, obj.flush, done)
