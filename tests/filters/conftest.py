@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -291,8 +290,7 @@ def edge() -> Iterator[Edge]:
                 .replace("MAINTENANCE", str(workdir / "maintenance.html"))
                 .replace("BIGTEXT", json.dumps(BIGTEXT)))
         old = os.environ.get("PYTHONPATH")
-        os.environ["PYTHONPATH"] = os.pathsep.join(
-            [str(workdir), *([old] if old else []), *sys.path[:0]])
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(workdir), *([old] if old else [])])
         try:
             with AdminGateway(text) as gw:
                 yield Edge(gw, echo, content, shadow, stuck, maintenance)
