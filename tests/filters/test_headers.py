@@ -6,7 +6,12 @@ from edgeward.filters.builtin.headers import RequestHeadersConfig, ResponseHeade
 from edgeward.filters.headers import RequestHeaders, ResponseHeaders
 from edgeward.filters.template import parse
 from edgeward.http.fields import Headers
-from edgeward.http.message import ResponseHead
+from edgeward.http.message import RequestHead, ResponseHead
+
+
+def request() -> RequestHead:
+    return RequestHead("GET", b"/", "/", "h", b"h", Headers([]), 0, "10.0.0.1")
+
 
 RAW = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nserver: o\r\ncontent-length: 2\r\n"
 
@@ -14,7 +19,7 @@ RAW = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nserver: o\r\ncontent-leng
 def test_add_only_response_keeps_the_received_head() -> None:
     f = ResponseHeaders(ResponseHeadersConfig(add={"x-a": "1", "x-b": "2"}).ops(), 32768)
     resp = ResponseHead(200, None, 2, RAW)
-    f.on_response(None, resp)  # type: ignore[arg-type]
+    f.on_response(request(), resp)
     assert resp.relayable()
     assert resp.wire() == [RAW, b"x-a: 1\r\nx-b: 2\r\n"]
 
@@ -23,14 +28,12 @@ def test_set_and_remove_take_the_head_apart() -> None:
     cfg = ResponseHeadersConfig(remove=["Server"], set={"content-type": "application/json"})
     f = ResponseHeaders(cfg.ops(), 32768)
     resp = ResponseHead(200, None, 2, RAW)
-    f.on_response(None, resp)  # type: ignore[arg-type]
+    f.on_response(request(), resp)
     assert resp.headers.items() == [("content-type", "application/json")]
     assert not resp.relayable()
 
 
 def test_request_budget() -> None:
-    from edgeward.http.message import RequestHead
-
     cfg = RequestHeadersConfig(add={"x-copy": "${header:x-big}"})
     f = RequestHeaders(cfg.ops(), 100)
     head = RequestHead("GET", b"/", "/", "h", b"h", Headers([(b"x-big", b"y" * 101)]), 0, "ip")
