@@ -24,13 +24,26 @@ def test_add_only_response_keeps_the_received_head() -> None:
     assert resp.wire() == [RAW, b"x-a: 1\r\nx-b: 2\r\n"]
 
 
-def test_set_and_remove_take_the_head_apart() -> None:
+def test_set_and_remove_cut_lines_from_the_received_head() -> None:
     cfg = ResponseHeadersConfig(remove=["Server"], set={"content-type": "application/json"})
     f = ResponseHeaders(cfg.ops(), 32768)
     resp = ResponseHead(200, None, 2, RAW)
     f.on_response(request(), resp)
+    assert resp.relayable()
+    assert resp.wire() == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n",
+                           b"content-type: application/json\r\n"]
     assert resp.headers.items() == [("content-type", "application/json")]
-    assert not resp.relayable()
+
+
+def test_after_the_head_was_parsed_the_fields_change_instead() -> None:
+    cfg = ResponseHeadersConfig(remove=["server"], add={"x-a": "${route}"})
+    f = ResponseHeaders(cfg.ops(), 32768)
+    resp = ResponseHead(200, None, 2, RAW)
+    assert resp.headers.get("server") == "o"  # parsed by someone before
+    req = request()
+    req.route_name = "r1"
+    f.on_response(req, resp)
+    assert resp.headers.items() == [("content-type", "text/plain"), ("x-a", "r1")]
 
 
 def test_request_budget() -> None:

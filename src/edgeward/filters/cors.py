@@ -51,7 +51,7 @@ class CorsPolicy:
 
     __slots__ = ("any_origin", "exact", "wildcards", "regexes", "methods", "methods_value",
                  "headers", "headers_value", "expose", "credentials", "max_age", "varies",
-                 "cache")
+                 "cache", "fixed", "replaced")
 
     def __init__(self, *, origins: list[str], regexes: list[Callable[[str], object]],
                  methods: list[str], headers: list[str], expose: list[str],
@@ -71,6 +71,16 @@ class CorsPolicy:
         # The answer depends on the origin unless it is `*` for everyone.
         self.varies = not self.any_origin or credentials
         self.cache: dict[str, bool] = {}
+        # An allowed origin's response: the fields replaced, and those that never change.
+        fixed: list[tuple[bytes, bytes]] = []
+        if credentials:
+            fixed.append((b"access-control-allow-credentials", b"true"))
+        if expose:
+            fixed.append((b"access-control-expose-headers", self.expose))
+        self.fixed = fixed
+        self.replaced = frozenset({b"access-control-allow-origin",
+                                   b"access-control-allow-credentials",
+                                   b"access-control-expose-headers"})
 
     def allows_origin(self, origin: str) -> bool:
         cache = self.cache
@@ -119,9 +129,10 @@ class Cors(Filter):
 
     def on_request(self, req: Request) -> RequestResult:
         headers = req.headers
-        origin = headers.get("origin")
-        if origin is None:
+        raw = headers.first(b"origin")  # a scan: most requests have none
+        if raw is None:
             return None
+        origin = raw.decode("latin-1")
         policy = self.policy
         if req.method == "OPTIONS":
             method = headers.get("access-control-request-method")
@@ -159,14 +170,13 @@ class Cors(Filter):
         policy = self.policy
         origin = req.vars.get(_SLOT)
         if isinstance(origin, str):
-            headers = resp.headers
-            headers.remove("access-control-allow-origin")
-            headers.remove("access-control-allow-credentials")
-            headers.append(b"access-control-allow-origin", policy.allow_origin_value(origin))
-            if policy.credentials:
-                headers.append(b"access-control-allow-credentials", b"true")
-            if policy.expose:
-                headers.remove("access-control-expose-headers")
-                headers.append(b"access-control-expose-headers", policy.expose)
-        if policy.varies:
+            # Replace what the upstream sent (two values would make browsers refuse it),
+            # without taking the received head apart.
+            resp.drop_fields(policy.replaced)
+            fields = [(b"access-control-allow-origin", policy.allow_origin_value(origin))]
+            fields.extend(policy.fixed)
+            if policy.varies:
+                fields.append(_VARY_ORIGIN[0])
+            resp.append_block(fields, b"".join([n + b": " + v + b"\r\n" for n, v in fields]))
+        elif policy.varies:
             resp.append_block(_VARY_ORIGIN, _VARY_ORIGIN_LINE)

@@ -79,13 +79,15 @@ class _Header:
 class Template:
     """A parsed value: `constant` when it has no variable, else parts to join per request."""
 
-    __slots__ = ("text", "constant", "literals", "readers")
+    __slots__ = ("text", "constant", "literals", "readers", "trusted")
 
     def __init__(self, text: str, literals: list[str], readers: list[Reader]) -> None:
         self.text = text
         self.literals = literals  # len(readers) + 1 pieces around the variables
         self.readers = readers
         self.constant: str | None = literals[0] if not readers else None
+        # Only variables whose values the gateway checked (no request header's value).
+        self.trusted = not any(isinstance(r, _Header) for r in readers)
 
     def expand(self, req: RequestHead) -> str:
         constant = self.constant

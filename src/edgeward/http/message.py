@@ -205,6 +205,32 @@ class ResponseHead:
         self._added.extend(fields)
         self._blocks.append(block)
 
+    def drop_fields(self, names: frozenset[bytes]) -> None:
+        """Remove every field whose lower-case name is in `names`. Before anyone asked for
+        `headers`, the lines are cut from the received head itself, which stays relayable (a
+        filter that removes and adds fields never makes the codec write the head again)."""
+        found = self._headers
+        if found is not None:
+            for name in names:
+                found.remove(name.decode("latin-1"))
+            return
+        raw = self.raw
+        lowered = raw.lower()
+        present = False
+        for name in names:
+            if b"\n" + name + b":" in lowered:
+                present = True
+                break
+        if not present:
+            return
+        lines = raw.split(b"\r\n")
+        kept = [lines[0]]
+        for i in range(1, len(lines)):
+            line = lines[i]
+            if line.partition(b":")[0].strip(b" \t").lower() not in names:
+                kept.append(line)
+        self.raw = b"\r\n".join(kept)
+
     def wire(self) -> list[bytes] | None:
         """The head's bytes as received plus what was added, when nothing was parsed (then
         nothing could have been changed but through `append_block`); None otherwise."""
