@@ -216,20 +216,26 @@ class ResponseHead:
             return
         raw = self.raw
         lowered = raw.lower()
-        present = False
+        cuts: list[tuple[int, int]] = []
         for name in names:
-            if b"\n" + name + b":" in lowered:
-                present = True
-                break
-        if not present:
+            needle = b"\n" + name + b":"  # a field line starts after a line's LF
+            at = lowered.find(needle)
+            while at >= 0:
+                begin = at + 1
+                stop = lowered.find(b"\r\n", begin)
+                stop = len(raw) if stop < 0 else stop + 2
+                cuts.append((begin, stop))
+                at = lowered.find(needle, stop - 1)
+        if not cuts:
             return
-        lines = raw.split(b"\r\n")
-        kept = [lines[0]]
-        for i in range(1, len(lines)):
-            line = lines[i]
-            if line.partition(b":")[0].strip(b" \t").lower() not in names:
-                kept.append(line)
-        self.raw = b"\r\n".join(kept)
+        cuts.sort()
+        pieces: list[bytes] = []
+        prev = 0
+        for begin, stop in cuts:
+            pieces.append(raw[prev:begin])
+            prev = stop
+        pieces.append(raw[prev:])
+        self.raw = b"".join(pieces)
 
     def wire(self) -> list[bytes] | None:
         """The head's bytes as received plus what was added, when nothing was parsed (then
