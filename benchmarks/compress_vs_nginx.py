@@ -4,7 +4,7 @@
         [--rounds 3] [--seconds 5] [--connections 64]
 
 All on 127.0.0.1, as ../shared/bench/proxybench.py does (which stays as it is): an upstream
-nginx serves a JSON body (16 KiB by default) from a file; a peer nginx (1 worker) proxies to it
+nginx serves a JSON body (16 KiB of generated API-like JSON by default) from a file; a peer nginx (1 worker) proxies to it
 with upstream keep-alive and `gzip on; gzip_comp_level LEVEL; gzip_types application/json;
 gzip_proxied any; gzip_vary on`; edgeward (`edgeward run`, 1 worker) proxies to it with
 `compress: {algorithms: [gzip], levels: {gzip: LEVEL}}`. wrk (1 thread, keep-alive
@@ -19,6 +19,7 @@ import argparse
 import gzip
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -37,9 +38,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def json_body(n: int) -> bytes:
-    item = b'{"id":1234,"name":"alpha-beta","email":"user@example.com","tags":["x","y"]},'
-    raw = b"[" + item * (n // len(item) + 1)
+def json_body(n: int, seed: int = 1) -> bytes:
+    """n bytes of API-like JSON with varied values (ids, names, e-mails, scores, tags), the
+    same every run; cut and closed to size."""
+    rng = random.Random(seed)
+    words = ["alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "zeta"]
+    items: list[bytes] = []
+    size = 1
+    i = 0
+    while size < n:
+        item = json.dumps({"id": i, "name": f"{rng.choice(words)}-{rng.randrange(10**6)}",
+                           "email": f"user{rng.randrange(10**5)}@example.com",
+                           "active": rng.random() < 0.5, "score": round(rng.random() * 1000, 3),
+                           "tags": rng.sample(words, 3)}).encode()
+        items.append(item)
+        size += len(item) + 1
+        i += 1
+    raw = b"[" + b",".join(items)
     return raw[:n - 1] + b"]"
 
 
