@@ -3,13 +3,14 @@
     .venv/bin/python benchmarks/compress_vs_nginx.py [--level 1] [--body-bytes 16384]
         [--rounds 3] [--seconds 5] [--connections 64]
 
-All on 127.0.0.1, as ../shared/bench/proxybench.py does (which stays as it is): an upstream
-nginx serves a JSON body (16 KiB of generated API-like JSON by default) from a file; a peer
-nginx (1 worker) proxies to it with upstream keep-alive and `gzip on; gzip_comp_level LEVEL;
-gzip_types application/json; gzip_proxied any; gzip_vary on`; edgeward (`edgeward run`, 1 worker) proxies to it with
-`compress: {algorithms: [gzip], levels: {gzip: LEVEL}}`. wrk (1 thread, keep-alive
-connections) sends `Accept-Encoding: gzip` to each in alternating rounds. Before loading, each
-contestant's answer is checked: gzip-encoded and decoding to the upstream's body.
+All on 127.0.0.1, as ../shared/bench/proxybench.py does (which stays as it is): an
+upstream nginx serves a JSON body (16 KiB of generated API-like JSON by default) from a file;
+a peer nginx (1 worker) proxies to it with upstream keep-alive and `gzip on;
+gzip_comp_level LEVEL; gzip_types application/json; gzip_proxied any; gzip_vary on`;
+edgeward (`edgeward run`, 1 worker) proxies to it with `compress: {algorithms: [gzip],
+levels: {gzip: LEVEL}}`. wrk (1 thread, keep-alive connections) sends
+`Accept-Encoding: gzip` to each in alternating rounds. Before loading, each contestant's
+answer is checked: gzip-encoded and decoding to the upstream's body.
 Last line: 'ratio gateway/nginx rps=R p99=P cpu/req=C' (medians), as proxybench prints it.
 """
 
