@@ -116,7 +116,20 @@ class RequestHead:
         if query:
             target += b"?" + query.encode("ascii")
         self.target = target
-        self.headers.wire = None  # the request line changed
+        headers = self.headers
+        wire = headers.wire
+        if wire is not None:
+            # The request line changed: the relayed head gets the new one in place of the
+            # received one (method and version as received), its fields still relayed.
+            first = wire[0]
+            end = first.find(b"\r\n")
+            line = first[:end] if end >= 0 else first
+            method_end = line.find(b" ")
+            version_at = line.rfind(b" ")
+            if 0 < method_end < version_at:
+                wire[0] = line[:method_end + 1] + target + line[version_at:] + first[len(line):]
+            else:
+                headers.wire = None
 
     def relayable(self) -> bool:
         """The headers' wire chunks still say what this head says, less what was added."""
