@@ -36,6 +36,8 @@ EXPECTED = {
     "edgeward_retries_total": ("counter", ("route", "upstream")),
     "edgeward_access_log_dropped_total": ("counter", ()),
     "edgeward_trace_spans_dropped_total": ("counter", ()),
+    "edgeward_filter_errors_total": ("counter", ("route", "filter")),
+    "edgeward_underscore_headers_total": ("counter", ()),
     "edgeward_mirror_requests_total": ("counter", ("route", "upstream", "result")),
     "edgeward_faults_injected_total": ("counter", ("route", "fault")),
     "edgeward_compressed_responses_total": ("counter", ("route", "algorithm")),
