@@ -76,6 +76,15 @@ class Headers:
         value = index.get(name.lower())
         return default if value is None else value
 
+    def first(self, name: bytes) -> bytes | None:
+        """The first value of the lower-case `name`, found by scanning (no index is built:
+        for a filter that reads one field of a head nothing else reads)."""
+        size = len(name)
+        for n, v in self.fields:
+            if len(n) == size and n.lower() == name:
+                return v
+        return None
+
     def get_all(self, name: str) -> list[str]:
         key = name.lower().encode("latin-1")
         return [v.decode("latin-1") for n, v in self.fields if n.lower() == key]
@@ -125,11 +134,13 @@ class Headers:
         """Remove every field `name`; returns how many there were. Any name may be removed
         (framing fields are not in this list)."""
         key = name.lower().encode("latin-1")
+        size = len(key)
         fields = self.fields
         kept: list[tuple[bytes, bytes]] = []
         removed = 0
         for i, item in enumerate(fields):
-            if item[0].lower() == key:
+            n = item[0]
+            if len(n) == size and n.lower() == key:
                 self._touch(i)
                 removed += 1
             else:

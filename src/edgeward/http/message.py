@@ -68,7 +68,8 @@ class RequestHead:
         self.keep_alive = True        # the client lets the connection carry another request
         self.http10 = False           # an HTTP/1.0 client: no chunked responses, no 100
         self.trace: object | None = None  # the request's trace identity, when tracing is on
-        self.upstream: str | None = None  # set by a filter: the upstream to send it to
+        # The upstream it goes to: the route's (set when routed), or a filter's choice.
+        self.upstream: str | None = None
         self.route_name = ""          # the matched route's name ("" before routing)
         self.body_received = 0        # request body bytes read so far
         self.trailers: Headers | None = None  # request trailers, once the body has ended
@@ -115,7 +116,19 @@ class RequestHead:
         if query:
             target += b"?" + query.encode("ascii")
         self.target = target
-        self.headers.wire = None  # the request line changed
+        headers = self.headers
+        wire = headers.wire
+        if wire is not None:
+            # The request line changed: the relayed head gets the new one in place of the
+            # received one (method and version as received), its fields still relayed.
+            end = wire.find(b"\r\n")
+            line = wire[:end] if end >= 0 else wire
+            method_end = line.find(b" ")
+            version_at = line.rfind(b" ")
+            if 0 < method_end < version_at:
+                headers.wire = line[:method_end + 1] + target + line[version_at:] + wire[len(line):]
+            else:
+                headers.wire = None
 
     def relayable(self) -> bool:
         """The headers' wire still says what this head says, less what was added."""
@@ -194,6 +207,38 @@ class ResponseHead:
             found.append_block(fields, block)
         else:
             self.raw = self.raw + block
+
+    def drop_fields(self, names: frozenset[bytes]) -> None:
+        """Remove every field whose lower-case name is in `names`. Before anyone asked for
+        `headers`, the lines are cut from the received head itself, which stays relayable (a
+        filter that removes and adds fields never makes the codec write the head again)."""
+        found = self._headers
+        if found is not None:
+            for name in names:
+                found.remove(name.decode("latin-1"))
+            return
+        raw = self.raw
+        lowered = raw.lower()
+        cuts: list[tuple[int, int]] = []
+        for name in names:
+            needle = b"\n" + name + b":"  # a field line starts after a line's LF
+            at = lowered.find(needle)
+            while at >= 0:
+                begin = at + 1
+                stop = lowered.find(b"\r\n", begin)
+                stop = len(raw) if stop < 0 else stop + 2
+                cuts.append((begin, stop))
+                at = lowered.find(needle, stop - 1)
+        if not cuts:
+            return
+        cuts.sort()
+        pieces: list[bytes] = []
+        prev = 0
+        for begin, stop in cuts:
+            pieces.append(raw[prev:begin])
+            prev = stop
+        pieces.append(raw[prev:])
+        self.raw = b"".join(pieces)
 
     def wire(self) -> bytes | None:
         """The head's bytes as received plus what was added, when nothing was parsed (then

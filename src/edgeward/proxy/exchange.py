@@ -140,6 +140,7 @@ class Exchange(FilterRun):
             return
         self.route = route
         head.route_name = route.name
+        head.upstream = route.upstream_name  # a filter (split) may choose another
         self.chain = route.chain
         if self.request_done and route.timeout is not None:
             self.total_deadline = now + route.timeout
@@ -232,7 +233,7 @@ class Exchange(FilterRun):
         head = self.head
         assert route is not None
         name = head.upstream
-        if name is None:
+        if name is None or name is route.upstream_name:
             cluster = route.cluster
         else:
             cluster = self.snapshot.clusters.get(name)
