@@ -21,7 +21,7 @@ def test_add_only_response_keeps_the_received_head() -> None:
     resp = ResponseHead(200, None, 2, RAW)
     f.on_response(request(), resp)
     assert resp.relayable()
-    assert resp.wire() == [RAW, b"x-a: 1\r\nx-b: 2\r\n"]
+    assert resp.wire() == RAW + b"x-a: 1\r\nx-b: 2\r\n"
 
 
 def test_set_and_remove_cut_lines_from_the_received_head() -> None:
@@ -30,8 +30,8 @@ def test_set_and_remove_cut_lines_from_the_received_head() -> None:
     resp = ResponseHead(200, None, 2, RAW)
     f.on_response(request(), resp)
     assert resp.relayable()
-    assert resp.wire() == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n",
-                           b"content-type: application/json\r\n"]
+    assert resp.wire() == (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n"
+                           b"content-type: application/json\r\n")
     assert resp.headers.items() == [("content-type", "application/json")]
 
 

@@ -29,10 +29,10 @@ def test_a_new_path_replaces_the_request_line_of_a_relayed_head() -> None:
     from edgeward.http.message import RequestHead
 
     raw = b"GET /api/items?id=7 HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n"
-    headers = Headers([(b"Host", b"a"), (b"Accept", b"*/*")], [raw], 2)
+    headers = Headers([(b"Host", b"a"), (b"Accept", b"*/*")], raw, 2)
     head = RequestHead("GET", b"/api/items?id=7", "/api/items", "a", b"a", headers, 0, "ip")
     head.path = "/items"
     assert head.relayable()
-    assert headers.wire == [b"GET /items?id=7 HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n"]
+    assert headers.wire == b"GET /items?id=7 HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n"
     head.query_string = ""
-    assert headers.wire == [b"GET /items HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n"]
+    assert headers.wire == b"GET /items HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n"
