@@ -8,18 +8,24 @@ so a reload keeps their state.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
+import os
 import random
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from edgeward.auth.context import AuthContext, SubrequestFailed, SubResponse
+from edgeward.auth.directory import ConsumerDirectory
 from edgeward.config.schema import GatewayConfig, UpstreamConfig
 from edgeward.filters.api import Filter
-from edgeward.filters.config import read_definitions, read_route_filters
-from edgeward.filters.governance import BodyLimit, Concurrency, RateLimit, Split
+from edgeward.filters.config import BuildContext, read_definitions, read_route_filters
+from edgeward.filters.governance import BodyLimit, Concurrency, ConsumerLimits, RateLimit, Split
 from edgeward.proxy.chain import Chain
 from edgeward.proxy.cluster import Cluster
 from edgeward.proxy.route import Route
 from edgeward.proxy.snapshot import Snapshot
+from edgeward.proxy.subrequest import SubrequestError, fetch, make_head
 from edgeward.ratelimit.concurrency import ConcurrencyLimiter
 from edgeward.ratelimit.config import RateLimitConfig, RedisConfig
 from edgeward.ratelimit.limiter import Limiter, build_local_limiter
@@ -66,6 +72,49 @@ class Registry:
         self._used = set(self._items)
 
 
+class Subrequests:
+    """`AuthContext.subrequest` over the clusters of the snapshot in force: the request goes
+    to the named upstream with Host set to that name (as nginx's proxy_pass to an upstream)."""
+
+    def __init__(self) -> None:
+        self.clusters: dict[str, Cluster] = {}
+
+    async def __call__(self, upstream: str, method: str, target: str,
+                       fields: list[tuple[str, str]], timeout: float) -> SubResponse:
+        cluster = self.clusters.get(upstream)
+        if cluster is None:
+            raise SubrequestFailed("no_healthy_upstream", f"no upstream named {upstream!r}")
+        head = make_head(method, target, upstream, fields)
+        try:
+            got = await fetch(cluster, head, timeout=timeout)
+        except SubrequestError as exc:
+            raise SubrequestFailed(exc.code, str(exc)) from None
+        return SubResponse(got.status, got.head.headers.items(), got.body)
+
+
+def auth_context(registry: Registry) -> AuthContext:
+    """The worker's authentication context (one for the worker's life, kept by the registry:
+    its consumers and subrequest clusters are updated in place by each compile)."""
+    return registry.get("auth", "context", None,
+                        lambda: AuthContext(ConsumerDirectory(), Subrequests()))
+
+
+def _consumer_limits(cfg: GatewayConfig, name: str, rl: RateLimitConfig,
+                     loop: asyncio.AbstractEventLoop, registry: Registry) -> ConsumerLimits:
+    """Per-consumer limiters of a route limited by consumer, kept while its limit is."""
+    redis_cfg = cfg.redis
+
+    def make(consumer: str, rate: float, burst: int) -> Limiter:
+        own = dataclasses.replace(rl, rate=rate, burst=burst)
+        if own.scope == "global" and redis_cfg is not None:
+            client = registry.get("redis", "default", redis_cfg,
+                                  lambda: connect_redis(redis_cfg))
+            return _global_limiter(client, f"{name}/consumer/{consumer}", own, redis_cfg, loop)
+        return build_local_limiter(own)
+
+    return registry.get("consumer_limits", name, (rl, redis_cfg), lambda: ConsumerLimits(make))
+
+
 def _governance(cfg: GatewayConfig, index: int, name: str, rng: random.Random,
                 loop: asyncio.AbstractEventLoop, registry: Registry
                 ) -> tuple[list[Filter], Limiter | None, ConcurrencyLimiter | None]:
@@ -87,7 +136,9 @@ def _governance(cfg: GatewayConfig, index: int, name: str, rng: random.Random,
                 lambda: _global_limiter(client, name, rl, redis_cfg, loop))
         else:
             limiter = registry.get("limiter", name, rl, lambda: build_local_limiter(rl))
-        filters.append(RateLimit(limiter, rl.key_spec(), name))
+        overrides = (_consumer_limits(cfg, name, rl, loop, registry)
+                     if rl.key == "consumer" else None)
+        filters.append(RateLimit(limiter, rl.key_spec(), name, overrides))
     concurrency = None
     if rc.max_concurrent is not None:
         max_concurrent = rc.max_concurrent
@@ -103,8 +154,8 @@ def _governance(cfg: GatewayConfig, index: int, name: str, rng: random.Random,
     return filters, limiter, concurrency
 
 
-def _user_filters(cfg: GatewayConfig, index: int, registry: Registry, source: str
-                  ) -> list[Filter]:
+def _user_filters(cfg: GatewayConfig, index: int, registry: Registry, source: str,
+                  context: BuildContext) -> list[Filter]:
     """The route's `filters:` list, built (an unchanged filter keeps its instance)."""
     problems: list[tuple[str, str]] = []
     named = read_definitions(cfg.filters, problems)
@@ -117,7 +168,10 @@ def _user_filters(cfg: GatewayConfig, index: int, registry: Registry, source: st
         shared = isinstance(cfg.routes[index].filters[j], str)
         key = spec.name if shared else f"{cfg.route_name(index)}[{j}]"
         try:
-            built.append(registry.get("filter", key, spec, spec.build))
+            built.append(registry.get("filter", key, spec, functools.partial(spec.build,
+                                                                             context)))
+        except (ValueError, OSError) as exc:  # a built-in's precise refusal (unreadable file)
+            raise ConfigError(source, [Problem(f"{path}[{j}]", str(exc))]) from None
         except Exception as exc:  # noqa: BLE001 - a user's constructor: report, do not crash
             raise ConfigError(source, [Problem(f"{path}[{j}]",
                                                f"the filter could not be built: {exc!r}")]
@@ -126,11 +180,12 @@ def _user_filters(cfg: GatewayConfig, index: int, registry: Registry, source: st
 
 
 def _route(cfg: GatewayConfig, index: int, clusters: dict[str, Cluster], rng: random.Random,
-           loop: asyncio.AbstractEventLoop, registry: Registry, source: str) -> Route:
+           loop: asyncio.AbstractEventLoop, registry: Registry, source: str,
+           context: BuildContext) -> Route:
     rc = cfg.routes[index]
     name = cfg.route_name(index)
     filters, limiter, concurrency = _governance(cfg, index, name, rng, loop, registry)
-    filters.extend(_user_filters(cfg, index, registry, source))
+    filters.extend(_user_filters(cfg, index, registry, source, context))
     retry = budget = None
     if rc.retries is not None:
         retry = RetryPolicy(rc.retries)
@@ -168,19 +223,31 @@ def compile_snapshot(
     rng = rng or random.Random()
     registry.begin()
     try:
+        auth = auth_context(registry)
+        environ = dict(os.environ)
+        consumers, problems = auth.consumers.prepare(cfg.consumers, environ)
+        if problems:
+            raise ConfigError(source, [Problem(p, r) for p, r in problems])
+        auth.upstreams = frozenset(cfg.upstreams)
+        auth.environ = environ
+        context = BuildContext(auth)
         clusters: dict[str, Cluster] = {}
         for name, up in cfg.upstreams.items():
             clusters[name] = registry.get("cluster", name, up, _maker(name, up, loop, rng))
         routes: list[Route] = []
         table_entries = []
         for i, rc in enumerate(cfg.routes):
-            route = _route(cfg, i, clusters, rng, loop, registry, source)
+            route = _route(cfg, i, clusters, rng, loop, registry, source, context)
             routes.append(route)
             table_entries.append((rc.match, route))
         table = RouteTable(table_entries)
     except BaseException:
         registry.rollback()
         raise
+    subrequests = auth.subrequest
+    if isinstance(subrequests, Subrequests):
+        subrequests.clusters = clusters
+    auth.consumers.install_static(consumers)
     for old in registry.commit():
         if isinstance(old, Cluster):
             loop.call_later(0, old.close)

@@ -106,11 +106,17 @@ def render() -> str:
         "Durations take a unit (`250ms`, `3s`, `1m`), rates are `N/s|m|h`, sizes `64KiB`.",
         "Why each default is what it is: the constants in the source and the topic pages in",
         "docs/ (routing, balancing, resilience, ratelimit, health-and-dns, etcd, observability,",
-        "admin).",
+        "admin, auth).",
         "",
     ]
     seen: set[type] = set()
+    from edgeward.auth.config import METHODS
+    from edgeward.filters.config import KINDS
+
     queue: list[tuple[str, type]] = [("(top level)", GatewayConfig)]
+    # Built-in filter kinds (a route's `filters: [{KIND: config}]`), and the auth methods.
+    queue += [(f"filter {name}", KINDS[name].config_type) for name in sorted(KINDS)]
+    queue += [(f"auth.methods[].{kind}", cls) for kind, cls in METHODS.items()]
     while queue:
         path, cls = queue.pop(0)
         if cls in seen:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from edgeward.admin.config import AdminConfig
+from edgeward.auth.config import ConsumerConfig, check_consumer_name
 from edgeward.balance.endpoint import MAX_WEIGHT
 from edgeward.balance.options import (
     DEFAULT_ACTIVE_REQUEST_BIAS,
@@ -256,6 +257,10 @@ class GatewayConfig:
     filters: dict[str, Any] = field(
         default_factory=dict,
         metadata=doc("named filter definitions routes refer to by name (docs/filters.md)"))
+    consumers: dict[str, ConsumerConfig] = field(
+        default_factory=dict,
+        metadata=doc("who may call: name -> credentials, groups, rate-limit override "
+                     "(docs/auth.md); also from etcd with etcd.consumers_prefix"))
 
     def route_name(self, index: int) -> str:
         return self.routes[index].name or f"route_{index}"
@@ -276,8 +281,26 @@ class GatewayConfig:
                 problems.append((f"routes[{i}].rate_limit.scope",
                                  "scope: global needs a top-level redis: URL"))
         named = read_definitions(self.filters, problems)
+        for key, spec in named.items():
+            for sub, upstream in spec.upstream_refs():
+                if upstream not in self.upstreams:
+                    problems.append((f"filters.{key}.{spec.kind}.{sub}",
+                                     f"no upstream named {upstream!r}"))
         for i, route in enumerate(self.routes):
-            read_route_filters(route.filters, f"routes[{i}].filters", named, problems)
+            specs = read_route_filters(route.filters, f"routes[{i}].filters", named, problems)
+            if len(specs) != len(route.filters):
+                continue  # some entry was refused already
+            for j, spec in enumerate(specs):
+                if isinstance(route.filters[j], str):
+                    continue  # a named definition: checked above
+                for sub, upstream in spec.upstream_refs():
+                    if upstream not in self.upstreams:
+                        problems.append((f"routes[{i}].filters[{j}].{spec.kind}.{sub}",
+                                         f"no upstream named {upstream!r}"))
+        for name in self.consumers:
+            reason = check_consumer_name(name)
+            if reason is not None:
+                problems.append((f"consumers.{name}", reason))
         for name, up in self.upstreams.items():
             if up.discovery is not None and up.discovery.etcd is not None and self.etcd is None:
                 problems.append((f"upstreams.{name}.discovery.etcd",

@@ -84,9 +84,18 @@ class EtcdConfig:
         default=DEFAULT_ETCD_TIMEOUT,
         metadata=doc("deadline of each etcd request; 5s like etcdctl --command-timeout"),
     )
+    consumers_prefix: str | None = field(
+        default=None,
+        metadata=doc("read consumers from the keys under this prefix (e.g. "
+                     "/edgeward/consumers/; each value a consumer in YAML or JSON) and follow "
+                     "them; null: consumers come from the file only"),
+    )
 
     def check(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
+        prefix = self.consumers_prefix
+        if prefix is not None and (not prefix.startswith("/") or not prefix.endswith("/")):
+            problems.append(("consumers_prefix", "must start and end with /"))
         if not self.endpoints:
             problems.append(("endpoints", "at least one HOST:PORT is needed"))
         if self.timeout <= 0:

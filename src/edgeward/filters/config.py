@@ -20,29 +20,46 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeward.filters.api import Filter
 from edgeward.filters.python import PythonFilterClass, resolve_class
 from edgeward.structs import ConfigError, load_struct
 
+if TYPE_CHECKING:
+    from edgeward.auth.context import AuthContext
+
 Problems = list[tuple[str, str]]
+UpstreamRefs = Callable[[Any], list[tuple[str, str]]]
+
+
+@dataclass
+class BuildContext:
+    """What a contextual built-in kind gets besides its config, from the composition root:
+    the worker's authentication context (consumers, subrequests to named upstreams)."""
+
+    auth: AuthContext
 
 
 @dataclass(frozen=True)
 class Kind:
-    """A built-in filter kind: the dataclass its config is read into, and how to make one."""
+    """A built-in filter kind: the dataclass its config is read into, and how to make one
+    (`make(config)`, or `make(config, context)` for a contextual kind); `upstreams(config)`
+    lists the (key path, upstream name) references the config check verifies."""
 
     config_type: type
-    make: Callable[[Any], Filter]
+    make: Callable[..., Filter]
+    contextual: bool = False
+    upstreams: UpstreamRefs | None = None
 
 
 # Built-in kinds by config key; modules that define kinds register them here.
 KINDS: dict[str, Kind] = {}
 
 
-def register(name: str, config_type: type, make: Callable[[Any], Filter]) -> None:
-    KINDS[name] = Kind(config_type, make)
+def register(name: str, config_type: type, make: Callable[..., Filter], *,
+             contextual: bool = False, upstreams: UpstreamRefs | None = None) -> None:
+    KINDS[name] = Kind(config_type, make, contextual, upstreams)
 
 
 @dataclass(frozen=True)
@@ -55,13 +72,26 @@ class FilterSpec:
     config: Any
     cls: PythonFilterClass | None = None
 
-    def build(self) -> Filter:
+    def build(self, context: BuildContext | None = None) -> Filter:
         if self.cls is not None:
             f = self.cls.make(self.config)
         else:
-            f = KINDS[self.kind].make(self.config)
+            kind = KINDS[self.kind]
+            if kind.contextual:
+                if context is None:
+                    raise ValueError(f"a {self.kind} filter is built by the gateway only")
+                f = kind.make(self.config, context.auth)
+            else:
+                f = kind.make(self.config)
         f.name = self.name
         return f
+
+    def upstream_refs(self) -> list[tuple[str, str]]:
+        """(key path under the kind, upstream name) for each upstream the config names."""
+        kind = KINDS.get(self.kind)
+        if self.cls is not None or kind is None or kind.upstreams is None:
+            return []
+        return kind.upstreams(self.config)
 
 
 def read_entry(raw: object, path: str, named: dict[str, FilterSpec] | None,
