@@ -15,7 +15,6 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
-
 from tests.support.scripted import ScriptedOrigin
 
 

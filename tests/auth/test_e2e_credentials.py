@@ -8,7 +8,6 @@ import os
 from collections.abc import Iterator
 
 import pytest
-
 from tests.auth.authkit import request, seen_headers, sha256_ref
 from tests.support.gateway import GatewayProcess, free_port
 from tests.support.origin import Origin

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 import jwt as pyjwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-
 from tests.auth.authkit import JwksOrigin, SigningKey, jwks, request, seen_headers
 from tests.support.gateway import GatewayProcess
 from tests.support.origin import Origin
