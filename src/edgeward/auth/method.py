@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 
+from mypy_extensions import mypyc_attr
+
 from edgeward.auth.consumer import Consumer
 from edgeward.filters.api import Request
 
@@ -43,6 +45,7 @@ Outcome = Consumer | Failure | None
 Result = Outcome | Awaitable[Outcome]
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Method:
     """Base of the methods; `kind` is its name in config, logs and metrics."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import edgeward.auth.kinds  # noqa: F401  (registers the authentication filter kinds)
 from edgeward.admin.config import AdminConfig
 from edgeward.auth.config import ConsumerConfig, check_consumer_name
 from edgeward.balance.endpoint import MAX_WEIGHT

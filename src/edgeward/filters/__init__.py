@@ -5,9 +5,6 @@
 See `edgeward.filters.api` and docs/filters.md.
 """
 
-# The authentication kinds (auth, jwt, api_key, basic_auth, forward_auth) register
-# themselves with edgeward.filters.config on import.
-import edgeward.auth.kinds  # noqa: E402, F401  (registers built-in kinds)
 from edgeward.filters.api import (
     ORDER_AUTH,
     ORDER_CACHE,
