@@ -49,6 +49,7 @@ MODULES = (
     "edgeward/proxy/route.py",
     "edgeward/proxy/snapshot.py",
     "edgeward/proxy/telemetry.py",
+    "edgeward/proxy/subrequest.py",
     "edgeward/routing/table.py",
     "edgeward/routing/split.py",
     "edgeward/routing/keys.py",
