@@ -50,6 +50,7 @@ MODULES = (
     "edgeward/proxy/snapshot.py",
     "edgeward/proxy/telemetry.py",
     "edgeward/proxy/subrequest.py",
+    "edgeward/admin/wire.py",
     "edgeward/routing/table.py",
     "edgeward/routing/split.py",
     "edgeward/routing/keys.py",

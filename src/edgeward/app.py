@@ -49,6 +49,7 @@ def serve_config(
         sections = Sections(worker, telemetry, dict(os.environ))
         sections.install(access_log, tracer)
         worker.factory.on_done = telemetry.exchange_done
+        worker.factory.on_filter_error = telemetry.filter_failed
         control = Control(worker, runtime, telemetry, worker_id=worker_id, workers=workers,
                           metrics_dir=metrics_dir)
         await control.start()

@@ -120,6 +120,7 @@ class Control:
         metrics = telemetry.metrics
         metrics.active_connections.set_function(lambda: float(len(worker.state.connections)))
         metrics.active_requests.set_function(self._active_requests)
+        metrics.underscore_headers.set_function(lambda: float(worker.state.underscore_headers))
         metrics.config_loaded(True, runtime.hash, time.time())
         runtime.listeners.append(self._on_reload)
 

@@ -155,10 +155,14 @@ async def test_token_guards_every_post(
     for path in posts:
         for headers in ({}, {"Authorization": "Bearer wrong"},
                         {"Authorization": f"Basic {TOKEN}"}, {"Authorization": "Bearer"}):
-            r = await c.request("POST", path, GOOD.encode(), headers)
+            # Refused from the head: the body is never read, so the connection then closes.
+            refused = await Client.connect(srv.port)
+            r = await refused.request("POST", path, GOOD.encode(), headers)
             body = r.json()
             assert r.status == 401 and body["code"] == "unauthorized", (path, headers)
             assert r.headers["www-authenticate"].startswith("Bearer")
+            assert r.headers["connection"] == "close" and await refused.closed_by_server()
+            await refused.close()
     assert not backend.drained and len(backend.applied_texts) == 1
     auth = {"Authorization": f"Bearer {TOKEN}"}
     assert (await c.request("POST", "/config", GOOD.encode(), auth)).status == 200

@@ -66,10 +66,11 @@ class AdminGateway:
 
     `text` may use {listen} and {admin} (HOST:PORT of the admin listener)."""
 
-    def __init__(self, text: str, *, workers: int = 1) -> None:
+    def __init__(self, text: str, *, workers: int = 1,
+                 env: dict[str, str] | None = None) -> None:
         self.admin_port = free_port()
         self.gw = GatewayProcess.config(
-            text.replace("{admin}", f"127.0.0.1:{self.admin_port}"), workers=workers)
+            text.replace("{admin}", f"127.0.0.1:{self.admin_port}"), workers=workers, env=env)
 
     def __enter__(self) -> AdminGateway:
         self.gw.start()

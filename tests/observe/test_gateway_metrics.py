@@ -38,6 +38,8 @@ EXPECTED = {
     "edgeward_consumer_requests_total": ("counter", ("route", "consumer")),
     "edgeward_access_log_dropped_total": ("counter", ()),
     "edgeward_trace_spans_dropped_total": ("counter", ()),
+    "edgeward_filter_errors_total": ("counter", ("route", "filter")),
+    "edgeward_underscore_headers_total": ("counter", ()),
 }
 
 

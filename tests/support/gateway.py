@@ -50,8 +50,10 @@ class GatewayFailed(RuntimeError):
 
 
 class GatewayProcess:
-    def __init__(self, args: list[str], port: int, workdir: Path | None = None) -> None:
+    def __init__(self, args: list[str], port: int, workdir: Path | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.args = args
+        self.env = env or {}
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self._own_dir = workdir is None
@@ -70,7 +72,8 @@ class GatewayProcess:
         return cls(args, port)
 
     @classmethod
-    def config(cls, text: str, *, workers: int = 1) -> GatewayProcess:
+    def config(cls, text: str, *, workers: int = 1,
+               env: dict[str, str] | None = None) -> GatewayProcess:
         port = free_port()
         workdir = Path(tempfile.mkdtemp(prefix="edgeward-e2e-"))
         path = workdir / "edgeward.yaml"
@@ -78,7 +81,7 @@ class GatewayProcess:
         args = ["run", "-c", str(path)]
         if workers != 1:
             args += ["--workers", str(workers)]
-        gw = cls(args, port, workdir)
+        gw = cls(args, port, workdir, env)
         gw._own_dir = True
         return gw
 
@@ -89,7 +92,7 @@ class GatewayProcess:
             edgeward_command() + self.args, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=err, cwd=self.workdir,
             env={**os.environ, "EDGEWARD_LOG_LEVEL": os.environ.get("EDGEWARD_LOG_LEVEL",
-                                                                    "WARNING")},
+                                                                    "WARNING"), **self.env},
         )
         err.close()
         deadline = time.monotonic() + START_TIMEOUT

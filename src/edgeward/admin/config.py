@@ -19,6 +19,9 @@ DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_MAX_HEAD = 16 * 1024
 # nginx keepalive_timeout 75s: a dashboard polling every 2 s keeps its connection open.
 DEFAULT_IDLE_TIMEOUT = 75.0
+# Connections open at once on the admin listener: a few dashboards and scrapers need a
+# handful; 64 bounds what a flood of connections can hold (memory, descriptors).
+DEFAULT_MAX_CONNECTIONS = 64
 # Dashboard resolution and window, see admin/series.py.
 DEFAULT_SERIES_STEP = 5.0
 DEFAULT_SERIES_HORIZON = 900.0
@@ -65,6 +68,10 @@ class AdminConfig:
         default=DEFAULT_IDLE_TIMEOUT,
         metadata=doc("close a keep-alive connection idle this long (nginx keepalive_timeout)"),
     )
+    max_connections: int = field(
+        default=DEFAULT_MAX_CONNECTIONS,
+        metadata=doc("connections open at once; more are closed as they arrive"),
+    )
     series_step: Duration = field(
         default=DEFAULT_SERIES_STEP, metadata=doc("dashboard sampling step")
     )
@@ -88,6 +95,8 @@ class AdminConfig:
             problems.append(("max_body", f"must be at least 1 byte, got {self.max_body}"))
         if self.max_head < 1024:
             problems.append(("max_head", f"must be at least 1KiB, got {self.max_head}"))
+        if self.max_connections < 1:
+            problems.append(("max_connections", f"must be at least 1, got {self.max_connections}"))
         if self.idle_timeout <= 0:
             problems.append(("idle_timeout", f"must be > 0, got {self.idle_timeout}s"))
         if self.series_step <= 0:

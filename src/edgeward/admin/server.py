@@ -24,7 +24,7 @@ from edgeward.admin.guard import check_request
 from edgeward.admin.openapi import OPENAPI
 from edgeward.admin.series import DEFAULT_HORIZON, DEFAULT_STEP, SeriesKeeper
 from edgeward.admin.wire import (
-    AdminConnection,
+    AdminFactory,
     AdminRequest,
     AdminResponse,
     Limits,
@@ -32,6 +32,8 @@ from edgeward.admin.wire import (
     json_bytes,
     json_response,
 )
+from edgeward.http.h1.server import H1Connection
+from edgeward.http.listener import ListenerState
 
 log = logging.getLogger("edgeward.admin")
 
@@ -84,7 +86,7 @@ class AdminServer:
         self._reload_lock = asyncio.Lock()
         self._server: asyncio.Server | None = None
         self._sampler: asyncio.Task[None] | None = None
-        self._connections: set[AdminConnection] = set()
+        self._listener: ListenerState | None = None
         self.table: dict[str, dict[str, Handler]] = {
             "/healthz": {"GET": self._healthz},
             "/ready": {"GET": self._ready},
@@ -108,7 +110,8 @@ class AdminServer:
             backend,
             token=config.resolve_token(environ),
             limits=Limits(max_body=config.max_body, max_head=config.max_head,
-                          idle_timeout=config.idle_timeout),
+                          idle_timeout=config.idle_timeout,
+                          max_connections=config.max_connections),
             series_step=config.series_step,
             series_horizon=config.series_horizon,
             hosts=tuple(config.hosts),
@@ -123,7 +126,13 @@ class AdminServer:
         self._token = token.encode() if token is not None else None
         self._hosts = tuple(config.hosts)
         self._limits = Limits(max_body=config.max_body, max_head=config.max_head,
-                              idle_timeout=config.idle_timeout)
+                              idle_timeout=config.idle_timeout,
+                              max_connections=config.max_connections)
+        if self._listener is not None:
+            self._listener.settings = self._limits.listener()
+            factory = self._listener.factory
+            assert isinstance(factory, AdminFactory)
+            factory.limits = self._limits
         if (config.series_step, config.series_horizon) != (self.series.step,
                                                              self.series.horizon):
             self.series = SeriesKeeper(horizon=config.series_horizon, step=config.series_step)
@@ -145,8 +154,11 @@ class AdminServer:
             raise RuntimeError("admin server already started")
         loop = asyncio.get_running_loop()
         self._listen_host = host
+        state = self._listener = ListenerState(
+            self._limits.listener(), AdminFactory(self.check, self.dispatch, self._limits))
+        # The connection is a protocol by shape (asyncio calls it by name), not by class.
         self._server = await loop.create_server(
-            lambda: AdminConnection(self.dispatch, self._limits, self._connections),
+            lambda: H1Connection(state, loop),  # type: ignore[arg-type,return-value]
             host, port, reuse_port=reuse_port or None,
         )
         self._sampler = loop.create_task(self._sample_forever())
@@ -158,8 +170,13 @@ class AdminServer:
             self._sampler = None
         if self._server is not None:
             self._server.close()
-            for conn in list(self._connections):
-                conn.shutdown()
+            state = self._listener
+            if state is not None:
+                factory = state.factory
+                assert isinstance(factory, AdminFactory)
+                factory.cancel_all()
+                for conn in list(state.connections):
+                    conn.abort()  # admin requests are short and retryable
             await self._server.wait_closed()
             self._server = None
 
@@ -181,27 +198,33 @@ class AdminServer:
 
     # -- dispatch --------------------------------------------------------------------------
 
-    async def dispatch(self, request: AdminRequest) -> AdminResponse:
-        rid = request.request_id
-        methods = self.table.get(request.path)
+    def check(self, method: str, path: str, headers: dict[str, str],
+              rid: str) -> AdminResponse | None:
+        """The answer for a request its head alone refuses (no such path or method, a
+        cross-site or rebinding request, a missing or wrong token), else None. Called as
+        soon as the head is parsed, so a refused body is never read."""
+        methods = self.table.get(path)
         if methods is None:
-            return error_response(404, "not_found", f"no admin endpoint at {request.path}", rid)
-        handler = methods.get(request.method)
-        if handler is None:
+            return error_response(404, "not_found", f"no admin endpoint at {path}", rid)
+        if methods.get(method) is None:
             allow = ", ".join(sorted(methods))
             return error_response(
                 405, "method_not_allowed",
-                f"{request.method} is not allowed on {request.path}; allowed: {allow}",
-                rid, (("Allow", allow),),
-            )
-        refusal = check_request(request.method, request.headers, self._listen_host, self._hosts)
+                f"{method} is not allowed on {path}; allowed: {allow}", rid, (("Allow", allow),))
+        refusal = check_request(method, headers, self._listen_host, self._hosts)
         if refusal is not None:
             status, code, message = refusal
             return error_response(status, code, message, rid)
-        if request.method != "GET":
-            unauthorized = self._unauthorized(request)
-            if unauthorized is not None:
-                return unauthorized
+        if method != "GET":
+            return self._unauthorized(method, path, headers, rid)
+        return None
+
+    async def dispatch(self, request: AdminRequest) -> AdminResponse:
+        rid = request.request_id
+        refused = self.check(request.method, request.path, request.headers, rid)
+        if refused is not None:
+            return refused
+        handler = self.table[request.path][request.method]
         try:
             return await handler(request)
         except Exception as exc:
@@ -211,18 +234,17 @@ class AdminServer:
                 f"{request.method} {request.path} failed: {type(exc).__name__}", rid,
             )
 
-    def _unauthorized(self, request: AdminRequest) -> AdminResponse | None:
-        rid = request.request_id
+    def _unauthorized(self, method: str, path: str, headers: dict[str, str],
+                      rid: str) -> AdminResponse | None:
         if self._token is not None:
-            given = request.headers.get("authorization", "")
+            given = headers.get("authorization", "")
             scheme, _, credential = given.partition(" ")
             ok = scheme.lower() == "bearer" and hmac.compare_digest(
                 credential.strip().encode("latin-1"), self._token
             )
             if not ok:
                 return error_response(
-                    401, "unauthorized",
-                    f"{request.method} {request.path} needs Authorization: Bearer <token>",
+                    401, "unauthorized", f"{method} {path} needs Authorization: Bearer <token>",
                     rid, (("WWW-Authenticate", 'Bearer realm="edgeward-admin"'),),
                 )
         return None

@@ -1,12 +1,14 @@
-"""A small HTTP/1.1 server connection for the admin API: httptools parsing on an asyncio Protocol.
+"""The admin API on the gateway's own HTTP/1.1 codec: one `AdminExchange` per request.
 
-One connection object per client. It parses requests (keep-alive, pipelining in order),
-bounds the head and the body, hands each complete request to an async `dispatch` and writes
-the response. Framing errors get a JSON error and close the connection: after a parse error
-the byte stream cannot be trusted for a next request (RFC 9112 section 11).
+The admin listener is an `H1Connection` listener like the data plane's, with the same framing
+rules, limits, pipelining, head timeout and request ids; only what a request turns into
+differs. An `AdminExchange` asks the server to check the head first (route, method, the
+cross-site guard, the bearer token: `AdminServer.check`), so a refused request is answered
+before its body is read (and the connection closed, since the body is left unread); then it
+reads the body up to `max_body` and hands the whole request to the server's async dispatch.
 
 Not the data plane: the admin API serves people and scrapers, so clarity wins over the last
-microsecond; the bounds (head, body, pipelined queue, idle time) still apply.
+microsecond; the bounds (head, body, pipelined queue, head and idle time, connections) apply.
 """
 
 from __future__ import annotations
@@ -14,30 +16,31 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import re
-import secrets
-from collections import deque
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
-import httptools
+from edgeward.admin.config import (
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_BODY,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_HEAD,
+)
+from edgeward.http.fields import Headers
+from edgeward.http.listener import ListenerSettings
+from edgeward.http.message import RequestHead, ResponseHead
+from edgeward.http.stream import HandlerFactory, ServerStream, StreamHandler, Trailers
 
-from edgeward.admin.config import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_BODY, DEFAULT_MAX_HEAD
-
-# Pipelined requests queued per connection before reading pauses (bounded memory per client).
-MAX_QUEUED_REQUESTS = 8
-
-_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-
-REASONS = {
-    200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
-    404: "Not Found", 405: "Method Not Allowed", 413: "Content Too Large",
-    431: "Request Header Fields Too Large", 500: "Internal Server Error",
-    503: "Service Unavailable",
-}
-
-JSON_TYPE = "application/json"
+JSON_TYPE: Final = "application/json"
+# The admin API's own names for two codec limits (released before the shared codec served it).
+ADMIN_CODES: Final = {"header_too_large": "headers_too_large",
+                      "payload_too_large": "body_too_large"}
+# The admin head must arrive within this (HAProxy's `timeout http-request 10s`, as the data
+# plane's default); the body's parts within this of each other.
+HEAD_TIMEOUT: Final = 10.0
+# Pipelined admin requests parsed ahead of their turn (a dashboard sends one at a time).
+MAX_QUEUED_REQUESTS: Final = 8
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,6 +48,15 @@ class Limits:
     max_body: int = DEFAULT_MAX_BODY
     max_head: int = DEFAULT_MAX_HEAD
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    head_timeout: float = HEAD_TIMEOUT  # also bounds each wait for more of a body
+
+    def listener(self) -> ListenerSettings:
+        return ListenerSettings(
+            header_timeout=self.head_timeout, idle_timeout=self.idle_timeout,
+            body_timeout=self.head_timeout, max_header_bytes=self.max_head,
+            max_request_line=self.max_head, max_pipelined=MAX_QUEUED_REQUESTS,
+            max_connections=self.max_connections, codes=ADMIN_CODES)
 
 
 class AdminRequest:
@@ -79,6 +91,7 @@ class AdminResponse:
 
 
 Dispatch = Callable[[AdminRequest], Awaitable[AdminResponse]]
+Check = Callable[[str, str, dict[str, str], str], AdminResponse | None]
 
 
 def _finite(value: Any) -> Any:
@@ -114,234 +127,125 @@ def error_response(
     return json_response(status, body, headers)
 
 
-def new_request_id(offered: str | None) -> str:
-    """Keep a caller's X-Request-Id when it is short and plain, else make one."""
-    if offered is not None and _REQUEST_ID_RE.match(offered):
-        return offered
-    return secrets.token_hex(8)
+class AdminFactory(HandlerFactory):
+    """Makes an `AdminExchange` per request and keeps track of those still answering."""
+
+    def __init__(self, check: Check, dispatch: Dispatch, limits: Limits) -> None:
+        self.check = check
+        self.dispatch = dispatch
+        self.limits = limits
+        self.active: set[AdminExchange] = set()
+
+    def create(self, stream: ServerStream, head: RequestHead) -> StreamHandler:
+        return AdminExchange(stream, head, self)
+
+    def cancel_all(self) -> None:
+        for ex in list(self.active):
+            ex.cancel()
 
 
-class _Reject(Exception):
-    """Raised from a parser callback: answer with this error and close."""
+class AdminExchange(StreamHandler):
+    """One admin request: head check, bounded body, async dispatch, response."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+    def __init__(self, stream: ServerStream, head: RequestHead, factory: AdminFactory) -> None:
+        self.stream = stream
+        self.head = head
+        self.factory = factory
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.complete = head.body_length == 0
+        self.started = False
+        self.done = False
+        self.task: asyncio.Task[None] | None = None
+        self.headers = {n.decode("latin-1").lower(): v.decode("latin-1")
+                        for n, v in head.headers.fields}
 
+    # StreamHandler ----------------------------------------------------------------------------
+    def start(self) -> None:
+        self.started = True
+        head = self.head
+        refusal = self.factory.check(head.method, head.path, self.headers, head.request_id)
+        if refusal is None and head.body_length > self.factory.limits.max_body:
+            refusal = self._too_large(head.body_length)
+        if refusal is not None:
+            self._respond(refusal)
+        elif self.complete:
+            self._dispatch()
+        else:
+            self.stream.set_deadline(time.monotonic() + self.factory.limits.head_timeout)
 
-class _Final:
-    """A framing error's answer, queued behind the requests parsed before it."""
-
-    __slots__ = ("response", "request_id")
-
-    def __init__(self, response: AdminResponse, request_id: str) -> None:
-        self.response = response
-        self.request_id = request_id
-
-
-class AdminConnection(asyncio.Protocol):
-    """One client connection: parse, queue, dispatch in order, write, keep alive or close."""
-
-    def __init__(
-        self, dispatch: Dispatch, limits: Limits, connections: set[AdminConnection]
-    ) -> None:
-        self._dispatch = dispatch
-        self._limits = limits
-        self._connections = connections
-        self._parser = httptools.HttpRequestParser(self)
-        self._transport: asyncio.Transport | None = None
-        self._loop = asyncio.get_running_loop()
-        # Per-request state, reset in on_message_begin.
-        self._url = b""
-        self._headers: dict[str, str] = {}
-        self._body: list[bytes] = []
-        self._head_size = 0
-        self._body_size = 0
-        # Per-connection state.
-        self._queue: deque[AdminRequest | _Final] = deque()
-        self._broken = False
-        self._worker: asyncio.Task[None] | None = None
-        self._closing = False
-        self._reading_paused = False
-        self._can_write = asyncio.Event()
-        self._can_write.set()
-        self._idle: asyncio.TimerHandle | None = None
-
-    # -- transport events ------------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports implement asyncio.Transport without subclassing it.
-        self._transport = transport  # type: ignore[assignment]
-        self._connections.add(self)
-        self._arm_idle()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._connections.discard(self)
-        self._closing = True
-        self._can_write.set()
-        if self._idle is not None:
-            self._idle.cancel()
-        if self._worker is not None and not self._worker.done():
-            self._worker.cancel()
-
-    def pause_writing(self) -> None:
-        self._can_write.clear()
-
-    def resume_writing(self) -> None:
-        self._can_write.set()
-
-    def data_received(self, data: bytes) -> None:
-        if self._closing or self._broken:
+    def on_request_data(self, data: bytes) -> None:
+        if self.done:
             return
-        self._arm_idle()
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            # httptools wraps an exception raised in a callback; ours carries the answer.
-            reject = exc.__context__
-            if isinstance(reject, _Reject):
-                self._fail(reject.status, reject.code, reject.message)
-            else:
-                self._fail(400, "bad_request", f"malformed HTTP/1.1 request: {exc}")
-
-    def eof_received(self) -> bool | None:
-        # A half-closed client still gets the answers to what it already sent.
-        if self._worker is None or self._worker.done():
-            return None
-        self._closing = True
-        return True
-
-    # -- parser callbacks ------------------------------------------------------------------
-
-    def on_message_begin(self) -> None:
-        self._url = b""
-        self._headers = {}
-        self._body = []
-        self._head_size = 0
-        self._body_size = 0
-
-    def _count_head(self, n: int) -> None:
-        self._head_size += n
-        if self._head_size > self._limits.max_head:
-            raise _Reject(431, "headers_too_large",
-                          f"request line and headers exceed {self._limits.max_head} bytes")
-
-    def on_url(self, url: bytes) -> None:
-        self._count_head(len(url))
-        self._url += url
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count_head(len(name) + len(value) + 4)
-        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
-
-    def on_headers_complete(self) -> None:
-        if self._parser.should_upgrade():
-            raise _Reject(400, "bad_request", "protocol upgrades are not supported here")
-        length = self._headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self._limits.max_body:
-            raise _Reject(413, "body_too_large",
-                          f"body of {length} bytes exceeds the limit of "
-                          f"{self._limits.max_body} bytes")
-
-    def on_body(self, body: bytes) -> None:
-        self._body_size += len(body)
-        if self._body_size > self._limits.max_body:
-            raise _Reject(413, "body_too_large",
-                          f"body exceeds the limit of {self._limits.max_body} bytes")
-        self._body.append(body)
-
-    def on_message_complete(self) -> None:
-        try:
-            url = httptools.parse_url(self._url)
-        except httptools.HttpParserInvalidURLError as exc:
-            raise _Reject(400, "bad_request", f"invalid request target: {exc}") from None
-        request = AdminRequest(
-            method=self._parser.get_method().decode("ascii"),
-            path=(url.path or b"/").decode("latin-1"),
-            query=(url.query or b"").decode("latin-1"),
-            headers=self._headers,
-            body=b"".join(self._body),
-            request_id=new_request_id(self._headers.get("x-request-id")),
-            keep_alive=bool(self._parser.should_keep_alive()),
-        )
-        self._enqueue(request)
-
-    def _enqueue(self, item: AdminRequest | _Final) -> None:
-        self._queue.append(item)
-        if len(self._queue) >= MAX_QUEUED_REQUESTS and self._transport is not None:
-            self._transport.pause_reading()
-            self._reading_paused = True
-        if self._worker is None or self._worker.done():
-            self._worker = self._loop.create_task(self._serve())
-
-    # -- serving ---------------------------------------------------------------------------
-
-    async def _serve(self) -> None:
-        while self._queue:
-            item = self._queue.popleft()
-            if self._reading_paused and self._transport is not None and not self._broken:
-                self._transport.resume_reading()
-                self._reading_paused = False
-            if isinstance(item, _Final):
-                response, request_id, keep = item.response, item.request_id, False
-            else:
-                response = await self._dispatch(item)
-                request_id = item.request_id
-                keep = item.keep_alive and not (self._closing and not self._queue)
-            await self._can_write.wait()
-            if self._transport is None or self._transport.is_closing():
-                return
-            self._write(response, request_id, keep)
-            if not keep:
-                self._close()
-                return
-        self._arm_idle()
-
-    def _write(self, response: AdminResponse, request_id: str, keep_alive: bool) -> None:
-        assert self._transport is not None
-        reason = REASONS.get(response.status, "Unknown")
-        lines = [
-            f"HTTP/1.1 {response.status} {reason}",
-            f"Content-Type: {response.content_type}",
-            f"Content-Length: {len(response.body)}",
-            f"X-Request-Id: {request_id}",
-            "Cache-Control: no-store",
-            "X-Content-Type-Options: nosniff",
-        ]
-        lines.extend(f"{name}: {value}" for name, value in response.headers)
-        if not keep_alive:
-            lines.append("Connection: close")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        self._transport.write(head + response.body)
-
-    def _fail(self, status: int, code: str, message: str) -> None:
-        """Answer a framing error after the requests parsed before it, then close."""
-        self._broken = True
-        if self._transport is not None:
-            self._transport.pause_reading()
-        request_id = new_request_id(self._headers.get("x-request-id"))
-        self._enqueue(_Final(error_response(status, code, message, request_id), request_id))
-
-    def _close(self) -> None:
-        self._closing = True
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.close()
-
-    def _arm_idle(self) -> None:
-        if self._idle is not None:
-            self._idle.cancel()
-        self._idle = self._loop.call_later(self._limits.idle_timeout, self._on_idle)
-
-    def _on_idle(self) -> None:
-        if self._worker is not None and not self._worker.done():
-            self._arm_idle()  # still answering: not idle
+        self.size += len(data)
+        if self.size > self.factory.limits.max_body:
+            self._respond(self._too_large(None))
             return
-        self._close()
+        self.parts.append(data)
+        if self.started:
+            self.stream.set_deadline(time.monotonic() + self.factory.limits.head_timeout)
 
-    def shutdown(self) -> None:
-        """Server close: stop this connection now (admin requests are short and retryable)."""
-        if self._worker is not None and not self._worker.done():
-            self._worker.cancel()
-        self._close()
+    def on_request_end(self, trailers: Trailers) -> None:
+        self.complete = True
+        if self.started and not self.done:
+            self._dispatch()
+
+    def on_request_error(self, code: str, message: str | None) -> None:
+        self._respond(error_response(400, code, message or "malformed request body",
+                                     self.head.request_id))
+
+    def on_deadline(self, now: float) -> None:
+        if not self.complete and not self.done:
+            self._respond(error_response(408, "request_timeout",
+                                         "the request body stopped arriving",
+                                         self.head.request_id))
+
+    def on_downstream_paused(self) -> None:
+        pass
+
+    def on_downstream_resumed(self) -> None:
+        pass
+
+    def cancel(self) -> None:
+        self.done = True
+        if self.task is not None:
+            self.task.cancel()
+        self.factory.active.discard(self)
+
+    # internals -------------------------------------------------------------------------------
+    def _too_large(self, declared: int | None) -> AdminResponse:
+        limit = self.factory.limits.max_body
+        what = f"body of {declared} bytes" if declared is not None else "body"
+        return error_response(413, "body_too_large",
+                              f"{what} exceeds the limit of {limit} bytes",
+                              self.head.request_id)
+
+    def _dispatch(self) -> None:
+        head = self.head
+        self.stream.set_deadline(math.inf)  # handlers take what they take
+        request = AdminRequest(head.method, head.path, head.query_string, self.headers,
+                               b"".join(self.parts), head.request_id, head.keep_alive)
+        self.factory.active.add(self)
+        self.task = asyncio.get_running_loop().create_task(self._serve(request))
+
+    async def _serve(self, request: AdminRequest) -> None:
+        try:
+            response = await self.factory.dispatch(request)
+        finally:
+            self.factory.active.discard(self)
+        self._respond(response)
+
+    def _respond(self, response: AdminResponse) -> None:
+        if self.done:
+            return
+        self.done = True
+        fields = [(b"content-type", response.content_type.encode("latin-1")),
+                  (b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff")]
+        fields.extend((n.encode("latin-1"), v.encode("latin-1")) for n, v in response.headers)
+        body = response.body
+        stream = self.stream
+        stream.send_head(ResponseHead(response.status, Headers(fields), len(body)), self.head)
+        if body:
+            stream.send_data(body)
+        stream.send_end(None)
+        stream.done(self, time.monotonic())

@@ -33,6 +33,8 @@ _CATALOGUE = [
     ErrorCode(
         "header_too_large", 431, "The request head exceeds server.max_header_bytes."
     ),
+    ErrorCode("filter_error", 500,
+              "A filter on the route failed (raised, or returned something not allowed)."),
     ErrorCode("not_implemented", 501, "A method or transfer coding the gateway does not forward."),
     ErrorCode("upstream_connect_failed", 502, "No connection to an upstream endpoint was made."),
     ErrorCode("upstream_reset", 502, "The upstream closed the connection before answering."),
@@ -45,8 +47,11 @@ _CATALOGUE = [
               "(failure_mode: deny) or no JWT keys could be fetched yet."),
     ErrorCode("shutting_down", 503, "The gateway is draining and accepts no new requests."),
     ErrorCode("upstream_timeout", 504, "The upstream did not answer within the route's timeouts."),
+    ErrorCode("filter_timeout", 504, "A filter did not decide within the route's timeout."),
     ErrorCode("http_version_not_supported", 505, "Only HTTP/1.0 and HTTP/1.1 are accepted here."),
     ErrorCode("invalid_config", 400, "The admin API refused a config; `problems` lists why."),
+    ErrorCode("headers_too_large", 431, "The admin API request head exceeds admin.max_head."),
+    ErrorCode("body_too_large", 413, "The admin API request body exceeds admin.max_body."),
 ]
 
 ERRORS: dict[str, ErrorCode] = {e.code: e for e in _CATALOGUE}

@@ -50,7 +50,7 @@ class ListenerSettings:
     __slots__ = (
         "header_timeout", "idle_timeout", "body_timeout", "max_request_line",
         "max_header_bytes", "max_headers", "max_pipelined", "forwarded", "scheme",
-        "underscores", "path_normalization",
+        "underscores", "path_normalization", "max_connections", "codes",
     )
 
     def __init__(
@@ -67,6 +67,8 @@ class ListenerSettings:
         scheme: str = "http",
         underscores: str = UNDERSCORES_DROP,
         path_normalization: str = "normalize",
+        max_connections: int = 0,
+        codes: dict[str, str] | None = None,
     ) -> None:
         self.header_timeout = header_timeout
         self.idle_timeout = idle_timeout
@@ -79,6 +81,11 @@ class ListenerSettings:
         self.scheme = scheme
         self.underscores = underscores
         self.path_normalization = path_normalization
+        # Client connections open at once (0: no limit); more are closed as they come.
+        self.max_connections = max_connections
+        # Error codes this listener answers refusals with instead of the catalogue's names
+        # (the admin API kept its own names for two of them).
+        self.codes = codes or {}
 
 
 class Connection(Protocol):
@@ -92,7 +99,7 @@ class ListenerState:
     """What all connections of one worker share."""
 
     __slots__ = ("settings", "factory", "ids", "connections", "draining",
-                 "underscore_headers")
+                 "underscore_headers", "refused_connections")
 
     def __init__(self, settings: ListenerSettings, factory: HandlerFactory) -> None:
         self.settings = settings
@@ -101,3 +108,4 @@ class ListenerState:
         self.connections: set[Connection] = set()
         self.draining = False
         self.underscore_headers = 0  # request fields with `_` in their name dropped or refused
+        self.refused_connections = 0  # closed at once: max_connections were open

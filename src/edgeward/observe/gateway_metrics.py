@@ -126,6 +126,12 @@ FAMILIES: tuple[MetricSpec, ...] = (
                help="Access log lines dropped because the writer queue was full."),
     MetricSpec(kind="counter", name="edgeward_trace_spans_dropped_total",
                help="Spans dropped (exporter queue full or export failed)."),
+    MetricSpec(kind="counter", name="edgeward_filter_errors_total",
+               help="Requests a filter failed (500 filter_error), by route and filter.",
+               labels=("route", "filter"), max_children=MAX_ROUTE_CHILDREN),
+    MetricSpec(kind="counter", name="edgeward_underscore_headers_total",
+               help="Request fields named with `_`, dropped or refused "
+                    "(server.headers_with_underscores)."),
 )
 
 
@@ -272,6 +278,9 @@ class GatewayMetrics:
             "edgeward_access_log_dropped_total").labels()
         self.trace_spans_dropped: CounterChild = counter(
             "edgeward_trace_spans_dropped_total").labels()
+        self.filter_errors = counter("edgeward_filter_errors_total")
+        self.underscore_headers: CounterChild = counter(
+            "edgeward_underscore_headers_total").labels()
         self._routes: dict[str, RouteMetrics] = {}
 
     def route(self, route: str) -> RouteMetrics:

@@ -27,14 +27,15 @@ FILTER_LOG_INTERVAL = 10.0
 
 
 class ExchangeContext(HandlerFactory):
-    __slots__ = ("snapshot", "settings", "tracer", "on_done", "filter_errors", "_logged",
-                 "forwarded", "clock")
+    __slots__ = ("snapshot", "settings", "tracer", "on_done", "on_filter_error",
+                 "filter_errors", "_logged", "forwarded", "clock")
 
     def __init__(self, snapshot: Snapshot, settings: ListenerSettings) -> None:
         self.snapshot = snapshot
         self.settings = settings
         self.tracer: Tracer | None = None
         self.on_done: Callable[[Any], None] | None = None  # called with each finished exchange
+        self.on_filter_error: Callable[[str, str], None] | None = None  # (route, filter)
         # (route, filter) -> failures, for the edgeward_filter_errors_total metric.
         self.filter_errors: dict[tuple[str, str], int] = {}
         self._logged: dict[tuple[str, str], float] = {}
@@ -53,6 +54,8 @@ class ExchangeContext(HandlerFactory):
         name = f.name or type(f).__name__
         key = (route, name)
         self.filter_errors[key] = self.filter_errors.get(key, 0) + 1
+        if self.on_filter_error is not None:
+            self.on_filter_error(route, name)
         now = time.monotonic()
         if now - self._logged.get(key, -FILTER_LOG_INTERVAL) >= FILTER_LOG_INTERVAL:
             self._logged[key] = now

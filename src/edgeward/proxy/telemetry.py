@@ -142,6 +142,9 @@ class Telemetry:
             if exporter is not None:
                 exporter.export(_span(ex, name, upstream, trace))
 
+    def filter_failed(self, route: str, name: str) -> None:
+        self.metrics.filter_errors.labels(route, name).inc()
+
     def drain_cluster_events(self, snapshot: Snapshot) -> None:
         """Breaker transitions and outlier ejections into metrics (called every second)."""
         metrics = self.metrics

@@ -84,9 +84,16 @@ class H1Connection:
         self.transport = tr
         tr.set_write_buffer_limits(WRITE_HIGH, WRITE_LOW)
         set_nodelay(transport)
+        state = self.state
+        limit = state.settings.max_connections
+        if limit and len(state.connections) >= limit:
+            state.refused_connections += 1
+            self.closing = True
+            tr.abort()
+            return
         peer = transport.get_extra_info("peername")
         self.client_ip = self.builder.client_ip = peer[0] if peer else ""
-        self.state.connections.add(self)
+        state.connections.add(self)
         self.set_deadline(self.loop.time() + self.state.settings.header_timeout)
 
     def data_received(self, data: bytes) -> None:
@@ -126,7 +133,13 @@ class H1Connection:
                 self.set_deadline(self.loop.time() + self.state.settings.header_timeout)
 
     def eof_received(self) -> bool | None:
-        return None  # the client half-closed: close; in-flight work is cancelled
+        """The client half-closed: it sends nothing more, but still gets its answers (the
+        connection closes after the last); an idle connection closes now."""
+        if self.current is None and not self.queue:
+            return None
+        self.keep_alive = False
+        self.closing = True
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
@@ -259,6 +272,7 @@ class H1Connection:
         if self.closing or self.refusal is not None or self.transport is None:
             return
         current = self.current
+        code = self.state.settings.codes.get(code, code)
         if current is None:
             self.closing = True
             self.keep_alive = False
