@@ -209,8 +209,13 @@ class JwksSource:
         self._inflight: asyncio.Task[None] | None = None
 
     def maybe_refresh(self, now: float) -> None:
-        """Start a background fetch if one is due (called with each request: cheap)."""
+        """Start a background fetch if one is due (called with each request: cheap). Without
+        a running loop (a config compiled outside the gateway) the first request fetches."""
         if self._inflight is None and self.schedule.due(now):
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return
             self._start(now)
 
     async def refetch(self, now: float) -> bool:
