@@ -9,7 +9,7 @@ Three loads on the gateway, each against nginx proxying the same requests:
   verify   1,000 distinct valid tokens in turn, cache_size 0: every request verifies RS256
 Prints per mode 'ratio gateway/nginx rps=R p99=P cpu/req=C' like proxybench.
 
-Run from the project root: python3 benchmarks/jwt_proxy.py [--rounds 3] [--seconds 5]
+Run from the project root: .venv/bin/python benchmarks/jwt_proxy.py [--rounds 3] [--seconds 5]
 """
 from __future__ import annotations
 
