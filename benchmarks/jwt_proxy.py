@@ -71,6 +71,20 @@ def wrk(pb, port: int, seconds: int, conns: int, script: str):  # type: ignore[n
             "non2xx": int(non2xx.group(1)) if non2xx else 0}
 
 
+def wait_listening(port: int, timeout: float = 20.0) -> bool:
+    """The port accepts connections (a gateway answers GET / without a token with 401,
+    which proxybench's readiness probe takes for not ready)."""
+    import socket
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -113,8 +127,8 @@ def main() -> int:
         return path
 
     def start(cmd: list[str]) -> subprocess.Popen[bytes]:
-        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
+        err = open(os.path.join(tmp, f"p{len(procs)}.err"), "w")  # noqa: SIM115
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
         procs.append(p)
         return p
 
@@ -141,8 +155,10 @@ def main() -> int:
                 f.write(text)
             gateways[mode] = (port, start([EDGEWARD, "run", "-c", cfg]))
         for port in [up, ngx, *(p for p, _ in gateways.values())]:
-            if not pb.wait_ready(port):
-                print(f"jwt_proxy: port {port} did not become ready")
+            if not wait_listening(port):
+                errs = [open(os.path.join(tmp, n)).read()[-1500:] for n in sorted(os.listdir(tmp))
+                        if n.endswith(".err") and n.startswith("p")]
+                print(f"jwt_proxy: port {port} did not become ready\n" + "\n".join(errs))
                 return 2
         print(f"# {os.cpu_count()} cpus; wrk -t1 -c{a.connections} -d{a.seconds}s; "
               f"load {open('/proc/loadavg').read().split()[:3]}")
