@@ -13,12 +13,11 @@ States and transitions: `edgeward.proxy.states` (anything not in that table rais
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import math
 from typing import TYPE_CHECKING, Any, Final
 
-from edgeward.filters.api import Filter, Reply
+from edgeward.filters.api import Reply
 from edgeward.http.errors import ERRORS, REASONS, error_body
 from edgeward.http.fields import Headers
 from edgeward.http.message import RequestHead, ResponseHead
@@ -26,7 +25,8 @@ from edgeward.http.stream import ServerStream, Trailers
 from edgeward.proxy import states
 from edgeward.proxy.chain import EMPTY, Chain
 from edgeward.proxy.context import ExchangeContext
-from edgeward.proxy.forward import Forwarder, Forwarding
+from edgeward.proxy.forward import Forwarder
+from edgeward.proxy.phases import FilterRun
 from edgeward.proxy.states import (
     ALLOWED_BITS,
     BACKOFF,
@@ -47,11 +47,8 @@ log = logging.getLogger("edgeward.proxy")
 _JSON: Final = b"application/json"
 
 
-class Exchange(Forwarding):
-    __slots__ = (
-        "route", "chain", "at", "passed", "held", "fwd", "resp", "status", "error_code",
-        "bytes_out", "request_done", "ended",
-    )
+class Exchange(FilterRun):
+    __slots__ = ("fwd", "status", "error_code", "bytes_out", "request_done", "ended")
 
     def __init__(self, down: ServerStream, head: RequestHead, factory: ExchangeContext) -> None:
         self.down = down
@@ -167,84 +164,6 @@ class Exchange(Forwarding):
         self.error_code = self.error_code or "client_closed"
         self._close(notify=False)
 
-    # the request filters -------------------------------------------------------------------
-    def _run_request_filters(self) -> None:
-        chain = self.chain
-        filters = chain.request
-        head = self.head
-        i = self.at
-        n = len(filters)
-        while i < n:
-            f = filters[i]
-            try:
-                result = f.on_request(head)
-            except Exception as exc:  # noqa: BLE001 - a filter's bug answers 500, not more
-                self._filter_failed(f, exc)
-                return
-            i += 1
-            if result is None:
-                continue
-            self.at = i
-            self.passed = chain.request_at[i - 1]
-            if type(result) is Reply:
-                self.reply(result)
-            elif inspect.isawaitable(result):
-                self._wait(f, result)
-            else:
-                self._filter_failed(f, TypeError(f"on_request returned {result!r}"))
-            return
-        self.at = n
-        self.passed = len(chain.filters)
-        self._forward()
-
-    def _wait(self, f: Filter, awaitable: Any) -> None:
-        fut = asyncio.ensure_future(awaitable)
-        self.held = fut
-
-        def resume(done: asyncio.Future[Any]) -> None:
-            self.held = None
-            if self.state != FILTERING or done.cancelled():
-                return
-            exc = done.exception()
-            if exc is not None:
-                self._filter_failed(f, exc)
-                return
-            result = done.result()
-            if result is None:
-                self._run_request_filters()
-            elif type(result) is Reply:
-                self.reply(result)
-            else:
-                self._filter_failed(f, TypeError(f"on_request's wait gave {result!r}"))
-
-        fut.add_done_callback(resume)
-        route = self.route
-        if route is not None and route.timeout is not None:
-            self.down.set_deadline(self.started + route.timeout)
-
-    def _request_body(self, data: bytes, end: bool) -> bytes | None:
-        """Run the request body filters the request passed; None when one ended the exchange."""
-        chain = self.chain
-        head = self.head
-        for f in chain.request_body:
-            try:
-                out = f.on_request_body(head, data, end)
-            except Exception as exc:  # noqa: BLE001
-                self._filter_failed(f, exc)
-                return None
-            if type(out) is Reply:
-                self.reply(out)
-                return None
-            if not isinstance(out, bytes):
-                self._filter_failed(f, TypeError(f"on_request_body returned {out!r}"))
-                return None
-            data = out
-        return data
-
-    def _filter_failed(self, f: Filter, exc: BaseException) -> None:
-        self.factory.filter_failed(self.head.route_name, f, exc)
-        self.fail("filter_error", f"filter {f.name or type(f).__name__} failed")
-
     # forwarding --------------------------------------------------------------------------------
     def _forwarder(self) -> Forwarder:
         fwd = self.fwd
@@ -295,38 +214,6 @@ class Exchange(Forwarding):
                 self.down.send_data(tail)
         self.down.send_end(trailers)
         self._close(notify=True)
-
-    def _response_filters(self, resp: ResponseHead) -> None:
-        chain = self.chain
-        filters = chain.response
-        if not filters:
-            return
-        head = self.head
-        at = chain.response_at
-        passed = self.passed
-        for i in range(len(filters) - 1, -1, -1):
-            if at[i] < passed:
-                try:
-                    filters[i].on_response(head, resp)
-                except Exception as exc:  # noqa: BLE001 - the response goes on unfiltered
-                    self.factory.filter_failed(head.route_name, filters[i], exc)
-
-    def _response_body(self, data: bytes, end: bool) -> bytes:
-        chain = self.chain
-        filters = chain.response_body
-        head, resp = self.head, self.resp
-        assert resp is not None
-        at = chain.response_body_at
-        passed = self.passed
-        for i in range(len(filters) - 1, -1, -1):
-            if at[i] < passed:
-                try:
-                    data = filters[i].on_response_body(head, resp, data, end)
-                except Exception as exc:  # noqa: BLE001 - abort: the body is half sent
-                    self.factory.filter_failed(head.route_name, filters[i], exc)
-                    self._reset()
-                    return b""
-        return data
 
     # endings -----------------------------------------------------------------------------------
     def fail(self, code: str, message: str | None = None,
@@ -408,16 +295,6 @@ class Exchange(Forwarding):
         self.fwd = None
         if notify:
             self.down.done(self, self.ended)
-
-    def _done_filters(self, chain: Chain) -> None:
-        head, resp, passed = self.head, self.resp, self.passed
-        filters, at = chain.done, chain.done_at
-        for i in range(len(filters) - 1, -1, -1):
-            if at[i] < passed:
-                try:
-                    filters[i].on_done(head, resp)
-                except Exception as exc:  # noqa: BLE001
-                    self.factory.filter_failed(head.route_name, filters[i], exc)
 
     def __repr__(self) -> str:
         return f"<Exchange {self.head!r} state={states.NAMES[self.state]} status={self.status}>"

@@ -1,15 +1,17 @@
 """The upstream side of one exchange: pick, admit, connect, send, retry, and the outcome.
 
 A Forwarder is the `ResponseHandler` of the client streams it opens for its exchange, one try
-at a time. It keeps the request body that is waiting for a connection (`pending`, bounded: the
-client is paused beyond it) and the part that can be sent again (`replay`, up to the route's
-replay limit), feeds each try's outcome to the cluster's breaker, outlier detection and
+at a time. It keeps the request body that is waiting for a connection and the part that can be
+sent again, feeds each try's outcome to the cluster's breaker, outlier detection and
 balancer exactly once, and decides retries with the route's policy and budget.
 
 Attribution (what counts against an endpoint): a try's outcome is recorded only once the
 request was fully sent to it. A deadline that fires while the request body is still coming is
 the client's (408 request_timeout, or 504 when the upstream stopped reading it), and the
 try's breaker permit is given back without an outcome.
+
+The body's bookkeeping (what waits for a connection, what can be sent again) is the base class
+`RequestBody` (proxy/body.py).
 """
 
 from __future__ import annotations
@@ -18,19 +20,15 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Final
 
-from edgeward.http.message import NO_BODY, RequestHead, ResponseHead
+from edgeward.http.message import ResponseHead
 from edgeward.http.stream import (
     PAUSE_PENDING_BODY,
     PAUSE_UPSTREAM_FULL,
     ClientStream,
-    ResponseHandler,
-    ServerStream,
-    StreamHandler,
     Trailers,
 )
-from edgeward.proxy.context import ExchangeContext
-from edgeward.proxy.snapshot import Snapshot
-from edgeward.proxy.states import BACKOFF, CONNECTING, DONE, STREAMING, WAITING
+from edgeward.proxy.attempts import Attempts, Forwarding
+from edgeward.proxy.states import BACKOFF, CONNECTING, STREAMING, WAITING
 from edgeward.resilience.outcome import Outcome
 
 if TYPE_CHECKING:
@@ -40,84 +38,23 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("edgeward.proxy")
 
-# Request body bytes held for a connection being opened before the client is paused; the
-# codecs' write buffers pause at the same 64 KiB.
-PENDING_LIMIT: Final = 64 * 1024
-
 _CONNECT_FAILURE: Final = Outcome.of_error("connect_failure")
 _TIMEOUT: Final = Outcome.of_error("timeout")
 _RESET: Final = Outcome.of_error("reset")
 _BY_STATUS: Final = [Outcome.of_status(s) for s in range(100, 600)]
 
-# Methods whose request may be sent twice without changing the outcome (RFC 9110 §9.2.2).
-IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 
-class Forwarding(StreamHandler):
-    """What a Forwarder needs of its exchange (`edgeward.proxy.exchange.Exchange` is one)."""
-
-    __slots__ = ("down", "head", "factory", "snapshot", "state", "started", "total_deadline",
-                 "read_now")
-
-    down: ServerStream
-    head: RequestHead
-    factory: ExchangeContext
-    snapshot: Snapshot
-    state: int
-    started: float          # clock when the exchange started
-    total_deadline: float   # the route timeout's deadline (0: none yet)
-    read_now: float         # the clock read for the upstream read being handled (0: none)
-
-    def to(self, new: int) -> None:
-        raise NotImplementedError
-
-    def fail(self, code: str, message: str | None = None,
-             extra: list[tuple[bytes, bytes]] | None = None) -> None:
-        raise NotImplementedError
-
-    def response_head(self, resp: ResponseHead) -> None:
-        raise NotImplementedError
-
-    def response_data(self, data: bytes) -> None:
-        raise NotImplementedError
-
-    def response_end(self, trailers: Trailers) -> None:
-        raise NotImplementedError
-
-
-class Forwarder(ResponseHandler):
-    __slots__ = (
-        "ex", "route", "cluster", "endpoint", "upstream", "pending", "pending_size", "replay",
-        "replay_size", "ended", "trailers", "connect_task", "race_retried", "attempt",
-        "attempt_started", "upstream_time", "connect_time", "admitted", "resend", "is_retry",
-        "upstream_paused", "retry_handle", "counted",
-    )
+class Forwarder(Attempts):
+    __slots__ = ("upstream", "connect_task", "upstream_time", "connect_time", "upstream_paused")
 
     def __init__(self, ex: Forwarding) -> None:
-        self.ex = ex
-        self.route: Route | None = None
-        self.cluster: Cluster | None = None
-        self.endpoint: Endpoint | None = None
+        super().__init__(ex)
         self.upstream: ClientStream | None = None
-        self.pending: list[bytes] | None = None  # body parts waiting for a connection
-        self.pending_size = 0
-        self.replay: list[bytes] | None = None   # body parts kept for a resend
-        self.replay_size = 0
-        # The whole request has been handed over (from the start when it has no body).
-        self.ended = ex.head.body_length == NO_BODY
-        self.trailers: Trailers = None
         self.connect_task: asyncio.Future[ClientStream] | None = None
-        self.race_retried = False
-        self.attempt = 0             # tries so far (1 = the first)
-        self.attempt_started = 0.0
         self.upstream_time = 0.0     # from the last try's dispatch to its response head
         self.connect_time = 0.0      # TCP connect of the last new upstream connection
-        self.admitted = False        # holds a breaker permit not yet settled
-        self.resend = False          # the next bind must replay the body sent so far
-        self.is_retry = False        # counted in cluster.active_retries
         self.upstream_paused = False
-        self.retry_handle: asyncio.TimerHandle | None = None
-        self.counted = False         # counted in cluster.active_requests
 
     # from the exchange ---------------------------------------------------------------------
     def begin(self, cluster: Cluster, route: Route) -> None:
@@ -129,30 +66,13 @@ class Forwarder(ResponseHandler):
 
     def send_body(self, data: bytes) -> None:
         route = self.route
-        if self.replay_size >= 0:
-            size = self.replay_size + len(data)
-            limit = route.replay_limit if route is not None else self.ex.snapshot.replay_limit
-            if size <= limit:
-                self.replay_size = size
-                if self.replay is None:
-                    self.replay = [data]
-                else:
-                    self.replay.append(data)
-            else:
-                self.replay_size = -1
-                self.replay = None
+        self.keep(data, route.replay_limit if route is not None else self.ex.snapshot.replay_limit)
         conn = self.upstream
         if conn is not None:
             conn.send_data(data)
             if self.ex.state == WAITING and not self.ended:
                 self._arm_body_deadline(self.ex.factory.clock())
-            return
-        if self.pending is None:
-            self.pending = [data]
-        else:
-            self.pending.append(data)
-        self.pending_size += len(data)
-        if self.pending_size > PENDING_LIMIT:
+        elif self.hold(data):
             self.ex.down.pause_reading(PAUSE_PENDING_BODY)
 
     def send_end(self, trailers: Trailers) -> None:
@@ -238,11 +158,10 @@ class Forwarder(ResponseHandler):
         endpoint.active += 1
         ex.to(WAITING)
         conn.send_head(ex.head, self)
-        parts = self.replay if self.resend else self.pending
+        pending = self.take_pending()
+        parts = self.replay if self.resend else pending
         self.resend = False
-        if self.pending is not None:
-            self.pending = None
-            self.pending_size = 0
+        if pending is not None:
             ex.down.resume_reading(PAUSE_PENDING_BODY)
         if parts:
             for part in parts:
@@ -369,73 +288,6 @@ class Forwarder(ResponseHandler):
             if ex.state == WAITING and not self.ended:
                 self._arm_body_deadline(self.ex.factory.clock())  # and now the client must send
 
-    # governance ------------------------------------------------------------------------------
-    def _record(self, outcome: Outcome, now: float) -> None:
-        """Feed this try's outcome to the breaker, outlier detection and balancer, once."""
-        if not self.admitted:
-            return
-        self.admitted = False
-        cluster, endpoint = self.cluster, self.endpoint
-        if cluster is not None and endpoint is not None:
-            cluster.record(endpoint, outcome, now - self.attempt_started, now)
-
-    def _give_back_permit(self, now: float) -> None:
-        """End the try without an outcome (it was not the endpoint's doing)."""
-        if self.admitted:
-            self.admitted = False
-            cluster = self.cluster
-            if cluster is not None:
-                cluster.release(self.endpoint, now, now - self.attempt_started)
-
-    def _may_retry(self, outcome: Outcome, now: float) -> bool:
-        route, cluster, ex = self.route, self.cluster, self.ex
-        if route is None or cluster is None or route.retry is None or ex.state == DONE:
-            return False
-        if not route.retry.should_retry(self.attempt, outcome, ex.head.method,
-                                        self._replayable()):
-            return False
-        if ex.total_deadline and now >= ex.total_deadline:
-            return False
-        budget = route.budget
-        if budget is not None and not self.is_retry and not budget.try_acquire(
-                cluster.active_requests, cluster.active_retries):
-            return False
-        return True
-
-    def _settle(self, outcome: Outcome, now: float) -> bool:
-        """Record a failed try; when the route's retry policy allows, schedule the next try
-        and return True (the caller then stops); else return False."""
-        self._record(outcome, now)
-        if not self._may_retry(outcome, now):
-            return False
-        route, cluster, ex = self.route, self.cluster, self.ex
-        assert route is not None and route.retry is not None and cluster is not None
-        if not self.is_retry:
-            self.is_retry = True
-            cluster.active_retries += 1
-        cluster.retries += 1
-        ex.to(BACKOFF)
-        self.resend = True
-        delay = route.retry.backoff(self.attempt, ex.snapshot.rng)
-        self.retry_handle = ex.down.loop.call_later(delay, self._retry)
-        return True
-
-    def _retry(self) -> None:
-        self.retry_handle = None
-        if self.ex.state == BACKOFF:
-            self.dispatch(self.ex.factory.clock())
-
-    def _may_resend(self, conn: ClientStream, got_bytes: bool) -> bool:
-        if not conn.reused or got_bytes or self.race_retried:
-            return False
-        if self.ex.head.method not in IDEMPOTENT:
-            return False
-        return self._replayable()
-
-    def _replayable(self) -> bool:
-        """The whole request can be sent again: it has no body, or all of it was kept."""
-        return self.ex.head.body_length == NO_BODY or (self.ended and self.replay_size >= 0)
-
     # endings -----------------------------------------------------------------------------------
     def _release_endpoint(self) -> None:
         if self.endpoint is not None:
@@ -462,14 +314,7 @@ class Forwarder(ResponseHandler):
         if handle is not None:
             self.retry_handle = None
             handle.cancel()
-        cluster = self.cluster
-        if cluster is not None and self.counted:
-            self.counted = False
-            self._give_back_permit(now)
-            cluster.active_requests -= 1
-            if self.is_retry:
-                self.is_retry = False
-                cluster.active_retries -= 1
+        self._give_back_counts(now)
 
     def __repr__(self) -> str:
         return f"<Forwarder attempt={self.attempt} endpoint={self.endpoint!r}>"
