@@ -24,7 +24,7 @@ from edgeward.auth.forward import ForwardMethod
 from edgeward.auth.jwt import JwtMethod
 from edgeward.auth.keyauth import ApiKeyMethod
 from edgeward.auth.method import Method
-from edgeward.filters.config import register
+from edgeward.filters.config import BuildContext, register
 
 
 def make_method(kind: str, cfg: Any, ctx: AuthContext, realm: str) -> Method:
@@ -42,8 +42,9 @@ def make_method(kind: str, cfg: Any, ctx: AuthContext, realm: str) -> Method:
     return ForwardMethod(cfg, ctx)
 
 
-def make_auth(cfg: AuthConfig, ctx: AuthContext) -> AuthFilter:
-    methods = [make_method(kind, mcfg, ctx, cfg.realm) for kind, mcfg in cfg.parsed_methods()]
+def make_auth(cfg: AuthConfig, build: BuildContext) -> AuthFilter:
+    methods = [make_method(kind, mcfg, build.auth, cfg.realm)
+               for kind, mcfg in cfg.parsed_methods()]
     return AuthFilter(cfg, methods)
 
 
@@ -65,20 +66,20 @@ def auth_upstreams(cfg: AuthConfig) -> list[tuple[str, str]]:
 
 
 def _single(kind: str) -> Any:
-    def make(cfg: Any, ctx: AuthContext) -> AuthFilter:
+    def make(cfg: Any, build: BuildContext) -> AuthFilter:
         auth = AuthConfig(methods=[], consumer_header=DEFAULT_CONSUMER_HEADER,
                           realm=DEFAULT_REALM)
-        filt = AuthFilter(auth, [make_method(kind, cfg, ctx, DEFAULT_REALM)])
+        filt = AuthFilter(auth, [make_method(kind, cfg, build.auth, DEFAULT_REALM)])
         filt.name = kind
         return filt
 
     return make
 
 
-register("auth", AuthConfig, make_auth, contextual=True, upstreams=auth_upstreams)
-register("jwt", JwtConfig, _single("jwt"), contextual=True,
+register("auth", AuthConfig, make_auth, upstreams=auth_upstreams)
+register("jwt", JwtConfig, _single("jwt"),
          upstreams=lambda c: upstreams_of("jwt", c))
-register("api_key", ApiKeyConfig, _single("api_key"), contextual=True)
-register("basic_auth", BasicConfig, _single("basic"), contextual=True)
-register("forward_auth", ForwardConfig, _single("forward"), contextual=True,
+register("api_key", ApiKeyConfig, _single("api_key"))
+register("basic_auth", BasicConfig, _single("basic"))
+register("forward_auth", ForwardConfig, _single("forward"),
          upstreams=lambda c: upstreams_of("forward", c))

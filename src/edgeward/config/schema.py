@@ -283,7 +283,7 @@ class GatewayConfig:
                                  "scope: global needs a top-level redis: URL"))
         named = read_definitions(self.filters, problems)
         for key, spec in named.items():
-            for sub, upstream in spec.upstream_refs():
+            for sub, upstream in spec.upstreams():
                 if upstream not in self.upstreams:
                     problems.append((f"filters.{key}.{spec.kind}.{sub}",
                                      f"no upstream named {upstream!r}"))
@@ -294,7 +294,7 @@ class GatewayConfig:
             for j, spec in enumerate(specs):
                 if isinstance(route.filters[j], str):
                     continue  # a named definition: checked above
-                for sub, upstream in spec.upstream_refs():
+                for sub, upstream in spec.upstreams():
                     if upstream not in self.upstreams:
                         problems.append((f"routes[{i}].filters[{j}].{spec.kind}.{sub}",
                                          f"no upstream named {upstream!r}"))

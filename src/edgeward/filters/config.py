@@ -19,37 +19,35 @@ the data plane.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
+from edgeward.auth.context import AuthContext
 from edgeward.filters.api import Filter
 from edgeward.filters.python import PythonFilterClass, resolve_class
 from edgeward.structs import ConfigError, load_struct
-
-if TYPE_CHECKING:
-    from edgeward.auth.context import AuthContext
 
 Problems = list[tuple[str, str]]
 UpstreamRefs = Callable[[Any], list[tuple[str, str]]]
 
 
-@dataclass
+@dataclass(frozen=True)
 class BuildContext:
-    """What a contextual built-in kind gets besides its config, from the composition root:
-    the worker's authentication context (consumers, subrequests to named upstreams)."""
+    """What a built-in kind gets besides its config, from the composition root (compose.py
+    makes one per config): `auth`, the worker's authentication context (consumers,
+    subrequests to named upstreams)."""
 
-    auth: AuthContext
+    auth: AuthContext = field(default_factory=AuthContext)
 
 
 @dataclass(frozen=True)
 class Kind:
-    """A built-in filter kind: the dataclass its config is read into, and how to make one
-    (`make(config)`, or `make(config, context)` for a contextual kind); `upstreams(config)`
-    lists the (key path, upstream name) references the config check verifies."""
+    """A built-in filter kind: the dataclass its config is read into, how to make one
+    (`make(config, context)`), and `upstreams(config)`: the (key path, upstream name)
+    references the config check verifies."""
 
     config_type: type
-    make: Callable[..., Filter]
-    contextual: bool = False
+    make: Callable[[Any, BuildContext], Filter]
     upstreams: UpstreamRefs | None = None
 
 
@@ -57,9 +55,9 @@ class Kind:
 KINDS: dict[str, Kind] = {}
 
 
-def register(name: str, config_type: type, make: Callable[..., Filter], *,
-             contextual: bool = False, upstreams: UpstreamRefs | None = None) -> None:
-    KINDS[name] = Kind(config_type, make, contextual, upstreams)
+def register(name: str, config_type: type, make: Callable[[Any, BuildContext], Filter], *,
+             upstreams: UpstreamRefs | None = None) -> None:
+    KINDS[name] = Kind(config_type, make, upstreams)
 
 
 @dataclass(frozen=True)
@@ -72,21 +70,15 @@ class FilterSpec:
     config: Any
     cls: PythonFilterClass | None = None
 
-    def build(self, context: BuildContext | None = None) -> Filter:
+    def build(self, ctx: BuildContext | None = None) -> Filter:
         if self.cls is not None:
             f = self.cls.make(self.config)
         else:
-            kind = KINDS[self.kind]
-            if kind.contextual:
-                if context is None:
-                    raise ValueError(f"a {self.kind} filter is built by the gateway only")
-                f = kind.make(self.config, context.auth)
-            else:
-                f = kind.make(self.config)
+            f = KINDS[self.kind].make(self.config, ctx if ctx is not None else BuildContext())
         f.name = self.name
         return f
 
-    def upstream_refs(self) -> list[tuple[str, str]]:
+    def upstreams(self) -> list[tuple[str, str]]:
         """(key path under the kind, upstream name) for each upstream the config names."""
         kind = KINDS.get(self.kind)
         if self.cls is not None or kind is None or kind.upstreams is None:
