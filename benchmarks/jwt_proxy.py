@@ -3,7 +3,8 @@
 does it (same upstream nginx, same peer nginx config, same wrk, rounds alternated), but
 with an `Authorization: Bearer` token on every request, which proxybench cannot send.
 
-Three loads on the gateway, each against nginx proxying the same requests:
+Loads on the gateway, each against nginx proxying the same requests:
+  plain    the same route without authentication (the gateway's own cost, for reference)
   cached   every request carries the same valid token (the verified-token cache answers)
   rotate   1,000 distinct valid tokens in turn, cache on (after the first 1,000: cached)
   verify   1,000 distinct valid tokens in turn, cache_size 0: every request verifies RS256
@@ -91,7 +92,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--connections", type=int, default=64)
-    ap.add_argument("--modes", default="cached,rotate,verify")
+    ap.add_argument("--modes", default="plain,cached,rotate,verify")
     a = ap.parse_args()
     pb = load_proxybench()
     pb.ensure_tools({"nginx"})
@@ -143,13 +144,15 @@ def main() -> int:
             f'proxy_http_version 1.1; proxy_set_header Connection ""; }} }}'))])
         template = open(os.path.join(ROOT, "benchmarks", "jwt.yaml")).read()
         gateways = {}
-        for mode, cache in (("cached", 10000), ("rotate", 10000), ("verify", 0)):
+        for mode, cache in (("plain", 0), ("cached", 10000), ("rotate", 10000), ("verify", 0)):
             if mode not in a.modes.split(","):
                 continue
             port = pb.free_port()
             text = (template.replace("{listen}", f"127.0.0.1:{port}")
                     .replace("{upstream}", f"127.0.0.1:{up}").replace("{keyfile}", keyfile)
                     .replace("{cache_size}", str(cache)))
+            if mode == "plain":
+                text = text.split("    filters:")[0]
             cfg = os.path.join(tmp, f"{mode}.yaml")
             with open(cfg, "w") as f:
                 f.write(text)
@@ -163,7 +166,7 @@ def main() -> int:
         print(f"# {os.cpu_count()} cpus; wrk -t1 -c{a.connections} -d{a.seconds}s; "
               f"load {open('/proc/loadavg').read().split()[:3]}")
         for mode, (port, proc) in gateways.items():
-            script = scripts["one" if mode == "cached" else "many"]
+            script = scripts["one" if mode in ("plain", "cached") else "many"]
             results: dict[str, list[dict[str, float]]] = {"nginx": [], "gateway": []}
             for r in range(a.rounds):
                 order = [("nginx", ngx, peer), ("gateway", port, proc)]
