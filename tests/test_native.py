@@ -1,7 +1,9 @@
-"""The native-build guard: a compiled module older than its source is never used."""
+"""The native build: a compiled module older than its source is never used, and nothing
+subclasses a compiled class the build closes to Python."""
 
 from __future__ import annotations
 
+import ast
 import os
 from pathlib import Path
 
@@ -51,3 +53,64 @@ def test_no_build_is_plain_python(tmp_path: Path) -> None:
     make_tree(tmp_path, built=False)
     assert _native.stale(str(tmp_path), MODULES) is None
     _native.guard(str(tmp_path), MODULES)
+
+
+# --- what the compiled build allows --------------------------------------------------------------
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
+
+
+def _opened_to_python(node: ast.ClassDef) -> bool:
+    """`@mypyc_attr(allow_interpreted_subclasses=True)` or `native_class=False`."""
+    for d in node.decorator_list:
+        if isinstance(d, ast.Call) and getattr(d.func, "id", "") == "mypyc_attr":
+            for kw in d.keywords:
+                value = getattr(kw.value, "value", None)
+                if (kw.arg, value) in (("allow_interpreted_subclasses", True),
+                                       ("native_class", False)):
+                    return True
+    return False
+
+
+def _imports(tree: ast.Module) -> dict[str, tuple[str, str]]:
+    return {a.asname or a.name: (n.module, a.name) for n in ast.walk(tree)
+            if isinstance(n, ast.ImportFrom) and n.module for a in n.names}
+
+
+def _closed_classes() -> dict[tuple[str, str], str]:
+    """(module, name) -> where, for each compiled class Python code may not subclass, under
+    its own module and under modules that re-export it."""
+    closed: dict[tuple[str, str], str] = {}
+    for m in _native.MODULES:
+        module = m[:-3].replace("/", ".")
+        for node in ast.parse((SRC / m).read_text()).body:
+            if isinstance(node, ast.ClassDef) and not _opened_to_python(node):
+                closed[(module, node.name)] = f"{m}:{node.lineno}"
+    for path in SRC.rglob("__init__.py"):
+        package = ".".join(path.relative_to(SRC).parts[:-1])
+        for alias, origin in _imports(ast.parse(path.read_text())).items():
+            if origin in closed:
+                closed[(package, alias)] = closed[origin]
+    return closed
+
+
+def test_no_interpreted_class_derives_from_a_compiled_one() -> None:
+    """mypyc refuses, at import, an interpreted class deriving from a compiled one not opened
+    to Python: it would work as plain Python and fail only in the compiled build."""
+    closed = _closed_classes()
+    compiled = {SRC / m for m in _native.MODULES}
+    found = []
+    for path in [*SRC.rglob("*.py"), *(ROOT / "tests").rglob("*.py"),
+                 *(ROOT / "benchmarks").rglob("*.py"), *(ROOT / "examples").rglob("*.py")]:
+        if path in compiled:
+            continue
+        tree = ast.parse(path.read_text())
+        names = _imports(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):
+                for base in node.bases:
+                    origin = names.get(base.id) if isinstance(base, ast.Name) else None
+                    if origin in closed:
+                        found.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} "
+                                     f"derives from {closed[origin]}")
+    assert not found, found

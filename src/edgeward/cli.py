@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import os
-import socket
 import sys
-from collections.abc import Callable
 
 from edgeward import __version__
 from edgeward.structs import ConfigError, Problem
 from edgeward.values import parse_address
-
-log = logging.getLogger("edgeward")
 
 # One worker by default, as `caddy reverse-proxy`: predictable for a first run; `--workers`
 # scales out over cores with SO_REUSEPORT.
@@ -81,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "validate":
             return _validate(args.file)
         if args.command == "proxy":
-            return _run_text(_proxy_yaml(args.listen, args.to), "edgeward proxy", args.workers)
+            from edgeward.launch import run_text
+
+            return run_text(_proxy_yaml(args.listen, args.to), "edgeward proxy", args.workers)
         if args.command == "demo":
             from edgeward.demo import run_demo
 
@@ -143,96 +139,9 @@ def _run_source(location: str, workers: int) -> int:
         raise
     except (OSError, LookupError, ValueError) as exc:
         raise ConfigError(location, [Problem("", str(exc))]) from None
-    return _run_text(text, label, workers, watch=location)
+    from edgeward.launch import run_text
 
-
-def _run_text(text: str, label: str, workers: int, watch: str | None = None,
-              before: Callable[[], None] | None = None) -> int:
-    """Validate `text`, bind the listener, then serve it in `workers` processes."""
-    from edgeward.config.text import load_text
-    from edgeward.gateway import bind_socket, supervise
-
-    cfg = load_text(text, label)
-    host, port = cfg.listen
-    sockets = [bind_socket(host, port, reuse_port=workers > 1) for _ in range(workers)]
-    metrics_dir = None
-    if workers > 1:
-        from edgeward.observe.exchange import private_directory
-
-        metrics_dir = private_directory()
-    shown = f"[{host}]" if ":" in host else host
-    print(f"edgeward {__version__} listening on http://{shown}:{sockets[0].getsockname()[1]} "
-          f"({workers} worker{'s' if workers > 1 else ''}, config {label})",
-          file=sys.stderr, flush=True)
-
-    every = sockets
-
-    def run_one(slot: int) -> int:
-        from edgeward.app import serve_config
-
-        own = sockets[slot]
-        start_text = text
-        if workers > 1:
-            # Sockets of the other slots must not stay open here, or connections the kernel
-            # routes to them would wait after their owner drained.
-            for s in every:
-                if s is not own:
-                    s.close()
-            if watch is not None:
-                # A worker forked later (a restart after a crash) must serve what the others
-                # serve now, not the text the supervisor read at start.
-                start_text = _current_text(watch, text, label)
-        return serve_config(start_text, label, [own], watch=watch, worker_id=slot,
-                            workers=workers, metrics_dir=metrics_dir, before=before)
-
-    if workers == 1:
-        return run_one(0)
-    try:
-        return supervise(workers,
-                         lambda: run_one(int(os.environ.get("EDGEWARD_WORKER", "0"))),
-                         on_stop=lambda: _close_all(every))
-    finally:
-        if metrics_dir is not None:
-            import shutil
-
-            shutil.rmtree(metrics_dir, ignore_errors=True)
-
-
-def _current_text(location: str, started: str, label: str) -> str:
-    """The watched source's text now, when it is a config the running workers would have
-    applied; else `started` (the source is unreadable, invalid, or changes what only a restart
-    can change, so the other workers refused it too)."""
-    from edgeward.config.sources import open_source
-    from edgeward.config.text import load_text
-    from edgeward.sections import restart_problems
-
-    async def load() -> str:
-        source = open_source(location)
-        try:
-            return (await source.load())[0]
-        finally:
-            await source.close()
-
-    try:
-        current = asyncio.run(load())
-        if current != started:
-            problems = restart_problems(load_text(started, label), load_text(current, label))
-            if problems:
-                raise ConfigError(label, problems)
-    except ConfigError as exc:
-        log.error("worker start: %s refused, starting from the text read at start: %s",
-                  label, "; ".join(exc.lines()))
-        return started
-    except Exception as exc:  # etcd away, file missing: the watch catches up later
-        log.error("worker start: cannot read %s (%s); starting from the text read at start",
-                  label, exc)
-        return started
-    return current
-
-
-def _close_all(socks: list[socket.socket]) -> None:
-    for s in socks:
-        s.close()
+    return run_text(text, label, workers, watch=location)
 
 
 if __name__ == "__main__":

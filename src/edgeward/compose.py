@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import os
 import random
 from collections.abc import Callable
@@ -19,7 +18,13 @@ from edgeward.auth.context import AuthContext, SubrequestFailed, SubResponse
 from edgeward.auth.directory import ConsumerDirectory
 from edgeward.config.schema import GatewayConfig, UpstreamConfig
 from edgeward.filters.api import Filter
-from edgeward.filters.config import BuildContext, read_definitions, read_route_filters
+from edgeward.filters.config import (
+    BuildContext,
+    FilterSpec,
+    read_definitions,
+    read_route_filters,
+)
+from edgeward.filters.events import FilterEvents
 from edgeward.filters.governance import BodyLimit, Concurrency, ConsumerLimits, RateLimit, Split
 from edgeward.proxy.chain import Chain
 from edgeward.proxy.cluster import Cluster
@@ -113,6 +118,10 @@ def _consumer_limits(cfg: GatewayConfig, name: str, rl: RateLimitConfig,
         return build_local_limiter(own)
 
     return registry.get("consumer_limits", name, (rl, redis_cfg), lambda: ConsumerLimits(make))
+def filter_events(registry: Registry) -> FilterEvents:
+    """The worker's filter event counts: one object for the registry's life (reloads keep
+    counting on it), read by telemetry when metrics are read."""
+    return registry.get("filter_events", "worker", None, FilterEvents)
 
 
 def _governance(cfg: GatewayConfig, index: int, name: str, rng: random.Random,
@@ -155,46 +164,75 @@ def _governance(cfg: GatewayConfig, index: int, name: str, rng: random.Random,
 
 
 def _user_filters(cfg: GatewayConfig, index: int, registry: Registry, source: str,
-                  context: BuildContext) -> list[Filter]:
-    """The route's `filters:` list, built (an unchanged filter keeps its instance)."""
+                  ctx: BuildContext) -> list[tuple[Filter, str]]:
+    """The route's `filters:` list, built (an unchanged filter keeps its instance), each with
+    its kind."""
     problems: list[tuple[str, str]] = []
     named = read_definitions(cfg.filters, problems)
     path = f"routes[{index}].filters"
     specs = read_route_filters(cfg.routes[index].filters, path, named, problems)
     if problems:  # schema checks caught these already; a config built in code may not be
         raise ConfigError(source, [Problem(p, r) for p, r in problems])
-    built: list[Filter] = []
+    built: list[tuple[Filter, str]] = []
     for j, spec in enumerate(specs):
         shared = isinstance(cfg.routes[index].filters[j], str)
         key = spec.name if shared else f"{cfg.route_name(index)}[{j}]"
+        # What the filter is built from beyond its config: the upstreams it names (a changed
+        # upstream is a new cluster object) and the listener's head limit.
+        identity = (spec, [(u, cfg.upstreams.get(u)) for _, u in spec.upstreams()],
+                    ctx.max_header_bytes)
         try:
-            built.append(registry.get("filter", key, spec, functools.partial(spec.build,
-                                                                             context)))
+            f = registry.get("filter", key, identity, _builder(spec, ctx))
         except (ValueError, OSError) as exc:  # a built-in's precise refusal (unreadable file)
             raise ConfigError(source, [Problem(f"{path}[{j}]", str(exc))]) from None
         except Exception as exc:  # noqa: BLE001 - a user's constructor: report, do not crash
             raise ConfigError(source, [Problem(f"{path}[{j}]",
                                                f"the filter could not be built: {exc!r}")]
                               ) from None
+        built.append((f, spec.kind if spec.cls is None else f"python:{spec.cls!r}"))
     return built
+
+
+def _builder(spec: FilterSpec, ctx: BuildContext) -> Callable[[], Filter]:
+    return lambda: spec.build(ctx)
+
+
+def _terminal(cfg: GatewayConfig, index: int, source: str) -> list[tuple[Filter, str]]:
+    """The filter a route without an upstream ends in (`redirect:` or `respond:`)."""
+    rc = cfg.routes[index]
+    try:
+        if rc.redirect is not None:
+            return [(rc.redirect.build(rc.match.path_prefix), "redirect")]
+        if rc.respond is not None:
+            return [(rc.respond.build(), "respond")]
+    except ValueError as exc:  # the respond file went away since it was checked
+        raise ConfigError(source, [Problem(f"routes[{index}].respond.file", str(exc))]
+                          ) from None
+    return []
 
 
 def _route(cfg: GatewayConfig, index: int, clusters: dict[str, Cluster], rng: random.Random,
            loop: asyncio.AbstractEventLoop, registry: Registry, source: str,
-           context: BuildContext) -> Route:
+           ctx: BuildContext) -> Route:
     rc = cfg.routes[index]
     name = cfg.route_name(index)
-    filters, limiter, concurrency = _governance(cfg, index, name, rng, loop, registry)
-    filters.extend(_user_filters(cfg, index, registry, source, context))
+    governance, limiter, concurrency = _governance(cfg, index, name, rng, loop, registry)
+    described = [(f, f.name) for f in governance]
+    described += _user_filters(cfg, index, registry, source, ctx)
+    described += _terminal(cfg, index, source)
+    kinds = {id(f): kind for f, kind in described}
+    chain = Chain([f for f, _ in described])
     retry = budget = None
     if rc.retries is not None:
         retry = RetryPolicy(rc.retries)
         if rc.retries.budget is not None:
             budget = RetryBudget(rc.retries.budget)
     single = clusters[rc.upstream] if rc.upstream is not None else None
-    return Route(name, cluster=single, chain=Chain(filters), timeout=rc.timeout,
-                 retry=retry, budget=budget, replay_limit=cfg.server.replay_limit,
-                 limiter=limiter, concurrency=concurrency)
+    route = Route(name, cluster=single, chain=chain, timeout=rc.timeout,
+                  retry=retry, budget=budget, replay_limit=cfg.server.replay_limit,
+                  limiter=limiter, concurrency=concurrency)
+    route.described = tuple((f.name, kinds[id(f)], int(type(f).order)) for f in chain.filters)
+    return route
 
 
 def _global_limiter(client: Any, name: str, rl: RateLimitConfig, redis_cfg: RedisConfig,
@@ -230,14 +268,16 @@ def compile_snapshot(
             raise ConfigError(source, [Problem(p, r) for p, r in problems])
         auth.upstreams = frozenset(cfg.upstreams)
         auth.environ = environ
-        context = BuildContext(auth)
         clusters: dict[str, Cluster] = {}
         for name, up in cfg.upstreams.items():
             clusters[name] = registry.get("cluster", name, up, _maker(name, up, loop, rng))
+        ctx = BuildContext(clusters=clusters, fetch=fetch, events=filter_events(registry),
+                           max_header_bytes=cfg.server.max_header_bytes, rng=rng,
+                           auth=auth)
         routes: list[Route] = []
         table_entries = []
         for i, rc in enumerate(cfg.routes):
-            route = _route(cfg, i, clusters, rng, loop, registry, source, context)
+            route = _route(cfg, i, clusters, rng, loop, registry, source, ctx)
             routes.append(route)
             table_entries.append((rc.match, route))
         table = RouteTable(table_entries)

@@ -17,7 +17,7 @@ from typing import Any
 from edgeward.auth.etcd import ConsumerWatcher
 from edgeward.balance.endpoint import Endpoint, clamp_weight
 from edgeward.balance.peak_ewma import PeakEwmaBalancer
-from edgeward.compose import auth_context
+from edgeward.compose import auth_context, filter_events
 from edgeward.config.schema import GatewayConfig
 from edgeward.config.sources import ConfigSource, EtcdSource
 from edgeward.discovery.dns import DnsResolverWatcher
@@ -176,6 +176,7 @@ class Control:
             try:
                 self.telemetry.drain_cluster_events(self.worker.snapshot)
                 if self.exchange is not None:
+                    self._filter_counts()
                     self.exchange.publish(self.telemetry.metrics.registry)
             except Exception:
                 log.exception("telemetry upkeep")
@@ -217,7 +218,11 @@ class Control:
     def ready(self) -> bool:
         return not self.worker.state.draining and bool(self.worker.servers)
 
+    def _filter_counts(self) -> None:
+        self.telemetry.metrics.filter_counts(filter_events(self.runtime.registry).counts)
+
     def metrics_text(self) -> str:
+        self._filter_counts()
         registry = self.telemetry.metrics.registry
         if self.exchange is not None:
             return self.exchange.render(registry)
@@ -260,6 +265,8 @@ class Control:
 
     def routes_view(self) -> list[dict[str, Any]]:
         cfg = self.runtime.config
+        # The chains the worker runs (the snapshot of this config), in run order.
+        described = {r.name: r.described for r in self.runtime.snapshot.routes}
         out = []
         for i, rc in enumerate(cfg.routes):
             out.append({
@@ -271,6 +278,10 @@ class Control:
                 "rate_limit": _plain(rc.rate_limit) if rc.rate_limit else None,
                 "max_concurrent": rc.max_concurrent,
                 "retries": _plain(rc.retries) if rc.retries else None,
+                "redirect": _plain(rc.redirect) if rc.redirect else None,
+                "respond": _respond_view(rc.respond) if rc.respond else None,
+                "filters": [{"name": n, "kind": k, "order": o}
+                            for n, k, o in described.get(cfg.route_name(i), ())],
             })
         return out
 
@@ -350,6 +361,14 @@ def _stats(telemetry: Telemetry) -> dict[str, Any]:
         up = upstreams.setdefault(name, {"requests": 0, "errors": 0, "buckets": []})
         up["buckets"] = cumulative
     return {"routes": routes, "upstreams": upstreams}
+
+
+def _respond_view(respond: Any) -> dict[str, Any]:
+    """A respond config without its body (a file's bytes or a long text): its size."""
+    view: dict[str, Any] = _plain(respond)
+    body = view.pop("body", None)
+    view["body_bytes"] = len(body.encode()) if body else None
+    return view
 
 
 def _ewma_ms(cluster: Cluster, endpoint: Endpoint, now: float) -> float | None:

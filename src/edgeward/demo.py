@@ -89,7 +89,7 @@ def _free_port() -> int:
 
 
 def run_demo(listen: tuple[str, int], workers: int) -> int:
-    from edgeward.cli import _run_text
+    from edgeward.launch import run_text
 
     stable, canary, admin = _free_port(), _free_port(), _free_port()
     host = f"[{listen[0]}]" if ":" in listen[0] else listen[0]
@@ -111,4 +111,4 @@ def run_demo(listen: tuple[str, int], workers: int) -> int:
         f"  curl http://127.0.0.1:{admin}/metrics   # admin API; dashboard at /\n",
         file=sys.stderr, flush=True,
     )
-    return _run_text(text, "edgeward demo", workers, before=start_origins)
+    return run_text(text, "edgeward demo", workers, before=start_origins)

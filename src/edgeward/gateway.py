@@ -30,6 +30,22 @@ SWEEP_INTERVAL = 1.0
 # Accept queue length; nginx uses 511 on Linux, proxybench's nginx 4096. Load bursts of many
 # new connections should queue rather than be refused.
 BACKLOG = 4096
+# The signals that stop a gateway gracefully. From before the listening socket is bound until
+# a worker's loop handles them they are held (blocked): one that comes while a worker starts
+# (in plain Python that takes a while) then drains it like any other, instead of killing the
+# process with the connections the kernel already queued on its socket.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def hold_stop_signals() -> None:
+    """Block STOP_SIGNALS in this process (and the workers it forks) until `serve` handles
+    them; call it before binding the listening socket."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+def release_stop_signals() -> None:
+    """Deliver the stop signals again (one held meanwhile comes now)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 def bind_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
@@ -133,17 +149,31 @@ def serve(
     uvloop.install()
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    started: list[Worker] = []  # the worker, once it serves
+    stop = asyncio.Event()
+
+    def on_stop_signal() -> None:
+        if started:
+            loop.create_task(started[0].drain())
+        stop.set()  # a signal during start-up drains the worker as soon as it serves
+
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, on_stop_signal)
 
     async def main() -> None:
+        # The loop runs, so it handles them (uvloop listens for signals once it runs): a
+        # signal held since before the socket was bound (hold_stop_signals) comes now.
+        release_stop_signals()
         settings, snapshot, drain_timeout = build(loop)
         worker = Worker(loop, settings, snapshot, drain_timeout=drain_timeout)
         for sock in sockets:
             await worker.listen(sock)
         if on_start is not None:
             await on_start(worker)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, lambda: loop.create_task(worker.drain()))
+        started.append(worker)
         tune_gc()
+        if stop.is_set():
+            loop.create_task(worker.drain())
         await worker.stopped.wait()
 
     try:
@@ -174,6 +204,7 @@ def supervise(workers: int, run_one: Callable[[], int],
     stopping = False
 
     def spawn(slot: int) -> None:
+        hold_stop_signals()  # the worker gets them once its loop handles them (serve)
         pid = os.fork()
         if pid == 0:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -201,6 +232,9 @@ def supervise(workers: int, run_one: Callable[[], int],
     signal.signal(signal.SIGINT, on_signal)
     for slot in range(workers):
         spawn(slot)
+    # Only now: a stop signal held meanwhile reaches every worker, and the sockets (each with
+    # its queued clients) are closed here only when every worker holds its own.
+    release_stop_signals()
     status = 0
     while children:
         try:
@@ -216,6 +250,7 @@ def supervise(workers: int, run_one: Callable[[], int],
             log.error("worker %d (pid %d) exited with %d; restarting", slot, pid, code)
             time.sleep(0.1)
             spawn(slot)
+            release_stop_signals()
         elif os.waitstatus_to_exitcode(code) != 0:
             status = 1
     return status

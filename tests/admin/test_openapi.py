@@ -54,3 +54,55 @@ def test_every_reference_resolves() -> None:
         for part in ref.removeprefix("#/").split("/"):
             node = node[part]
         assert isinstance(node, dict), ref
+
+
+ROUTES_CONFIG = """\
+listen: 127.0.0.1:1
+upstreams:
+  app: {targets: ["127.0.0.1:9"]}
+filters:
+  web-cors: {cors: {allow_origins: ["https://app.example"]}}
+routes:
+  - name: api
+    match: {path_prefix: /api}
+    upstream: app
+    rate_limit: {rate: 10/s, burst: 5}
+    filters: [web-cors, {strip_prefix: /api}, {ip: {deny: [10.6.6.0/24]}}]
+  - {name: ping, match: {path: /ping}, respond: {body: pong}}
+"""
+
+
+def _routes_view() -> list[dict[str, Any]]:
+    import asyncio
+    from types import SimpleNamespace
+
+    from edgeward.control import Control
+    from edgeward.runtime import ConfigRuntime
+
+    loop = asyncio.new_event_loop()
+    try:
+        runtime = ConfigRuntime(ROUTES_CONFIG, "<test>", loop)
+        return Control.routes_view(SimpleNamespace(runtime=runtime))  # type: ignore[arg-type]
+    finally:
+        loop.close()
+
+
+def test_routes_output_has_exactly_the_documented_members() -> None:
+    schemas = OPENAPI["components"]["schemas"]
+    route_keys = set(schemas["Route"]["properties"])
+    filter_keys = set(schemas["RouteFilter"]["properties"])
+    for route in _routes_view():
+        assert set(route) == route_keys
+        assert set(schemas["Route"]["required"]) <= set(route)
+        for f in route["filters"]:
+            assert set(f) == filter_keys
+
+
+def test_routes_output_lists_each_chain_in_run_order() -> None:
+    api, ping = _routes_view()
+    assert [(f["name"], f["kind"]) for f in api["filters"]] == [
+        ("web-cors", "cors"), ("ip", "ip"), ("rate_limit", "rate_limit"),
+        ("strip_prefix", "strip_prefix")]
+    assert [f["order"] for f in api["filters"]] == sorted(f["order"] for f in api["filters"])
+    assert ping["filters"] == [{"name": "respond", "kind": "respond", "order": 1000}]
+    assert ping["respond"]["body_bytes"] == 4 and ping["upstream"] is None

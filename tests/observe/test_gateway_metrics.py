@@ -40,6 +40,11 @@ EXPECTED = {
     "edgeward_trace_spans_dropped_total": ("counter", ()),
     "edgeward_filter_errors_total": ("counter", ("route", "filter")),
     "edgeward_underscore_headers_total": ("counter", ()),
+    "edgeward_mirror_requests_total": ("counter", ("route", "upstream", "result")),
+    "edgeward_faults_injected_total": ("counter", ("route", "fault")),
+    "edgeward_compressed_responses_total": ("counter", ("route", "algorithm")),
+    "edgeward_cors_rejected_total": ("counter", ("route",)),
+    "edgeward_ip_denied_total": ("counter", ("route",)),
 }
 
 
@@ -148,3 +153,22 @@ def test_route_label_explosion_is_capped() -> None:
     routes = {dict(k[1])["route"] for k in s if k[0] == "edgeward_request_duration_seconds_count"}
     assert len(routes) == 1001 and OVERFLOW_VALUE in routes
     assert s[("edgeward_request_duration_seconds_count", (("route", OVERFLOW_VALUE),))] == 5
+
+
+def test_filter_event_totals_become_counter_values() -> None:
+    gm = GatewayMetrics()
+    counts = {("mirror", "api", "shadow", "ok"): 3, ("fault", "api", "abort", ""): 2,
+              ("compress", "api", "zstd", ""): 5, ("cors_rejected", "api", "", ""): 1,
+              ("ip_denied", "web", "", ""): 4, ("unknown_family", "api", "", ""): 9}
+    gm.filter_counts(counts)
+    counts[("mirror", "api", "shadow", "ok")] = 4  # totals only grow; set again at next read
+    gm.filter_counts(counts)
+    s = parse_exposition(gm.registry.render())[2]
+    assert s[("edgeward_mirror_requests_total",
+              (("result", "ok"), ("route", "api"), ("upstream", "shadow")))] == 4
+    assert s[("edgeward_faults_injected_total", (("fault", "abort"), ("route", "api")))] == 2
+    assert s[("edgeward_compressed_responses_total",
+              (("algorithm", "zstd"), ("route", "api")))] == 5
+    assert s[("edgeward_cors_rejected_total", (("route", "api"),))] == 1
+    assert s[("edgeward_ip_denied_total", (("route", "web"),))] == 4
+    assert not any(name.startswith("unknown") for name, _ in s)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import select
 import signal
 import socket
 import threading
@@ -18,6 +19,13 @@ import pytest
 from support.gateway import GatewayProcess, free_port, port_accepts
 from support.origin import Origin, pattern_bytes, pattern_sha256
 from support.rawhttp import ConnectionClosed, RawConnection, Response, get
+from support.sentinel import (
+    SENTINEL_ROUTE,
+    SENTINEL_UPSTREAM,
+    assert_no_connection_opened,
+    connections_opened,
+    wait_closed,
+)
 
 # 1 GiB each way: about 6 s per direction on the 2-core CI machine (benchmarks/
 # stream_memory.py prints the figures). EDGEWARD_STREAM_BYTES overrides it.
@@ -30,9 +38,12 @@ upstreams:
   main: {targets: ["ORIGIN"], response_header_timeout: 500ms}
   patient: {targets: ["ORIGIN"]}
   dead: {targets: ["127.0.0.1:DEAD"], connect_timeout: 1s}
+  unpooled: {targets: ["ORIGIN"], max_idle: 0}
+SENTINEL_UPSTREAM
 routes:
   - {name: dead, match: {host: dead.test}, upstream: dead}
-  - {name: limited, match: {host: limited.test}, upstream: main, max_body_size: 1KiB}
+  - {name: limited, match: {host: limited.test}, upstream: unpooled, max_body_size: 1KiB}
+SENTINEL_ROUTE
   - {name: short, match: {host: short.test}, upstream: patient, timeout: 300ms}
   - {name: patient, match: {host: patient.test}, upstream: patient, timeout: 5s}
   - {name: stream, match: {host: stream.test}, upstream: patient, timeout: null}
@@ -41,7 +52,9 @@ routes:
 
 
 def _config(origin: Origin) -> str:
-    return CONFIG.replace("ORIGIN", origin.address).replace("DEAD", str(free_port()))
+    return (CONFIG.replace("ORIGIN", origin.address).replace("DEAD", str(free_port()))
+            .replace("SENTINEL_UPSTREAM\n", SENTINEL_UPSTREAM.format(origin=origin.address))
+            .replace("SENTINEL_ROUTE\n", SENTINEL_ROUTE))
 
 
 @pytest.fixture(scope="module")
@@ -220,9 +233,9 @@ def test_keep_alive_race_post_is_not_resent(gw: GatewayProcess, origin: Origin) 
                   b"Content-Length: 4\r\n\r\nbody")
         resp = conn.read_response()
     assert_error(resp, 502, "upstream_reset")
-    time.sleep(0.1)
-    seen = [r for r in origin.requests_since(before) if r.target == "/echo?race=post"]
-    assert len(seen) == 1
+    # A resend goes on a new connection, opened before the 502 (support/sentinel.py).
+    seen = assert_no_connection_opened(gw.port, origin, before)
+    assert seen.count("/echo?race=post") == 1, seen
 
 
 def test_origin_closing_idle_connection_is_not_noticed_by_clients(
@@ -246,8 +259,9 @@ def test_content_length_over_max_body_size_is_413(gw: GatewayProcess, origin: Or
         resp = conn.read_response()
         assert_error(resp, 413, "payload_too_large")
         assert conn.is_closed()
-    time.sleep(0.05)
-    assert origin.mark()[2] == before[2], "a body refused up front must not reach the origin"
+    # The route's upstream keeps no idle connection: a body refused up front opened none.
+    seen = assert_no_connection_opened(gw.port, origin, before)
+    assert len(seen) == 1, ("a body refused up front reached the origin", seen)
 
 
 def test_chunked_body_over_max_body_size_is_413(gw: GatewayProcess, origin: Origin) -> None:
@@ -256,7 +270,7 @@ def test_chunked_body_over_max_body_size_is_413(gw: GatewayProcess, origin: Orig
     with RawConnection(gw.port) as conn:
         conn.send(b"POST /upload HTTP/1.1\r\nHost: limited.test\r\n"
                   b"Transfer-Encoding: chunked\r\n\r\n" + chunk)
-        time.sleep(0.1)
+        upstream = wait_for_request(origin, before, "/upload")  # the head went upstream
         try:
             conn.send(chunk + chunk + b"0\r\n\r\n")
         except OSError:
@@ -264,10 +278,41 @@ def test_chunked_body_over_max_body_size_is_413(gw: GatewayProcess, origin: Orig
         resp = conn.read_response()
         assert_error(resp, 413, "payload_too_large")
         assert conn.is_closed()
-    time.sleep(0.1)
-    with origin.lock:
-        upstream_bytes = sum(c.received for c in origin.connections) - before[2]
-    assert upstream_bytes < 1024 + 512, "bytes beyond max_body_size reached the origin"
+    # The gateway aborts that upstream connection; once the origin has seen it end, what it
+    # received there is final.
+    received = wait_closed(origin, upstream)
+    body = received[received.find(b"\r\n\r\n") + 4:]
+    assert len(body) < 1024 + 512, "bytes beyond max_body_size reached the origin"
+
+
+def test_pipelined_chunked_body_over_max_body_size_is_413(
+        gw: GatewayProcess, origin: Origin) -> None:
+    """A body read while the request before it is answered passes the route's body limit too."""
+    before = origin.mark()
+    chunk = b"%x\r\n%b\r\n" % (2000, b"z" * 2000)
+    with RawConnection(gw.port) as conn:
+        conn.send(b"GET /slow?ms=200 HTTP/1.1\r\nHost: limited.test\r\n\r\n"
+                  b"POST /upload HTTP/1.1\r\nHost: limited.test\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n" + chunk + b"0\r\n\r\n")
+        assert conn.read_response().status == 200
+        assert_error(conn.read_response(), 413, "payload_too_large")
+    # The route's upstream keeps no idle connection: the POST would have needed its own.
+    opened, targets = connections_opened(gw.port, origin, before)
+    assert len(opened) == 1 and targets[0] == "/slow?ms=200", (opened, targets)
+    assert "/upload" not in targets
+
+
+def wait_for_request(origin: Origin, before: tuple[int, int, int], target: str,
+                     timeout: float = 10.0) -> int:
+    """The origin connection that carried the first request for `target` since the mark,
+    once the origin has read its head (the timeout only bounds a failure)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [r.conn_id for r in origin.requests_since(before) if r.target == target]
+        if found:
+            return found[0]
+        assert time.monotonic() < deadline, f"{target} never reached the origin"
+        time.sleep(0.01)
 
 
 def test_body_within_max_body_size_passes(gw: GatewayProcess) -> None:
@@ -280,12 +325,12 @@ def test_body_within_max_body_size_passes(gw: GatewayProcess) -> None:
 def test_sigterm_drains_in_flight_request_then_exits_zero(origin: Origin) -> None:
     gw = GatewayProcess.config(_config(origin)).start()
     try:
+        before = origin.mark()
         with RawConnection(gw.port, timeout=10) as conn:
             conn.send(b"GET /slow?ms=1500 HTTP/1.1\r\nHost: patient.test\r\n\r\n")
-            time.sleep(0.3)
+            wait_for_request(origin, before, "/slow?ms=1500")  # in flight at the origin
             os.kill(gw.pid, signal.SIGTERM)
-            time.sleep(0.3)
-            assert not port_accepts(gw.port), "a draining gateway must refuse new connections"
+            refused_while_answering(gw.port, conn.sock)
             resp = conn.read_response()
         assert resp.status == 200, (resp.status, resp.body)
         assert resp.json()["target"] == "/slow?ms=1500"
@@ -293,3 +338,15 @@ def test_sigterm_drains_in_flight_request_then_exits_zero(origin: Origin) -> Non
         assert gw.wait(10) == 0
     finally:
         gw.stop()
+
+
+def refused_while_answering(port: int, answering: socket.socket, timeout: float = 10.0) -> None:
+    """New connections are refused while the answer on `answering` is still to come (nothing
+    of it has arrived when the refusal is seen): a draining gateway, not a stopped one. The
+    timeout only bounds a failure."""
+    deadline = time.monotonic() + timeout
+    while port_accepts(port):
+        assert time.monotonic() < deadline, "a draining gateway must refuse new connections"
+        time.sleep(0.01)
+    readable, _, _ = select.select([answering], [], [], 0)
+    assert not readable, "the gateway answered before it refused new connections"

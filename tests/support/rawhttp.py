@@ -42,37 +42,15 @@ class Response:
         return json.loads(self.body)
 
 
-class RawConnection:
-    def __init__(self, port: int, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+class ResponseReader:
+    """Parses HTTP/1.1 responses from `buf`, filled by `_fill` (a socket, or bytes in tests
+    without sockets)."""
+
+    def __init__(self) -> None:
         self.buf = bytearray()
 
-    def __enter__(self) -> RawConnection:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def send_all(self, parts: Iterable[bytes]) -> None:
-        for part in parts:
-            self.sock.sendall(part)
-
-    # reading -------------------------------------------------------------------------------
     def _fill(self) -> None:
-        try:
-            data = self.sock.recv(256 * 1024)
-        except ConnectionResetError:
-            raise ConnectionClosed("reset") from None
-        if not data:
-            raise ConnectionClosed("eof")
-        self.buf += data
+        raise NotImplementedError
 
     def _line(self) -> bytes:
         while True:
@@ -156,6 +134,39 @@ class RawConnection:
             if resp.status >= 200:
                 return interim, resp
             interim.append(resp.status)
+
+
+class RawConnection(ResponseReader):
+    def __init__(self, port: int, timeout: float = DEFAULT_TIMEOUT) -> None:
+        super().__init__()
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def __enter__(self) -> RawConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def send_all(self, parts: Iterable[bytes]) -> None:
+        for part in parts:
+            self.sock.sendall(part)
+
+    # reading -------------------------------------------------------------------------------
+    def _fill(self) -> None:
+        try:
+            data = self.sock.recv(256 * 1024)
+        except ConnectionResetError:
+            raise ConnectionClosed("reset") from None
+        if not data:
+            raise ConnectionClosed("eof")
+        self.buf += data
 
     def is_closed(self, wait: float = 2.0) -> bool:
         """True when the peer has closed: EOF or reset within `wait` seconds, nothing unread."""

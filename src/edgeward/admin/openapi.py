@@ -86,9 +86,10 @@ OPENAPI: dict[str, Any] = {
             },
         },
         "/routes": {"get": {
-            "summary": "Routes of the running configuration",
+            "summary": "Routes of the running configuration, with each route's filter chain",
             "operationId": "routes",
-            "responses": {"200": _json("routes", _LIST)},
+            "responses": {"200": _json("routes", {
+                "type": "array", "items": {"$ref": "#/components/schemas/Route"}})},
         }},
         "/upstreams": {"get": {
             "summary": "Upstreams and their endpoints: health, ejection, breaker, in-flight, EWMA",
@@ -158,6 +159,44 @@ OPENAPI: dict[str, Any] = {
                     "message": {"type": "string"},
                     "request_id": {"type": "string"},
                 },
+            },
+            "Route": {
+                "type": "object",
+                "required": ["name", "match", "filters"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "match": {"type": "object"},
+                    "upstream": {"type": ["string", "null"]},
+                    "split": {"type": ["array", "null"], "items": {"type": "object"}},
+                    "timeout": {"type": ["number", "null"]},
+                    "rate_limit": {"type": ["object", "null"]},
+                    "max_concurrent": {"type": ["integer", "null"]},
+                    "retries": {"type": ["object", "null"]},
+                    "redirect": {"type": ["object", "null"]},
+                    "respond": {"type": ["object", "null"],
+                                "description": "the reply, its body as body_bytes"},
+                    "filters": {
+                        "type": "array",
+                        "description": "the chain in the order it runs: governance built-ins "
+                                       "from the route's keys, its filters: list, and the "
+                                       "redirect or respond that ends it",
+                        "items": {"$ref": "#/components/schemas/RouteFilter"},
+                    },
+                },
+                "additionalProperties": False,
+            },
+            "RouteFilter": {
+                "type": "object",
+                "required": ["name", "kind", "order"],
+                "properties": {
+                    "name": {"type": "string",
+                             "description": "its name under filters:, or its kind"},
+                    "kind": {"type": "string",
+                             "description": "built-in kind (cors, ip, ...), a route key "
+                                            "(rate_limit, ...), or python:module:Class"},
+                    "order": {"type": "integer", "description": "its place (ORDER_*)"},
+                },
+                "additionalProperties": False,
             },
             "Line": {
                 "type": "object",

@@ -12,6 +12,7 @@ import typing
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from edgeward.config.schema import GatewayConfig
+from edgeward.filters.config import KINDS
 from edgeward.values import ADDRESS, DURATION, RATE, SIZE
 
 _KIND_NAMES = {DURATION: "duration", RATE: "rate", SIZE: "size", ADDRESS: "HOST:PORT"}
@@ -106,17 +107,24 @@ def render() -> str:
         "Durations take a unit (`250ms`, `3s`, `1m`), rates are `N/s|m|h`, sizes `64KiB`.",
         "Why each default is what it is: the constants in the source and the topic pages in",
         "docs/ (routing, balancing, resilience, ratelimit, health-and-dns, etcd, observability,",
-        "admin, auth).",
+        "admin, filters, auth). `filters[].KIND` sections are the built-in filter kinds, written",
+        "`{KIND: {...}}` in a route's `filters:` list or under a top-level `filters:` name.",
         "",
     ]
     seen: set[type] = set()
+    _walk([("(top level)", GatewayConfig)], seen, lines)
+    # Built-in filter kinds (an entry of a route's `filters:` or of top-level `filters:`).
+    _walk([(f"filters[].{name}", kind.config_type) for name, kind in sorted(KINDS.items())],
+          seen, lines)
+    # The methods of an `auth` filter (its `methods:` list).
     from edgeward.auth.config import METHODS
-    from edgeward.filters.config import KINDS
 
-    queue: list[tuple[str, type]] = [("(top level)", GatewayConfig)]
-    # Built-in filter kinds (a route's `filters: [{KIND: config}]`), and the auth methods.
-    queue += [(f"filter {name}", KINDS[name].config_type) for name in sorted(KINDS)]
-    queue += [(f"auth.methods[].{kind}", cls) for kind, cls in METHODS.items()]
+    _walk([(f"filters[].auth.methods[].{kind}", cls) for kind, cls in METHODS.items()],
+          seen, lines)
+    return "\n".join(lines)
+
+
+def _walk(queue: list[tuple[str, type]], seen: set[type], lines: list[str]) -> None:
     while queue:
         path, cls = queue.pop(0)
         if cls in seen:
@@ -135,7 +143,6 @@ def render() -> str:
                 suffix = "[]" if list in origins else ".NAME" if dict in origins else ""
                 queue.append((f"{prefix}{f.name}{suffix}", nested))
         lines.append("")
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

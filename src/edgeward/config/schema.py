@@ -27,6 +27,7 @@ from edgeward.balance.options import (
 from edgeward.discovery.config import DiscoveryConfig
 from edgeward.discovery.etcd import EtcdConfig
 from edgeward.discovery.health import HealthConfig
+from edgeward.filters.builtin.reply import RedirectConfig, RespondConfig
 from edgeward.filters.config import read_definitions, read_route_filters
 from edgeward.http.listener import (
     DEFAULT_BODY_TIMEOUT,
@@ -208,6 +209,12 @@ class RouteConfig:
     upstream: str | None = field(default=None, metadata=doc("where matched requests go"))
     split: list[SplitEntryConfig] | None = field(
         default=None, metadata=doc("gray split over several upstreams, instead of upstream"))
+    redirect: RedirectConfig | None = field(
+        default=None,
+        metadata=doc("answer with a redirect instead of forwarding (docs/filters.md)"))
+    respond: RespondConfig | None = field(
+        default=None,
+        metadata=doc("answer with this status, headers and body instead of forwarding"))
     timeout: Duration | None = field(
         default=DEFAULT_ROUTE_TIMEOUT, metadata=doc("total time per request; null = none"))
     max_body_size: Size | None = field(
@@ -223,8 +230,17 @@ class RouteConfig:
 
     def check(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
-        if (self.upstream is None) == (self.split is None):
-            problems.append(("upstream", "give either upstream or split (exactly one)"))
+        given = [k for k in ("upstream", "split", "redirect", "respond")
+                 if getattr(self, k) is not None]
+        if len(given) != 1:
+            problems.append((given[1] if len(given) > 1 else "upstream",
+                             "give exactly one of upstream, split, redirect, respond"
+                             + (f" (got {', '.join(given)})" if given else "")))
+        if (self.redirect is not None and self.redirect.path_prefix is not None
+                and self.match.path_prefix is None):
+            problems.append(("redirect.path_prefix",
+                             "replaces the route's match.path_prefix; this route has none "
+                             "(use redirect.path for a fixed path)"))
         if self.split is not None:
             problems.extend(split_problems(self.split))
         if self.timeout is not None and self.timeout <= 0:
@@ -283,20 +299,21 @@ class GatewayConfig:
                                  "scope: global needs a top-level redis: URL"))
         named = read_definitions(self.filters, problems)
         for key, spec in named.items():
-            for sub, upstream in spec.upstreams():
+            for ref, upstream in spec.upstreams():
                 if upstream not in self.upstreams:
-                    problems.append((f"filters.{key}.{spec.kind}.{sub}",
+                    problems.append((f"filters.{key}.{spec.kind}.{ref}",
                                      f"no upstream named {upstream!r}"))
         for i, route in enumerate(self.routes):
+            before = len(problems)
             specs = read_route_filters(route.filters, f"routes[{i}].filters", named, problems)
-            if len(specs) != len(route.filters):
-                continue  # some entry was refused already
+            if len(problems) > before:
+                continue  # specs no longer line up with the entries
             for j, spec in enumerate(specs):
                 if isinstance(route.filters[j], str):
-                    continue  # a named definition: checked above
-                for sub, upstream in spec.upstreams():
+                    continue  # a definition: checked above
+                for ref, upstream in spec.upstreams():
                     if upstream not in self.upstreams:
-                        problems.append((f"routes[{i}].filters[{j}].{spec.kind}.{sub}",
+                        problems.append((f"routes[{i}].filters[{j}].{spec.kind}.{ref}",
                                          f"no upstream named {upstream!r}"))
         for name in self.consumers:
             reason = check_consumer_name(name)

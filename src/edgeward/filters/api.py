@@ -34,16 +34,24 @@ RequestResult = Union["Reply", None, Awaitable[Union["Reply", None]]]
 
 # Where a filter runs in a route's chain, whatever its place in the route's `filters:` list
 # (filters with the same order keep the list's order). Built-ins that must come first do,
-# so, for example, a CORS preflight is answered before any authentication sees it.
+# so, for example, a CORS preflight is answered before any authentication sees it. Response
+# phases run in the opposite order: compression (ORDER_COMPRESS) sees the response after the
+# header filters and users' filters changed it. Faults and mirrors come after users' filters
+# (what is aborted or copied is the request as it would be forwarded); a route's `redirect:`
+# or `respond:` (ORDER_RESPOND) ends the chain.
 ORDER_CORS: Final = 100
 ORDER_IP: Final = 200
 ORDER_AUTH: Final = 300
 ORDER_RATE_LIMIT: Final = 400
 ORDER_CONCURRENCY: Final = 500
 ORDER_CACHE: Final = 600
+ORDER_COMPRESS: Final = 650
 ORDER_REWRITE: Final = 700
 ORDER_USER: Final = 800
+ORDER_FAULT: Final = 850
+ORDER_MIRROR: Final = 870
 ORDER_SPLIT: Final = 900
+ORDER_RESPOND: Final = 1000
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)

@@ -14,29 +14,47 @@ A filter entry is a mapping with exactly one kind key (`python`, or a built-in k
 Each kind's config is checked when the config is loaded, with key paths
 (`routes[0].filters[1].config.tenants: expected a list`), so a bad filter config never reaches
 the data plane.
+
+Built-in kinds (edgeward.filters.builtin) register here: the dataclass their config is read
+into, how to make the filter from it and a `BuildContext` (what the compiled config offers a
+filter: the upstream clusters, the worker's event counts, the listener's limits), optionally a
+`shorthand` that turns a scalar or list (`strip_prefix: /api`) into the mapping form, and the
+upstreams a config names (checked at load, and part of the filter's identity on reload).
+Users' `python` filters are made from their config alone, as before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import random
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from edgeward.auth.context import AuthContext
 from edgeward.filters.api import Filter
+from edgeward.filters.events import FilterEvents
 from edgeward.filters.python import PythonFilterClass, resolve_class
+from edgeward.http.listener import DEFAULT_MAX_HEADER_BYTES
 from edgeward.structs import ConfigError, load_struct
 
 Problems = list[tuple[str, str]]
-UpstreamRefs = Callable[[Any], list[tuple[str, str]]]
 
 
 @dataclass(frozen=True)
 class BuildContext:
-    """What a built-in kind gets besides its config, from the composition root (compose.py
-    makes one per config): `auth`, the worker's authentication context (consumers,
-    subrequests to named upstreams)."""
+    """What a built-in filter may be given when it is built (compose.py makes one per config).
 
+    `clusters` are the snapshot's upstream clusters by name (`edgeward.proxy.cluster.Cluster`;
+    typed loosely so filters/ does not import proxy/), `fetch` the subrequest client
+    (`edgeward.proxy.subrequest.fetch`), `events` the worker's filter event counts (exported
+    as metrics), `max_header_bytes` the listener's head limit, `rng` for percentages, `auth`
+    the worker's authentication context (consumers, subrequests to named upstreams)."""
+
+    clusters: Mapping[str, Any] = field(default_factory=dict)
+    fetch: Callable[..., Awaitable[object]] | None = None
+    events: FilterEvents = field(default_factory=FilterEvents)
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    rng: random.Random = field(default_factory=random.Random)
     auth: AuthContext = field(default_factory=AuthContext)
 
 
@@ -48,7 +66,8 @@ class Kind:
 
     config_type: type
     make: Callable[[Any, BuildContext], Filter]
-    upstreams: UpstreamRefs | None = None
+    shorthand: Callable[[object], object] | None = None
+    upstreams: Callable[[Any], list[tuple[str, str]]] | None = None
 
 
 # Built-in kinds by config key; modules that define kinds register them here.
@@ -56,8 +75,11 @@ KINDS: dict[str, Kind] = {}
 
 
 def register(name: str, config_type: type, make: Callable[[Any, BuildContext], Filter], *,
-             upstreams: UpstreamRefs | None = None) -> None:
-    KINDS[name] = Kind(config_type, make, upstreams)
+             shorthand: Callable[[object], object] | None = None,
+             upstreams: Callable[[Any], list[tuple[str, str]]] | None = None) -> None:
+    """Register a built-in kind. `shorthand(raw)` returns the mapping form of a non-mapping
+    value (or the value unchanged); `upstreams(config)` lists (key, upstream name) pairs."""
+    KINDS[name] = Kind(config_type, make, shorthand, upstreams)
 
 
 @dataclass(frozen=True)
@@ -118,8 +140,11 @@ def read_entry(raw: object, path: str, named: dict[str, FilterSpec] | None,
         problems.append((f"{path}.{kind}", f"unknown filter kind (known: {choices})"))
         return None
     config: Any
+    value = raw[kind]
+    if entry.shorthand is not None:
+        value = entry.shorthand(value)
     try:
-        config = load_struct(entry.config_type, raw[kind], path=f"{path}.{kind}")
+        config = load_struct(entry.config_type, value, path=f"{path}.{kind}")
     except ConfigError as exc:
         problems.extend((p.path, p.reason) for p in exc.problems)
         return None

@@ -27,6 +27,10 @@ _CATALOGUE = [
     ErrorCode("method_not_allowed", 405, "The admin API path does not take this method."),
     ErrorCode("request_timeout", 408,
               "The client did not send the request head, or the next part of its body, in time."),
+    ErrorCode("cors_rejected", 403,
+              "A CORS preflight asked for an origin, method or header the route's cors "
+              "filter does not allow."),
+    ErrorCode("ip_denied", 403, "The client address is refused by the route's ip filter."),
     ErrorCode("payload_too_large", 413, "The request body exceeds the route's max_body_size."),
     ErrorCode("uri_too_long", 414, "The request line exceeds server.max_request_line."),
     ErrorCode("rate_limited", 429, "The route's rate limit refused the request; see Retry-After."),
@@ -46,6 +50,8 @@ _CATALOGUE = [
               "Authentication could not be decided: the forward-auth service did not answer "
               "(failure_mode: deny) or no JWT keys could be fetched yet."),
     ErrorCode("shutting_down", 503, "The gateway is draining and accepts no new requests."),
+    ErrorCode("fault_injected", 503,
+              "A fault filter aborted the request (a drill); the status is its abort.status."),
     ErrorCode("upstream_timeout", 504, "The upstream did not answer within the route's timeouts."),
     ErrorCode("filter_timeout", 504, "A filter did not decide within the route's timeout."),
     ErrorCode("http_version_not_supported", 505, "Only HTTP/1.0 and HTTP/1.1 are accepted here."),

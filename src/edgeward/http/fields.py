@@ -6,11 +6,11 @@ what `get` returns. Filters use the `str` methods (`get`, `set`, `add`, `remove`
 itself appends with `append` (bytes, no checks: its own names and values are known good).
 
 Relaying: writing a head again costs more than the rest of a request's handling, so a codec
-sends on the bytes it received when nothing changed them. `wire` holds byte chunks that are
+sends on the bytes it received when nothing changed them. `wire` holds the bytes that are
 exactly the head's start line and its first `wired` fields as they will be sent: the head as
 received, then blocks of fields the gateway added with their lines ready (`append_block`).
-`add` and `append` only extend the list: the codec writes the fields after `wired` behind the
-chunks. `set` or `remove` touching one of the first `wired` fields drops `wire`, and the codec
+`add` and `append` only extend the list: the codec writes the fields after `wired` behind
+`wire`. `set` or `remove` touching one of the first `wired` fields drops `wire`, and the codec
 then writes the whole head from the list (so does anything that changes the start line).
 
 A filter can never make the gateway send a framing or connection-level field, nor a field
@@ -57,7 +57,7 @@ class Headers:
 
     __slots__ = ("fields", "wire", "wired", "_index")
 
-    def __init__(self, fields: list[tuple[bytes, bytes]], wire: list[bytes] | None = None,
+    def __init__(self, fields: list[tuple[bytes, bytes]], wire: bytes | None = None,
                  wired: int = 0) -> None:
         self.fields = fields
         self.wire = wire      # the start line and fields[:wired] as bytes; None: write them
@@ -75,6 +75,15 @@ class Headers:
             self._index = index
         value = index.get(name.lower())
         return default if value is None else value
+
+    def first(self, name: bytes) -> bytes | None:
+        """The first value of the lower-case `name`, found by scanning (no index is built:
+        for a filter that reads one field of a head nothing else reads)."""
+        size = len(name)
+        for n, v in self.fields:
+            if len(n) == size and n.lower() == name:
+                return v
+        return None
 
     def get_all(self, name: str) -> list[str]:
         key = name.lower().encode("latin-1")
@@ -125,11 +134,13 @@ class Headers:
         """Remove every field `name`; returns how many there were. Any name may be removed
         (framing fields are not in this list)."""
         key = name.lower().encode("latin-1")
+        size = len(key)
         fields = self.fields
         kept: list[tuple[bytes, bytes]] = []
         removed = 0
         for i, item in enumerate(fields):
-            if item[0].lower() == key:
+            n = item[0]
+            if len(n) == size and n.lower() == key:
                 self._touch(i)
                 removed += 1
             else:
@@ -150,7 +161,7 @@ class Headers:
         every field so far."""
         wire = self.wire
         if wire is not None and self.wired == len(self.fields):
-            wire.append(block)
+            self.wire = wire + block  # heads are small: a copy costs less than a later join
             self.wired += len(fields)
         self.fields.extend(fields)
         self._index = None
@@ -160,7 +171,7 @@ class Headers:
         wire = self.wire
         fields = self.fields
         if wire is not None and self.wired == len(fields):
-            wire.append(line)
+            self.wire = wire + line
             self.wired += 1
         fields.append((name, value))
         self._index = None

@@ -70,7 +70,8 @@ class RequestHead:
         self.keep_alive = True        # the client lets the connection carry another request
         self.http10 = False           # an HTTP/1.0 client: no chunked responses, no 100
         self.trace: object | None = None  # the request's trace identity, when tracing is on
-        self.upstream: str | None = None  # set by a filter: the upstream to send it to
+        # The upstream it goes to: the route's (set when routed), or a filter's choice.
+        self.upstream: str | None = None
         self.route_name = ""          # the matched route's name ("" before routing)
         self.body_received = 0        # request body bytes read so far
         self.trailers: Headers | None = None  # request trailers, once the body has ended
@@ -122,10 +123,22 @@ class RequestHead:
         if query:
             target += b"?" + query.encode("ascii")
         self.target = target
-        self.headers.wire = None  # the request line changed
+        headers = self.headers
+        wire = headers.wire
+        if wire is not None:
+            # The request line changed: the relayed head gets the new one in place of the
+            # received one (method and version as received), its fields still relayed.
+            end = wire.find(b"\r\n")
+            line = wire[:end] if end >= 0 else wire
+            method_end = line.find(b" ")
+            version_at = line.rfind(b" ")
+            if 0 < method_end < version_at:
+                headers.wire = line[:method_end + 1] + target + line[version_at:] + wire[len(line):]
+            else:
+                headers.wire = None
 
     def relayable(self) -> bool:
-        """The headers' wire chunks still say what this head says, less what was added."""
+        """The headers' wire still says what this head says, less what was added."""
         return self.headers.wire is not None
 
     # RequestView ---------------------------------------------------------------------------
@@ -165,11 +178,12 @@ class ResponseHead:
 
     A client codec gives the head it received as `raw` (status line and fields, framing
     included); `headers` is parsed from it when first asked for, so a response nobody looks
-    at is relayed without being taken apart.
+    at is relayed without being taken apart. Fields the gateway adds before then with their
+    lines ready (`append_block`) are appended to `raw` itself.
     """
 
     __slots__ = ("status", "_headers", "raw", "body_length", "relay_status", "relay_length",
-                 "trailers", "_added", "_blocks")
+                 "trailers")
 
     def __init__(self, status: int, headers: Headers | None, body_length: int,
                  raw: bytes = b"") -> None:
@@ -182,9 +196,6 @@ class ResponseHead:
         self.relay_status = status
         self.relay_length = body_length
         self.trailers: Headers | None = None
-        # Fields the gateway added before anyone asked for `headers`, and their lines.
-        self._added: list[tuple[bytes, bytes]] | None = None
-        self._blocks: list[bytes] | None = None
 
     @property
     def headers(self) -> Headers:
@@ -192,11 +203,7 @@ class ResponseHead:
         found = self._headers
         if found is None:
             fields = parse_fields(self.raw)
-            wire = [self.raw]
-            if self._added is not None and self._blocks is not None:
-                fields.extend(self._added)
-                wire.extend(self._blocks)
-            found = self._headers = Headers(fields, wire, len(fields))
+            found = self._headers = Headers(fields, self.raw, len(fields))
         return found
 
     def append_block(self, fields: list[tuple[bytes, bytes]], block: bytes) -> None:
@@ -205,19 +212,45 @@ class ResponseHead:
         found = self._headers
         if found is not None:
             found.append_block(fields, block)
-            return
-        if self._added is None or self._blocks is None:
-            self._added, self._blocks = [], []
-        self._added.extend(fields)
-        self._blocks.append(block)
+        else:
+            self.raw = self.raw + block
 
-    def wire(self) -> list[bytes] | None:
+    def drop_fields(self, names: frozenset[bytes]) -> None:
+        """Remove every field whose lower-case name is in `names`. Before anyone asked for
+        `headers`, the lines are cut from the received head itself, which stays relayable (a
+        filter that removes and adds fields never makes the codec write the head again)."""
+        found = self._headers
+        if found is not None:
+            for name in names:
+                found.remove(name.decode("latin-1"))
+            return
+        raw = self.raw
+        lowered = raw.lower()
+        cuts: list[tuple[int, int]] = []
+        for name in names:
+            needle = b"\n" + name + b":"  # a field line starts after a line's LF
+            at = lowered.find(needle)
+            while at >= 0:
+                begin = at + 1
+                stop = lowered.find(b"\r\n", begin)
+                stop = len(raw) if stop < 0 else stop + 2
+                cuts.append((begin, stop))
+                at = lowered.find(needle, stop - 1)
+        if not cuts:
+            return
+        cuts.sort()
+        pieces: list[bytes] = []
+        prev = 0
+        for begin, stop in cuts:
+            pieces.append(raw[prev:begin])
+            prev = stop
+        pieces.append(raw[prev:])
+        self.raw = b"".join(pieces)
+
+    def wire(self) -> bytes | None:
         """The head's bytes as received plus what was added, when nothing was parsed (then
         nothing could have been changed but through `append_block`); None otherwise."""
-        if self._headers is not None:
-            return None
-        blocks = self._blocks
-        return [self.raw] if blocks is None else [self.raw, *blocks]
+        return self.raw if self._headers is None else None
 
     def relayable(self) -> bool:
         if self.status != self.relay_status or self.body_length != self.relay_length:

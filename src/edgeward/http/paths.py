@@ -31,9 +31,13 @@ _PATH_CHARS: Final = (b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123
                      b"-._~!$&'()*+,;=:@/")
 _PCT_PATH_CHARS: Final = _PATH_CHARS + b"%"
 _QUERY_CHARS: Final = bytes(c for c in range(0x21, 0x7F) if c != 0x23)
-# Path -> is_clean(path). Bounded: a flood of distinct paths only stops it from growing.
-_CLEAN: Final[dict[bytes, bool]] = {}
-_MAX_CLEAN: Final = 4096
+# Request target -> its path when `clean_target` holds, else "". Bounded: a flood of distinct
+# targets only stops it from growing. Clients ask for the same targets again and again, and
+# a cached path is the same str object each time (its hash, used by route matching, kept).
+# Only targets up to _MAX_CACHED bytes are kept: at most ~1 MiB however targets are chosen.
+_TARGETS: Final[dict[bytes, str]] = {}
+_MAX_TARGETS: Final = 4096
+_MAX_CACHED: Final = 256
 _UNRESERVED: Final = frozenset(
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _HEX: Final = frozenset(b"0123456789ABCDEFabcdef")
@@ -46,15 +50,24 @@ def valid_query(query: bytes) -> bool:
 def is_clean(path: bytes) -> bool:
     """True when `path` is valid and normalisation surely leaves it as it is: path characters
     but `%`, no empty segment, no segment starting with a dot (most paths; the others take
-    the full check). Answers are cached: clients ask for the same paths again and again."""
-    known = _CLEAN.get(path)
+    the full check)."""
+    return (path[:1] == b"/" and not path.lstrip(_PATH_CHARS)
+            and path.find(b"//") < 0 and path.find(b"/.") < 0)
+
+
+def clean_target(target: bytes) -> str | None:
+    """The path of an origin-form `target` whose query is valid and whose path is clean (see
+    `is_clean`), decoded; None when the target needs the full check."""
+    known = _TARGETS.get(target)
     if known is not None:
-        return known
-    clean = (path[:1] == b"/" and not path.lstrip(_PATH_CHARS)
-             and path.find(b"//") < 0 and path.find(b"/.") < 0)
-    if len(_CLEAN) < _MAX_CLEAN:
-        _CLEAN[path] = clean
-    return clean
+        return known or None
+    q = target.find(b"?")
+    raw = target if q < 0 else target[:q]
+    clean = is_clean(raw) and (q < 0 or valid_query(target[q + 1:]))
+    path = raw.decode("ascii") if clean else ""
+    if len(_TARGETS) < _MAX_TARGETS and len(target) <= _MAX_CACHED:
+        _TARGETS[target] = path
+    return path or None
 
 
 def normalize(path: bytes) -> bytes | None:

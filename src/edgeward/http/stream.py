@@ -23,9 +23,11 @@ from edgeward.http.message import RequestHead, ResponseHead
 
 Trailers = list[tuple[bytes, bytes]] | None
 
-# Reasons an exchange stops its request body from flowing (a bit each).
+# Reasons an exchange stops its request body from flowing (a bit each; 4 and 8 are the
+# HTTP/1.1 codec's own).
 PAUSE_UPSTREAM_FULL: Final = 1   # the upstream's write buffer is above its high-water mark
 PAUSE_PENDING_BODY: Final = 2    # body bytes waiting for an upstream connection exceed a bound
+PAUSE_HELD_BODY: Final = 16      # body bytes of a request still waiting its turn exceed a bound
 
 
 class ServerStream:

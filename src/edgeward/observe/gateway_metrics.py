@@ -132,7 +132,34 @@ FAMILIES: tuple[MetricSpec, ...] = (
     MetricSpec(kind="counter", name="edgeward_underscore_headers_total",
                help="Request fields named with `_`, dropped or refused "
                     "(server.headers_with_underscores)."),
+    # Built-in filters (edgeward.filters.events: counted by the filters, copied in when
+    # metrics are read).
+    MetricSpec(kind="counter", name="edgeward_mirror_requests_total",
+               help="Request copies a mirror filter made, by route, shadow upstream and "
+                    "result (ok, error, dropped, too_large).",
+               labels=("route", "upstream", "result"), max_children=MAX_REQUEST_CHILDREN),
+    MetricSpec(kind="counter", name="edgeward_faults_injected_total",
+               help="Faults a fault filter injected, by route and fault (abort, delay).",
+               labels=("route", "fault"), max_children=MAX_ROUTE_CHILDREN),
+    MetricSpec(kind="counter", name="edgeward_compressed_responses_total",
+               help="Responses a compress filter encoded, by route and algorithm.",
+               labels=("route", "algorithm"), max_children=MAX_ROUTE_CHILDREN),
+    MetricSpec(kind="counter", name="edgeward_cors_rejected_total",
+               help="CORS preflights refused (403 cors_rejected), by route.",
+               labels=("route",), max_children=MAX_ROUTE_CHILDREN),
+    MetricSpec(kind="counter", name="edgeward_ip_denied_total",
+               help="Requests refused by an ip filter (403 ip_denied), by route.",
+               labels=("route",), max_children=MAX_ROUTE_CHILDREN),
 )
+
+# Filter event family (edgeward.filters.events) -> (metric, how many labels after route).
+FILTER_FAMILIES: dict[str, tuple[str, int]] = {
+    "mirror": ("edgeward_mirror_requests_total", 2),
+    "fault": ("edgeward_faults_injected_total", 1),
+    "compress": ("edgeward_compressed_responses_total", 1),
+    "cors_rejected": ("edgeward_cors_rejected_total", 0),
+    "ip_denied": ("edgeward_ip_denied_total", 0),
+}
 
 
 class RouteMetrics:
@@ -282,6 +309,23 @@ class GatewayMetrics:
         self.underscore_headers: CounterChild = counter(
             "edgeward_underscore_headers_total").labels()
         self._routes: dict[str, RouteMetrics] = {}
+        self._filter_families = {key: (counter(name), extra)
+                                 for key, (name, extra) in FILTER_FAMILIES.items()}
+        self._filter_children: dict[tuple[str, str, str, str], CounterChild] = {}
+
+    def filter_counts(self, counts: dict[tuple[str, str, str, str], int]) -> None:
+        """Set the filter families from the worker's event totals (family, route, label,
+        label) -> count; they only grow, so the counters do too."""
+        children = self._filter_children
+        for key, count in list(counts.items()):
+            child = children.get(key)
+            if child is None:
+                found = self._filter_families.get(key[0])
+                if found is None:
+                    continue
+                family, extra = found
+                child = children[key] = family.labels(key[1], *key[2:2 + extra])
+            child.value = float(count)
 
     def route(self, route: str) -> RouteMetrics:
         rm = self._routes.get(route)

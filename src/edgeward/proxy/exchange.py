@@ -21,8 +21,9 @@ from edgeward.filters.api import Reply
 from edgeward.http.errors import ERRORS, REASONS, error_body
 from edgeward.http.fields import Headers
 from edgeward.http.message import RequestHead, ResponseHead
-from edgeward.http.stream import ServerStream, Trailers
+from edgeward.http.stream import PAUSE_HELD_BODY, ServerStream, Trailers
 from edgeward.proxy import states
+from edgeward.proxy.body import PENDING_LIMIT
 from edgeward.proxy.chain import EMPTY, Chain
 from edgeward.proxy.context import ExchangeContext
 from edgeward.proxy.forward import Forwarder
@@ -47,8 +48,47 @@ log = logging.getLogger("edgeward.proxy")
 _JSON: Final = b"application/json"
 
 
+class HeldBody:
+    """Request body read before its exchange started (a pipelined request waiting for the one
+    before it): held, then handed to the exchange when it starts, as if it arrived then, so
+    the route's body filters see all of it. Reading pauses beyond PENDING_LIMIT."""
+
+    __slots__ = ("parts", "size", "ended", "trailers", "paused")
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.ended = False
+        self.trailers: Trailers = None
+        self.paused = False
+
+    @staticmethod
+    def of(ex: Exchange) -> HeldBody:
+        early = ex.early
+        if early is None:
+            early = ex.early = HeldBody()
+        return early
+
+    def add(self, data: bytes, down: ServerStream) -> None:
+        self.parts.append(data)
+        self.size += len(data)
+        if self.size > PENDING_LIMIT and not self.paused:
+            self.paused = True
+            down.pause_reading(PAUSE_HELD_BODY)
+
+    def hand_over(self, ex: Exchange) -> None:
+        for part in self.parts:
+            if ex.state == DONE:
+                break
+            ex.on_request_data(part)
+        if self.ended and ex.state != DONE:
+            ex.on_request_end(self.trailers)
+        if self.paused:
+            ex.down.resume_reading(PAUSE_HELD_BODY)
+
+
 class Exchange(FilterRun):
-    __slots__ = ("fwd", "status", "error_code", "bytes_out", "request_done", "ended")
+    __slots__ = ("fwd", "status", "error_code", "bytes_out", "request_done", "ended", "early")
 
     def __init__(self, down: ServerStream, head: RequestHead, factory: ExchangeContext) -> None:
         self.down = down
@@ -73,6 +113,7 @@ class Exchange(FilterRun):
         # still being handled (0 after): a response that ends in the same read ends then.
         self.read_now = 0.0
         self.total_deadline = 0.0   # the route timeout, from the end of the request
+        self.early: HeldBody | None = None  # body read before start()
 
     def to(self, new: int) -> None:
         old = self.state
@@ -82,6 +123,13 @@ class Exchange(FilterRun):
 
     # StreamHandler: the request ------------------------------------------------------------------
     def start(self) -> None:
+        self._start()
+        early = self.early
+        if early is not None:
+            self.early = None
+            early.hand_over(self)
+
+    def _start(self) -> None:
         head = self.head
         factory = self.factory
         now = self.started = head.started = factory.clock()
@@ -92,6 +140,7 @@ class Exchange(FilterRun):
             return
         self.route = route
         head.route_name = route.name
+        head.upstream = route.upstream_name  # a filter (split) may choose another
         self.chain = route.chain
         if self.request_done and route.timeout is not None:
             self.total_deadline = now + route.timeout
@@ -103,7 +152,11 @@ class Exchange(FilterRun):
             self._forward()
 
     def on_request_data(self, data: bytes) -> None:
-        if self.state == DONE:
+        state = self.state
+        if state == DONE:
+            return
+        if state == HEAD:  # not started: no route, no filters yet
+            HeldBody.of(self).add(data, self.down)
             return
         head = self.head
         head.body_received += len(data)
@@ -116,6 +169,10 @@ class Exchange(FilterRun):
 
     def on_request_end(self, trailers: Trailers) -> None:
         if self.state == DONE or self.request_done:
+            return
+        if self.state == HEAD:
+            early = HeldBody.of(self)
+            early.ended, early.trailers = True, trailers
             return
         self.request_done = True
         head = self.head
@@ -176,7 +233,7 @@ class Exchange(FilterRun):
         head = self.head
         assert route is not None
         name = head.upstream
-        if name is None:
+        if name is None or name is route.upstream_name:
             cluster = route.cluster
         else:
             cluster = self.snapshot.clusters.get(name)

@@ -57,6 +57,7 @@ class FilterRun(Forwarding):
                 # so the compiled build casts it to nothing).
                 result = cast(object, f.on_request(head))
             except Exception as exc:  # noqa: BLE001 - a filter's bug answers 500, not more
+                self.passed = chain.request_at[i]  # the filters before it see the 500
                 self._filter_failed(f, exc)
                 return
             i += 1

@@ -14,7 +14,7 @@ from edgeward.resilience.retry import RetryBudget, RetryPolicy
 class Route:
     __slots__ = (
         "name", "chain", "cluster", "timeout", "retry", "budget", "per_try_timeout",
-        "replay_limit", "metrics", "limiter", "concurrency",
+        "replay_limit", "metrics", "limiter", "concurrency", "upstream_name", "described",
     )
 
     def __init__(
@@ -34,6 +34,7 @@ class Route:
         self.chain = chain
         # The upstream, unless the chain chooses it (a split sets the request's `upstream`).
         self.cluster = cluster
+        self.upstream_name: str | None = cluster.name if cluster is not None else None
         self.metrics: object | None = None  # telemetry's cached children for this route
         self.timeout = timeout  # from the end of the request to the end of the response
         self.retry = retry
@@ -46,6 +47,9 @@ class Route:
         # The governance objects in the chain, for the admin API's /ratelimits.
         self.limiter = limiter
         self.concurrency = concurrency
+        # (name, kind, order) of each filter in chain order, for the admin API's /routes.
+        self.described: tuple[tuple[str, str, int], ...] = tuple(
+            (f.name, f.name, int(type(f).order)) for f in chain.filters)
 
     def __repr__(self) -> str:
         return f"<Route {self.name}>"

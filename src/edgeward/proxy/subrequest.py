@@ -13,6 +13,8 @@ import asyncio
 import time
 from typing import Final
 
+from mypy_extensions import mypyc_attr
+
 from edgeward.http.fields import Headers
 from edgeward.http.message import NO_BODY, RequestHead, ResponseHead
 from edgeward.http.stream import ClientStream, ResponseHandler, Trailers
@@ -28,6 +30,7 @@ _RESET: Final = Outcome.of_error("reset")
 _CONNECT_FAILURE: Final = Outcome.of_error("connect_failure")
 
 
+@mypyc_attr(native_class=False)
 class SubrequestError(Exception):
     """The subrequest got no usable answer; `code` is the gateway's error code for it."""
 
@@ -68,9 +71,9 @@ def make_head(method: str, target: str, authority: str,
 class _Collector(ResponseHandler):
     """Gathers one response for `fetch`."""
 
-    __slots__ = ("done", "head", "parts", "size", "max_body", "conn", "got_end")
+    __slots__ = ("done", "head", "parts", "size", "max_body", "conn", "got_end", "keep")
 
-    def __init__(self, done: asyncio.Future[None], max_body: int) -> None:
+    def __init__(self, done: asyncio.Future[None], max_body: int, keep: bool = True) -> None:
         self.done = done
         self.head: ResponseHead | None = None
         self.parts: list[bytes] = []
@@ -78,12 +81,15 @@ class _Collector(ResponseHandler):
         self.max_body = max_body
         self.conn: ClientStream | None = None
         self.got_end = False
+        self.keep = keep  # False: the body is read to its end and dropped
 
     def on_response_head(self, resp: ResponseHead) -> None:
         self.head = resp
 
     def on_response_data(self, data: bytes) -> None:
         self.size += len(data)
+        if not self.keep:
+            return
         if self.size > self.max_body:
             self._finish(SubrequestError("bad_gateway", "the response body is too large"))
             return
@@ -116,8 +122,12 @@ class _Collector(ResponseHandler):
 
 
 async def fetch(cluster: Cluster, head: RequestHead, body: bytes = b"", *,
-                timeout: float, max_body: int = DEFAULT_MAX_BODY) -> Fetched:
-    """Send `head` (and `body`) to an endpoint of `cluster`; raises SubrequestError."""
+                timeout: float, max_body: int = DEFAULT_MAX_BODY,
+                keep_body: bool = True) -> Fetched:
+    """Send `head` (and `body`) to an endpoint of `cluster`; raises SubrequestError.
+
+    `keep_body=False` (mirroring: only the outcome matters) reads the response body to its
+    end, whatever its size, and keeps none of it (the answer's body is then b"")."""
     now = time.monotonic()
     endpoint = cluster.pick(head, "", now)
     if endpoint is None:
@@ -126,7 +136,7 @@ async def fetch(cluster: Cluster, head: RequestHead, body: bytes = b"", *,
         raise SubrequestError("circuit_open", f"upstream {cluster.name}'s breaker is open")
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
-    collector = _Collector(done, max_body)
+    collector = _Collector(done, max_body, keep_body)
     pool = cluster.pools[endpoint]
     outcome: Outcome | None = _TIMEOUT  # None: cancelled, no outcome to record
     conn: ClientStream | None = None

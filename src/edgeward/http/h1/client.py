@@ -216,12 +216,13 @@ class UpstreamConnection(ClientStream):
 
     def _response(self, status: int, head: bytes) -> ResponseHead:
         tokens = self.conn_tokens
+        chunked = self.chunked
         if head[:9] != b"HTTP/1.1 ":
             head = b"HTTP/1.1" + head[8:]  # an HTTP/1.0 upstream: the client talks to us
-            self.keep_alive = tokens is not None and _KEEP_ALIVE in tokens
+            # Transfer-Encoding on 1.0 is faulty framing (RFC 9112 §6.1): never reused.
+            self.keep_alive = tokens is not None and _KEEP_ALIVE in tokens and not chunked
         else:
             self.keep_alive = tokens is None or _CLOSE not in tokens
-        chunked = self.chunked
         drop = self.drop
         if drop is not None:
             head = drop_lines(head, drop, self.fields_len)

@@ -3,9 +3,10 @@
 Framing rules (RFC 9112), on top of what llhttp already refuses in strict mode (obs-fold,
 control characters, space before colon, CL+TE, duplicate or malformed Content-Length,
 malformed chunks, bare LF): only HTTP/1.0 and 1.1; exactly one valid Host on 1.1; a
-Transfer-Encoding of exactly `chunked`; no CONNECT, no upgrade; origin-form (a valid path and
-query), `*` (for OPTIONS) or absolute-form targets only; at most `max_headers` fields. Field
-names with `_` are dropped, refused or kept (`server.headers_with_underscores`).
+Transfer-Encoding of exactly `chunked`, and none on 1.0 (as nginx); no CONNECT, no upgrade;
+origin-form (a valid path and query), `*` (for OPTIONS) or absolute-form targets only; at
+most `max_headers` fields. Field names with `_` are dropped, refused or kept
+(`server.headers_with_underscores`).
 
 The head keeps the fields a client may send end to end (hop-by-hop and framing fields are
 consumed here); when the read that carried it holds exactly the head, written canonically and
@@ -195,6 +196,9 @@ class HeadBuilder:
                 raise Refused("bad_request", "Upgrade: h2c is not accepted")
             raise Refused("not_implemented", f"Upgrade: {self.upgrade.decode('latin-1')}")
         http10 = self._http10(parser)
+        if http10 and self.chunked:
+            # RFC 9112 §6.1: faulty framing (an HTTP/1.0 hop may have kept part of the body).
+            raise Refused("bad_request", "Transfer-Encoding is not accepted on HTTP/1.0")
         authority, target, path = self._target(method, self.url)
         host = self._host(http10, authority)
         if self.conn_tokens and not self.conn_tokens <= PLAIN_CONNECTION:
@@ -220,8 +224,7 @@ class HeadBuilder:
         else:
             body_length = NO_BODY
         fields = self.fields
-        headers = (Headers(fields, [relay], len(fields)) if relay is not None
-                   else Headers(fields))
+        headers = Headers(fields, relay, len(fields) if relay is not None else 0)
         head = RequestHead(method, target, path, host, self.host_value, headers, body_length,
                            self.client_ip, request_id, state.settings.scheme)
         head.owned = self.owned
@@ -261,7 +264,11 @@ class HeadBuilder:
     def _target(self, method: str, target: bytes) -> tuple[bytes | None, bytes, str]:
         """(authority of an absolute-form target, origin-form target, normalised path)."""
         authority: bytes | None = None
-        if target[:1] != b"/":
+        if target[:1] == b"/":
+            path = paths.clean_target(target)
+            if path is not None:
+                return None, target, path  # the usual case: nothing to check or change
+        else:
             if target == b"*":
                 if method != "OPTIONS":
                     raise Refused("bad_request", "the * target is only valid for OPTIONS")
@@ -329,7 +336,10 @@ def absolute_form(target: bytes) -> tuple[bytes, bytes] | None:
         url = httptools.parse_url(target)
     except httptools.HttpParserInvalidURLError:
         return None
-    parsed: Any = url  # httptools' stub says `port: int`, but it is None when absent
+    # httptools' stub types every part as present, but each is None when absent (read as
+    # declared, the compiled build would raise TypeError on `http://a` or a target without
+    # a query): all are read as optional.
+    parsed: Any = url
     host: bytes | None = parsed.host
     port: int | None = parsed.port
     if not host:
@@ -337,7 +347,9 @@ def absolute_form(target: bytes) -> tuple[bytes, bytes] | None:
     authority = host if port is None else host + b":" + str(port).encode()
     if not valid_host(authority):
         return None
-    path = url.path or b"/"
-    if url.query:
-        path += b"?" + url.query
-    return authority, path
+    path: bytes | None = parsed.path
+    query: bytes | None = parsed.query
+    target = path or b"/"
+    if query:
+        target += b"?" + query
+    return authority, target

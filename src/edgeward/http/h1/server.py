@@ -36,6 +36,11 @@ NO_DEADLINE: Final = math.inf  # set_deadline(NO_DEADLINE): nothing to enforce f
 # client gets the same 505 as HTTP/2.0 in a request line, not a generic 400.
 _LLHTTP_BAD_VERSION: Final = "Invalid HTTP version"
 _CHUNK_INLINE: Final = 16384  # smaller chunks are framed by copying, larger by parts
+# How a response head ends, after its fields and X-Request-Id.
+_CLOSE: Final = b"connection: close\r\n\r\n"
+_CHUNKED_CLOSE: Final = b"transfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+_CHUNKED: Final = b"transfer-encoding: chunked\r\n\r\n"
+_KEEP_ALIVE: Final = b"connection: keep-alive\r\n\r\n"
 
 
 class H1Connection:
@@ -261,6 +266,11 @@ class H1Connection:
             self._close()
         elif self.state.draining:
             self._close()
+        elif self.in_head:
+            # The next head began while this request was answered: it has header_timeout
+            # from now, as if it had begun now (the exchange's clock, CLOCK_MONOTONIC).
+            self.head_timed = True
+            self.set_deadline(now + self.state.settings.header_timeout)
         else:
             # The exchange's clock (CLOCK_MONOTONIC, as the loop's): no clock read here.
             self.set_deadline(now + self.state.settings.idle_timeout)
@@ -368,36 +378,21 @@ class H1ServerStream(ServerStream):
         http10 = request.http10
         head_only = self.head_only = request.method == "HEAD"
         body_length = resp.body_length
-        parts: list[bytes] | None
-        if not resp.relayable():
-            parts = [framing_line(resp.status, body_length, head_only)]
-            write_fields(parts, resp.headers.fields)
-        else:
-            # The status line and fields as received (Content-Length included), and what the
-            # gateway added; or, when filters looked at the fields, those of them it may relay.
-            parts = resp.wire()
-            if parts is None:
-                headers = resp.headers
-                wire = headers.wire
-                assert wire is not None
-                parts = wire[:]
-                write_fields(parts, headers.fields, headers.wired)
-        parts.append(request.id_line)
+        start = _start(resp, head_only)
         self.out_chunked = False
         if body_length == STREAMED and not head_only:
             if not http10:
-                parts.append(b"transfer-encoding: chunked\r\n")
                 self.out_chunked = True
             else:
                 keep = False  # HTTP/1.0 without a length: the body ends when the connection does
         if not keep:
             conn.keep_alive = False
-            parts.append(b"connection: close\r\n\r\n")
+            end = _CHUNKED_CLOSE if self.out_chunked else _CLOSE
         elif http10:
-            parts.append(b"connection: keep-alive\r\n\r\n")
+            end = _KEEP_ALIVE
         else:
-            parts.append(b"\r\n")
-        conn.outbox.write(transport, b"".join(parts))
+            end = _CHUNKED if self.out_chunked else b"\r\n"
+        conn.outbox.write(transport, start + request.id_line + end)
 
     def send_data(self, data: bytes) -> None:
         conn = self.conn
@@ -439,3 +434,23 @@ class H1ServerStream(ServerStream):
 
     def done(self, handler: StreamHandler, now: float) -> None:
         self.conn.done(handler, now)
+
+
+def _start(resp: ResponseHead, head_only: bool) -> bytes:
+    """A response head's status line and fields (Content-Length included when it has one):
+    as received plus what the gateway added when that still holds, else written anew."""
+    if resp.relayable():
+        wire = resp.wire()
+        if wire is not None:
+            return wire  # nobody looked at the fields: the head as received, plus additions
+        headers = resp.headers
+        wire = headers.wire
+        assert wire is not None
+        if headers.wired == len(headers.fields):
+            return wire
+        parts = [wire]
+        write_fields(parts, headers.fields, headers.wired)
+        return b"".join(parts)
+    parts = [framing_line(resp.status, resp.body_length, head_only)]
+    write_fields(parts, resp.headers.fields)
+    return b"".join(parts)

@@ -40,23 +40,26 @@ def request_bytes(head: RequestHead) -> bytes:
     """The upstream request head: request line, fields, framing, blank line."""
     headers = head.headers
     wire = headers.wire
+    fields = headers.fields
+    length = head.body_length
+    if length == NO_BODY:
+        # Some origins answer 411 to a POST without a length.
+        end = b"content-length: 0\r\n\r\n" if head.method in _BODY_METHODS else b"\r\n"
+    elif length == STREAMED:
+        end = b"transfer-encoding: chunked\r\n\r\n"
+    else:
+        end = b"content-length: %d\r\n\r\n" % length
+    if wire is not None and headers.wired == len(fields):
+        return wire + end  # the usual case: the head as received, plus the gateway's fields
     parts: list[bytes]
     if wire is not None:
-        parts = wire[:]
-        write_fields(parts, headers.fields, headers.wired)
+        parts = [wire]
+        write_fields(parts, fields, headers.wired)
     else:
         method = _METHOD_BYTES.get(head.method) or head.method.encode("ascii")
         parts = [method, b" ", head.target, b" HTTP/1.1\r\n"]
-        write_fields(parts, headers.fields)
-    length = head.body_length
-    if length == NO_BODY:
-        if head.method in _BODY_METHODS:
-            parts.append(b"content-length: 0\r\n")  # some origins answer 411 without it
-    elif length == STREAMED:
-        parts.append(b"transfer-encoding: chunked\r\n")
-    else:
-        parts.append(b"content-length: %d\r\n" % length)
-    parts.append(b"\r\n")
+        write_fields(parts, fields)
+    parts.append(end)
     return b"".join(parts)
 
 

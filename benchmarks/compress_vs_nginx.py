@@ -1,0 +1,224 @@
+"""Compression at the edge, side by side: edgeward's `compress` vs nginx `gzip on`.
+
+    .venv/bin/python benchmarks/compress_vs_nginx.py [--level 1] [--body-bytes 16384]
+        [--rounds 3] [--seconds 5] [--connections 64]
+
+All on 127.0.0.1, as ../shared/bench/proxybench.py does (which stays as it is): an
+upstream nginx serves a JSON body (16 KiB of generated API-like JSON by default) from a file;
+a peer nginx (1 worker) proxies to it with upstream keep-alive and `gzip on;
+gzip_comp_level LEVEL; gzip_types application/json; gzip_proxied any; gzip_vary on`;
+edgeward (`edgeward run`, 1 worker) proxies to it with `compress: {algorithms: [gzip],
+levels: {gzip: LEVEL}}`. wrk (1 thread, keep-alive connections) sends
+`Accept-Encoding: gzip` to each in alternating rounds. Before loading, each contestant's
+answer is checked: gzip-encoded and decoding to the upstream's body.
+Last line: 'ratio gateway/nginx rps=R p99=P cpu/req=C' (medians), as proxybench prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def json_body(n: int, seed: int = 1) -> bytes:
+    """n bytes of API-like JSON with varied values (ids, names, e-mails, scores, tags), the
+    same every run; cut and closed to size."""
+    rng = random.Random(seed)
+    words = ["alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "zeta"]
+    items: list[bytes] = []
+    size = 1
+    i = 0
+    while size < n:
+        item = json.dumps({"id": i, "name": f"{rng.choice(words)}-{rng.randrange(10**6)}",
+                           "email": f"user{rng.randrange(10**5)}@example.com",
+                           "active": rng.random() < 0.5, "score": round(rng.random() * 1000, 3),
+                           "tags": rng.sample(words, 3)}).encode()
+        items.append(item)
+        size += len(item) + 1
+        i += 1
+    raw = b"[" + b",".join(items)
+    return raw[:n - 1] + b"]"
+
+
+def fetch(port: int) -> tuple[str | None, bytes]:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return resp.headers.get("Content-Encoding"), resp.read()
+
+
+def wait_ready(port: int, timeout: float = 20.0) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            fetch(port)
+            return True
+        except Exception:  # noqa: BLE001
+            time.sleep(0.2)
+    return False
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    total = 0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(port: int, seconds: int, conns: int) -> dict[str, float]:
+    out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency",
+                          "-H", "Accept-Encoding: gzip", f"http://127.0.0.1:{port}/"],
+                         capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    p99 = float("nan")
+    if m:
+        v, unit = float(m.group(1)), m.group(2)
+        p99 = v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+    reqs = re.search(r"(\d+) requests in", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return {"rps": rps, "p99": p99, "requests": float(reqs.group(1)) if reqs else 0.0,
+            "non2xx": float(non2xx.group(1)) if non2xx else 0.0}
+
+
+NGINX = """worker_processes 1; daemon off; pid {tmp}/{name}.pid; error_log {tmp}/{name}.err;
+events {{ worker_connections 8192; }}
+http {{ access_log off; {server} }}
+"""
+
+EDGEWARD = """listen: 127.0.0.1:{port}
+upstreams:
+  app: {{targets: ["127.0.0.1:{up}"]}}
+routes:
+  - match: {{path_prefix: /}}
+    upstream: app
+    filters: [{{compress: {{algorithms: [gzip], levels: {{gzip: {level}}}}}}}]
+"""
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--level", type=int, default=1)
+    ap.add_argument("--body-bytes", type=int, default=16384)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--gateway", default="edgeward run -c {config}")
+    a = ap.parse_args()
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    tmp = tempfile.mkdtemp(prefix="compressbench-")
+    os.chmod(tmp, 0o755)
+    body = json_body(a.body_bytes)
+    with open(os.path.join(tmp, "body.json"), "wb") as f:
+        f.write(body)
+    up, ngx, gw = free_port(), free_port(), free_port()
+
+    def conf(name: str, server: str) -> str:
+        path = os.path.join(tmp, name + ".conf")
+        with open(path, "w") as f:
+            f.write(NGINX.format(tmp=tmp, name=name, server=server))
+        return path
+
+    up_conf = conf("upstream", f"server {{ listen 127.0.0.1:{up} backlog=4096; root {tmp}; "
+                               "location / { default_type application/json; "
+                               "try_files /body.json =404; } }")
+    px_conf = conf("nginx", f"upstream up {{ server 127.0.0.1:{up}; keepalive 256; }} "
+                            f"server {{ listen 127.0.0.1:{ngx} backlog=4096; "
+                            f"gzip on; gzip_comp_level {a.level}; gzip_types application/json; "
+                            "gzip_proxied any; gzip_vary on; gzip_min_length 1024; "
+                            "location / { proxy_pass http://up; proxy_http_version 1.1; "
+                            'proxy_set_header Connection ""; } }')
+    cfg = os.path.join(tmp, "edgeward.yaml")
+    with open(cfg, "w") as f:
+        f.write(EDGEWARD.format(port=gw, up=up, level=a.level))
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(cmd: list[str]) -> subprocess.Popen[bytes]:
+        err = open(os.path.join(tmp, f"proc{len(procs)}.err"), "w")  # noqa: SIM115
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+        procs.append(p)
+        return p
+
+    try:
+        start([nginx, "-c", up_conf])
+        pgids = {"nginx": start([nginx, "-c", px_conf]).pid}
+        cmd = a.gateway.replace("{config}", cfg)
+        pgids["gateway"] = start(["sh", "-c", "exec " + cmd]).pid
+        ports = {"nginx": ngx, "gateway": gw}
+        for name, port in [("upstream", up), *ports.items()]:
+            if not wait_ready(port):
+                print(f"compressbench: {name} on port {port} did not become ready")
+                return 2
+        for name, port in ports.items():
+            coding, raw = fetch(port)
+            ok = coding == "gzip" and gzip.decompress(raw) == body
+            print(f"# {name}: Content-Encoding {coding}, {len(raw)} bytes on the wire for "
+                  f"{len(body)}; decodes to the upstream body: {ok}")
+            if not ok:
+                return 2
+        print(f"# {os.cpu_count()} cpus; wrk -t1 -c{a.connections} -d{a.seconds}s "
+              f"-H 'Accept-Encoding: gzip'; JSON body {len(body)} B; gzip level {a.level}; "
+              f"gateway: {cmd}")
+        results: dict[str, list[dict[str, float]]] = {n: [] for n in ports}
+        for r in range(a.rounds):
+            order = list(ports) if r % 2 == 0 else list(reversed(ports))
+            for n in order:
+                cpu0 = group_cpu_seconds(pgids[n])
+                res = wrk(ports[n], a.seconds, a.connections)
+                res["cpu_us"] = ((group_cpu_seconds(pgids[n]) - cpu0) * 1e6
+                                 / max(1.0, res["requests"]))
+                results[n].append(res)
+                print(f"round {r + 1} {n:8s} rps={res['rps']:9.0f} p99={res['p99']:.2f}ms "
+                      f"cpu/req={res['cpu_us']:.1f}us non2xx={res['non2xx']:.0f}")
+        med = {n: (statistics.median(x["rps"] for x in v), statistics.median(x["p99"] for x in v),
+                   statistics.median(x["cpu_us"] for x in v)) for n, v in results.items()}
+        for n, (rps, p99, cpu) in med.items():
+            print(f"median {n:8s} rps={rps:9.0f} p99={p99:.2f}ms cpu/req={cpu:.1f}us")
+        g, x = med["gateway"], med["nginx"]
+        print(f"ratio gateway/nginx rps={g[0] / x[0]:.3f} p99={g[1] / x[1]:.3f} "
+              f"cpu/req={g[2] / x[2]:.3f}")
+        print(json.dumps({"level": a.level, "body_bytes": len(body)}))
+        return 0
+    finally:
+        for p in procs:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for p in procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Serving a config text: validate it, bind the listener, then run it in worker processes.
+
+One worker runs in this process; more are forked (each with its own SO_REUSEPORT socket) and
+supervised, and a worker (re)started later begins from the text its watched source holds then,
+as the running workers do. The command line (`edgeward run | proxy`) and `edgeward demo` both
+serve through here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import sys
+from collections.abc import Callable
+
+from edgeward import __version__
+from edgeward.structs import ConfigError
+
+log = logging.getLogger("edgeward")
+
+
+def run_text(text: str, label: str, workers: int, watch: str | None = None,
+             before: Callable[[], None] | None = None) -> int:
+    """Validate `text`, bind the listener, then serve it in `workers` processes."""
+    from edgeward.config.text import load_text
+    from edgeward.gateway import bind_socket, hold_stop_signals, supervise
+
+    cfg = load_text(text, label)
+    host, port = cfg.listen
+    hold_stop_signals()  # until a worker's loop handles them: start-up is drained too
+    sockets = [bind_socket(host, port, reuse_port=workers > 1) for _ in range(workers)]
+    metrics_dir = None
+    if workers > 1:
+        from edgeward.observe.exchange import private_directory
+
+        metrics_dir = private_directory()
+    shown = f"[{host}]" if ":" in host else host
+    print(f"edgeward {__version__} listening on http://{shown}:{sockets[0].getsockname()[1]} "
+          f"({workers} worker{'s' if workers > 1 else ''}, config {label})",
+          file=sys.stderr, flush=True)
+
+    every = sockets
+
+    def run_one(slot: int) -> int:
+        from edgeward.app import serve_config
+
+        own = sockets[slot]
+        start_text = text
+        if workers > 1:
+            # Sockets of the other slots must not stay open here, or connections the kernel
+            # routes to them would wait after their owner drained.
+            for s in every:
+                if s is not own:
+                    s.close()
+            if watch is not None:
+                # A worker forked later (a restart after a crash) must serve what the others
+                # serve now, not the text the supervisor read at start.
+                start_text = _current_text(watch, text, label)
+        return serve_config(start_text, label, [own], watch=watch, worker_id=slot,
+                            workers=workers, metrics_dir=metrics_dir, before=before)
+
+    if workers == 1:
+        return run_one(0)
+    try:
+        return supervise(workers,
+                         lambda: run_one(int(os.environ.get("EDGEWARD_WORKER", "0"))),
+                         on_stop=lambda: _close_all(every))
+    finally:
+        if metrics_dir is not None:
+            import shutil
+
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _current_text(location: str, started: str, label: str) -> str:
+    """The watched source's text now, when it is a config the running workers would have
+    applied; else `started` (the source is unreadable, invalid, or changes what only a restart
+    can change, so the other workers refused it too)."""
+    from edgeward.config.sources import open_source
+    from edgeward.config.text import load_text
+    from edgeward.sections import restart_problems
+
+    async def load() -> str:
+        source = open_source(location)
+        try:
+            return (await source.load())[0]
+        finally:
+            await source.close()
+
+    try:
+        current = asyncio.run(load())
+        if current != started:
+            problems = restart_problems(load_text(started, label), load_text(current, label))
+            if problems:
+                raise ConfigError(label, problems)
+    except ConfigError as exc:
+        log.error("worker start: %s refused, starting from the text read at start: %s",
+                  label, "; ".join(exc.lines()))
+        return started
+    except Exception as exc:  # etcd away, file missing: the watch catches up later
+        log.error("worker start: cannot read %s (%s); starting from the text read at start",
+                  label, exc)
+        return started
+    return current
+
+
+def _close_all(socks: list[socket.socket]) -> None:
+    for s in socks:
+        s.close()
