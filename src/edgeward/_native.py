@@ -62,6 +62,7 @@ MODULES = (
     "edgeward/proxy/route.py",
     "edgeward/proxy/snapshot.py",
     "edgeward/proxy/telemetry.py",
+    "edgeward/proxy/subrequest.py",
     "edgeward/admin/wire.py",
     "edgeward/routing/table.py",
     "edgeward/routing/split.py",
@@ -89,6 +90,12 @@ MODULES = (
     "edgeward/ratelimit/keys.py",
     "edgeward/resilience/outcome.py",
     "edgeward/resilience/breaker.py",
+    "edgeward/auth/consumer.py",
+    "edgeward/auth/method.py",
+    "edgeward/auth/tokens.py",
+    "edgeward/auth/filter.py",
+    "edgeward/auth/jwt.py",
+    "edgeward/auth/keyauth.py",
 )
 
 _SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

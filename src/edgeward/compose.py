@@ -8,10 +8,14 @@ so a reload keeps their state.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import os
 import random
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from edgeward.auth.context import AuthContext, SubrequestFailed, SubResponse
+from edgeward.auth.directory import ConsumerDirectory
 from edgeward.config.schema import GatewayConfig, UpstreamConfig
 from edgeward.filters.api import Filter
 from edgeward.filters.config import (
@@ -21,12 +25,12 @@ from edgeward.filters.config import (
     read_route_filters,
 )
 from edgeward.filters.events import FilterEvents
-from edgeward.filters.governance import BodyLimit, Concurrency, RateLimit, Split
+from edgeward.filters.governance import BodyLimit, Concurrency, ConsumerLimits, RateLimit, Split
 from edgeward.proxy.chain import Chain
 from edgeward.proxy.cluster import Cluster
 from edgeward.proxy.route import Route
 from edgeward.proxy.snapshot import Snapshot
-from edgeward.proxy.subrequest import fetch
+from edgeward.proxy.subrequest import SubrequestError, fetch, make_head
 from edgeward.ratelimit.concurrency import ConcurrencyLimiter
 from edgeward.ratelimit.config import RateLimitConfig, RedisConfig
 from edgeward.ratelimit.limiter import Limiter, build_local_limiter
@@ -73,6 +77,47 @@ class Registry:
         self._used = set(self._items)
 
 
+class Subrequests:
+    """`AuthContext.subrequest` over the clusters of the snapshot in force: the request goes
+    to the named upstream with Host set to that name (as nginx's proxy_pass to an upstream)."""
+
+    def __init__(self) -> None:
+        self.clusters: dict[str, Cluster] = {}
+
+    async def __call__(self, upstream: str, method: str, target: str,
+                       fields: list[tuple[str, str]], timeout: float) -> SubResponse:
+        cluster = self.clusters.get(upstream)
+        if cluster is None:
+            raise SubrequestFailed("no_healthy_upstream", f"no upstream named {upstream!r}")
+        head = make_head(method, target, upstream, fields)
+        try:
+            got = await fetch(cluster, head, timeout=timeout)
+        except SubrequestError as exc:
+            raise SubrequestFailed(exc.code, str(exc)) from None
+        return SubResponse(got.status, got.head.headers.items(), got.body)
+
+
+def auth_context(registry: Registry) -> AuthContext:
+    """The worker's authentication context (one for the worker's life, kept by the registry:
+    its consumers and subrequest clusters are updated in place by each compile)."""
+    return registry.get("auth", "context", None,
+                        lambda: AuthContext(ConsumerDirectory(), Subrequests()))
+
+
+def _consumer_limits(cfg: GatewayConfig, name: str, rl: RateLimitConfig,
+                     loop: asyncio.AbstractEventLoop, registry: Registry) -> ConsumerLimits:
+    """Per-consumer limiters of a route limited by consumer, kept while its limit is."""
+    redis_cfg = cfg.redis
+
+    def make(consumer: str, rate: float, burst: int) -> Limiter:
+        own = dataclasses.replace(rl, rate=rate, burst=burst)
+        if own.scope == "global" and redis_cfg is not None:
+            client = registry.get("redis", "default", redis_cfg,
+                                  lambda: connect_redis(redis_cfg))
+            return _global_limiter(client, f"{name}/consumer/{consumer}", own, redis_cfg, loop)
+        return build_local_limiter(own)
+
+    return registry.get("consumer_limits", name, (rl, redis_cfg), lambda: ConsumerLimits(make))
 def filter_events(registry: Registry) -> FilterEvents:
     """The worker's filter event counts: one object for the registry's life (reloads keep
     counting on it), read by telemetry when metrics are read."""
@@ -100,7 +145,9 @@ def _governance(cfg: GatewayConfig, index: int, name: str, rng: random.Random,
                 lambda: _global_limiter(client, name, rl, redis_cfg, loop))
         else:
             limiter = registry.get("limiter", name, rl, lambda: build_local_limiter(rl))
-        filters.append(RateLimit(limiter, rl.key_spec(), name))
+        overrides = (_consumer_limits(cfg, name, rl, loop, registry)
+                     if rl.key == "consumer" else None)
+        filters.append(RateLimit(limiter, rl.key_spec(), name, overrides))
     concurrency = None
     if rc.max_concurrent is not None:
         max_concurrent = rc.max_concurrent
@@ -136,6 +183,8 @@ def _user_filters(cfg: GatewayConfig, index: int, registry: Registry, source: st
                     ctx.max_header_bytes)
         try:
             f = registry.get("filter", key, identity, _builder(spec, ctx))
+        except (ValueError, OSError) as exc:  # a built-in's precise refusal (unreadable file)
+            raise ConfigError(source, [Problem(f"{path}[{j}]", str(exc))]) from None
         except Exception as exc:  # noqa: BLE001 - a user's constructor: report, do not crash
             raise ConfigError(source, [Problem(f"{path}[{j}]",
                                                f"the filter could not be built: {exc!r}")]
@@ -212,11 +261,19 @@ def compile_snapshot(
     rng = rng or random.Random()
     registry.begin()
     try:
+        auth = auth_context(registry)
+        environ = dict(os.environ)
+        consumers, problems = auth.consumers.prepare(cfg.consumers, environ)
+        if problems:
+            raise ConfigError(source, [Problem(p, r) for p, r in problems])
+        auth.upstreams = frozenset(cfg.upstreams)
+        auth.environ = environ
         clusters: dict[str, Cluster] = {}
         for name, up in cfg.upstreams.items():
             clusters[name] = registry.get("cluster", name, up, _maker(name, up, loop, rng))
         ctx = BuildContext(clusters=clusters, fetch=fetch, events=filter_events(registry),
-                           max_header_bytes=cfg.server.max_header_bytes, rng=rng)
+                           max_header_bytes=cfg.server.max_header_bytes, rng=rng,
+                           auth=auth)
         routes: list[Route] = []
         table_entries = []
         for i, rc in enumerate(cfg.routes):
@@ -227,6 +284,10 @@ def compile_snapshot(
     except BaseException:
         registry.rollback()
         raise
+    subrequests = auth.subrequest
+    if isinstance(subrequests, Subrequests):
+        subrequests.clusters = clusters
+    auth.consumers.install_static(consumers)
     for old in registry.commit():
         if isinstance(old, Cluster):
             loop.call_later(0, old.close)

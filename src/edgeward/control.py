@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from typing import Any
 
+from edgeward.auth.etcd import ConsumerWatcher
 from edgeward.balance.endpoint import Endpoint, clamp_weight
 from edgeward.balance.peak_ewma import PeakEwmaBalancer
-from edgeward.compose import filter_events
+from edgeward.compose import auth_context, filter_events
 from edgeward.config.schema import GatewayConfig
 from edgeward.config.sources import ConfigSource, EtcdSource
 from edgeward.discovery.dns import DnsResolverWatcher
@@ -113,6 +115,8 @@ class Control:
         self.source: ConfigSource | None = None  # set when the config comes from a watched source
         self.workers = workers
         self.worker_id = worker_id
+        self.consumers: ConsumerWatcher | None = None
+        self._consumers_key: object = None
         metrics = telemetry.metrics
         metrics.active_connections.set_function(lambda: float(len(worker.state.connections)))
         metrics.active_requests.set_function(self._active_requests)
@@ -128,9 +132,37 @@ class Control:
                 log.error("metrics of other workers not shared: %s", exc)
                 self.exchange = None
         await self._sync_watches(self.runtime.snapshot)
+        await self._sync_consumers()
         self._upkeep = asyncio.get_running_loop().create_task(self._run_upkeep())
 
+    async def _sync_consumers(self) -> None:
+        """Follow etcd's consumers while `etcd.consumers_prefix` is set (restarted when the
+        etcd endpoints or the prefix change)."""
+        etcd = self.runtime.config.etcd
+        key = (tuple(etcd.endpoints), etcd.consumers_prefix, etcd.timeout) if (
+            etcd is not None and etcd.consumers_prefix) else None
+        if key == self._consumers_key:
+            return
+        self._consumers_key = key
+        directory = auth_context(self.runtime.registry).consumers
+        if self.consumers is not None:
+            await self.consumers.close()
+            self.consumers = None
+            directory.set_dynamic([], {})
+        if etcd is None or etcd.consumers_prefix is None:
+            return
+        self.consumers = ConsumerWatcher(etcd.endpoints, etcd.consumers_prefix, directory,
+                                         dict(os.environ), timeout=etcd.timeout)
+        try:
+            await self.consumers.start()
+        except Exception as exc:
+            log.error("etcd consumers under %s: %s; retrying in the background",
+                      etcd.consumers_prefix, exc)
+            self.consumers.retry_in_background()
+
     async def stop(self) -> None:
+        if self.consumers is not None:
+            await self.consumers.close()
         if self._upkeep is not None:
             self._upkeep.cancel()
         for watch in list(self.watches.values()):
@@ -169,6 +201,7 @@ class Control:
         for cluster in self.runtime.snapshot.clusters.values():
             cluster.on_attempt = self.telemetry.attempt
         asyncio.get_running_loop().create_task(self._sync_watches(self.runtime.snapshot))
+        asyncio.get_running_loop().create_task(self._sync_consumers())
 
     async def _sync_watches(self, snapshot: Snapshot) -> None:
         live = {id(c): c for c in snapshot.clusters.values()}

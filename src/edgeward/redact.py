@@ -2,8 +2,9 @@
 
 One policy, used everywhere the gateway echoes configuration:
 
-- A key named like a secret (`token`, `password`, `secret`, `authorization`, or
-  ending in `_token`, `_password`, `_secret`, `_key`, `-key`, ...) never has its value shown:
+- A key named like a secret (`token`, `password`, `secret`, `authorization`, `api_keys`, or
+  ending in `_token`, `_password`, `_secret`, `_key`, `-key`, `_hash`, ...) never
+  has its value shown (consumers' credentials, a JWT `secret`, inline keys included):
   `is_secret_key`, and `redact_value` for a problem message about such a key.
 - A URL anywhere in a value or a message (`redis://user:pw@host/0?password=x`, an OTLP endpoint
   `https://tok@collector:4318/?token=x`) keeps its scheme, host, port and path; the password of
@@ -25,9 +26,9 @@ REDACTED: Final = "<redacted>"
 
 _SECRET_NAMES: Final = frozenset({
     "token", "password", "passwd", "secret", "credentials", "authorization",
-    "proxy_authorization", "apikey",
+    "proxy_authorization", "apikey", "api_keys", "apikeys",
 })
-_SECRET_SUFFIXES: Final = ("_token", "_password", "_secret", "_key", "_credentials")
+_SECRET_SUFFIXES: Final = ("_token", "_password", "_secret", "_key", "_credentials", "_hash")
 _SCHEME_CHARS: Final = frozenset(string.ascii_letters + string.digits + "+.-")
 _URL_END: Final = frozenset(" \t\r\n'\"<>`")
 

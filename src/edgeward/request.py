@@ -8,7 +8,10 @@ exactly for cookies and query parameters; each returns the first value or None.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from edgeward.auth.consumer import Consumer
 
 
 class RequestView(Protocol):
@@ -24,6 +27,9 @@ class RequestView(Protocol):
     @property
     def client_ip(self) -> str: ...       # the peer address (or the trusted X-Forwarded-For hop)
 
+    @property
+    def consumer(self) -> Consumer | None: ...  # set by authentication, never by the client
+
     def header(self, name: str) -> str | None: ...
 
     def cookie(self, name: str) -> str | None: ...
@@ -34,7 +40,8 @@ class RequestView(Protocol):
 class SimpleRequest:
     """A plain RequestView for tests and for in-process use of the governance core."""
 
-    __slots__ = ("method", "host", "path", "client_ip", "_headers", "_cookies", "_query")
+    __slots__ = ("method", "host", "path", "client_ip", "consumer", "_headers", "_cookies",
+                 "_query")
 
     def __init__(
         self,
@@ -45,11 +52,13 @@ class SimpleRequest:
         headers: dict[str, str] | None = None,
         cookies: dict[str, str] | None = None,
         query: dict[str, str] | None = None,
+        consumer: Consumer | None = None,
     ) -> None:
         self.method = method
         self.host = host
         self.path = path
         self.client_ip = client_ip
+        self.consumer = consumer
         self._headers = {k.lower(): v for k, v in (headers or {}).items()}
         self._cookies = dict(cookies or {})
         self._query = dict(query or {})

@@ -34,6 +34,8 @@ EXPECTED = {
     "edgeward_config_info": ("gauge", ("hash",)),
     "edgeward_config_last_reload_timestamp_seconds": ("gauge", ()),
     "edgeward_retries_total": ("counter", ("route", "upstream")),
+    "edgeward_auth_requests_total": ("counter", ("route", "method", "outcome")),
+    "edgeward_consumer_requests_total": ("counter", ("route", "consumer")),
     "edgeward_access_log_dropped_total": ("counter", ()),
     "edgeward_trace_spans_dropped_total": ("counter", ()),
     "edgeward_filter_errors_total": ("counter", ("route", "filter")),

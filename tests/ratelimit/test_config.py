@@ -11,7 +11,6 @@ def test_defaults_are_pinned() -> None:
     assert config.rate == 100.0
     assert config.burst is None and config.effective_burst == 100   # one second of traffic
     assert config.key == "client_ip"
-    assert config.consumer_header == "x-consumer-id"
     assert config.algorithm == "gcra"
     assert config.nodelay is False
     assert config.enforce is True

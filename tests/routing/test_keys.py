@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from edgeward.auth.consumer import Consumer
 from edgeward.request import SimpleRequest
-from edgeward.routing.keys import DEFAULT_CONSUMER_HEADER, parse_key
+from edgeward.routing.keys import parse_key
 
 REQ = SimpleRequest(
     method="GET", host="api.example.com", path="/orders/7", client_ip="10.1.2.3",
     headers={"X-User-Id": "u42", "X-Consumer-Id": "acme", "X-Tenant": "t9"},
     cookies={"session": "s1", "Session": "S2"}, query={"page": "3"},
+    consumer=Consumer("acme"),
 )
 
 
@@ -32,11 +34,10 @@ def test_extract(spec: str, expected: str | None) -> None:
     assert parse_key(spec).extract(REQ, "orders-route") == expected
 
 
-def test_consumer_reads_the_configured_header() -> None:
-    assert DEFAULT_CONSUMER_HEADER == "x-consumer-id"
-    assert parse_key("consumer", consumer_header="X-Tenant").extract(REQ, "r") == "t9"
-    with pytest.raises(ValueError, match="consumer header"):
-        parse_key("consumer", consumer_header="bad header")
+def test_consumer_is_the_authenticated_one_never_a_header() -> None:
+    forged = SimpleRequest(headers={"X-Consumer-Id": "acme", "X-Consumer-Name": "acme"})
+    assert parse_key("consumer").extract(forged, "r") is None
+    assert parse_key("consumer").extract(SimpleRequest(consumer=Consumer("bob")), "r") == "bob"
 
 
 @pytest.mark.parametrize(("spec", "reason"), [

@@ -107,7 +107,7 @@ def render() -> str:
         "Durations take a unit (`250ms`, `3s`, `1m`), rates are `N/s|m|h`, sizes `64KiB`.",
         "Why each default is what it is: the constants in the source and the topic pages in",
         "docs/ (routing, balancing, resilience, ratelimit, health-and-dns, etcd, observability,",
-        "admin, filters). `filters[].KIND` sections are the built-in filter kinds, written",
+        "admin, filters, auth). `filters[].KIND` sections are the built-in filter kinds, written",
         "`{KIND: {...}}` in a route's `filters:` list or under a top-level `filters:` name.",
         "",
     ]
@@ -115,6 +115,11 @@ def render() -> str:
     _walk([("(top level)", GatewayConfig)], seen, lines)
     # Built-in filter kinds (an entry of a route's `filters:` or of top-level `filters:`).
     _walk([(f"filters[].{name}", kind.config_type) for name, kind in sorted(KINDS.items())],
+          seen, lines)
+    # The methods of an `auth` filter (its `methods:` list).
+    from edgeward.auth.config import METHODS
+
+    _walk([(f"filters[].auth.methods[].{kind}", cls) for kind, cls in METHODS.items()],
           seen, lines)
     return "\n".join(lines)
 

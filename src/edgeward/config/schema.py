@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import edgeward.auth.kinds  # noqa: F401  (registers the authentication filter kinds)
 from edgeward.admin.config import AdminConfig
+from edgeward.auth.config import ConsumerConfig, check_consumer_name
 from edgeward.balance.endpoint import MAX_WEIGHT
 from edgeward.balance.options import (
     DEFAULT_ACTIVE_REQUEST_BIAS,
@@ -272,6 +274,10 @@ class GatewayConfig:
     filters: dict[str, Any] = field(
         default_factory=dict,
         metadata=doc("named filter definitions routes refer to by name (docs/filters.md)"))
+    consumers: dict[str, ConsumerConfig] = field(
+        default_factory=dict,
+        metadata=doc("who may call: name -> credentials, groups, rate-limit override "
+                     "(docs/auth.md); also from etcd with etcd.consumers_prefix"))
 
     def route_name(self, index: int) -> str:
         return self.routes[index].name or f"route_{index}"
@@ -309,6 +315,10 @@ class GatewayConfig:
                     if upstream not in self.upstreams:
                         problems.append((f"routes[{i}].filters[{j}].{spec.kind}.{ref}",
                                          f"no upstream named {upstream!r}"))
+        for name in self.consumers:
+            reason = check_consumer_name(name)
+            if reason is not None:
+                problems.append((f"consumers.{name}", reason))
         for name, up in self.upstreams.items():
             if up.discovery is not None and up.discovery.etcd is not None and self.etcd is None:
                 problems.append((f"upstreams.{name}.discovery.etcd",

@@ -24,7 +24,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import aetcd
 import aetcd.exceptions
@@ -84,9 +84,18 @@ class EtcdConfig:
         default=DEFAULT_ETCD_TIMEOUT,
         metadata=doc("deadline of each etcd request; 5s like etcdctl --command-timeout"),
     )
+    consumers_prefix: str | None = field(
+        default=None,
+        metadata=doc("read consumers from the keys under this prefix (e.g. "
+                     "/edgeward/consumers/; each value a consumer in YAML or JSON) and follow "
+                     "them; null: consumers come from the file only"),
+    )
 
     def check(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
+        prefix = self.consumers_prefix
+        if prefix is not None and (not prefix.startswith("/") or not prefix.endswith("/")):
+            problems.append(("consumers_prefix", "must start and end with /"))
         if not self.endpoints:
             problems.append(("endpoints", "at least one HOST:PORT is needed"))
         if self.timeout <= 0:
@@ -220,39 +229,40 @@ def parse_registry_value(key: bytes, value: bytes) -> tuple[str, int, int] | Non
     return host, port, weight
 
 
-class EtcdRegistryWatcher:
-    """Keeps the endpoint list of one registered service, pushing every change to `on_update`.
+class EtcdPrefixWatcher(Generic[T]):
+    """Keeps every entry under one etcd prefix, pushing the full list to `on_update` after
+    each change (`parse(key, value)` turns a value into an entry; None skips it).
 
-    `await start()` reads the current list (raising EtcdUnavailable if etcd cannot be reached
-    at all), delivers it once, and starts the background watch task; `await close()` stops it.
+    `await start()` reads the current entries (raising EtcdUnavailable if etcd cannot be
+    reached at all), delivers them once, and starts the background watch task; `await
+    close()` stops it.
     """
 
     def __init__(
         self,
         endpoints: list[tuple[str, int]],
-        service: str,
-        on_update: Callable[[list[tuple[str, int, int]]], None],
+        prefix: bytes,
+        on_update: Callable[[list[T]], None],
         *,
         timeout: float = DEFAULT_ETCD_TIMEOUT,
         backoff: Backoff | None = None,
-        prefix: str = SERVICES_PREFIX,
     ) -> None:
-        if not service or "/" in service:
-            raise ValueError(f"service name must be non-empty without '/', got {service!r}")
-        self.service = service
-        self.prefix = f"{prefix.rstrip('/')}/{service}/".encode()
+        self.prefix = prefix
         self._on_update = on_update
         self._conn = EtcdConnection(endpoints, timeout)
         self._backoff = backoff if backoff is not None else Backoff()
-        self._entries: dict[bytes, tuple[str, int, int]] = {}
+        self._entries: dict[bytes, T] = {}
         self._revision = 0
         self._task: asyncio.Task[None] | None = None
         self._flush_pending = False
         self._closed = False
 
+    def parse(self, key: bytes, value: bytes) -> T | None:
+        raise NotImplementedError
+
     @property
-    def endpoints(self) -> list[tuple[str, int, int]]:
-        """The current list, sorted by key (stable order for balancers and tests)."""
+    def entries(self) -> list[T]:
+        """The current entries, sorted by key (a stable order)."""
         return [self._entries[k] for k in sorted(self._entries)]
 
     @property
@@ -264,6 +274,11 @@ class EtcdRegistryWatcher:
         self._deliver()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
+    def retry_in_background(self) -> None:
+        """After a failed `start`: keep trying (read, then watch) in the background."""
+        if self._task is None and not self._closed:
+            self._task = asyncio.get_running_loop().create_task(self._run(resync=True))
+
     async def close(self) -> None:
         self._closed = True
         if self._task is not None:
@@ -273,33 +288,27 @@ class EtcdRegistryWatcher:
             self._task = None
         await self._conn.reset()
 
-    async def __aenter__(self) -> EtcdRegistryWatcher:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
     async def _resync(self) -> None:
         prefix = self.prefix
         result = await self._conn.call(lambda c: c.get_prefix(prefix))
-        entries: dict[bytes, tuple[str, int, int]] = {}
+        entries: dict[bytes, T] = {}
         for kv in result.kvs:
-            parsed = parse_registry_value(kv.key, kv.value)
+            parsed = self.parse(kv.key, kv.value)
             if parsed is not None:
                 entries[kv.key] = parsed
         self._entries = entries
         self._revision = result.header.revision
 
-    async def _run(self) -> None:
-        resync = False
+    async def _run(self, resync: bool = False) -> None:
+        first = resync
         while not self._closed:
             try:
                 if resync:
-                    before = self.endpoints
+                    before = self.entries
                     await self._resync()
                     resync = False
-                    if self.endpoints != before:
+                    if self.entries != before or first:
+                        first = False
                         self._deliver()
                 await self._watch()
             except aetcd.exceptions.RevisionCompactedError as exc:
@@ -308,10 +317,11 @@ class EtcdRegistryWatcher:
                 resync = True
             except RETRYABLE as exc:
                 delay = self._backoff.next_delay()
-                log.warning("etcd watch on %s lost (%s); keeping %d endpoints, retry in %.2fs",
+                log.warning("etcd watch on %s lost (%s); keeping %d entries, retry in %.2fs",
                             self.prefix.decode(), _describe(exc), len(self._entries), delay)
                 await self._conn.reset(rotate=True)
                 await asyncio.sleep(delay)
+                resync = resync or first
 
     async def _watch(self) -> None:
         client = await self._conn.client()
@@ -327,7 +337,7 @@ class EtcdRegistryWatcher:
     def _apply(self, event: Any) -> None:
         kv = event.kv
         if event.kind == aetcd.rtypes.EventKind.PUT:
-            parsed = parse_registry_value(kv.key, kv.value)
+            parsed = self.parse(kv.key, kv.value)
             if parsed is None:
                 self._entries.pop(kv.key, None)
             else:
@@ -348,6 +358,42 @@ class EtcdRegistryWatcher:
 
     def _deliver(self) -> None:
         try:
-            self._on_update(self.endpoints)
+            self._on_update(self.entries)
         except Exception:
-            log.exception("registry on_update callback failed for %s", self.service)
+            log.exception("on_update callback failed for %s", self.prefix.decode())
+
+
+class EtcdRegistryWatcher(EtcdPrefixWatcher[tuple[str, int, int]]):
+    """Keeps the endpoint list of one registered service, pushing every change to `on_update`
+    (see EtcdPrefixWatcher)."""
+
+    def __init__(
+        self,
+        endpoints: list[tuple[str, int]],
+        service: str,
+        on_update: Callable[[list[tuple[str, int, int]]], None],
+        *,
+        timeout: float = DEFAULT_ETCD_TIMEOUT,
+        backoff: Backoff | None = None,
+        prefix: str = SERVICES_PREFIX,
+    ) -> None:
+        if not service or "/" in service:
+            raise ValueError(f"service name must be non-empty without '/', got {service!r}")
+        self.service = service
+        super().__init__(endpoints, f"{prefix.rstrip('/')}/{service}/".encode(), on_update,
+                         timeout=timeout, backoff=backoff)
+
+    def parse(self, key: bytes, value: bytes) -> tuple[str, int, int] | None:
+        return parse_registry_value(key, value)
+
+    @property
+    def endpoints(self) -> list[tuple[str, int, int]]:
+        """The current list, sorted by key (stable order for balancers and tests)."""
+        return self.entries
+
+    async def __aenter__(self) -> EtcdRegistryWatcher:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgeward.auth.context import AuthContext
 from edgeward.filters.api import Filter
 from edgeward.filters.events import FilterEvents
 from edgeward.filters.python import PythonFilterClass, resolve_class
@@ -46,18 +47,22 @@ class BuildContext:
     `clusters` are the snapshot's upstream clusters by name (`edgeward.proxy.cluster.Cluster`;
     typed loosely so filters/ does not import proxy/), `fetch` the subrequest client
     (`edgeward.proxy.subrequest.fetch`), `events` the worker's filter event counts (exported
-    as metrics), `max_header_bytes` the listener's head limit, `rng` for percentages."""
+    as metrics), `max_header_bytes` the listener's head limit, `rng` for percentages, `auth`
+    the worker's authentication context (consumers, subrequests to named upstreams)."""
 
     clusters: Mapping[str, Any] = field(default_factory=dict)
     fetch: Callable[..., Awaitable[object]] | None = None
     events: FilterEvents = field(default_factory=FilterEvents)
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     rng: random.Random = field(default_factory=random.Random)
+    auth: AuthContext = field(default_factory=AuthContext)
 
 
 @dataclass(frozen=True)
 class Kind:
-    """A built-in filter kind: the dataclass its config is read into, and how to make one."""
+    """A built-in filter kind: the dataclass its config is read into, how to make one
+    (`make(config, context)`), and `upstreams(config)`: the (key path, upstream name)
+    references the config check verifies."""
 
     config_type: type
     make: Callable[[Any, BuildContext], Filter]
@@ -96,11 +101,11 @@ class FilterSpec:
         return f
 
     def upstreams(self) -> list[tuple[str, str]]:
-        """(key path relative to the kind's config, upstream name) for each upstream named."""
-        if self.cls is not None:
+        """(key path under the kind, upstream name) for each upstream the config names."""
+        kind = KINDS.get(self.kind)
+        if self.cls is not None or kind is None or kind.upstreams is None:
             return []
-        refs = KINDS[self.kind].upstreams
-        return refs(self.config) if refs is not None else []
+        return kind.upstreams(self.config)
 
 
 def read_entry(raw: object, path: str, named: dict[str, FilterSpec] | None,

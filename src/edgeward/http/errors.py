@@ -18,6 +18,10 @@ class ErrorCode(NamedTuple):
 _CATALOGUE = [
     ErrorCode("bad_request", 400, "The request is malformed or ambiguous at the framing level."),
     ErrorCode("unauthorized", 401, "The admin API needs a bearer token for this call."),
+    ErrorCode("unauthenticated", 401,
+              "The route needs authentication and no method admitted the request; "
+              "WWW-Authenticate names the methods."),
+    ErrorCode("forbidden", 403, "The consumer is authenticated but not allowed on this route."),
     ErrorCode("route_not_found", 404, "No route matches the host, path, method and headers."),
     ErrorCode("not_found", 404, "The admin API has no such path."),
     ErrorCode("method_not_allowed", 405, "The admin API path does not take this method."),
@@ -42,6 +46,9 @@ _CATALOGUE = [
     ErrorCode("no_healthy_upstream", 503, "The upstream has no endpoint, or none is available."),
     ErrorCode("circuit_open", 503, "The upstream's circuit breaker is open; origin not tried."),
     ErrorCode("overloaded", 503, "The route's max_concurrent requests are already in flight."),
+    ErrorCode("auth_unavailable", 503,
+              "Authentication could not be decided: the forward-auth service did not answer "
+              "(failure_mode: deny) or no JWT keys could be fetched yet."),
     ErrorCode("shutting_down", 503, "The gateway is draining and accepts no new requests."),
     ErrorCode("fault_injected", 503,
               "A fault filter aborted the request (a drill); the status is its abort.status."),

@@ -18,6 +18,7 @@ import re
 from typing import Final
 from urllib.parse import parse_qsl
 
+from edgeward.auth.consumer import Consumer
 from edgeward.http.cookies import parse_cookies
 from edgeward.http.fields import Headers
 
@@ -36,6 +37,7 @@ class RequestHead:
         "body_length", "client_ip", "peer_ip", "request_id", "scheme", "id_line",
         "expect_continue", "keep_alive", "http10", "trace", "upstream", "route_name",
         "body_received", "trailers", "owned", "started", "_vars", "_cookies", "_query",
+        "consumer", "auth_result",
     )
 
     def __init__(
@@ -75,6 +77,11 @@ class RequestHead:
         self.trailers: Headers | None = None  # request trailers, once the body has ended
         self.owned = 0                # OWN_* bits: gateway-owned fields the client sent
         self.started = 0.0            # monotonic clock when the exchange began
+        # Set by an authentication filter (edgeward.auth): who is calling, and how the route's
+        # authentication went as (method, outcome), e.g. ("jwt", "ok"); None when no
+        # authentication ran. Never read from anything the client sent.
+        self.consumer: Consumer | None = None
+        self.auth_result: tuple[str, str] | None = None
         self._vars: dict[str, object] | None = None
         self._cookies: dict[str, str] | None = None
         self._query: dict[str, str] | None = None

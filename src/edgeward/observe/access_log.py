@@ -29,7 +29,7 @@ from edgeward.values import Duration, doc
 FIELDS: tuple[str, ...] = (
     "time", "request_id", "trace_id", "client", "method", "host", "path", "status", "route",
     "upstream", "endpoint", "bytes_in", "bytes_out", "duration", "upstream_connect",
-    "upstream_response", "retries", "error_code",
+    "upstream_response", "retries", "error_code", "consumer",
 )
 
 # 8192 queued lines: at 20k requests/s that is 0.4 s of lines, enough to ride out a slow

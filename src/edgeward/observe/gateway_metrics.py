@@ -35,6 +35,11 @@ MAX_REQUEST_CHILDREN = 5000
 MAX_ENDPOINT_CHILDREN = 5000
 # upstream-keyed families.
 MAX_UPSTREAM_CHILDREN = 1000
+# route x auth method x outcome: 5 methods x 5 outcomes per route at most.
+MAX_AUTH_CHILDREN = 5000
+# route x consumer, for consumers configured with `metrics: true` only; past the cap the
+# `__overflow__` child counts the rest.
+MAX_CONSUMER_CHILDREN = 5000
 # config hashes: only the current one is kept (old ones are removed on reload).
 MAX_CONFIG_CHILDREN = 16
 
@@ -92,6 +97,15 @@ FAMILIES: tuple[MetricSpec, ...] = (
     MetricSpec(kind="counter", name="edgeward_ratelimit_refused_total",
                help="Requests refused (429) by a rate limit.",
                labels=("route",), max_children=MAX_ROUTE_CHILDREN),
+    MetricSpec(kind="counter", name="edgeward_auth_requests_total",
+               help="Requests through an authentication filter, by route, method (jwt, "
+                    "api_key, basic, forward; none: no credential) and outcome (ok, "
+                    "unauthenticated, forbidden, denied, auth_unavailable).",
+               labels=("route", "method", "outcome"), max_children=MAX_AUTH_CHILDREN),
+    MetricSpec(kind="counter", name="edgeward_consumer_requests_total",
+               help="Authenticated requests by route and consumer, for consumers configured "
+                    "with metrics: true.",
+               labels=("route", "consumer"), max_children=MAX_CONSUMER_CHILDREN),
     MetricSpec(kind="gauge", name="edgeward_endpoint_healthy",
                help="1 if the active health check passes for the endpoint, else 0 "
                     "(min is what matters; exported as max over workers, which all probe).",
@@ -153,7 +167,8 @@ class RouteMetrics:
 
     __slots__ = ("route", "duration", "upstream_duration", "received_bytes", "sent_bytes",
                  "ratelimit_refused", "_requests", "_retries", "_requests_family",
-                 "_retries_family", "_last_upstream", "_last_status", "_last_requests")
+                 "_retries_family", "_last_upstream", "_last_status", "_last_requests",
+                 "_auth", "_auth_family", "_consumers", "_consumer_family")
 
     def __init__(self, route: str, metrics: GatewayMetrics) -> None:
         self.route = route
@@ -171,6 +186,23 @@ class RouteMetrics:
         self._last_upstream = ""
         self._last_status = -1
         self._last_requests: CounterChild | None = None
+        self._auth: dict[tuple[str, str], CounterChild] = {}
+        self._auth_family = metrics.auth_requests
+        self._consumers: dict[str, CounterChild] = {}
+        self._consumer_family = metrics.consumer_requests
+
+    def auth(self, result: tuple[str, str]) -> CounterChild:
+        """The child for an authentication (method, outcome)."""
+        child = self._auth.get(result)
+        if child is None:
+            child = self._auth[result] = self._auth_family.labels(self.route, *result)
+        return child
+
+    def consumer(self, name: str) -> CounterChild:
+        child = self._consumers.get(name)
+        if child is None:
+            child = self._consumers[name] = self._consumer_family.labels(self.route, name)
+        return child
 
     def requests(self, upstream: str, status: int) -> CounterChild:
         key = (upstream, status)
@@ -263,6 +295,8 @@ class GatewayMetrics:
         self.config_reloads = counter("edgeward_config_reloads_total")
         self.config_info = gauge("edgeward_config_info")
         self.retries = counter("edgeward_retries_total")
+        self.auth_requests = counter("edgeward_auth_requests_total")
+        self.consumer_requests = counter("edgeward_consumer_requests_total")
         self.active_connections: GaugeChild = gauge("edgeward_active_connections").labels()
         self.active_requests: GaugeChild = gauge("edgeward_active_requests").labels()
         self.config_last_reload: GaugeChild = gauge(

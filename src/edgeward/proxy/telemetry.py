@@ -123,9 +123,15 @@ class Telemetry:
                   ex.bytes_out)
         if ex.error_code == "rate_limited":
             rm.ratelimit_refused.value += 1.0
+        head = ex.head
+        auth = head.auth_result
+        if auth is not None:
+            rm.auth(auth).value += 1.0
+            consumer = head.consumer
+            if consumer is not None and consumer.metric_label:
+                rm.consumer(consumer.metric_label).value += 1.0
         if fwd is not None and fwd.attempt > 1:
             rm.retries(upstream).value += fwd.attempt - 1
-        head = ex.head
         trace: Trace | None = head.trace  # type: ignore[assignment]
         if self.access_log is not None:
             # Formatted here, in C-speed json.dumps, so the writer thread only writes bytes
@@ -158,7 +164,7 @@ class Telemetry:
 _LINE = ('{"time":"%s","request_id":%s,"trace_id":%s,"client":%s,"method":%s,"host":%s,'
          '"path":%s,"status":%d,"route":%s,"upstream":%s,"endpoint":%s,"bytes_in":%d,'
          '"bytes_out":%d,"duration":%r,"upstream_connect":%s,"upstream_response":%s,'
-         '"retries":%d,"error_code":%s}')
+         '"retries":%d,"error_code":%s,"consumer":%s}')
 
 
 def _json_str(value: str | None) -> str:
@@ -203,6 +209,7 @@ def access_line(ex: Exchange, route: str, upstream: str, duration: float,
         repr(round(connect_time, 6)) if connect_time else "null",
         repr(round(upstream_time, 6)) if upstream_time else "null",
         max(0, fwd.attempt - 1) if fwd is not None else 0, _json_str(ex.error_code),
+        _quote(head.consumer.name) if head.consumer is not None else "null",
     )
 
 
@@ -231,6 +238,7 @@ def access_record(ex: Exchange, route: str, upstream: str, duration: float,
                               else None),
         "retries": max(0, fwd.attempt - 1) if fwd is not None else 0,
         "error_code": ex.error_code,
+        "consumer": head.consumer.name if head.consumer is not None else None,
     }
 
 

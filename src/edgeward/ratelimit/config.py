@@ -26,8 +26,6 @@ Algorithm = Literal["gcra", "token_bucket", "leaky_bucket", "sliding_window"]
 DEFAULT_BURST_SECONDS = 1.0
 # The request attribute most limits are about at an edge: the peer (nginx $binary_remote_addr).
 DEFAULT_KEY = "client_ip"
-# The header Kong's auth plugins set for the authenticated consumer (X-Consumer-ID).
-DEFAULT_CONSUMER_HEADER = "x-consumer-id"
 # GCRA: exact burst + rate*t, one float per key, one Lua script in Redis (redis-cell, Stripe).
 DEFAULT_ALGORITHM: Algorithm = "gcra"
 # nginx limit_req delays queued requests unless `nodelay` is given.
@@ -65,11 +63,8 @@ class RateLimitConfig:
     )
     key: str = field(
         default=DEFAULT_KEY,
-        metadata=doc("client_ip | route | consumer | header:NAME (missing -> client IP)."),
-    )
-    consumer_header: str = field(
-        default=DEFAULT_CONSUMER_HEADER,
-        metadata=doc("Header naming the consumer for key: consumer."),
+        metadata=doc("client_ip | route | consumer (the authenticated consumer) | "
+                     "header:NAME (missing -> client IP)."),
     )
     algorithm: Algorithm = field(default=DEFAULT_ALGORITHM, metadata=doc("Limiting algorithm."))
     nodelay: bool = field(
@@ -111,7 +106,7 @@ class RateLimitConfig:
         return self.effective_burst / self.rate
 
     def key_spec(self) -> KeySpec:
-        return parse_key_spec(self.key, self.consumer_header)
+        return parse_key_spec(self.key)
 
     def check(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
@@ -123,8 +118,6 @@ class RateLimitConfig:
             self.key_spec()
         except ValueError as exc:
             problems.append(("key", str(exc)))
-        if not self.consumer_header.strip():
-            problems.append(("consumer_header", "must not be empty"))
         if self.nodelay and self.algorithm != "leaky_bucket":
             problems.append(
                 ("nodelay", f"only applies to algorithm leaky_bucket, not {self.algorithm}")

@@ -1,16 +1,17 @@
 """Which key a request is counted under: `client_ip`, `route`, `consumer`, `header:NAME`
 (also `cookie:NAME`, `query:NAME`, `path`): the shared key grammar of routing/keys.py.
 
+`consumer` is the name of the authenticated consumer (`req.consumer`, set by an auth filter).
 A missing header, cookie, query parameter or consumer falls back to the client IP (what Kong's
 rate-limiting plugin does), under a distinct prefix so a client cannot share, or poison, a
 header key's budget by sending a header value that looks like an address.
 
 Keys have a bounded size: a value the client chooses (header, cookie, query parameter,
-consumer, path) is replaced by its 128-bit BLAKE2b digest in hex (32 characters), so a 30 KB
+path) is replaced by its 128-bit BLAKE2b digest in hex (32 characters), so a 30 KB
 `x-api-key` costs the key table, and Redis, the same as a short one, and no credential is
-stored as sent; a client IP or route name is kept as it is (readable in Redis) unless it is
-longer than MAX_PLAIN. 128 bits make an accidental collision of two keys negligible
-(birthday bound ~2**64 keys), which is all a rate-limit key needs.
+stored as sent; a client IP, route or consumer name is kept as it is (readable in Redis)
+unless it is longer than MAX_PLAIN. 128 bits make an accidental collision of two keys
+negligible (birthday bound ~2**64 keys), which is all a rate-limit key needs.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from edgeward.routing.keys import parse_key
 # One prefix per key space, so values from different sources never collide.
 _PREFIX: Final = {"client_ip": "ip:", "route": "route:", "header": "h:", "consumer": "c:",
            "cookie": "k:", "query": "q:", "path": "p:"}
-# Values the gateway itself determines, short already (an IPv6 address is at most 45
+# Values the gateway itself determines (a consumer's name comes from authentication, never
+# from the client), short already (an IPv6 address is at most 45
 # characters); any longer one is hashed like a client-chosen value.
-_PLAIN_KINDS: Final = frozenset({"client_ip", "route"})
+_PLAIN_KINDS: Final = frozenset({"client_ip", "route", "consumer"})
 MAX_PLAIN: Final = 64
 DIGEST_BYTES: Final = 16
 
@@ -71,6 +73,6 @@ class KeySpec:
         return f"<KeySpec {self._inner.spec}>"
 
 
-def parse_key_spec(text: str, consumer_header: str = "x-consumer-id") -> KeySpec:
+def parse_key_spec(text: str) -> KeySpec:
     """`"header:X-Api-Key"` -> a KeySpec on header x-api-key; ValueError names the value."""
-    return KeySpec(parse_key(text, consumer_header=consumer_header))
+    return KeySpec(parse_key(text))

@@ -8,7 +8,8 @@ A key spec names one string read from a request:
   query:NAME       first value of query parameter NAME (exact name)
   path             the request path without query
   route            the name of the matched route (one shared key per route)
-  consumer         the authenticated consumer: a header the auth filter sets, named separately
+  consumer         the authenticated consumer's name (`req.consumer`, set by an auth filter;
+                   never a header, which any client could send)
 
 `parse_key(spec)` validates once at config time and returns a compiled `KeySpec` whose
 `extract(req, route_name)` does one attribute read or one lookup per request. `extract`
@@ -22,10 +23,6 @@ import re
 from typing import Final
 
 from edgeward.request import RequestView
-
-# Kong's auth plugins set X-Consumer-ID on the request once a consumer is identified; the same
-# name keeps a gateway migrated from Kong reading the same header.
-DEFAULT_CONSUMER_HEADER: Final = "x-consumer-id"
 
 # RFC 9110 §5.6.2 token: the characters allowed in a header field name (and, per RFC 6265 §4.1.1,
 # in a cookie name).
@@ -79,8 +76,15 @@ class _Route(KeySpec):
         return route_name
 
 
+class _Consumer(KeySpec):
+    __slots__ = ()
+
+    def extract(self, req: RequestView, route_name: str) -> str | None:
+        consumer = req.consumer
+        return consumer.name if consumer is not None else None
+
+
 class _Header(KeySpec):
-    """Also used for `consumer`, with the consumer header as its name."""
 
     __slots__ = ("_lname",)
 
@@ -114,14 +118,7 @@ class _Query(KeySpec):
         return req.query(self._qname)
 
 
-def _check_consumer_header(consumer_header: str) -> None:
-    if not _TOKEN_RE.match(consumer_header):
-        raise ValueError(
-            f"consumer header must be an HTTP header name (RFC 9110 token), got {consumer_header!r}"
-        )
-
-
-def parse_key(spec: str, *, consumer_header: str = DEFAULT_CONSUMER_HEADER) -> KeySpec:
+def parse_key(spec: str) -> KeySpec:
     """Compile `spec` ("client_ip", "header:x-user-id", ...). Raises ValueError with the reason."""
     if not isinstance(spec, str):
         raise ValueError(f"a key must be a string like client_ip or header:x-user-id, got {spec!r}")
@@ -135,8 +132,7 @@ def parse_key(spec: str, *, consumer_header: str = DEFAULT_CONSUMER_HEADER) -> K
             return _Path(spec, kind, None)
         if kind == "route":
             return _Route(spec, kind, None)
-        _check_consumer_header(consumer_header)
-        return _Header(spec, kind, consumer_header.lower())
+        return _Consumer(spec, kind, None)
     if kind in KINDS_WITH_NAME:
         if not sep or not name:
             raise ValueError(f"key {spec!r}: {kind} needs a name, e.g. {kind}:x-user-id")

@@ -28,7 +28,7 @@ from typing import Generic, TypeVar
 from edgeward.balance.hashing import hash64
 from edgeward.request import RequestView
 from edgeward.routing.config import PERCENT_BUCKETS, SplitEntryConfig, split_problems
-from edgeward.routing.keys import DEFAULT_CONSUMER_HEADER, KeySpec, parse_key
+from edgeward.routing.keys import KeySpec, parse_key
 
 T = TypeVar("T")
 
@@ -113,7 +113,6 @@ class TrafficSplit(Generic[T]):
         rng: random.Random,
         *,
         sticky_key: KeySpec | None = None,
-        consumer_header: str = DEFAULT_CONSUMER_HEADER,
     ) -> TrafficSplit[T]:
         """Compile checked config entries; `resolve` maps an upstream name to its value."""
         problems = split_problems(entries)
@@ -129,7 +128,7 @@ class TrafficSplit(Generic[T]):
             cond = Condition(
                 headers=e.when.header,
                 cookies=e.when.cookie,
-                key=parse_key(p.key, consumer_header=consumer_header) if p else None,
+                key=parse_key(p.key) if p else None,
                 percent=p.percent if p else None,
             )
             conditional.append((cond, resolve(e.upstream)))
