@@ -114,3 +114,11 @@ def test_no_interpreted_class_derives_from_a_compiled_one() -> None:
                         found.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} "
                                      f"derives from {closed[origin]}")
     assert not found, found
+
+
+def test_each_compiled_module_is_listed_once() -> None:
+    """mypyc refuses a module named twice ("Duplicate module"), and the build then falls back
+    to plain Python for everything."""
+    assert len(set(_native.MODULES)) == len(_native.MODULES)
+    missing = [m for m in _native.MODULES if not (Path(_native._SRC) / m).is_file()]
+    assert not missing
