@@ -56,3 +56,16 @@ def test_each_key_verifies_only_the_algorithms_it_fits() -> None:
     assert keys.find(None, "ES256") is e             # no kid: the one key fit for the alg
     with pytest.raises(ValueError, match="no usable"):
         KeySet.from_jwks('{"keys": []}')
+
+
+def test_a_key_without_a_name_is_found_whatever_kid_the_token_carries() -> None:
+    """A PEM public key has no kid: a token from an issuer that names its keys still
+    verifies against it (nothing else could), with the algorithm check kept."""
+    from cryptography.hazmat.primitives import serialization
+
+    rsa = SigningKey.rsa("k")
+    pem = rsa.private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    keys = KeySet.from_text(pem.decode())
+    assert keys.find("k", "RS256") is not None and keys.find("other", "RS256") is not None
+    assert keys.find("k", "ES256") is None

@@ -102,8 +102,10 @@ class KeySet:
         self.generation = KeySet._generations
 
     def find(self, kid: str | None, alg: str) -> VerifyKey | None:
-        """The key for a token's kid; without a kid, the one key fit for `alg` (if only one)."""
-        if kid is not None:
+        """The key for a token's kid; without a kid, or when no key has a name (a PEM public
+        key, a shared secret: a kid can name none of them), the one key fit for `alg` (if
+        only one)."""
+        if kid is not None and (self.by_kid or not self.unnamed):
             return self.by_kid.get(kid)
         fit = [k for k in (*self.unnamed, *self.by_kid.values()) if alg in k.algorithms]
         return fit[0] if len(fit) == 1 else None
