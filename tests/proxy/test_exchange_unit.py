@@ -665,3 +665,19 @@ def test_a_large_queued_body_pauses_reading_until_its_turn() -> None:
     assert up.requests()[1].body == b"y" * 200000
     up.send(ok(b"second"))
     assert [r.body for r in c.responses()] == [b"first", b"second"]
+
+
+def test_body_filters_read_and_change_trailers_both_ways() -> None:
+    h = filtered('[{python: "support.filters:Trailing"}]')
+    c = h.client()
+    c.send(b"POST / HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+           b"3\r\nabc\r\n0\r\nX-Sum: 3\r\n\r\n")
+    up = h.upstreams[0]
+    [req] = up.requests()
+    assert (req.body, req.trailers) == (b"abc", [("X-Sum", "3"), ("x-filter", "1")])
+    up.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"2\r\nok\r\n0\r\nX-Secret: s\r\nX-Count: 1\r\n\r\n")
+    resp = c.response()
+    assert (resp.body, resp.trailers) == (b"ok", [("X-Count", "1"), ("x-filter", "1")])
+    assert filters.EVENTS == [("trailing", "request [('X-Sum', '3')]"),
+                              ("trailing", "response [('X-Secret', 's'), ('X-Count', '1')]")]

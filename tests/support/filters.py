@@ -11,6 +11,7 @@ from typing import Any
 
 from edgeward.filters import Filter, Reply, Request, Response
 from edgeward.filters.api import RequestResult
+from edgeward.http.fields import Headers
 
 EVENTS: list[tuple[str, str]] = []
 
@@ -101,3 +102,26 @@ class Failing(Filter):
     async def on_request(self, req: Request) -> Reply | None:
         await asyncio.sleep(0.1)
         raise RuntimeError("bug after a wait")
+
+
+class Trailing(Filter):
+    """Reads and changes trailers in the body phases' last call: records the trailers it got
+    as `x-saw` and adds `x-filter: 1` on both sides."""
+
+    def on_request_body(self, req: Request, data: bytes, end: bool) -> bytes | Reply:
+        if end:
+            got = req.trailers.items() if req.trailers is not None else []
+            EVENTS.append(("trailing", f"request {got}"))
+            if req.trailers is None:
+                req.trailers = Headers([])
+            req.trailers.add("x-filter", "1")
+        return data
+
+    def on_response_body(self, req: Request, resp: Response, data: bytes, end: bool) -> bytes:
+        if end:
+            got = resp.trailers.items() if resp.trailers is not None else []
+            EVENTS.append(("trailing", f"response {got}"))
+            if resp.trailers is not None:
+                resp.trailers.remove("x-secret")
+                resp.trailers.add("x-filter", "1")
+        return data

@@ -10,8 +10,9 @@ plain call: no task, no future.
 Then, if the request was forwarded (or a filter replied), the response phases run over the
 filters that let the request through, last to first: `on_response` may change the status and
 headers, `on_response_body` the body as it streams. Last, `on_done` tells each of those
-filters the exchange is over (release what `on_request` took). Request body and trailer
-phases run as the body arrives. Only the phases a filter overrides are called.
+filters the exchange is over (release what `on_request` took). Request body phases run as
+the body arrives; trailers are read and changed in the body phases' last call (`end` true),
+on `req.trailers` and `resp.trailers`. Only the phases a filter overrides are called.
 
 A filter that raises (or returns something else) gets the request a 500 with code
 `filter_error`; the worker and the other requests carry on.

@@ -23,6 +23,31 @@ HOP_BY_HOP = frozenset(
     }
 )
 
+# RFC 9110 §6.5.1: fields a trailer section must not carry, because they frame or route the
+# message, modify or authenticate the request, describe the content or control caching; and
+# the names the gateway itself owns. Received trailers with these names are dropped both ways:
+# an origin (or client) that merges trailers into the header section would otherwise read a
+# field the gateway never checked, after every filter had run.
+TRAILERS_FORBIDDEN: Final = frozenset(
+    {
+        b"content-length", b"transfer-encoding", b"host", b"connection", b"keep-alive",
+        b"proxy-connection", b"te", b"trailer", b"upgrade", b"expect", b"max-forwards",
+        b"range", b"if-match", b"if-none-match", b"if-modified-since", b"if-unmodified-since",
+        b"if-range", b"authorization", b"proxy-authorization", b"proxy-authenticate",
+        b"www-authenticate", b"cookie", b"set-cookie", b"content-type", b"content-encoding",
+        b"content-range", b"content-location", b"cache-control", b"age", b"expires",
+        b"location", b"retry-after", b"vary", b"date", b"x-forwarded-for",
+        b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-prefix", b"x-real-ip",
+        b"forwarded", b"x-request-id", b"traceparent", b"tracestate",
+    }
+)
+
+
+def trailer_allowed(name: bytes) -> bool:
+    """Whether a received trailer field may be relayed (see TRAILERS_FORBIDDEN)."""
+    return name.lower() not in TRAILERS_FORBIDDEN and b"_" not in name
+
+
 # What the gateway does with a header, by name; the kinds a response can carry come first
 # (<= KIND_REQUEST_ID).
 KIND_PLAIN: Final = 0             # forwarded as is

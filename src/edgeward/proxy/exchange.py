@@ -184,6 +184,8 @@ class Exchange(FilterRun):
                 return
             if tail:
                 self._forwarder().send_body(tail)
+            # The trailers as the body filters left them (read or changed with `end`).
+            trailers = head.trailers.fields if head.trailers is not None else None
         route = self.route
         if route is not None and route.timeout is not None:
             self.total_deadline = self.factory.clock() + route.timeout
@@ -265,10 +267,18 @@ class Exchange(FilterRun):
 
     def response_end(self, trailers: Trailers) -> None:
         if self.chain.response_body:
+            resp = self.resp
+            assert resp is not None
+            if trailers:
+                resp.trailers = Headers(trailers)
             tail = self._response_body(b"", True)
+            if self.state == DONE:
+                return  # a body filter failed: the stream was reset
             if tail:
                 self.bytes_out += len(tail)
                 self.down.send_data(tail)
+            # The trailers as the body filters left them (read or changed with `end`).
+            trailers = resp.trailers.fields if resp.trailers is not None else None
         self.down.send_end(trailers)
         self._close(notify=True)
 

@@ -674,3 +674,21 @@ def test_a_head_begun_behind_an_answered_request_gets_header_timeout_not_idle_ti
     assert [r.status for r in answers] == [200, 408]
     assert_gateway_error(answers[1], 408, "request_timeout")
     assert c.closed
+
+
+def test_trailers_that_frame_route_or_authenticate_are_dropped_both_ways() -> None:
+    """RFC 9110 §6.5.1: a peer that merges trailers into the header section must never read
+    a framing, routing or credential field the gateway did not check. (A Content-Length
+    trailer is refused by the parser itself: 400.)"""
+    h = harness()
+    c = h.client()
+    c.send(b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
+           b"5\r\nhello\r\n0\r\nHost: evil.test\r\nAuthorization: x\r\n"
+           b"X-Forwarded-For: 1.2.3.4\r\nX_Sum: 1\r\nX-Sum: 42\r\n\r\n")
+    up = h.upstreams[0]
+    [req] = up.requests()
+    assert (req.body, req.trailers) == (b"hello", [("X-Sum", "42")])
+    up.send(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+            b"2\r\nok\r\n0\r\nSet-Cookie: s=1\r\nTransfer-Encoding: chunked\r\nx-count: 2\r\n\r\n")
+    answer = c.response()
+    assert (answer.body, answer.trailers) == (b"ok", [("x-count", "2")])

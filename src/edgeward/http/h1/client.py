@@ -38,6 +38,7 @@ from edgeward.http.headers import (
     PLAIN_CONNECTION,
     connection_tokens,
     header_kind,
+    trailer_allowed,
 )
 from edgeward.http.message import NO_BODY, STREAMED, RequestHead, ResponseHead
 from edgeward.http.outbox import Outbox, outbox_for
@@ -161,9 +162,10 @@ class UpstreamConnection(ClientStream):
     # httptools callbacks --------------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
         if self.in_body:
-            if self.trailers is None:
-                self.trailers = []
-            self.trailers.append((name, value))
+            if trailer_allowed(name):
+                if self.trailers is None:
+                    self.trailers = []
+                self.trailers.append((name, value))
             return
         at = self.fields_len
         size = len(name) + len(value) + 4  # `name: value\r\n`, as most peers write it
