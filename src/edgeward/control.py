@@ -118,9 +118,9 @@ class Control:
         self.consumers: ConsumerWatcher | None = None
         self._consumers_key: object = None
         metrics = telemetry.metrics
-        metrics.active_connections.set_function(lambda: float(len(worker.state.connections)))
+        metrics.active_connections.set_function(lambda: float(worker.connection_count()))
         metrics.active_requests.set_function(self._active_requests)
-        metrics.underscore_headers.set_function(lambda: float(worker.state.underscore_headers))
+        metrics.underscore_headers.set_function(lambda: float(worker.underscore_headers()))
         metrics.config_loaded(True, runtime.hash, time.time())
         runtime.listeners.append(self._on_reload)
 

@@ -133,11 +133,30 @@ def pair_context(cfg: TlsListenerConfig, cert: CertificateConfig, path: str, now
     return server_context(cfg, pair, path, client_ca), pair
 
 
-def client_context(cfg: UpstreamTlsConfig, path: str, now: float) -> ssl.SSLContext:
+class ResumingContext(ssl.SSLContext):
+    """A client context that offers the last session it saw for a server name again.
+
+    asyncio opens TLS connections through `wrap_bio` and has no way to pass a session, so the
+    context looks it up itself in `sessions` (filled by the upstream pool after each new
+    connection's first exchange, when TLS 1.3 tickets have arrived). A session the server no
+    longer accepts costs nothing but the full handshake it would have had anyway."""
+
+    sessions: dict[str, ssl.SSLSession]
+
+    def wrap_bio(self, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO,
+                 server_side: bool = False, server_hostname: str | bytes | None = None,
+                 session: ssl.SSLSession | None = None) -> ssl.SSLObject:
+        if session is None and isinstance(server_hostname, str):
+            session = self.sessions.get(server_hostname)
+        return super().wrap_bio(incoming, outgoing, server_side, server_hostname, session)
+
+
+def client_context(cfg: UpstreamTlsConfig, path: str, now: float) -> ResumingContext:
     """A client context for an upstream; pass `server_hostname=server_name(cfg, host)`.
 
     `now` (wall-clock seconds) is when the client certificate must be valid."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx = ResumingContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.sessions = {}
     ctx.minimum_version = VERSIONS[cfg.min_version]
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
     if cfg.verify:
