@@ -56,6 +56,7 @@ def listener_settings(cfg: GatewayConfig) -> ListenerSettings:
         trusted_proxies=s.trusted_proxies,
         underscores=s.headers_with_underscores,
         path_normalization=s.path_normalization,
+        client_cert_header=s.client_cert_header,
     )
 
 
