@@ -148,6 +148,10 @@ class UpstreamConnection(ClientStream):
         self.handler = None
         if self.in_body and self.close_delimited:
             handler.on_response_end(None)  # a body framed by connection close ends here
+        elif isinstance(exc, ssl.SSLError):
+            # A TLS alert after the handshake: with TLS 1.3 the server refuses a client
+            # certificate only once the client has finished its side.
+            handler.on_upstream_lost(self.got_bytes, "upstream_tls_error")
         else:
             handler.on_upstream_lost(self.got_bytes, "upstream_reset")
 
