@@ -285,3 +285,51 @@ def test_a_key_that_does_not_match_is_refused_and_the_old_pair_keeps_serving(sit
     line = next(x for x in log.splitlines() if "does not match the certificate" in x)
     assert "listeners[0].tls.certificates[4].key" in line and "badkey.key" in line
     assert _serial(site, "badkey.test") == site.leaves["badkey"].cert.serial_number
+
+
+# --- listener TLS changed by a config reload -----------------------------------------------------
+
+RELOADED = """
+listen: {{listen}}
+listeners:
+  - address: 127.0.0.1:{tls}
+    tls:
+      certificates:
+{certs}
+routes:
+  - {{match: {{path_prefix: /}}, respond: {{status: 200, body: ok}}}}
+"""
+
+
+def _reloaded(d: Path, tls: int, *stems: str) -> str:
+    certs = "".join(f"        - {{cert: {d}/{s}.pem, key: {d}/{s}.key}}\n" for s in stems)
+    return RELOADED.format(tls=tls, certs=certs)
+
+
+def test_a_config_reload_changes_the_certificates(tmp_path: Path) -> None:
+    ca = Authority.root("reload root")
+    first, second = ca.issue(["one.test"]), ca.issue(["two.test"])
+    first.write(tmp_path / "one")
+    second.write(tmp_path / "two")
+    (tmp_path / "broken.pem").write_bytes(second.chain_pem)
+    (tmp_path / "broken.key").write_bytes(key_pem(new_key()))
+    port = free_port()
+    ctx = client_context(ca.pem)
+    ctx.check_hostname = False
+
+    def served(sni: str) -> list[str]:
+        return names(fetch(port, "/", server_name=sni, ctx=ctx).cert)
+
+    with GatewayProcess.config(_reloaded(tmp_path, port, "one")) as gw:
+        wait_for(lambda: _accepts(port), "the TLS listener")
+        assert served("two.test") == ["one.test"]
+        config = gw.workdir / "edgeward.yaml"
+        text = _reloaded(tmp_path, port, "one", "two")
+        replace(config, text.replace("{listen}", f"127.0.0.1:{gw.port}").encode())
+        wait_for(lambda: served("two.test") == ["two.test"], "the added certificate")
+        bad = _reloaded(tmp_path, port, "one", "broken")
+        replace(config, bad.replace("{listen}", f"127.0.0.1:{gw.port}").encode())
+        wait_for(lambda: "listeners[0].tls.certificates[1].key" in gw.stderr_text(),
+                 "the refusal")
+        assert "does not match the certificate" in gw.stderr_text()
+        assert served("two.test") == ["two.test"]  # the last good config keeps serving
