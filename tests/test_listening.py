@@ -333,3 +333,20 @@ def test_a_config_reload_changes_the_certificates(tmp_path: Path) -> None:
                  "the refusal")
         assert "does not match the certificate" in gw.stderr_text()
         assert served("two.test") == ["two.test"]  # the last good config keeps serving
+
+
+def test_workers_resume_each_others_sessions(tmp_path: Path) -> None:
+    ca = Authority.root("workers root")
+    ca.issue(["w.test"]).write(tmp_path / "w")
+    port = free_port()
+    text = RELOADED.format(tls=port, certs=f"        - {{cert: {tmp_path}/w.pem, "
+                                           f"key: {tmp_path}/w.key}}\n")
+    ctx = client_context(ca.pem)
+    with GatewayProcess.config(text, workers=2) as gw:
+        wait_for(lambda: _accepts(port), "the TLS listener")
+        wait_for(lambda: len(gw.children()) == 2, "both workers")
+        first = fetch(port, "/", server_name="w.test", ctx=ctx)
+        # Each new connection lands on either worker (SO_REUSEPORT); all of them resume.
+        resumed = [fetch(port, "/", server_name="w.test", ctx=ctx, session=first.session).reused
+                   for _ in range(16)]
+    assert resumed == [True] * 16

@@ -20,6 +20,7 @@ class Fetched:
     body: bytes
     cert: x509.Certificate
     reused: bool
+    session: ssl.SSLSession | None
 
     def header(self, name: str) -> str | None:
         for k, v in self.headers:
@@ -54,7 +55,8 @@ def fetch(port: int, path: str = "/", *, server_name: str | None, ctx: ssl.SSLCo
             der = tls.getpeercert(binary_form=True)
             assert der is not None
             return Fetched(resp.status, resp.getheaders(), body,
-                           x509.load_der_x509_certificate(der), tls.session_reused)
+                           x509.load_der_x509_certificate(der), tls.session_reused,
+                           tls.session)
 
 
 def names(cert: x509.Certificate) -> list[str]:
