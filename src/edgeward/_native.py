@@ -62,7 +62,6 @@ MODULES = (
     "edgeward/proxy/route.py",
     "edgeward/proxy/snapshot.py",
     "edgeward/proxy/telemetry.py",
-    "edgeward/proxy/subrequest.py",
     "edgeward/admin/wire.py",
     "edgeward/routing/table.py",
     "edgeward/routing/split.py",
