@@ -49,7 +49,8 @@ class ClusterWatch:
         if up.health is not None:
             self.checker = ActiveHealthChecker(
                 lambda: cluster.endpoints, up.health, self._on_health, name=cluster.name,
-                initial_healthy=up.discovery is None)
+                initial_healthy=up.discovery is None,
+                tls=(cluster.tls.context, cluster.tls.server_name) if cluster.tls else None)
         d = up.discovery
         if d is not None and d.etcd is not None and cfg.etcd is not None:
             self.discovery = EtcdRegistryWatcher(cfg.etcd.endpoints, d.etcd, self._on_members,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,13 +82,15 @@ upstreams:
                                                client_cert: {gw_cert}, client_key: {gw_key}}}}}
   mtls_anonymous: {{targets: ["127.0.0.1:{mtls}"], tls: {{ca: {ca}, server_name: origin.test}}}}
   plain: {{targets: ["http://127.0.0.1:{plain}"]}}
+  probed: {{targets: ["127.0.0.1:{tls}"], tls: {{ca: {ca}, server_name: origin.test}},
+            health: {{path: /status/204, interval: 200ms, timeout: 200ms}}}}
 routes:
 """
 ROUTES = "".join(
     f"  - {{match: {{path_prefix: /{name}/}}, upstream: {name}, "
     f"filters: [strip_prefix: /{name}]}}\n"
     for name in ("verified", "wrong_ca", "wrong_name", "unverified", "fresh", "mtls",
-                 "mtls_anonymous", "plain"))
+                 "mtls_anonymous", "plain", "probed"))
 
 
 @pytest.fixture(scope="module")
@@ -147,3 +150,15 @@ def test_tls_and_plain_pools_never_mix(setup: Setup) -> None:
         raws = [bytes(c.raw) for c in setup.plain.connections[plain_mark[0]:]]
     assert raws and all(raw.startswith(b"GET /echo HTTP/1.1") for raw in raws)
     assert all(h.error is None for h in setup.tls.handshakes[tls_mark:])
+
+
+def test_health_probes_use_the_upstreams_tls(setup: Setup) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not any(
+            r.header("user-agent") == ["edgeward-health"] for r in setup.tls.requests_since(
+                (0, 0, 0))):
+        time.sleep(0.05)
+    probes = [r for r in setup.tls.requests_since((0, 0, 0))
+              if r.header("user-agent") == ["edgeward-health"]]
+    assert probes and probes[0].path == "/status/204"
+    assert get(setup.gw.port, "/probed/echo")[0] == 200  # still healthy: probes pass
