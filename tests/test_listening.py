@@ -49,6 +49,7 @@ class Site:
     optional: int
     required: int
     redirect: int
+    admin: int
     client: tuple[str, str]
     leaves: dict[str, Leaf]
 
@@ -58,6 +59,7 @@ class Site:
 
 CONFIG = """
 listen: {{listen}}
+admin: 127.0.0.1:{admin}
 server: {{header_timeout: 2s, client_cert_header: x-client-cert}}
 listeners:
   - address: 127.0.0.1:{tls}
@@ -102,7 +104,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     (d / "clients.pem").write_bytes(clients.pem)
     client = clients.issue(["client.test"], cn="client one", client=True)
     cert, key = client.write(d / "client")
-    ports = {k: free_port() for k in ("tls", "optional", "required", "redirect")}
+    ports = {k: free_port() for k in ("tls", "optional", "required", "redirect", "admin")}
     with Origin() as origin:
         text = CONFIG.format(d=d, origin=origin.address, **ports)
         with GatewayProcess.config(text) as gw:
@@ -350,3 +352,15 @@ def test_workers_resume_each_others_sessions(tmp_path: Path) -> None:
         resumed = [fetch(port, "/", server_name="w.test", ctx=ctx, session=first.session).reused
                    for _ in range(16)]
     assert resumed == [True] * 16
+
+
+def test_certificate_expiry_is_exported(site: Site) -> None:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{site.admin}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    lines = [x for x in text.splitlines()
+             if x.startswith('edgeward_tls_certificate_expiry_seconds{name="*.w.test"}')]
+    assert lines, text[-2000:]
+    seconds = float(lines[0].split()[-1])
+    assert 88 * 86400 < seconds <= 90 * 86400  # certkit's leaves last 90 days

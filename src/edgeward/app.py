@@ -65,6 +65,7 @@ def serve_config(
         worker.factory.on_filter_error = telemetry.filter_failed
         control = Control(worker, runtime, telemetry, worker_id=worker_id, workers=workers,
                           metrics_dir=metrics_dir)
+        control.tls_expiry = listeners[0].expiry
         await control.start()
         worker.on_stop.append(control.stop)
         if cfg.admin is not None:

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from edgeward.auth.etcd import ConsumerWatcher
@@ -26,11 +27,13 @@ from edgeward.discovery.health import ActiveHealthChecker
 from edgeward.discovery.health import Transition as HealthTransition
 from edgeward.gateway import Worker
 from edgeward.observe.exchange import SnapshotExchange
+from edgeward.observe.metrics import Gauge
 from edgeward.proxy.cluster import Cluster
 from edgeward.proxy.snapshot import Snapshot
 from edgeward.proxy.telemetry import Telemetry
 from edgeward.redact import redact_config, redact_text
 from edgeward.runtime import ConfigRuntime
+from edgeward.tls.metrics import expiry_gauge, export_expiry
 
 log = logging.getLogger("edgeward.control")
 
@@ -118,6 +121,10 @@ class Control:
         self.worker_id = worker_id
         self.consumers: ConsumerWatcher | None = None
         self._consumers_key: object = None
+        # Seconds left per served certificate name, per TLS listener (listening.py), for
+        # edgeward_tls_certificate_expiry_seconds; None: no TLS listener.
+        self.tls_expiry: Callable[[], list[dict[str, float]]] | None = None
+        self._expiry_gauge: Gauge | None = None
         metrics = telemetry.metrics
         metrics.active_connections.set_function(lambda: float(worker.connection_count()))
         metrics.active_requests.set_function(self._active_requests)
@@ -221,6 +228,17 @@ class Control:
 
     def _filter_counts(self) -> None:
         self.telemetry.metrics.filter_counts(filter_events(self.runtime.registry).counts)
+        self._tls_expiry()
+
+    def _tls_expiry(self) -> None:
+        if self.tls_expiry is None:
+            return
+        expiries = self.tls_expiry()
+        if not expiries:
+            return
+        if self._expiry_gauge is None:
+            self._expiry_gauge = expiry_gauge(self.telemetry.metrics.registry)
+        export_expiry(self._expiry_gauge, *expiries)
 
     def metrics_text(self) -> str:
         self._filter_counts()

@@ -188,6 +188,11 @@ class Listeners:
                 await old.tls.close()
             log.info("%s: %s reloaded", old.path, _describe(lc))
 
+    def expiry(self) -> list[dict[str, float]]:
+        """Seconds until each served name's certificate expires, per TLS listener."""
+        now = time.time()
+        return [s.tls.store.expiry(now) for s in self.served if s.tls is not None]
+
     async def close(self) -> None:
         for served in self.served:
             if served.tls is not None:
