@@ -75,7 +75,7 @@ def redirect_snapshot(lc: ListenerConfig) -> Snapshot:
 
 
 @dataclass(eq=False)
-class Served:
+class LiveListener:
     """One listener of this worker: its socket, config, state, server and TLS."""
 
     path: str
@@ -94,7 +94,7 @@ class Listeners:
         self.secrets = dict(secrets)  # per address, made before fork: shared ticket keys
         self.responder = ChallengeResponder()
         self.acme = fixed_snapshot("acme_http01", AcmeHttp01(self.responder))
-        self.served: list[Served] = []
+        self.served: list[LiveListener] = []
         self._opened: dict[str, TlsServing] = {}  # validated by check, used by apply
         self.lock: object | None = None
         # A TLS listener obtains its certificate by ACME: the plain listeners answer HTTP-01.
@@ -108,8 +108,8 @@ class Listeners:
         self.acme_wanted = _wants_acme(cfg)
         for (path, lc), sock in zip(cfg.served_listeners(), sockets, strict=True):
             tls = self._open(path, lc, now) if lc.tls is not None else None
-            await self._serve(Served(path, lc, sock, self._state(lc, tls, first=not self.served),
-                                     tls=tls))
+            state = self._state(lc, tls, first=not self.served)
+            await self._serve(LiveListener(path, lc, sock, state, tls=tls))
 
     def _open(self, path: str, lc: ListenerConfig, now: float) -> TlsServing:
         assert lc.tls is not None
@@ -132,7 +132,7 @@ class Listeners:
                              scheme="http" if lc.tls is None else "https",
                              response_line=line, peer_cert=peer)
 
-    async def _serve(self, served: Served) -> None:
+    async def _serve(self, served: LiveListener) -> None:
         tls = served.tls
         served.server = await self.worker.listen(
             served.sock, served.state, tls=tls.store.front if tls is not None else None)
@@ -175,7 +175,7 @@ class Listeners:
                 tls = old.tls  # only other keys changed: the certificates stay
                 old.tls = None
             state = self._state(lc, tls, first=old.state is self.worker.state)
-            fresh = Served(old.path, lc, old.sock.dup(), state, tls=tls)
+            fresh = LiveListener(old.path, lc, old.sock.dup(), state, tls=tls)
             served = await self.worker.listen(
                 fresh.sock, state, tls=tls.store.front if tls is not None else None)
             fresh.server = served
@@ -187,6 +187,15 @@ class Listeners:
             if old.tls is not None:
                 await old.tls.close()
             log.info("%s: %s reloaded", old.path, _describe(lc))
+        self._forget_retired()
+
+    def _forget_retired(self) -> None:
+        """Drop the states of replaced listeners once their last connection has closed (the
+        drain counts connections through them meanwhile)."""
+        live = {id(s.state) for s in self.served}
+        worker = self.worker
+        worker.states = [st for st in worker.states
+                         if st is worker.state or id(st) in live or st.connections]
 
     def expiry(self) -> list[dict[str, float]]:
         """Seconds until each served name's certificate expires, per TLS listener."""
