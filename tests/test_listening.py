@@ -364,3 +364,9 @@ def test_certificate_expiry_is_exported(site: Site) -> None:
     assert lines, text[-2000:]
     seconds = float(lines[0].split()[-1])
     assert 88 * 86400 < seconds <= 90 * 86400  # certkit's leaves last 90 days
+
+
+def test_every_listener_shares_its_ticket_keys(site: Site) -> None:
+    """The ticket key hook took on every TLS listener, mTLS ones included (else it logs)."""
+    fetch(site.required, "/status/204", server_name="default.test", ctx=site.ctx(site.client))
+    assert "session ticket keys cannot be shared" not in site.gw.stderr_text()
