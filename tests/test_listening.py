@@ -167,6 +167,7 @@ def test_requests_on_tls_are_https_upstream_and_get_hsts(site: Site) -> None:
     assert got.status == 200
     sent = dict((k.lower(), v) for k, v in got.json()["headers"])
     assert sent["x-forwarded-proto"] == "https"
+    assert sent["x-forwarded-for"] == "127.0.0.1"  # the TCP peer behind the TLS transport
     assert got.header("strict-transport-security") == "max-age=31536000; includeSubDomains"
 
 

@@ -161,9 +161,12 @@ class Listeners:
         """Serve the listeners whose keys changed with a new state (and certificates)."""
         wants = _wants_acme(new)
         acme_changed, self.acme_wanted = wants != self.acme_wanted, wants
+        # The handshake timeout is server.header_timeout, fixed when a TLS server starts.
+        handshake = new.server.header_timeout != old.server.header_timeout
         changed = [(i, lc) for i, ((path, lc), s) in enumerate(
             zip(new.served_listeners(), self.served, strict=True))
-            if lc != s.cfg or (acme_changed and lc.tls is None)]
+            if lc != s.cfg or (acme_changed and lc.tls is None)
+            or (handshake and lc.tls is not None)]
         if changed:
             self.worker.loop.create_task(self._replace(changed))
 
