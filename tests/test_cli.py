@@ -42,6 +42,12 @@ BAD = {
         "routes:\n  - {match: {path_prefix: /}, upstream: orders}\n",
         ["routes[0].upstream: no upstream named 'orders'"],
     ),
+    "missing-certificate": (
+        "listeners:\n  - {address: 127.0.0.1:9443, tls: {certificates: "
+        "[{cert: /nonexistent/c.pem, key: /nonexistent/c.key}]}}\n",
+        ["listeners[0].tls.certificates[0].cert: /nonexistent/c.pem: cannot read",
+         "listeners[0].tls.certificates[0].key: /nonexistent/c.key: cannot read"],
+    ),
     "yaml-syntax": (
         "upstreams:\n  api: {targets: ['127.0.0.1:9']\nroutes:\n  - x\n",
         ["line 3, column 1: YAML syntax error"],
@@ -78,6 +84,17 @@ def test_bad_file_lists_each_problem_without_traceback(
     for line, want in zip(lines, expected, strict=True):
         assert line.startswith(f"{path}: "), line
         assert want in line, (want, line)
+
+
+def test_validate_reads_upstream_tls_files(tmp_path: Path) -> None:
+    path = tmp_path / "ca.yaml"
+    path.write_text("upstreams:\n  api: {targets: ['https://127.0.0.1:9'], "
+                    "tls: {ca: /nonexistent/ca.pem}}\n"
+                    "routes:\n  - {match: {path_prefix: /}, upstream: api}\n")
+    done = run_cli("validate", str(path))
+    assert done.returncode == 1
+    assert done.stderr.strip() == (f"{path}: upstreams.api.tls.ca: /nonexistent/ca.pem: "
+                                   "cannot read: No such file or directory")
 
 
 def test_validate_missing_file(tmp_path: Path) -> None:

@@ -6,10 +6,11 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from edgeward.gateway import Worker, serve
 from edgeward.http.listener import ListenerSettings
+from edgeward.listening import Listeners
 from edgeward.observe.gateway_metrics import GatewayMetrics
 from edgeward.proxy.snapshot import Snapshot
 from edgeward.proxy.telemetry import Telemetry
@@ -29,8 +30,16 @@ def serve_config(
     workers: int,
     metrics_dir: str | None = None,
     before: Callable[[], None] | None = None,
+    tls_secrets: Mapping[tuple[str, int], bytes] | None = None,
 ) -> int:
+    """Serve `text` on `sockets` (one per listener of the config, in order)."""
     holder: dict[str, ConfigRuntime] = {}
+    listeners: list[Listeners] = []
+
+    async def on_listen(worker: Worker, socks: list[socket.socket]) -> None:
+        served = Listeners(worker, tls_secrets or {})
+        await served.start(holder["runtime"].config, socks)
+        listeners.append(served)
 
     def build(loop: asyncio.AbstractEventLoop) -> tuple[ListenerSettings, Snapshot, float]:
         runtime = ConfigRuntime(text, label, loop)
@@ -43,6 +52,10 @@ def serve_config(
 
         runtime = holder["runtime"]
         runtime.attach(worker)
+        served = listeners[0]
+        runtime.checks.append(served.check)
+        runtime.listeners.append(served.apply)
+        worker.on_stop.append(served.close)
         cfg = runtime.config
         access_log, tracer = Sections.observers(cfg)
         telemetry = Telemetry(GatewayMetrics(), access_log, tracer)
@@ -52,6 +65,7 @@ def serve_config(
         worker.factory.on_filter_error = telemetry.filter_failed
         control = Control(worker, runtime, telemetry, worker_id=worker_id, workers=workers,
                           metrics_dir=metrics_dir)
+        control.tls_expiry = listeners[0].expiry
         await control.start()
         worker.on_stop.append(control.stop)
         if cfg.admin is not None:
@@ -76,4 +90,4 @@ def serve_config(
             control.source = source
             worker.on_stop.append(source.close)
 
-    return serve(build, sockets, on_start=on_start)
+    return serve(build, sockets, on_start=on_start, on_listen=on_listen)

@@ -99,8 +99,10 @@ def _validate(path: str) -> int:
 
     from edgeward.compose import Registry, compile_snapshot
     from edgeward.config.text import load_file
+    from edgeward.launch import check_tls
 
     cfg = load_file(path)
+    check_tls(cfg, path)  # the listeners' certificates and keys, read and checked
     loop = asyncio.new_event_loop()
     try:
         compile_snapshot(cfg, loop, Registry(), source=path)

@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import os
 import random
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -26,6 +27,7 @@ from edgeward.filters.config import (
 )
 from edgeward.filters.events import FilterEvents
 from edgeward.filters.governance import BodyLimit, Concurrency, ConsumerLimits, RateLimit, Split
+from edgeward.http.h1.client import TlsOrigin
 from edgeward.proxy.chain import Chain
 from edgeward.proxy.cluster import Cluster
 from edgeward.proxy.route import Route
@@ -40,6 +42,8 @@ from edgeward.resilience.retry import RetryBudget, RetryPolicy
 from edgeward.routing.split import TrafficSplit
 from edgeward.routing.table import RouteTable
 from edgeward.structs import ConfigError, Problem
+from edgeward.tls.certs import TlsError
+from edgeward.tls.context import client_context
 
 T = TypeVar("T")
 
@@ -244,8 +248,20 @@ def _global_limiter(client: Any, name: str, rl: RateLimitConfig, redis_cfg: Redi
 
 
 def _maker(name: str, up: UpstreamConfig, loop: asyncio.AbstractEventLoop,
-           rng: random.Random) -> Callable[[], Cluster]:
-    return lambda: Cluster(name, up, loop, rng)
+           rng: random.Random, source: str) -> Callable[[], Cluster]:
+    return lambda: Cluster(name, up, loop, rng, tls=upstream_tls(name, up, source))
+
+
+def upstream_tls(name: str, up: UpstreamConfig, source: str) -> TlsOrigin | None:
+    """The TLS origin of an upstream with `tls:` (files read and checked now), else None;
+    ConfigError naming the key and the file when a CA or client pair is refused."""
+    if up.tls is None:
+        return None
+    try:
+        ctx = client_context(up.tls, f"upstreams.{name}.tls", time.time())
+    except TlsError as exc:
+        raise ConfigError(source, exc.problems) from None
+    return TlsOrigin(ctx, up.tls.server_name, ctx.sessions)  # type: ignore[arg-type]
 
 
 def compile_snapshot(
@@ -270,7 +286,7 @@ def compile_snapshot(
         auth.environ = environ
         clusters: dict[str, Cluster] = {}
         for name, up in cfg.upstreams.items():
-            clusters[name] = registry.get("cluster", name, up, _maker(name, up, loop, rng))
+            clusters[name] = registry.get("cluster", name, up, _maker(name, up, loop, rng, source))
         ctx = BuildContext(clusters=clusters, fetch=fetch, events=filter_events(registry),
                            max_header_bytes=cfg.server.max_header_bytes, rng=rng,
                            auth=auth)

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from edgeward.auth.etcd import ConsumerWatcher
@@ -26,11 +27,13 @@ from edgeward.discovery.health import ActiveHealthChecker
 from edgeward.discovery.health import Transition as HealthTransition
 from edgeward.gateway import Worker
 from edgeward.observe.exchange import SnapshotExchange
+from edgeward.observe.metrics import Gauge
 from edgeward.proxy.cluster import Cluster
 from edgeward.proxy.snapshot import Snapshot
 from edgeward.proxy.telemetry import Telemetry
 from edgeward.redact import redact_config, redact_text
 from edgeward.runtime import ConfigRuntime
+from edgeward.tls.metrics import expiry_gauge, export_expiry
 
 log = logging.getLogger("edgeward.control")
 
@@ -49,7 +52,8 @@ class ClusterWatch:
         if up.health is not None:
             self.checker = ActiveHealthChecker(
                 lambda: cluster.endpoints, up.health, self._on_health, name=cluster.name,
-                initial_healthy=up.discovery is None)
+                initial_healthy=up.discovery is None,
+                tls=(cluster.tls.context, cluster.tls.server_name) if cluster.tls else None)
         d = up.discovery
         if d is not None and d.etcd is not None and cfg.etcd is not None:
             self.discovery = EtcdRegistryWatcher(cfg.etcd.endpoints, d.etcd, self._on_members,
@@ -117,10 +121,14 @@ class Control:
         self.worker_id = worker_id
         self.consumers: ConsumerWatcher | None = None
         self._consumers_key: object = None
+        # Seconds left per served certificate name, per TLS listener (listening.py), for
+        # edgeward_tls_certificate_expiry_seconds; None: no TLS listener.
+        self.tls_expiry: Callable[[], list[dict[str, float]]] | None = None
+        self._expiry_gauge: Gauge | None = None
         metrics = telemetry.metrics
-        metrics.active_connections.set_function(lambda: float(len(worker.state.connections)))
+        metrics.active_connections.set_function(lambda: float(worker.connection_count()))
         metrics.active_requests.set_function(self._active_requests)
-        metrics.underscore_headers.set_function(lambda: float(worker.state.underscore_headers))
+        metrics.underscore_headers.set_function(lambda: float(worker.underscore_headers()))
         metrics.config_loaded(True, runtime.hash, time.time())
         runtime.listeners.append(self._on_reload)
 
@@ -220,6 +228,17 @@ class Control:
 
     def _filter_counts(self) -> None:
         self.telemetry.metrics.filter_counts(filter_events(self.runtime.registry).counts)
+        self._tls_expiry()
+
+    def _tls_expiry(self) -> None:
+        if self.tls_expiry is None:
+            return
+        expiries = self.tls_expiry()
+        if not expiries:
+            return
+        if self._expiry_gauge is None:
+            self._expiry_gauge = expiry_gauge(self.telemetry.metrics.registry)
+        export_expiry(self._expiry_gauge, *expiries)
 
     def metrics_text(self) -> str:
         self._filter_counts()

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -19,7 +20,7 @@ from collections.abc import Awaitable, Callable
 import uvloop
 
 from edgeward.http.h1.server import H1Connection
-from edgeward.http.listener import ListenerSettings, ListenerState
+from edgeward.http.listener import Connection, ListenerSettings, ListenerState
 from edgeward.proxy.factory import ExchangeFactory
 from edgeward.proxy.snapshot import Snapshot
 
@@ -73,7 +74,9 @@ class Worker:
     ) -> None:
         self.loop = loop
         self.factory = ExchangeFactory(snapshot, settings)
+        # The default listener state; listeners with their own (TLS, redirects) add theirs.
         self.state = ListenerState(settings, self.factory)
+        self.states: list[ListenerState] = [self.state]
         self.drain_timeout = drain_timeout
         self.servers: list[asyncio.base_events.Server] = []
         self._sweeper: asyncio.Task[None] | None = None
@@ -90,18 +93,43 @@ class Worker:
 
     def apply_settings(self, settings: ListenerSettings) -> None:
         """New listener limits for the requests read from now on."""
-        self.state.settings = settings
+        for state in self.states:
+            state.settings = settings
         self.factory.settings = settings
 
-    async def listen(self, sock: socket.socket) -> None:
-        state, loop = self.state, self.loop
+    def connection_count(self) -> int:
+        return sum(len(state.connections) for state in self.states)
+
+    def underscore_headers(self) -> int:
+        return sum(state.underscore_headers for state in self.states)
+
+    async def listen(self, sock: socket.socket, state: ListenerState | None = None, *,
+                     tls: ssl.SSLContext | None = None) -> asyncio.base_events.Server:
+        """Serve `sock` with `state` (default: the worker's plain listener state); over TLS
+        with `tls`, where a client gets server.header_timeout to finish its handshake."""
+        state = state or self.state
+        if state not in self.states:
+            self.states.append(state)
+        loop = self.loop
         # The connection is a protocol by shape (asyncio calls it by name), not by class.
         server = await loop.create_server(
             lambda: H1Connection(state, loop), sock=sock,  # type: ignore[arg-type,return-value]
-            backlog=BACKLOG)
+            backlog=BACKLOG, ssl=tls,
+            ssl_handshake_timeout=state.settings.header_timeout if tls is not None else None)
         self.servers.append(server)
         if self._sweeper is None:
             self._sweeper = loop.create_task(self._sweep())
+        return server
+
+    def retire(self, server: asyncio.base_events.Server) -> None:
+        """Stop accepting on `server` (replaced by another on the same socket); its open
+        connections carry on."""
+        if server in self.servers:
+            self.servers.remove(server)
+        server.close()
+
+    def _connections(self) -> list[Connection]:
+        return [conn for state in self.states for conn in state.connections]
 
     async def _sweep(self) -> None:
         while True:
@@ -114,15 +142,16 @@ class Worker:
         """Stop accepting, let in-flight requests finish (up to drain_timeout), then close."""
         if self.state.draining:
             return
-        self.state.draining = True
+        for state in self.states:
+            state.draining = True
         for server in self.servers:
             server.close()
-        for conn in list(self.state.connections):
+        for conn in self._connections():
             conn.close_if_idle()
         deadline = self.loop.time() + self.drain_timeout
-        while self.state.connections and self.loop.time() < deadline:
+        while self.connection_count() and self.loop.time() < deadline:
             await asyncio.sleep(0.05)
-        for conn in list(self.state.connections):
+        for conn in self._connections():
             conn.abort()
         if self._sweeper is not None:
             self._sweeper.cancel()
@@ -144,6 +173,7 @@ def serve(
     sockets: list[socket.socket],
     *,
     on_start: StartHook | None = None,
+    on_listen: Callable[[Worker, list[socket.socket]], Awaitable[None]] | None = None,
 ) -> int:
     """Run one worker until SIGTERM/SIGINT has drained it. Returns the exit status."""
     uvloop.install()
@@ -166,8 +196,11 @@ def serve(
         release_stop_signals()
         settings, snapshot, drain_timeout = build(loop)
         worker = Worker(loop, settings, snapshot, drain_timeout=drain_timeout)
-        for sock in sockets:
-            await worker.listen(sock)
+        if on_listen is not None:
+            await on_listen(worker, sockets)
+        else:
+            for sock in sockets:
+                await worker.listen(sock)
         if on_start is not None:
             await on_start(worker)
         started.append(worker)

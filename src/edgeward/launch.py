@@ -14,9 +14,13 @@ import os
 import socket
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from edgeward import __version__
-from edgeward.structs import ConfigError
+from edgeward.structs import ConfigError, Problem
+
+if TYPE_CHECKING:
+    from edgeward.config.schema import GatewayConfig
 
 log = logging.getLogger("edgeward")
 
@@ -28,38 +32,47 @@ def run_text(text: str, label: str, workers: int, watch: str | None = None,
     from edgeward.gateway import bind_socket, hold_stop_signals, supervise
 
     cfg = load_text(text, label)
-    host, port = cfg.listen
+    secrets = check_tls(cfg, label)
+    served = cfg.served_listeners()
     hold_stop_signals()  # until a worker's loop handles them: start-up is drained too
-    sockets = [bind_socket(host, port, reuse_port=workers > 1) for _ in range(workers)]
+    # One socket per listener per worker (each worker its own, sharing the port through
+    # SO_REUSEPORT), so a worker that drains takes only its own queued clients with it.
+    slots = [[bind_socket(lc.address[0], lc.address[1], reuse_port=workers > 1)
+              for _, lc in served] for _ in range(workers)]
     metrics_dir = None
     if workers > 1:
         from edgeward.observe.exchange import private_directory
 
         metrics_dir = private_directory()
-    shown = f"[{host}]" if ":" in host else host
-    print(f"edgeward {__version__} listening on http://{shown}:{sockets[0].getsockname()[1]} "
+    urls = []
+    for (_, lc), sock in zip(served, slots[0], strict=True):
+        host = lc.address[0]
+        shown = f"[{host}]" if ":" in host else host
+        urls.append(f"{'https' if lc.tls else 'http'}://{shown}:{sock.getsockname()[1]}")
+    print(f"edgeward {__version__} listening on {', '.join(urls)} "
           f"({workers} worker{'s' if workers > 1 else ''}, config {label})",
           file=sys.stderr, flush=True)
 
-    every = sockets
+    every = [s for slot in slots for s in slot]
 
     def run_one(slot: int) -> int:
         from edgeward.app import serve_config
 
-        own = sockets[slot]
+        own = slots[slot]
         start_text = text
         if workers > 1:
             # Sockets of the other slots must not stay open here, or connections the kernel
             # routes to them would wait after their owner drained.
             for s in every:
-                if s is not own:
+                if s not in own:
                     s.close()
             if watch is not None:
                 # A worker forked later (a restart after a crash) must serve what the others
                 # serve now, not the text the supervisor read at start.
                 start_text = _current_text(watch, text, label)
-        return serve_config(start_text, label, [own], watch=watch, worker_id=slot,
-                            workers=workers, metrics_dir=metrics_dir, before=before)
+        return serve_config(start_text, label, own, watch=watch, worker_id=slot,
+                            workers=workers, metrics_dir=metrics_dir, before=before,
+                            tls_secrets=secrets)
 
     if workers == 1:
         return run_one(0)
@@ -72,6 +85,31 @@ def run_text(text: str, label: str, workers: int, watch: str | None = None,
             import shutil
 
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def check_tls(cfg: GatewayConfig, label: str) -> dict[tuple[str, int], bytes]:
+    """Read and validate every TLS listener's certificates before anything is bound (a bad
+    file refuses the config with its key path), and make the session ticket secret of each:
+    made here, before the workers fork, so they all derive the same ticket keys."""
+    import time
+
+    from edgeward.tls.certs import TlsError
+    from edgeward.tls.serving import TlsServing
+    from edgeward.tls.tickets import new_secret
+
+    secrets: dict[tuple[str, int], bytes] = {}
+    problems: list[Problem] = []
+    for path, lc in cfg.served_listeners():
+        if lc.tls is None:
+            continue
+        secrets[lc.address] = new_secret()
+        try:
+            TlsServing.open(lc.tls, f"{path}.tls", secrets[lc.address], time.time())
+        except TlsError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(label, problems)
+    return secrets
 
 
 def _current_text(location: str, started: str, label: str) -> str:

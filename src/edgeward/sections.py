@@ -5,7 +5,9 @@ sections here belong to the worker itself. On a reload each is applied at once o
 truly needs a new process, the whole config is refused with the key path and the reason, as a
 `listen` change is; nothing is accepted and silently ignored (docs/admin.md, "Reloads"):
 
-- `listen`, adding or removing `admin`, `admin.listen`: refused (sockets are bound once).
+- `listen`, the `listeners` addresses, adding or removing `admin`, `admin.listen`: refused
+  (sockets are bound once). Every other listener key (`tls`, `https_redirect`, `hsts`) is
+  applied by listening.py to new connections.
 - `server.*`: the listener reads its settings object per event; it is swapped by
   `apply_server`, so limits, timeouts and `trusted_proxies` apply from the next read or
   request; `drain_timeout` from the next drain.
@@ -54,6 +56,7 @@ def listener_settings(cfg: GatewayConfig) -> ListenerSettings:
         trusted_proxies=s.trusted_proxies,
         underscores=s.headers_with_underscores,
         path_normalization=s.path_normalization,
+        client_cert_header=s.client_cert_header,
     )
 
 
@@ -69,6 +72,9 @@ def restart_problems(old: GatewayConfig, new: GatewayConfig) -> list[Problem]:
     problems: list[Problem] = []
     if new.listen != old.listen:
         problems.append(Problem("listen", f"changing the listen address {RESTART}"))
+    if [lc.address for lc in new.listeners] != [lc.address for lc in old.listeners]:
+        problems.append(Problem("listeners", "adding, removing or moving a listener "
+                                             f"(its address) {RESTART}"))
     if (old.admin is None) != (new.admin is None):
         verb = "adding" if new.admin is not None else "removing"
         problems.append(Problem("admin", f"{verb} the admin listener {RESTART}"))

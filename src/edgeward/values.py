@@ -88,6 +88,9 @@ def parse_address(raw: object) -> tuple[str, int]:
     if not isinstance(raw, str):
         raise ValueError(f"expected HOST:PORT, got {raw!r}")
     text = raw.strip()
+    if text.lower().startswith(("http://", "https://")):
+        raise ValueError(f"a scheme is allowed only when every target of the upstream has the "
+                         f"same one (https:// turns tls on), got {raw!r}")
     if text.startswith("["):
         end = text.find("]")
         if end < 0 or text[end + 1 : end + 2] != ":":

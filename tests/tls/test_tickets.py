@@ -150,3 +150,18 @@ def test_secret_file_errors(tmp_path: Path) -> None:
         read_secret(str(tmp_path / "none"), "t.session_ticket_key_file")
     (tmp_path / "ok").write_bytes(os.urandom(48))
     assert len(read_secret(str(tmp_path / "ok"), "k")) == 48
+
+
+@pytest.mark.parametrize("mode", ["optional", "required"])
+def test_the_hook_works_on_mtls_listeners(tmp_path: Path, inter: Authority, root: Authority,
+                                          mode: str) -> None:
+    """A front that asks for client certificates (verify_mode not CERT_NONE) takes the key."""
+    cert, key = inter.issue(["a.test"]).write(tmp_path / "a")
+    (tmp_path / "clients.pem").write_bytes(root.pem)
+    cfg = TlsListenerConfig(certificates=[CertificateConfig(cert=str(cert), key=str(key))],
+                            client_ca=str(tmp_path / "clients.pem"),
+                            client_auth=mode)  # type: ignore[arg-type]
+    keys = TicketKeys(TicketSchedule(new_secret(), ROTATION))
+    front = CertificateStore.open(cfg, "t", time.time()).front
+    assert front.verify_mode != ssl.CERT_NONE
+    assert keys.apply(front, time.time()) is not None, keys.unsupported

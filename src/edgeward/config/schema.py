@@ -24,6 +24,12 @@ from edgeward.balance.options import (
     BalanceKind,
     BalancerOptions,
 )
+from edgeward.config.listeners import (
+    ListenerConfig,
+    address_problems,
+    normalize_targets,
+    served_listeners,
+)
 from edgeward.discovery.config import DiscoveryConfig
 from edgeward.discovery.etcd import EtcdConfig
 from edgeward.discovery.health import HealthConfig
@@ -48,6 +54,7 @@ from edgeward.resilience.outlier import OutlierConfig
 from edgeward.resilience.retry import RetryConfig
 from edgeward.routing.config import MatchConfig, SplitEntryConfig, split_problems
 from edgeward.routing.keys import parse_key
+from edgeward.tls.config import UpstreamTlsConfig
 from edgeward.values import Address, Duration, Size, doc
 
 # --- server: the client-facing listener (defaults and their precedents: http/listener.py) ---
@@ -107,9 +114,16 @@ class ServerConfig:
         metadata=doc("CIDRs whose X-Forwarded-* are extended instead of replaced"))
     replay_limit: Size = field(
         default=DEFAULT_REPLAY_LIMIT, metadata=doc("largest request body kept for a resend"))
+    client_cert_header: str | None = field(
+        default=None,
+        metadata=doc("request field that carries the verified client certificate of an mTLS "
+                     "listener upstream (Envoy's x-forwarded-client-cert format); always "
+                     "removed from what clients send; null: not sent"))
 
     def check(self) -> list[tuple[str, str]]:
         import ipaddress
+
+        from edgeward.http.fields import check_name
 
         problems: list[tuple[str, str]] = []
         for i, net in enumerate(self.trusted_proxies):
@@ -124,6 +138,11 @@ class ServerConfig:
             problems.append(("max_pipelined", "must be at least 1"))
         if self.max_headers < 1:
             problems.append(("max_headers", "must be at least 1"))
+        if self.client_cert_header is not None:
+            try:
+                check_name(self.client_cert_header.lower())
+            except ValueError as exc:
+                problems.append(("client_cert_header", str(exc)))
         return problems
 
 
@@ -161,6 +180,10 @@ class UpstreamConfig:
         default=DEFAULT_MAX_IDLE, metadata=doc("idle keep-alive connections per endpoint"))
     idle_timeout: Duration = field(
         default=DEFAULT_UPSTREAM_IDLE_TIMEOUT, metadata=doc("idle upstream connection lifetime"))
+    tls: UpstreamTlsConfig | None = field(
+        default=None,
+        metadata=doc("connect to the endpoints over TLS (docs/tls.md); https:// targets set "
+                     "it to {}; null: plain HTTP"))
 
     def balancer_options(self) -> BalancerOptions:
         return BalancerOptions(
@@ -258,8 +281,14 @@ class RouteConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class GatewayConfig:
-    listen: Address = field(
-        default=("0.0.0.0", 8080), metadata=doc("HOST:PORT for client traffic"))
+    listen: Address | None = field(
+        default=None,
+        metadata=doc("HOST:PORT of a plain listener, served before `listeners`; with neither "
+                     "given: 0.0.0.0:8080"))
+    listeners: list[ListenerConfig] = field(
+        default_factory=list,
+        metadata=doc("listeners with their own keys (TLS, https_redirect, hsts): "
+                     "[{address, tls, ...}] (docs/tls.md)"))
     admin: AdminConfig | None = field(
         default=None, metadata=doc("admin API; `admin: HOST:PORT` is short for {listen: ...}"))
     server: ServerConfig = field(default_factory=ServerConfig, metadata=doc("listener limits"))
@@ -278,6 +307,10 @@ class GatewayConfig:
         default_factory=dict,
         metadata=doc("who may call: name -> credentials, groups, rate-limit override "
                      "(docs/auth.md); also from etcd with etcd.consumers_prefix"))
+
+    def served_listeners(self) -> list[tuple[str, ListenerConfig]]:
+        """(key path, listener) of every listener this config serves, in order."""
+        return served_listeners(self.listen, self.listeners)
 
     def route_name(self, index: int) -> str:
         return self.routes[index].name or f"route_{index}"
@@ -315,6 +348,7 @@ class GatewayConfig:
                     if upstream not in self.upstreams:
                         problems.append((f"routes[{i}].filters[{j}].{spec.kind}.{ref}",
                                          f"no upstream named {upstream!r}"))
+        problems.extend(address_problems(self.served_listeners()))
         for name in self.consumers:
             reason = check_consumer_name(name)
             if reason is not None:
@@ -335,4 +369,6 @@ def normalize(raw: Any) -> Any:
         out["admin"] = {"listen": out["admin"]}
     if isinstance(out.get("redis"), str):
         out["redis"] = {"url": out["redis"]}
+    if isinstance(out.get("upstreams"), dict):
+        out["upstreams"] = {k: normalize_targets(v) for k, v in out["upstreams"].items()}
     return out

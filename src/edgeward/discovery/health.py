@@ -27,6 +27,7 @@ import enum
 import logging
 import random
 import re
+import ssl
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -203,19 +204,31 @@ def probe_request(cfg: HealthConfig, endpoint_key: str) -> bytes:
 # -- I/O shell ----------------------------------------------------------------------------
 
 
+# The client context and server name (None: the endpoint's host) of a TLS upstream.
+ProbeTls = tuple[ssl.SSLContext, str | None]
+
+
 class ProbeResult(NamedTuple):
     ok: bool
     detail: str  # "200", "status 503", "timeout", "connect: ConnectionRefusedError", ...
 
 
 async def probe(host: str, port: int, request: bytes, timeout: float,
-                ok_statuses: frozenset[int]) -> ProbeResult:
-    """One HTTP probe over a fresh connection; never raises for network trouble."""
+                ok_statuses: frozenset[int], tls: ProbeTls | None = None) -> ProbeResult:
+    """One HTTP probe over a fresh connection (over TLS with `tls`: the upstream's client
+    context and SNI, so a probe verifies what requests verify); never raises for network
+    trouble."""
     writer: asyncio.StreamWriter | None = None
     try:
         async with asyncio.timeout(timeout):
             try:
-                reader, writer = await asyncio.open_connection(host, port, limit=MAX_STATUS_LINE)
+                if tls is None:
+                    reader, writer = await asyncio.open_connection(
+                        host, port, limit=MAX_STATUS_LINE)
+                else:
+                    reader, writer = await asyncio.open_connection(
+                        host, port, limit=MAX_STATUS_LINE, ssl=tls[0],
+                        server_hostname=tls[1] or host)
             except OSError as exc:
                 return ProbeResult(False, f"connect: {type(exc).__name__}")
             writer.write(request)
@@ -265,9 +278,11 @@ class ActiveHealthChecker:
         initial_healthy: bool = True,
         rng: random.Random | None = None,
         name: str = "",
+        tls: ProbeTls | None = None,
     ) -> None:
         cfg.validate()
         self.cfg = cfg
+        self.tls = tls
         self.name = name
         self.initial_healthy = initial_healthy
         self._getter = endpoints_getter
@@ -327,7 +342,8 @@ class ActiveHealthChecker:
             if ep is None:
                 return
             started = _now()
-            result = await probe(ep.host, ep.port, request, self.cfg.timeout, self._ok)
+            result = await probe(ep.host, ep.port, request, self.cfg.timeout, self._ok,
+                                 self.tls)
             self._apply(key, result)
             spent = _now() - started
             await asyncio.sleep(max(0.0, next_delay(self._rng, self.cfg) - spent))

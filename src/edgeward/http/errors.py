@@ -41,6 +41,9 @@ _CATALOGUE = [
               "A filter on the route failed (raised, or returned something not allowed)."),
     ErrorCode("not_implemented", 501, "A method or transfer coding the gateway does not forward."),
     ErrorCode("upstream_connect_failed", 502, "No connection to an upstream endpoint was made."),
+    ErrorCode("upstream_tls_error", 502,
+              "The TLS handshake with the upstream failed: its certificate did not verify "
+              "(CA, name, expiry) or it refused the gateway's."),
     ErrorCode("upstream_reset", 502, "The upstream closed the connection before answering."),
     ErrorCode("bad_gateway", 502, "The upstream's response was not valid HTTP/1.1."),
     ErrorCode("no_healthy_upstream", 503, "The upstream has no endpoint, or none is available."),

@@ -8,10 +8,16 @@ the open connections, the drain flag and the codec-level counters.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final, Protocol
 
 from edgeward.http.headers import ForwardedPolicy, RequestIds
+from edgeward.http.message import ClientCert
 from edgeward.http.stream import HandlerFactory
+
+# What the listener asks of a TLS connection's `ssl_object` for its verified client
+# certificate (tls/peer.py makes it); None on a listener without client certificates.
+PeerCert = Callable[[object], ClientCert | None]
 
 # HAProxy's recommended `timeout http-request 10s`: long enough for any honest client on a
 # slow link to send a request head, short enough to defuse slowloris.
@@ -49,8 +55,8 @@ class ListenerSettings:
 
     __slots__ = (
         "header_timeout", "idle_timeout", "body_timeout", "max_request_line",
-        "max_header_bytes", "max_headers", "max_pipelined", "forwarded", "scheme",
-        "underscores", "path_normalization", "max_connections", "codes",
+        "max_header_bytes", "max_headers", "max_pipelined", "forwarded",
+        "underscores", "path_normalization", "max_connections", "codes", "client_cert_header",
     )
 
     def __init__(
@@ -64,11 +70,11 @@ class ListenerSettings:
         max_headers: int = DEFAULT_MAX_HEADERS,
         max_pipelined: int = DEFAULT_MAX_PIPELINED,
         trusted_proxies: list[str] | None = None,
-        scheme: str = "http",
         underscores: str = UNDERSCORES_DROP,
         path_normalization: str = "normalize",
         max_connections: int = 0,
         codes: dict[str, str] | None = None,
+        client_cert_header: str | None = None,
     ) -> None:
         self.header_timeout = header_timeout
         self.idle_timeout = idle_timeout
@@ -78,7 +84,6 @@ class ListenerSettings:
         self.max_headers = max_headers
         self.max_pipelined = max_pipelined
         self.forwarded = ForwardedPolicy(trusted_proxies or [])
-        self.scheme = scheme
         self.underscores = underscores
         self.path_normalization = path_normalization
         # Client connections open at once (0: no limit); more are closed as they come.
@@ -86,6 +91,10 @@ class ListenerSettings:
         # Error codes this listener answers refusals with instead of the catalogue's names
         # (the admin API kept its own names for two of them).
         self.codes = codes or {}
+        # The request field that carries a verified client certificate upstream: removed
+        # from every request whatever the listener, set only from a verified certificate.
+        self.client_cert_header: bytes | None = (
+            client_cert_header.lower().encode("ascii") if client_cert_header else None)
 
 
 class Connection(Protocol):
@@ -96,13 +105,21 @@ class Connection(Protocol):
 
 
 class ListenerState:
-    """What all connections of one worker share."""
+    """What all connections of one listener of a worker share."""
 
     __slots__ = ("settings", "factory", "ids", "connections", "draining",
-                 "underscore_headers", "refused_connections")
+                 "underscore_headers", "refused_connections", "scheme", "response_line",
+                 "peer_cert")
 
-    def __init__(self, settings: ListenerSettings, factory: HandlerFactory) -> None:
+    def __init__(self, settings: ListenerSettings, factory: HandlerFactory, *,
+                 scheme: str = "http", response_line: bytes = b"",
+                 peer_cert: PeerCert | None = None) -> None:
         self.settings = settings
+        # `https` on a TLS listener: requests' scheme (routing, X-Forwarded-Proto, redirects).
+        self.scheme = scheme
+        # A field line added to every response head (Strict-Transport-Security), or b"".
+        self.response_line = response_line
+        self.peer_cert = peer_cert
         self.factory = factory
         self.ids = RequestIds()
         self.connections: set[Connection] = set()

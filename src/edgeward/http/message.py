@@ -29,6 +29,30 @@ STREAMED: Final = -1  # a body of unknown length: chunked on HTTP/1.1
 _PATH_OK: Final = re.compile(r"/[!$&'()*+,;=:@%/A-Za-z0-9._~-]*")
 
 
+class ClientCert:
+    """The client certificate a TLS listener verified (mTLS), as filters read it.
+
+    `subject` in RFC 4514 form (`CN=client,O=Example`), `dns`, `uris` and `emails` from its
+    subjectAltName, `sha256` the hex digest of its DER (a stable identity for pinning), and
+    `forwarded` the value sent upstream in `server.client_cert_header`, in Envoy's
+    x-forwarded-client-cert form: `Hash=...;Subject="...";URI=...;DNS=...`.
+    """
+
+    __slots__ = ("subject", "dns", "uris", "emails", "sha256", "forwarded")
+
+    def __init__(self, subject: str, dns: tuple[str, ...], uris: tuple[str, ...],
+                 emails: tuple[str, ...], sha256: str, forwarded: bytes) -> None:
+        self.subject = subject
+        self.dns = dns
+        self.uris = uris
+        self.emails = emails
+        self.sha256 = sha256
+        self.forwarded = forwarded
+
+    def __repr__(self) -> str:
+        return f"<ClientCert {self.subject}>"
+
+
 class RequestHead:
     """One request as the exchange and the filters see it."""
 
@@ -37,7 +61,7 @@ class RequestHead:
         "body_length", "client_ip", "peer_ip", "request_id", "scheme", "id_line",
         "expect_continue", "keep_alive", "http10", "trace", "upstream", "route_name",
         "body_received", "trailers", "owned", "started", "_vars", "_cookies", "_query",
-        "consumer", "auth_result",
+        "consumer", "auth_result", "client_cert",
     )
 
     def __init__(
@@ -82,6 +106,9 @@ class RequestHead:
         # authentication ran. Never read from anything the client sent.
         self.consumer: Consumer | None = None
         self.auth_result: tuple[str, str] | None = None
+        # The verified client certificate of an mTLS connection (None on plain and non-mTLS
+        # listeners); set by the listener from the handshake, never from request fields.
+        self.client_cert: ClientCert | None = None
         self._vars: dict[str, object] | None = None
         self._cookies: dict[str, str] | None = None
         self._query: dict[str, str] | None = None

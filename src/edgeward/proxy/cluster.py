@@ -11,7 +11,7 @@ from edgeward.balance.endpoint import Endpoint
 from edgeward.balance.factory import make_balancer
 from edgeward.balance.hashing import hash64
 from edgeward.config.schema import UpstreamConfig
-from edgeward.http.h1.client import EndpointPool
+from edgeward.http.h1.client import EndpointPool, TlsOrigin
 from edgeward.http.message import RequestHead
 from edgeward.resilience.breaker import CircuitBreaker
 from edgeward.resilience.outcome import Outcome
@@ -24,14 +24,15 @@ class Cluster:
         "name", "config", "endpoints", "pools", "balancer", "hash_key", "connect_timeout",
         "response_header_timeout", "_loop", "closed", "breaker", "endpoint_breakers",
         "outlier", "active_requests", "active_retries", "events", "records_latency", "retries",
-        "on_attempt", "pick_plain", "guarded",
+        "on_attempt", "pick_plain", "guarded", "tls",
     )
 
     def __init__(
         self, name: str, config: UpstreamConfig, loop: asyncio.AbstractEventLoop,
-        rng: random.Random | None = None,
+        rng: random.Random | None = None, tls: TlsOrigin | None = None,
     ) -> None:
         self.name = name
+        self.tls = tls  # every connection of this cluster is TLS (None: every one is plain)
         self.config = config
         self.connect_timeout = config.connect_timeout
         self.response_header_timeout = config.response_header_timeout
@@ -78,7 +79,7 @@ class Cluster:
                 fresh.append(e)
                 self.pools[e] = EndpointPool(
                     e, max_idle=self.config.max_idle, idle_timeout=self.config.idle_timeout,
-                    loop=self._loop,
+                    loop=self._loop, tls=self.tls,
                 )
         for gone in keep.values():
             pool = self.pools.pop(gone, None)

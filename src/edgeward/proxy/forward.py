@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from typing import TYPE_CHECKING, Final
 
 from edgeward.http.message import ResponseHead
@@ -145,7 +146,10 @@ class Forwarder(Attempts):
             # The client learns the upstream's name, never its internal addresses.
             log.info("connect to %r failed: %r", self.endpoint, exc)
             name = self.cluster.name if self.cluster is not None else ""
-            ex.fail("upstream_connect_failed", f"could not connect to upstream {name}")
+            if isinstance(exc, ssl.SSLError):
+                ex.fail("upstream_tls_error", f"TLS handshake with upstream {name} failed")
+            else:
+                ex.fail("upstream_connect_failed", f"could not connect to upstream {name}")
             return
         self._bind(task.result(), 0.0)
 

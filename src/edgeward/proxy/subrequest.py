@@ -10,6 +10,7 @@ outlier detection like any other try; a refused admission is a `SubrequestError`
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from typing import Final
 
@@ -148,6 +149,9 @@ async def fetch(cluster: Cluster, head: RequestHead, body: bytes = b"", *,
                 conn = await asyncio.wait_for(pool.connect(), cluster.connect_timeout)
             except (TimeoutError, OSError) as exc:
                 outcome = _CONNECT_FAILURE
+                if isinstance(exc, ssl.SSLError):
+                    raise SubrequestError("upstream_tls_error", "TLS handshake with upstream "
+                                          f"{cluster.name} failed") from exc
                 raise SubrequestError("upstream_connect_failed",
                                       f"could not connect to upstream {cluster.name}") from exc
         collector.conn = conn

@@ -7,9 +7,8 @@ Server contexts (termination), Mozilla "intermediate":
     client cipher preference (Mozilla intermediate: `ssl_prefer_server_ciphers off`, since
     every listed cipher is strong and clients know whether they have AES hardware);
   - fresh ECDH/DH keys per handshake, the ffdhe2048 group (RFC 7919) for the DHE suites, as
-    Mozilla's generator ships; elliptic curves are OpenSSL 3's default list (X25519, P-256,
-    X448, P-521, P-384), a superset of Mozilla's X25519:prime256v1:secp384r1 (Python can set
-    only one curve, which would be worse);
+    Mozilla's generator ships; the key exchange groups Mozilla lists, X25519:P-256:P-384
+    (tls/groups.py; OpenSSL 3's broader default list where its hook is refused);
   - ALPN, client certificate verification (mTLS), session tickets on or off.
 
 Client contexts (origination): certificate and hostname verification on by default, the
@@ -30,6 +29,7 @@ from contextlib import contextmanager
 from edgeward.structs import Problem
 from edgeward.tls.certs import CertifiedKey, TlsError, parse_chain, read_pair, read_pem_file
 from edgeward.tls.config import CertificateConfig, TlsListenerConfig, TlsVersion, UpstreamTlsConfig
+from edgeward.tls.groups import restrict_groups
 
 VERSIONS: dict[TlsVersion, ssl.TLSVersion] = {
     "1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3,
@@ -97,6 +97,7 @@ def server_base(cfg: TlsListenerConfig, path: str, client_ca: bytes | None) -> s
     ctx.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
     with memory_file(FFDHE2048) as dh:
         ctx.load_dh_params(dh)
+    restrict_groups(ctx)  # Mozilla's X25519:P-256:P-384 where the OpenSSL hook is allowed
     ctx.set_alpn_protocols(list(cfg.alpn))
     if not cfg.session_tickets:
         ctx.options |= ssl.OP_NO_TICKET
@@ -133,11 +134,30 @@ def pair_context(cfg: TlsListenerConfig, cert: CertificateConfig, path: str, now
     return server_context(cfg, pair, path, client_ca), pair
 
 
-def client_context(cfg: UpstreamTlsConfig, path: str, now: float) -> ssl.SSLContext:
+class ResumingContext(ssl.SSLContext):
+    """A client context that offers the last session it saw for a server name again.
+
+    asyncio opens TLS connections through `wrap_bio` and has no way to pass a session, so the
+    context looks it up itself in `sessions` (filled by the upstream pool after each new
+    connection's first exchange, when TLS 1.3 tickets have arrived). A session the server no
+    longer accepts costs nothing but the full handshake it would have had anyway."""
+
+    sessions: dict[str, ssl.SSLSession]
+
+    def wrap_bio(self, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO,
+                 server_side: bool = False, server_hostname: str | bytes | None = None,
+                 session: ssl.SSLSession | None = None) -> ssl.SSLObject:
+        if session is None and isinstance(server_hostname, str):
+            session = self.sessions.get(server_hostname)
+        return super().wrap_bio(incoming, outgoing, server_side, server_hostname, session)
+
+
+def client_context(cfg: UpstreamTlsConfig, path: str, now: float) -> ResumingContext:
     """A client context for an upstream; pass `server_hostname=server_name(cfg, host)`.
 
     `now` (wall-clock seconds) is when the client certificate must be valid."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx = ResumingContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.sessions = {}
     ctx.minimum_version = VERSIONS[cfg.min_version]
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
     if cfg.verify:

@@ -131,7 +131,7 @@ class _OpenSSL:
         if not pointer:
             raise TicketKeysUnsupported("no SSL_CTX found in the SSLContext object")
         if (self.lib.SSL_CTX_get_options(pointer) != int(ctx.options)
-                or self.lib.SSL_CTX_get_verify_mode(pointer) != int(ctx.verify_mode)):
+                or self.lib.SSL_CTX_get_verify_mode(pointer) != _openssl_verify_mode(ctx)):
             raise TicketKeysUnsupported("the SSLContext layout is not the one expected")
         return pointer
 
@@ -144,6 +144,19 @@ class _OpenSSL:
         self.lib.SSL_CTX_ctrl(pointer, _GET_TICKET_KEYS, TICKET_KEY_BYTES, check)
         if check.raw != key:
             raise TicketKeysUnsupported("the ticket key did not read back")
+
+
+# How CPython's _ssl.c sets SSL_CTX_set_verify for each `verify_mode`: SSL_VERIFY_PEER (1),
+# with SSL_VERIFY_FAIL_IF_NO_PEER_CERT (2) for CERT_REQUIRED, and SSL_VERIFY_POST_HANDSHAKE (8)
+# when `post_handshake_auth` is on.
+_VERIFY_FLAGS = {ssl.CERT_NONE: 0, ssl.CERT_OPTIONAL: 1, ssl.CERT_REQUIRED: 3}
+
+
+def _openssl_verify_mode(ctx: ssl.SSLContext) -> int:
+    mode = _VERIFY_FLAGS[ctx.verify_mode]
+    if mode and ctx.post_handshake_auth:
+        mode |= 8
+    return mode
 
 
 def _loaded_libssl() -> str:

@@ -14,6 +14,7 @@ Pool bookkeeping (`take`, `give_back`, `forget`, `sweep`) is synchronous and I/O
 from __future__ import annotations
 
 import asyncio
+import ssl
 from typing import TYPE_CHECKING, Final
 
 import httptools
@@ -148,6 +149,10 @@ class UpstreamConnection(ClientStream):
         self.handler = None
         if self.in_body and self.close_delimited:
             handler.on_response_end(None)  # a body framed by connection close ends here
+        elif isinstance(exc, ssl.SSLError):
+            # A TLS alert after the handshake: with TLS 1.3 the server refuses a client
+            # certificate only once the client has finished its side.
+            handler.on_upstream_lost(self.got_bytes, "upstream_tls_error")
         else:
             handler.on_upstream_lost(self.got_bytes, "upstream_reset")
 
@@ -335,11 +340,35 @@ class UpstreamConnection(ClientStream):
         return f"<UpstreamConnection {self.pool.endpoint.key} {state}>"
 
 
+class TlsOrigin:
+    """How the connections of a cluster are wrapped in TLS: the client context (verification,
+    client certificate, ALPN; tls/context.py), the SNI to send (None: each endpoint's host),
+    and the last session per server name, which the context offers again when it opens the
+    next connection to that name (tls/context.py ResumingContext), so reconnects resume."""
+
+    __slots__ = ("context", "server_name", "sessions")
+
+    def __init__(self, context: ssl.SSLContext, server_name: str | None,
+                 sessions: dict[str, object]) -> None:
+        self.context = context
+        self.server_name = server_name
+        self.sessions = sessions  # shared with the context, which reads it per handshake
+
+    def remember(self, server_name: str, transport: asyncio.BaseTransport) -> None:
+        ssl_object = transport.get_extra_info("ssl_object")
+        session = getattr(ssl_object, "session", None)
+        if session is not None:
+            self.sessions[server_name] = session
+
+
 class EndpointPool:
-    """Idle keep-alive connections to one endpoint, most recently used first (LIFO)."""
+    """Idle keep-alive connections to one endpoint, most recently used first (LIFO).
+
+    A pool is plain or TLS for its whole life (its cluster's `tls`): a cluster whose TLS
+    settings change is a new cluster with new pools, so the two never share a connection."""
 
     __slots__ = ("endpoint", "idle", "max_idle", "idle_timeout", "open", "closed", "outbox",
-                 "swept", "_loop")
+                 "swept", "_loop", "tls", "server_name")
 
     def __init__(
         self,
@@ -348,8 +377,11 @@ class EndpointPool:
         max_idle: int,
         idle_timeout: float,
         loop: asyncio.AbstractEventLoop,
+        tls: TlsOrigin | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.tls = tls
+        self.server_name = (tls.server_name or endpoint.host) if tls is not None else ""
         self.idle: list[UpstreamConnection] = []
         self.max_idle = max_idle
         self.idle_timeout = idle_timeout
@@ -369,6 +401,10 @@ class EndpointPool:
         return None
 
     def give_back(self, conn: UpstreamConnection) -> None:
+        tls = self.tls
+        if tls is not None and not conn.reused and conn.transport is not None:
+            # After a whole exchange: TLS 1.3 tickets arrive after the handshake.
+            tls.remember(self.server_name, conn.transport)
         if len(self.idle) < self.max_idle and not self.closed:
             # The last sweep's time, not a clock read per request: a connection may close
             # up to one sweep interval (1 s) before idle_timeout, never after.
@@ -384,9 +420,16 @@ class EndpointPool:
 
     async def connect(self) -> ClientStream:
         # The connection is a protocol by shape (asyncio calls it by name), not by class.
-        _, proto = await self._loop.create_connection(  # type: ignore[type-var]
-            lambda: UpstreamConnection(self), self.endpoint.host, self.endpoint.port
-        )
+        tls = self.tls
+        if tls is None:
+            _, proto = await self._loop.create_connection(  # type: ignore[type-var]
+                lambda: UpstreamConnection(self), self.endpoint.host, self.endpoint.port
+            )
+        else:
+            _, proto = await self._loop.create_connection(  # type: ignore[type-var]
+                lambda: UpstreamConnection(self), self.endpoint.host, self.endpoint.port,
+                ssl=tls.context, server_hostname=self.server_name,
+            )
         assert isinstance(proto, UpstreamConnection)
         return proto
 
@@ -403,4 +446,6 @@ class EndpointPool:
             self.idle.pop().close()
 
     def __repr__(self) -> str:
-        return f"<EndpointPool {self.endpoint.key} idle={len(self.idle)} open={self.open}>"
+        kind = f" tls={self.server_name}" if self.tls is not None else ""
+        return (f"<EndpointPool {self.endpoint.key}{kind} idle={len(self.idle)} "
+                f"open={self.open}>")

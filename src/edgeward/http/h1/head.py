@@ -43,7 +43,7 @@ from edgeward.http.headers import (
     valid_host,
 )
 from edgeward.http.listener import UNDERSCORES_ALLOW, UNDERSCORES_REJECT, ListenerState
-from edgeward.http.message import NO_BODY, STREAMED, RequestHead
+from edgeward.http.message import NO_BODY, STREAMED, ClientCert, RequestHead
 
 
 class Refused(Exception):
@@ -82,7 +82,7 @@ class HeadBuilder:
     __slots__ = (
         "state", "client_ip", "url", "url_bytes", "fields", "head_bytes", "count", "hosts",
         "host_value", "chunked", "content_length", "conn_tokens", "upgrade", "expect_continue",
-        "request_id", "owned", "consumed", "host_seen", "host_name",
+        "request_id", "owned", "consumed", "host_seen", "host_name", "client_cert",
     )
 
     def __init__(self, state: ListenerState) -> None:
@@ -105,6 +105,7 @@ class HeadBuilder:
         self.consumed = False  # a field was taken out of the head (it cannot be relayed)
         self.host_seen = b""  # the last Host value and its host name (clients repeat it)
         self.host_name: str | None = None
+        self.client_cert: ClientCert | None = None  # the connection's verified certificate
 
     def begin(self) -> None:
         """A new request begins."""
@@ -146,6 +147,10 @@ class HeadBuilder:
             return
         kind = header_kind(name)
         if kind == KIND_PLAIN:
+            own = settings.client_cert_header
+            if own is not None and len(name) == len(own) and name.lower() == own:
+                self.consumed = True  # only the gateway sets it, from a verified certificate
+                return
             self.fields.append((name, value))
         elif kind == KIND_HOST:
             self.hosts += 1
@@ -224,9 +229,16 @@ class HeadBuilder:
         else:
             body_length = NO_BODY
         fields = self.fields
+        cert = self.client_cert
+        if cert is not None:
+            own = state.settings.client_cert_header
+            if own is not None:
+                fields.append((own, cert.forwarded))
+                relay = None
         headers = Headers(fields, relay, len(fields) if relay is not None else 0)
         head = RequestHead(method, target, path, host, self.host_value, headers, body_length,
-                           self.client_ip, request_id, state.settings.scheme)
+                           self.client_ip, request_id, state.scheme)
+        head.client_cert = self.client_cert
         head.owned = self.owned
         head.id_line = b"x-request-id: " + rid + b"\r\n"
         head.expect_continue = self.expect_continue and not http10  # RFC 9110 §10.1.1

@@ -99,6 +99,8 @@ class H1Connection:
             return
         peer = transport.get_extra_info("peername")
         self.client_ip = self.builder.client_ip = peer[0] if peer else ""
+        if state.peer_cert is not None:
+            self.builder.client_cert = state.peer_cert(transport.get_extra_info("ssl_object"))
         state.connections.add(self)
         self.set_deadline(self.loop.time() + self.state.settings.header_timeout)
 
@@ -394,7 +396,7 @@ class H1ServerStream(ServerStream):
             end = _KEEP_ALIVE
         else:
             end = _CHUNKED if self.out_chunked else b"\r\n"
-        conn.outbox.write(transport, start + request.id_line + end)
+        conn.outbox.write(transport, start + request.id_line + conn.state.response_line + end)
 
     def send_data(self, data: bytes) -> None:
         conn = self.conn
