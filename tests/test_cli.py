@@ -42,6 +42,12 @@ BAD = {
         "routes:\n  - {match: {path_prefix: /}, upstream: orders}\n",
         ["routes[0].upstream: no upstream named 'orders'"],
     ),
+    "duplicate-key": (
+        "upstreams:\n  api: {targets: ['127.0.0.1:9']}\n  api: {targets: ['127.0.0.1:8']}\n"
+        "routes:\n  - {match: {path_prefix: /}, upstream: api}\n",
+        ["upstreams.api: duplicate key (line 3; first at line 2)"],
+    ),
+    "empty": ("# nothing yet\n", ["(top): the config is empty"]),
     "yaml-syntax": (
         "upstreams:\n  api: {targets: ['127.0.0.1:9']\nroutes:\n  - x\n",
         ["line 3, column 1: YAML syntax error"],
@@ -78,6 +84,16 @@ def test_bad_file_lists_each_problem_without_traceback(
     for line, want in zip(lines, expected, strict=True):
         assert line.startswith(f"{path}: "), line
         assert want in line, (want, line)
+
+
+def test_validate_accepts_a_config_without_routes_and_says_what_it_means(
+        tmp_path: Path) -> None:
+    path = tmp_path / "empty-routes.yaml"
+    path.write_text("routes: []\n")
+    done = run_cli("validate", str(path))
+    assert done.returncode == 0, done.stderr
+    assert "ok (0 routes, 0 upstreams)" in done.stdout
+    assert "every request is answered 404" in done.stdout
 
 
 def test_validate_missing_file(tmp_path: Path) -> None:

@@ -107,6 +107,9 @@ def _validate(path: str) -> int:
     finally:
         loop.close()
     print(f"{path}: ok ({len(cfg.routes)} routes, {len(cfg.upstreams)} upstreams)")
+    if not cfg.routes:
+        print(f"{path}: note: no routes, so every request is answered 404 until routes "
+              "come (a reload, POST /config)")
     return 0
 
 

@@ -46,3 +46,44 @@ def test_billion_laughs_is_refused_with_one_precise_line() -> None:
 def test_deep_nesting_is_a_config_error_not_a_traceback() -> None:
     with pytest.raises(ConfigError, match="YAML"):
         load_text("a: " + "[" * 5000 + "]" * 5000, "gw.yaml")
+
+
+def test_a_duplicated_key_is_refused_with_its_path_and_both_lines() -> None:
+    text = ("upstreams:\n"
+            "  a: {targets: ['127.0.0.1:1']}\n"
+            "  b: {targets: ['127.0.0.1:2']}\n"
+            "  a: {targets: ['127.0.0.1:3']}\n"
+            "routes:\n"
+            "  - {match: {path_prefix: /, path_prefix: /x}, upstream: a}\n")
+    with pytest.raises(ConfigError) as info:
+        load_text(text, "gw.yaml")
+    assert info.value.lines() == [
+        "gw.yaml: routes[0].match.path_prefix: duplicate key (line 6; first at line 6)",
+        "gw.yaml: upstreams.a: duplicate key (line 4; first at line 2)",
+    ]
+
+
+def test_duplicates_are_listed_with_the_schema_problems() -> None:
+    text = "listen: 1\nlisten: 127.0.0.1:80\nroutes: 3\n"
+    with pytest.raises(ConfigError) as info:
+        load_text(text, "gw.yaml")
+    assert [p.path for p in info.value.problems] == ["listen", "routes"]
+
+
+def test_keys_shared_through_an_alias_are_not_duplicates() -> None:
+    text = ("upstreams:\n  a: &up {targets: ['127.0.0.1:1']}\n  b: *up\n"
+            "routes:\n  - {match: {path_prefix: /}, upstream: a}\n")
+    assert sorted(load_text(text, "gw.yaml").upstreams) == ["a", "b"]
+
+
+@pytest.mark.parametrize("text", ["", "\n", "# only a comment\n"])
+def test_an_empty_config_is_refused(text: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_text(text, "gw.yaml")
+    (line,) = info.value.lines()
+    assert line.startswith("gw.yaml: (top): the config is empty")
+
+
+def test_a_config_without_routes_is_valid_when_written_so() -> None:
+    assert load_text("routes: []\n", "gw.yaml").routes == []
+    assert load_text("{}\n", "gw.yaml").routes == []
