@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import socket
 import sys
 from collections.abc import Callable
 
 from edgeward import __version__
-from edgeward.structs import ConfigError
+from edgeward.structs import ConfigError, Problem
 
 log = logging.getLogger("edgeward")
 
@@ -25,12 +26,15 @@ def run_text(text: str, label: str, workers: int, watch: str | None = None,
              before: Callable[[], None] | None = None) -> int:
     """Validate `text`, bind the listener, then serve it in `workers` processes."""
     from edgeward.config.text import load_text
-    from edgeward.gateway import bind_socket, hold_stop_signals, supervise
+    from edgeward.gateway import hold_stop_signals, supervise
 
     cfg = load_text(text, label)
     host, port = cfg.listen
+    # A SIGHUP before the worker's loop handles it (reload, reopen logs) must not end the
+    # process, as the default action would; a reload reads the current text anyway.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     hold_stop_signals()  # until a worker's loop handles them: start-up is drained too
-    sockets = [bind_socket(host, port, reuse_port=workers > 1) for _ in range(workers)]
+    sockets = _bind(label, host, port, workers)
     metrics_dir = None
     if workers > 1:
         from edgeward.observe.exchange import private_directory
@@ -104,6 +108,21 @@ def _current_text(location: str, started: str, label: str) -> str:
                   label, exc)
         return started
     return current
+
+
+def _bind(label: str, host: str, port: int, workers: int) -> list[socket.socket]:
+    """One listening socket per worker; a bind failure is a ConfigError naming the address
+    (`gw.yaml: listen: 127.0.0.1:8080: address already in use`)."""
+    from edgeward.gateway import bind_problem, bind_socket
+
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(workers):
+            sockets.append(bind_socket(host, port, reuse_port=workers > 1))
+    except OSError as exc:
+        _close_all(sockets)
+        raise ConfigError(label, [Problem("listen", bind_problem(host, port, exc))]) from None
+    return sockets
 
 
 def _close_all(socks: list[socket.socket]) -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -112,10 +111,11 @@ class Sections:
         self.telemetry.access_log = access_log
         self.telemetry.tracer = tracer
         self.worker.factory.tracer = tracer
-        if access_log is not None:
-            self.worker.loop.add_signal_handler(signal.SIGHUP, access_log.reopen)
-        else:
-            self.worker.loop.remove_signal_handler(signal.SIGHUP)
+
+    def reopen_logs(self) -> None:
+        """SIGHUP: the access log file is reopened (after logrotate moved it)."""
+        if self.telemetry.access_log is not None:
+            self.telemetry.access_log.reopen()
 
     def check(self, old: GatewayConfig, new: GatewayConfig) -> list[Problem]:
         """Problems that refuse `new` before anything is swapped, besides `restart_problems`
