@@ -33,6 +33,7 @@ def run_text(text: str, label: str, workers: int, watch: str | None = None,
     # A SIGHUP before the worker's loop handles it (reload, reopen logs) must not end the
     # process, as the default action would; a reload reads the current text anyway.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    _raise_open_files_limit()
     hold_stop_signals()  # until a worker's loop handles them: start-up is drained too
     sockets = _bind(label, host, port, workers)
     metrics_dir = None
@@ -108,6 +109,17 @@ def _current_text(location: str, started: str, label: str) -> str:
                   label, exc)
         return started
     return current
+
+
+def _raise_open_files_limit() -> None:
+    """Before forking, so every worker inherits it (docs/deploy.md, "Limits")."""
+    from edgeward.observe.process import raise_open_files_limit
+
+    before, now = raise_open_files_limit()
+    if now > before:
+        log.info("open files: limit %d (raised from %d, the hard limit)", now, before)
+    else:
+        log.info("open files: limit %d", now)
 
 
 def _bind(label: str, host: str, port: int, workers: int) -> list[socket.socket]:

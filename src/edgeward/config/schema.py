@@ -337,6 +337,9 @@ def raw_route_problems(raw: dict[Any, Any]) -> list[tuple[str, str]]:
             continue
         name = route.get("name")
         name = name if isinstance(name, str) else f"route_{i}"
+        if name.startswith("("):
+            problems.append((f"routes[{i}].name", "cannot start with `(`: metrics label "
+                             "requests that matched no route `(none)`"))
         if name in seen:
             problems.append((f"routes[{i}].name", f"{name!r} is also routes[{seen[name]}]"))
         seen.setdefault(name, i)

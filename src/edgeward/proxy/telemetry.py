@@ -17,6 +17,7 @@ from edgeward.observe.gateway_metrics import (
     CIRCUIT_CLOSED,
     CIRCUIT_HALF_OPEN,
     CIRCUIT_OPEN,
+    NO_ROUTE,
     GatewayMetrics,
     RouteMetrics,
 )
@@ -111,7 +112,7 @@ class Telemetry:
                 rm = route.metrics = self.route_metrics(name)
         else:
             name = ""
-            rm = self.route_metrics(name)
+            rm = self.route_metrics(NO_ROUTE)
         assert isinstance(rm, RouteMetrics)
         fwd = ex.fwd
         cluster = fwd.cluster if fwd is not None else None
