@@ -13,7 +13,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 from collections.abc import Callable
 
 from edgeward import __version__
@@ -27,8 +26,10 @@ def run_text(text: str, label: str, workers: int, watch: str | None = None,
     """Validate `text`, bind the listener, then serve it in `workers` processes."""
     from edgeward.config.text import load_text
     from edgeward.gateway import hold_stop_signals, supervise
+    from edgeward.observe.process_log import announce, apply_config
 
     cfg = load_text(text, label)
+    apply_config(cfg.logging.level, cfg.logging.format)
     host, port = cfg.listen
     # A SIGHUP before the worker's loop handles it (reload, reopen logs) must not end the
     # process, as the default action would; a reload reads the current text anyway.
@@ -42,9 +43,10 @@ def run_text(text: str, label: str, workers: int, watch: str | None = None,
 
         metrics_dir = private_directory()
     shown = f"[{host}]" if ":" in host else host
-    print(f"edgeward {__version__} listening on http://{shown}:{sockets[0].getsockname()[1]} "
-          f"({workers} worker{'s' if workers > 1 else ''}, config {label})",
-          file=sys.stderr, flush=True)
+    bound = sockets[0].getsockname()[1]
+    announce(f"edgeward {__version__} listening on http://{shown}:{bound} "
+             f"({workers} worker{'s' if workers > 1 else ''}, config {label})",
+             event="listening", address=f"{shown}:{bound}", workers=workers, config=label)
 
     every = sockets
 

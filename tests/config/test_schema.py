@@ -126,3 +126,22 @@ routes:
 def test_an_unknown_key_far_from_every_known_one_gets_no_suggestion() -> None:
     (line,) = refused("zebra: 1\n")
     assert line.startswith("gw.yaml: zebra: unknown key (known keys: access_log, admin,")
+
+
+def test_a_route_name_cannot_take_the_unmatched_label() -> None:
+    lines = refused("""
+upstreams: {a: {targets: ["127.0.0.1:1"]}}
+routes:
+  - {name: "(none)", match: {path_prefix: /}, upstream: a}
+""")
+    assert lines == ["gw.yaml: routes[0].name: cannot start with `(`: metrics label requests "
+                     "that matched no route `(none)`"]
+
+
+def test_logging_defaults_and_values() -> None:
+    cfg = load_text("routes: []\n", "gw.yaml")
+    assert (cfg.logging.level, cfg.logging.format) == ("info", "text")
+    cfg = load_text("logging: {level: debug, format: json}\nroutes: []\n", "gw.yaml")
+    assert (cfg.logging.level, cfg.logging.format) == ("debug", "json")
+    (line,) = refused("logging: {format: logfmt}\n")
+    assert line.startswith("gw.yaml: logging.format: must be one of text, json")

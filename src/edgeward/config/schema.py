@@ -41,6 +41,7 @@ from edgeward.http.listener import (
     DEFAULT_REPLAY_LIMIT,
 )
 from edgeward.observe.access_log import AccessLogConfig
+from edgeward.observe.process_log import LoggingConfig
 from edgeward.observe.tracing import TracingConfig
 from edgeward.ratelimit.config import RateLimitConfig, RedisConfig
 from edgeward.resilience.breaker import BreakerConfig
@@ -271,6 +272,9 @@ class GatewayConfig:
     etcd: EtcdConfig | None = field(default=None, metadata=doc("for etcd discovery"))
     tracing: TracingConfig | None = field(default=None, metadata=doc("off by default"))
     access_log: AccessLogConfig | None = field(default=None, metadata=doc("off by default"))
+    logging: LoggingConfig = field(
+        default_factory=LoggingConfig,
+        metadata=doc("the process log on stderr: level and format (docs/observability.md)"))
     filters: dict[str, Any] = field(
         default_factory=dict,
         metadata=doc("named filter definitions routes refer to by name (docs/filters.md)"))

@@ -7,7 +7,7 @@ systemd units set a process's logging, and it lets an operator turn on debug for
 without editing the shared file).
 
 A record may carry structured fields (`extra={"fields": {...}}`): the JSON format writes them
-as members of the line, the text format appends them as `key=value`.
+as members of the line; the text format shows the message only, which says the same in words.
 """
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ import logging
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal
+
+from edgeward.values import doc
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 LogFormat = Literal["text", "json"]
@@ -32,6 +35,19 @@ LEVEL_ENV: Final = "EDGEWARD_LOG_LEVEL"
 FORMAT_ENV: Final = "EDGEWARD_LOG_FORMAT"
 
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoggingConfig:
+    """The `logging:` section: the process log on stderr (not the access log)."""
+
+    level: LogLevel = field(
+        default=DEFAULT_LEVEL,
+        metadata=doc("debug, info, warning, error, critical; EDGEWARD_LOG_LEVEL wins"))
+    format: LogFormat = field(
+        default=DEFAULT_FORMAT,
+        metadata=doc("text (for people) or json (one object per line, for log shippers); "
+                     "EDGEWARD_LOG_FORMAT wins"))
 
 
 class JsonFormatter(logging.Formatter):
@@ -51,18 +67,6 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
         return json.dumps(doc, separators=(",", ":"), default=str)
-
-
-class TextFormatter(logging.Formatter):
-    def __init__(self) -> None:
-        super().__init__(TEXT_FORMAT)
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, dict) and fields:
-            text += " " + " ".join(f"{k}={v}" for k, v in fields.items())
-        return text
 
 
 def _rfc3339(created: float) -> str:
@@ -104,7 +108,8 @@ class ProcessLog(logging.StreamHandler):  # type: ignore[type-arg]
         self.install()
 
     def install(self) -> None:
-        self.setFormatter(JsonFormatter() if self.format_name == "json" else TextFormatter())
+        self.setFormatter(JsonFormatter() if self.format_name == "json"
+                          else logging.Formatter(TEXT_FORMAT))
         root = logging.getLogger()
         if self not in root.handlers:
             for old in list(root.handlers):
@@ -125,3 +130,14 @@ def apply_config(level: str | None, fmt: str | None) -> None:
     for handler in logging.getLogger().handlers:
         if isinstance(handler, ProcessLog):
             handler.apply(level, fmt)
+
+
+def announce(message: str, **fields: object) -> None:
+    """A line shown whatever the level (the start banner), in the process log's format."""
+    handler = next((h for h in logging.getLogger().handlers if isinstance(h, ProcessLog)), None)
+    if handler is None or handler.format_name != "json":
+        print(message, file=sys.stderr, flush=True)
+        return
+    record = logging.LogRecord("edgeward", logging.INFO, __file__, 0, message, None, None)
+    record.fields = fields
+    print(handler.format(record), file=sys.stderr, flush=True)

@@ -28,6 +28,7 @@ from edgeward.http.stream import (
     Trailers,
 )
 from edgeward.proxy.attempts import Attempts, Forwarding
+from edgeward.proxy.connect_failures import record_connect_failure
 from edgeward.proxy.states import BACKOFF, CONNECTING, STREAMING, WAITING
 from edgeward.resilience.outcome import Outcome
 
@@ -143,7 +144,7 @@ class Forwarder(Attempts):
             if self._settle(_CONNECT_FAILURE, now):
                 return
             # The client learns the upstream's name, never its internal addresses.
-            log.info("connect to %r failed: %r", self.endpoint, exc)
+            record_connect_failure(self.cluster, self.endpoint, exc)  # logged by the upkeep
             name = self.cluster.name if self.cluster is not None else ""
             ex.fail("upstream_connect_failed", f"could not connect to upstream {name}")
             return

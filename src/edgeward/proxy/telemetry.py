@@ -23,6 +23,7 @@ from edgeward.observe.gateway_metrics import (
 )
 from edgeward.observe.metrics import CounterChild, HistogramChild, bucket_of
 from edgeward.observe.tracing import SPAN_KIND_SERVER, SpanRecord
+from edgeward.proxy.connect_failures import ConnectFailure, ConnectFailureLog
 from edgeward.proxy.trace import Trace, Tracer
 from edgeward.resilience.breaker import Transition
 from edgeward.resilience.outcome import Outcome
@@ -58,6 +59,7 @@ class Telemetry:
         self._last_child: CounterChild | None = None
         self._last_hist: HistogramChild | None = None
         self._clock = time.monotonic
+        self.connect_failures = ConnectFailureLog()  # warnings, rate-limited per endpoint
 
     def route_metrics(self, name: str) -> RouteMetrics:
         rm = self._route_metrics.get(name)
@@ -160,6 +162,9 @@ class Telemetry:
                     metrics.circuit_state(cluster.name).set(value)
                 elif isinstance(event, OutlierEvent) and event.kind == "ejected":
                     metrics.outlier_ejection(cluster.name).inc()
+                elif isinstance(event, ConnectFailure):
+                    self.connect_failures.record(cluster.name, event)
+        self.connect_failures.flush(self._clock())
 
 
 _LINE = ('{"time":"%s","request_id":%s,"trace_id":%s,"client":%s,"method":%s,"host":%s,'
