@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -87,3 +90,28 @@ def test_an_empty_config_is_refused(text: str) -> None:
 def test_a_config_without_routes_is_valid_when_written_so() -> None:
     assert load_text("routes: []\n", "gw.yaml").routes == []
     assert load_text("{}\n", "gw.yaml").routes == []
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+@pytest.mark.parametrize("text", [
+    "",
+    "upstreams:\n  a: {targets: ['127.0.0.1:1']}\n  b: {targets: ['127.0.0.1:1']}\n"
+    "  a: {targets: ['127.0.0.1:1']}\nroutes: []\n",
+    "routes:\n  - {match: {path_prefx: /}, upstream: a}\nupstreams: {a: {targets: ['h:1']}}\n",
+    "routes:\n  - {name: r, match: {path_prefix: /}, upstream: a}\n"
+    "  - {name: r, match: {path_prefix: /}, upstream: a}\nupstreams: {a: {targets: ['h:1']}}\n",
+    "routes:\n  - {match: {path_prefix: /}, upstream: orders}\n",
+])
+def test_troubleshooting_quotes_the_messages_as_the_loader_writes_them(text: str) -> None:
+    page = (DOCS / "troubleshooting.md").read_text()
+    with pytest.raises(ConfigError) as info:
+        load_text(text, "gw.yaml")
+    for problem in info.value.problems:
+        reason = problem.reason.split(" (known keys")[0].split("; write")[0]
+        # The page's examples may use other numbers and names than this config.
+        pattern = re.sub(r"'[^']*'", "'[^']*'", re.sub(r"\d+", "NUM", reason))
+        pattern = re.escape(pattern).replace("NUM", r"\d+").replace(
+            re.escape("'[^']*'"), "'[^']*'")
+        assert re.search(pattern, page), (problem, pattern)
