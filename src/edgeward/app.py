@@ -42,6 +42,7 @@ def serve_config(
 
     async def on_start(worker: Worker) -> None:
         from edgeward.control import Control
+        from edgeward.hangup import Hangup
 
         runtime = holder["runtime"]
         runtime.attach(worker)
@@ -82,10 +83,6 @@ def serve_config(
             control.source = source
             worker.on_stop.append(source.close)
 
-        def on_hangup() -> None:
-            sections.reopen_logs()
-            control.on_hangup()
-
-        worker.loop.add_signal_handler(signal.SIGHUP, on_hangup)
+        worker.loop.add_signal_handler(signal.SIGHUP, Hangup(control, sections).handle)
 
     return serve(build, sockets, on_start=on_start)

@@ -203,29 +203,6 @@ class Control:
         self._reloading.add(task)  # the loop keeps only a weak reference to a task
         task.add_done_callback(self._reloading.discard)
 
-    def on_hangup(self) -> None:
-        """SIGHUP: read the watched source now and apply it, as nginx rereads its file.
-        The watch would see a change within its poll interval anyway; the signal is for
-        scripts that must know the reload has been started, and for a text that only the
-        signal should bring in (a source whose watch is stuck)."""
-        if self.source is None:
-            log.info("SIGHUP: no config file or etcd key to reload; logs reopened")
-            return
-        task = asyncio.get_running_loop().create_task(self._reload_source(self.source))
-        self._reloading.add(task)
-        task.add_done_callback(self._reloading.discard)
-
-    async def _reload_source(self, source: ConfigSource) -> None:
-        log.info("SIGHUP: reloading the config from %s", self.runtime.source)
-        try:
-            text, _ = await source.load()
-        except Exception as exc:
-            log.error("SIGHUP: cannot read %s, keeping the current config: %s",
-                      self.runtime.source, redact_text(str(exc)))
-            self.telemetry.metrics.config_loaded(False, None, time.time())
-            return
-        await self._apply_source(text)
-
     async def _apply_source(self, text: str) -> None:
         async with self._apply_lock:
             if await self.runtime.apply(text):
