@@ -164,10 +164,12 @@ def test_every_option_has_help_and_the_top_help_shows_examples() -> None:
     import argparse
 
     from edgeward.cli import build_parser
+    from edgeward.discovery.register import _parser as register_parser
 
     parser = build_parser()
     subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    for name, sub in [("edgeward", parser), *subs.choices.items()]:
+    choices = {**subs.choices, "register": register_parser()}
+    for name, sub in [("edgeward", parser), *choices.items()]:
         for action in sub._actions:
             assert action.help, f"{name} {action.option_strings or action.dest} has no help"
     done = run_cli("--help")
