@@ -1,10 +1,12 @@
-"""The native build: a compiled module older than its source is never used, and nothing
-subclasses a compiled class the build closes to Python."""
+"""The native build: a compiled module that no longer matches the sources it was built from
+is never used, and nothing subclasses a compiled class the build closes to Python."""
 
 from __future__ import annotations
 
 import ast
+import importlib
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,38 +17,106 @@ MODULES = ("pkg/a.py", "pkg/b.py")
 
 
 def make_tree(root: Path, *, built: bool) -> None:
+    """pkg/a.py (compiled) takes a Final constant from pkg/consts.py (interpreted), as
+    routing/split.py takes PERCENT_BUCKETS from routing/config.py."""
     (root / "pkg").mkdir()
-    for m in MODULES:
-        (root / m).write_text("x = 1\n")
+    (root / "pkg/__init__.py").write_text("")
+    (root / "pkg/consts.py").write_text("from typing import Final\nLIMIT: Final = 100\n")
+    (root / "pkg/unrelated.py").write_text("y = 2\n")
+    (root / "pkg/a.py").write_text("from pkg.consts import LIMIT\nx = LIMIT\n")
+    (root / "pkg/b.py").write_text("from . import a\nfrom typing import TYPE_CHECKING\n"
+                                   "if TYPE_CHECKING:\n    import os\n")
     if built:
         for m in MODULES:
             Path(_native._shim(m, str(root))).write_bytes(b"\x7fELF")
         (root / f"0123__mypyc{_native._SUFFIX}").write_bytes(b"\x7fELF")
+        _native.write_manifest(str(root), MODULES)
+
+
+def test_the_manifest_holds_the_import_closure(tmp_path: Path) -> None:
+    make_tree(tmp_path, built=False)
+    assert _native.dependencies(str(tmp_path), MODULES) == [
+        "pkg/__init__.py", "pkg/a.py", "pkg/b.py", "pkg/consts.py"]
+
+
+def test_the_real_closure_holds_the_interpreted_modules_constants_come_from() -> None:
+    deps = _native.dependencies()
+    assert set(_native.MODULES) <= set(deps)
+    assert "edgeward/routing/config.py" in deps      # PERCENT_BUCKETS, inlined in split.py
+    assert "edgeward/__init__.py" in deps
 
 
 def test_a_fresh_build_is_kept(tmp_path: Path) -> None:
     make_tree(tmp_path, built=True)
     assert _native.stale(str(tmp_path), MODULES) is False
-    _native.guard(str(tmp_path), MODULES)
+    assert _native.guard(str(tmp_path), MODULES) is None
     assert all(os.path.exists(_native._shim(m, str(tmp_path))) for m in MODULES)
 
 
-def test_an_edited_source_removes_the_whole_group(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_newer_mtime_with_the_same_content_keeps_the_build(tmp_path: Path) -> None:
     make_tree(tmp_path, built=True)
     later = os.stat(_native._shim("pkg/b.py", str(tmp_path))).st_mtime_ns + 10**9
-    os.utime(tmp_path / "pkg/a.py", ns=(later, later))
+    os.utime(tmp_path / "pkg/a.py", ns=(later, later))      # a checkout, a copy
+    assert _native.stale(str(tmp_path), MODULES) is False
+
+
+@pytest.mark.parametrize("edited", ["pkg/a.py", "pkg/consts.py", "pkg/__init__.py"])
+def test_an_edited_source_removes_the_whole_group(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], edited: str) -> None:
+    make_tree(tmp_path, built=True)
+    with open(tmp_path / edited, "a") as f:
+        f.write("# edited\n")
     assert _native.stale(str(tmp_path), MODULES) is True
     _native.guard(str(tmp_path), MODULES)
     assert not any(os.path.exists(_native._shim(m, str(tmp_path))) for m in MODULES)
     assert not list(tmp_path.glob("*__mypyc*"))
+    assert not (tmp_path / "pkg" / _native.MANIFEST).exists()
     assert "running as plain Python" in capsys.readouterr().err
+
+
+def test_a_source_outside_the_closure_does_not_matter(tmp_path: Path) -> None:
+    make_tree(tmp_path, built=True)
+    (tmp_path / "pkg/unrelated.py").write_text("y = 3\n")
+    assert _native.stale(str(tmp_path), MODULES) is False
+
+
+def test_a_build_without_its_manifest_is_not_used(tmp_path: Path) -> None:
+    make_tree(tmp_path, built=True)
+    (tmp_path / "pkg" / _native.MANIFEST).unlink()
+    assert _native.stale(str(tmp_path), MODULES) is True
+    make_tree_manifest = tmp_path / "pkg" / _native.MANIFEST
+    make_tree_manifest.write_text("not json")
+    assert _native.stale(str(tmp_path), MODULES) is True
 
 
 def test_a_partial_build_is_not_used(tmp_path: Path) -> None:
     make_tree(tmp_path, built=True)
     os.unlink(_native._shim("pkg/a.py", str(tmp_path)))
     assert _native.stale(str(tmp_path), MODULES) is True
+
+
+def test_a_stale_build_that_cannot_be_removed_is_not_loaded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    make_tree(tmp_path, built=True)
+    (tmp_path / "pkg/consts.py").write_text("from typing import Final\nLIMIT: Final = 7\n")
+
+    def refuse(*args: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(_native, "clean", refuse)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    hook = _native.guard(str(tmp_path), MODULES)
+    assert hook is not None and sys.meta_path[0] is hook
+    try:
+        # The shim beside pkg/a.py is not a loadable extension: importing it would fail.
+        module = importlib.import_module("pkg.a")
+        assert module.x == 7 and module.__file__ == str(tmp_path / "pkg/a.py")
+    finally:
+        sys.meta_path.remove(hook)
+        for name in [n for n in sys.modules if n == "pkg" or n.startswith("pkg.")]:
+            del sys.modules[name]
+    assert "cannot be removed (Permission denied)" in capsys.readouterr().err
 
 
 def test_no_build_is_plain_python(tmp_path: Path) -> None:

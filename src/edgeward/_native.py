@@ -6,19 +6,33 @@ most of the gap to nginx. The build is optional: without a C compiler the same m
 plain Python. `build()` (scripts/bootstrap.sh calls it) compiles in place: the shared objects
 sit next to the sources, where the import system prefers them; `clean()` removes them.
 
-Staleness: a compiled module that no longer matches its source would silently run old code.
-`guard()` runs when the package is imported: if any listed source is newer than its shared
-object, or a shared object is missing, it removes every compiled shim of the group (they call
-each other natively, so they are used all together or not at all) and says so once on stderr.
+Staleness: a compiled module that no longer matches its sources would silently run old code.
+What a build depends on is more than the compiled modules: mypyc reads every module they
+import and inlines `Final` constants taken from them (routing/split.py compiles in
+PERCENT_BUCKETS from routing/config.py, which stays interpreted). So `build()` records, in
+MANIFEST, a SHA-256 of every source in the import closure of MODULES (package `__init__`s
+included, imports under TYPE_CHECKING too, since mypyc sees them). `guard()` runs when the
+package is imported: when any recorded source differs, the manifest is missing or a shared
+object is missing, it removes every compiled shim of the group (they call each other natively,
+so they are used all together or not at all) and says so once on stderr. If they cannot be
+removed (a read-only install), it fails closed all the same: an import hook makes each of
+MODULES load from its source.
 """
 
 from __future__ import annotations
 
+import ast
+import hashlib
+import importlib.abc
 import importlib.machinery
+import importlib.util
+import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
+from types import ModuleType
 
 # Modules compiled together (one mypyc group). Config dataclasses stay interpreted: the config
 # loader reads their fields and type hints at run time.
@@ -99,6 +113,8 @@ MODULES = (
 
 _SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
+# Beside the compiled modules: {source path relative to the source root: SHA-256}.
+MANIFEST = "native-build.json"
 
 
 def _shim(module: str, src: str = _SRC) -> str:
@@ -118,6 +134,67 @@ def clean(src: str = _SRC, modules: tuple[str, ...] = MODULES) -> None:
             pass
     for lib in _group_libraries(src):
         os.unlink(lib)
+    try:
+        os.unlink(_manifest_path(src, modules))
+    except FileNotFoundError:
+        pass
+
+
+def _manifest_path(src: str, modules: Sequence[str]) -> str:
+    return os.path.join(src, modules[0].split("/")[0], MANIFEST)
+
+
+def dependencies(src: str = _SRC, modules: Sequence[str] = MODULES) -> list[str]:
+    """Every source the build reads: the import closure of `modules` within their top-level
+    packages, with the `__init__.py` of each package on the way (paths relative to `src`)."""
+    roots = {m.split("/")[0] for m in modules}
+    seen: set[str] = set()
+    todo = list(modules)
+    while todo:
+        rel = todo.pop()
+        if rel in seen or not os.path.isfile(os.path.join(src, rel)):
+            continue
+        seen.add(rel)
+        parts = rel[:-3].split("/")
+        todo += ["/".join(parts[:i]) + "/__init__.py" for i in range(1, len(parts))]
+        with open(os.path.join(src, rel), "rb") as f:
+            tree = ast.parse(f.read(), rel)
+        for name in _imported(tree, parts[:-1]):
+            if name.split(".")[0] in roots:
+                todo += _module_files(src, name)
+    return sorted(seen)
+
+
+def _imported(tree: ast.Module, package: list[str]) -> list[str]:
+    """Dotted names a module imports, relative imports resolved; for `from X import y` both
+    X and X.y (y may be a submodule)."""
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *(node.module.split(".") if node.module else [])])
+            names.append(module)
+            names += [f"{module}.{a.name}" for a in node.names]
+    return names
+
+
+def _module_files(src: str, dotted: str) -> list[str]:
+    path = dotted.replace(".", "/")
+    candidates = (f"{path}.py", f"{path}/__init__.py")
+    return [p for p in candidates if os.path.isfile(os.path.join(src, p))]
+
+
+def _digest(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def write_manifest(src: str = _SRC, modules: tuple[str, ...] = MODULES) -> None:
+    sources = {rel: _digest(os.path.join(src, rel)) for rel in dependencies(src, modules)}
+    with open(_manifest_path(src, modules), "w", encoding="utf-8") as f:
+        json.dump(sources, f, indent=0, sort_keys=True)
 
 
 def stale(src: str = _SRC, modules: tuple[str, ...] = MODULES) -> bool | None:
@@ -128,20 +205,44 @@ def stale(src: str = _SRC, modules: tuple[str, ...] = MODULES) -> bool | None:
         return None
     if len(present) != len(shims) or not _group_libraries(src):
         return True
-    for module, shim in zip(modules, shims, strict=True):
-        if os.stat(os.path.join(src, module)).st_mtime_ns > os.stat(shim).st_mtime_ns:
+    try:
+        with open(_manifest_path(src, modules), encoding="utf-8") as f:
+            recorded = json.load(f)
+        if not isinstance(recorded, dict) or not set(modules) <= set(recorded):
             return True
-    return False
+        return any(_digest(os.path.join(src, rel)) != h for rel, h in recorded.items())
+    except (OSError, ValueError):
+        return True  # no manifest, an unreadable one, or a recorded source gone
 
 
-def guard(src: str = _SRC, modules: tuple[str, ...] = MODULES) -> None:
-    if stale(src, modules):
-        try:
-            clean(src, modules)
-        except OSError:
-            return
-        print("edgeward: sources changed since the native build; running as plain Python "
-              "(rebuild: scripts/bootstrap.sh)", file=sys.stderr)
+class SourcesFirst(importlib.abc.MetaPathFinder):
+    """Loads each of the compiled modules from its `.py` file, whatever lies beside it."""
+
+    def __init__(self, src: str, modules: Sequence[str]) -> None:
+        self.files = {m[:-3].replace("/", "."): os.path.join(src, m) for m in modules}
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None,
+                  target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+        file = self.files.get(fullname)
+        return None if file is None else importlib.util.spec_from_file_location(fullname, file)
+
+
+def guard(src: str = _SRC, modules: tuple[str, ...] = MODULES) -> SourcesFirst | None:
+    """Remove a stale build; when that fails, load the sources anyway (the hook returned)."""
+    if not stale(src, modules):
+        return None
+    try:
+        clean(src, modules)
+    except OSError as exc:
+        hook = SourcesFirst(src, modules)
+        sys.meta_path.insert(0, hook)
+        print(f"edgeward: sources changed since the native build, which cannot be removed "
+              f"({exc.strerror}); running as plain Python (rebuild: scripts/bootstrap.sh)",
+              file=sys.stderr)
+        return hook
+    print("edgeward: sources changed since the native build; running as plain Python "
+          "(rebuild: scripts/bootstrap.sh)", file=sys.stderr)
+    return None
 
 
 def build() -> int:
@@ -160,6 +261,8 @@ def build() -> int:
         clean()
         tail = "\n".join(result.stderr.strip().splitlines()[-5:])
         print(f"edgeward: native build failed; staying plain Python\n{tail}", file=sys.stderr)
-    return result.returncode
+        return result.returncode
+    write_manifest()
+    return 0
 
 

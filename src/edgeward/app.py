@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import socket
 from collections.abc import Callable, Mapping
 
-from edgeward.gateway import Worker, serve
+from edgeward.gateway import Worker, bind_problem, serve
 from edgeward.http.listener import ListenerSettings
 from edgeward.listening import Listeners
 from edgeward.observe.gateway_metrics import GatewayMetrics
@@ -16,6 +17,7 @@ from edgeward.proxy.snapshot import Snapshot
 from edgeward.proxy.telemetry import Telemetry
 from edgeward.runtime import ConfigRuntime
 from edgeward.sections import Sections, listener_settings
+from edgeward.structs import ConfigError, Problem
 
 log = logging.getLogger("edgeward")
 
@@ -49,6 +51,7 @@ def serve_config(
 
     async def on_start(worker: Worker) -> None:
         from edgeward.control import Control
+        from edgeward.hangup import Hangup
 
         runtime = holder["runtime"]
         runtime.attach(worker)
@@ -73,7 +76,11 @@ def serve_config(
 
             admin = AdminServer.from_config(control, cfg.admin, sections.environ)
             host, port = cfg.admin.listen
-            await admin.start(host, port, reuse_port=workers > 1)
+            try:
+                await admin.start(host, port, reuse_port=workers > 1)
+            except OSError as exc:
+                problem = Problem("admin.listen", bind_problem(host, port, exc))
+                raise ConfigError(label, [problem]) from None
             sections.admin = admin
             worker.on_stop.append(admin.close)
         runtime.checks.append(sections.check)
@@ -89,5 +96,7 @@ def serve_config(
             source.watch(lambda new_text: control.on_source_change(new_text))
             control.source = source
             worker.on_stop.append(source.close)
+
+        worker.loop.add_signal_handler(signal.SIGHUP, Hangup(control, sections).handle)
 
     return serve(build, sockets, on_start=on_start, on_listen=on_listen)

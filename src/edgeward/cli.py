@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 
 from edgeward import __version__
@@ -36,28 +37,76 @@ def _positive(text: str) -> int:
     return value
 
 
+EXAMPLES = """\
+examples:
+  edgeward proxy --listen 127.0.0.1:8080 --to 127.0.0.1:9000,127.0.0.1:9001
+  edgeward proxy --listen 0.0.0.0:8080 --to 10.0.0.5:80 --admin 127.0.0.1:9901
+  edgeward validate gateway.yaml
+  edgeward run -c gateway.yaml --workers 4
+  EDGEWARD_CONFIG=/etc/edgeward/gateway.yaml edgeward run
+  edgeward run -c etcd://10.0.0.9:2379/edgeward/config
+  EDGEWARD_LOG_LEVEL=debug EDGEWARD_LOG_FORMAT=json edgeward demo
+
+environment:
+  EDGEWARD_CONFIG      config file or etcd:// URL when none is given (run, validate)
+  EDGEWARD_LOG_LEVEL   debug | info | warning | error | critical (default info)
+  EDGEWARD_LOG_FORMAT  text | json (default text)
+  EDGEWARD_NATIVE=0    run as plain Python, skip the compiled build
+
+signals: SIGTERM/SIGINT drain and exit 0; SIGHUP rereads the config and reopens the logs.
+docs: README.md, docs/deploy.md, docs/troubleshooting.md
+"""
+
+CONFIG_ENV = "EDGEWARD_CONFIG"
+WORKERS_HELP = ("worker processes sharing the port with SO_REUSEPORT (default 1: predictable "
+                "for a first run)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edgeward", description="Edge API gateway.")
-    p.add_argument("--version", action="version", version=f"edgeward {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(prog="edgeward", description="Edge API gateway.",
+                                epilog=EXAMPLES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"edgeward {__version__}",
+                   help="print the version and exit")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                         help="what to do (edgeward COMMAND --help for its options)")
 
-    run = sub.add_parser("run", help="serve a YAML config (file path or etcd://HOST:PORT/KEY)")
-    run.add_argument("-c", "--config", required=True, help="config file or etcd:// URL")
-    run.add_argument("--workers", type=_positive, default=DEFAULT_WORKERS)
+    run = sub.add_parser("run", help="serve a YAML config (file path or etcd://HOST:PORT/KEY)",
+                         description="Serve a YAML config and follow its changes.")
+    run.add_argument("-c", "--config", metavar="FILE|URL",
+                     help=f"config file or etcd://HOST:PORT/KEY URL (default: ${CONFIG_ENV})")
+    run.add_argument("path", nargs="?", metavar="FILE|URL", help="the same, positionally")
+    run.add_argument("--workers", type=_positive, default=DEFAULT_WORKERS, metavar="N",
+                     help=WORKERS_HELP)
 
-    proxy = sub.add_parser("proxy", help="quick reverse proxy, no config file")
-    proxy.add_argument("--listen", type=_address, required=True, help="HOST:PORT")
-    proxy.add_argument("--to", type=_targets, required=True, help="HOST:PORT[,HOST:PORT...]")
-    proxy.add_argument("--workers", type=_positive, default=DEFAULT_WORKERS)
+    proxy = sub.add_parser("proxy", help="quick reverse proxy, no config file",
+                           description="Reverse proxy to fixed targets, round robin.")
+    proxy.add_argument("--listen", type=_address, required=True, metavar="HOST:PORT",
+                       help="address for client traffic")
+    proxy.add_argument("--to", type=_targets, required=True, metavar="HOST:PORT[,...]",
+                       help="upstream targets, comma-separated")
+    proxy.add_argument("--admin", type=_address, metavar="HOST:PORT",
+                       help="serve the admin API, /metrics and the dashboard here "
+                            "(default: off; keep it on a private address)")
+    proxy.add_argument("--workers", type=_positive, default=DEFAULT_WORKERS, metavar="N",
+                       help=WORKERS_HELP)
 
-    val = sub.add_parser("validate", help="check a config file; exit 1 listing each problem")
-    val.add_argument("file")
+    val = sub.add_parser("validate", help="check a config file; exit 1 listing each problem",
+                         description="Check a config; print every problem as "
+                                     "FILE: key.path: reason and exit 1, or exit 0.")
+    val.add_argument("file", nargs="?", metavar="FILE",
+                     help=f"config file (default: ${CONFIG_ENV})")
 
-    demo = sub.add_parser("demo", help="serve a built-in demo with two echo origins")
-    demo.add_argument("--listen", type=_address, default=("127.0.0.1", 8080))
-    demo.add_argument("--workers", type=_positive, default=DEFAULT_WORKERS)
+    demo = sub.add_parser("demo", help="serve a built-in demo with two echo origins",
+                          description="A gateway with a gray split over two echo origins.")
+    demo.add_argument("--listen", type=_address, default=("127.0.0.1", 8080),
+                      metavar="HOST:PORT", help="address for client traffic "
+                                                "(default 127.0.0.1:8080)")
+    demo.add_argument("--workers", type=_positive, default=DEFAULT_WORKERS, metavar="N",
+                      help=WORKERS_HELP)
 
-    sub.add_parser("register", help="register a service in the etcd registry", add_help=False)
+    sub.add_parser("register", help="register a service in the etcd registry "
+                                    "(edgeward register --help)", add_help=False)
     return p
 
 
@@ -67,23 +116,17 @@ def main(argv: list[str] | None = None) -> int:
         from edgeward.discovery.register import main as register_main
 
         return register_main(argv[1:])
-    args = build_parser().parse_args(argv)
-    from edgeward.gateway import configure_logging
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from edgeward.observe.process_log import configure
 
-    configure_logging()
     try:
-        if args.command == "validate":
-            return _validate(args.file)
-        if args.command == "proxy":
-            from edgeward.launch import run_text
-
-            return run_text(_proxy_yaml(args.listen, args.to), "edgeward proxy", args.workers)
-        if args.command == "demo":
-            from edgeward.demo import run_demo
-
-            return run_demo(args.listen, args.workers)
-        if args.command == "run":
-            return _run_source(args.config, args.workers)
+        configure(os.environ)
+    except ValueError as exc:
+        print(f"edgeward: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return _command(parser, args)
     except ConfigError as exc:
         for line in exc.lines():
             print(line, file=sys.stderr)
@@ -91,7 +134,32 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"edgeward: {exc}", file=sys.stderr)
         return 1
+
+
+def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.command == "validate":
+        return _validate(_config_location(parser, args.file))
+    if args.command == "proxy":
+        from edgeward.launch import run_text
+
+        text = _proxy_yaml(args.listen, args.to, args.admin)
+        return run_text(text, "edgeward proxy", args.workers)
+    if args.command == "demo":
+        from edgeward.demo import run_demo
+
+        return run_demo(args.listen, args.workers)
+    if args.command == "run":
+        if args.config is not None and args.path is not None:
+            parser.error("run: give the config once (-c FILE or FILE)")
+        return _run_source(_config_location(parser, args.config or args.path), args.workers)
     return 2
+
+
+def _config_location(parser: argparse.ArgumentParser, given: str | None) -> str:
+    location = given or os.environ.get(CONFIG_ENV)
+    if not location:
+        parser.error(f"no config: give a FILE (or -c FILE with run), or set {CONFIG_ENV}")
+    return location
 
 
 def _validate(path: str) -> int:
@@ -109,19 +177,28 @@ def _validate(path: str) -> int:
     finally:
         loop.close()
     print(f"{path}: ok ({len(cfg.routes)} routes, {len(cfg.upstreams)} upstreams)")
+    if not cfg.routes:
+        print(f"{path}: note: no routes, so every request is answered 404 until routes "
+              "come (a reload, POST /config)")
     return 0
 
 
-def _proxy_yaml(listen: tuple[str, int], targets: list[tuple[str, int]]) -> str:
+def _hostport(address: tuple[str, int]) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _proxy_yaml(listen: tuple[str, int], targets: list[tuple[str, int]],
+                admin: tuple[str, int] | None = None) -> str:
     import json
 
-    host = f"[{listen[0]}]" if ":" in listen[0] else listen[0]
-    doc = {
-        "listen": f"{host}:{listen[1]}",
-        "upstreams": {"default": {"targets": [
-            f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in targets]}},
+    doc: dict[str, object] = {
+        "listen": _hostport(listen),
+        "upstreams": {"default": {"targets": [_hostport(t) for t in targets]}},
         "routes": [{"name": "default", "match": {"path_prefix": "/"}, "upstream": "default"}],
     }
+    if admin is not None:
+        doc["admin"] = _hostport(admin)
     return json.dumps(doc)  # JSON is YAML
 
 

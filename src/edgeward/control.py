@@ -28,6 +28,7 @@ from edgeward.discovery.health import Transition as HealthTransition
 from edgeward.gateway import Worker
 from edgeward.observe.exchange import SnapshotExchange
 from edgeward.observe.metrics import Gauge
+from edgeward.observe.process import ProcessWatch
 from edgeward.proxy.cluster import Cluster
 from edgeward.proxy.snapshot import Snapshot
 from edgeward.proxy.telemetry import Telemetry
@@ -64,6 +65,10 @@ class ClusterWatch:
                 min_refresh=d.dns_refresh, on_update=self._on_members)
 
     async def start(self) -> None:
+        # Every endpoint has a sample from the start (its health as the cluster holds it:
+        # healthy until a check fails, or unhealthy until one passes for registry members).
+        for e in self.cluster.endpoints:
+            self._set_health(e)
         if self.checker is not None:
             self.checker.start()
         if isinstance(self.discovery, EtcdRegistryWatcher):
@@ -94,6 +99,11 @@ class ClusterWatch:
         for e in cluster.endpoints:
             if e.key not in known:
                 log.info("upstream %s: endpoint %s joined", cluster.name, e.key)
+                self._set_health(e)
+
+    def _set_health(self, endpoint: Endpoint) -> None:
+        self.telemetry.metrics.endpoint_healthy(self.cluster.name, endpoint.key).set(
+            1.0 if endpoint.healthy else 0.0)
 
     def _on_health(self, endpoint: Endpoint, transition: HealthTransition) -> None:
         self.cluster.availability_changed()
@@ -130,6 +140,7 @@ class Control:
         metrics.active_requests.set_function(self._active_requests)
         metrics.underscore_headers.set_function(lambda: float(worker.underscore_headers()))
         metrics.config_loaded(True, runtime.hash, time.time())
+        self.process = ProcessWatch(metrics)
         runtime.listeners.append(self._on_reload)
 
     async def start(self) -> None:
@@ -182,6 +193,7 @@ class Control:
         while True:
             await asyncio.sleep(UPKEEP_INTERVAL)
             try:
+                self.process.tick(self.worker.loop.time())
                 self.telemetry.drain_cluster_events(self.worker.snapshot)
                 if self.exchange is not None:
                     self._filter_counts()

@@ -7,6 +7,7 @@ SO_REUSEPORT, restarts any that die, and passes SIGTERM/SIGINT on for a graceful
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import logging
 import os
@@ -59,6 +60,17 @@ def bind_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
     sock.listen(BACKLOG)
     sock.setblocking(False)
     return sock
+
+
+def bind_problem(host: str, port: int, exc: OSError) -> str:
+    """`127.0.0.1:8080: address already in use`, from the OSError of a bind."""
+    shown = f"[{host}]" if ":" in host else host
+    # asyncio's create_server wraps the message ("error while attempting to bind on ..."):
+    # the errno's own text is what the user needs.
+    reason = (os.strerror(exc.errno) if exc.errno else str(exc)).lower()
+    if exc.errno == errno.EACCES and port < 1024:
+        reason += " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+    return f"{shown}:{port}: {reason}"
 
 
 class Worker:
@@ -242,10 +254,13 @@ def supervise(workers: int, run_one: Callable[[], int],
         if pid == 0:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the worker's loop takes it
             os.environ["EDGEWARD_WORKER"] = str(slot)
             code = 1
             try:
                 code = run_one()
+            except Exception as exc:  # one line, not lost with the process
+                print(f"edgeward: worker {slot}: {exc}", file=sys.stderr, flush=True)
             finally:
                 os._exit(code)
         children[pid] = slot
@@ -261,8 +276,17 @@ def supervise(workers: int, run_one: Callable[[], int],
             except ProcessLookupError:
                 pass
 
+    def on_hangup(signum: int, frame: object) -> None:
+        # Each worker reloads its config and reopens its logs (docs/deploy.md, "Reloads").
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGHUP)
+            except ProcessLookupError:
+                pass
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_hangup)
     for slot in range(workers):
         spawn(slot)
     # Only now: a stop signal held meanwhile reaches every worker, and the sockets (each with
@@ -288,10 +312,3 @@ def supervise(workers: int, run_one: Callable[[], int],
             status = 1
     return status
 
-
-def configure_logging() -> None:
-    logging.basicConfig(
-        level=os.environ.get("EDGEWARD_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )

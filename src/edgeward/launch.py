@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import socket
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -29,16 +29,22 @@ def run_text(text: str, label: str, workers: int, watch: str | None = None,
              before: Callable[[], None] | None = None) -> int:
     """Validate `text`, bind the listener, then serve it in `workers` processes."""
     from edgeward.config.text import load_text
-    from edgeward.gateway import bind_socket, hold_stop_signals, supervise
+    from edgeward.gateway import hold_stop_signals, supervise
+    from edgeward.observe.process_log import announce, apply_config
 
     cfg = load_text(text, label)
     secrets = check_tls(cfg, label)
+    apply_config(cfg.logging.level, cfg.logging.format)
     served = cfg.served_listeners()
+    # A SIGHUP before the worker's loop handles it (reload, reopen logs) must not end the
+    # process, as the default action would; a reload reads the current text anyway.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    _raise_open_files_limit()
     hold_stop_signals()  # until a worker's loop handles them: start-up is drained too
     # One socket per listener per worker (each worker its own, sharing the port through
     # SO_REUSEPORT), so a worker that drains takes only its own queued clients with it.
-    slots = [[bind_socket(lc.address[0], lc.address[1], reuse_port=workers > 1)
-              for _, lc in served] for _ in range(workers)]
+    slots = _bind(label, [(path if path == "listen" else f"{path}.address", lc.address)
+                          for path, lc in served], workers)
     metrics_dir = None
     if workers > 1:
         from edgeward.observe.exchange import private_directory
@@ -49,9 +55,9 @@ def run_text(text: str, label: str, workers: int, watch: str | None = None,
         host = lc.address[0]
         shown = f"[{host}]" if ":" in host else host
         urls.append(f"{'https' if lc.tls else 'http'}://{shown}:{sock.getsockname()[1]}")
-    print(f"edgeward {__version__} listening on {', '.join(urls)} "
-          f"({workers} worker{'s' if workers > 1 else ''}, config {label})",
-          file=sys.stderr, flush=True)
+    announce(f"edgeward {__version__} listening on {', '.join(urls)} "
+             f"({workers} worker{'s' if workers > 1 else ''}, config {label})",
+             event="listening", address=", ".join(urls), workers=workers, config=label)
 
     every = [s for slot in slots for s in slot]
 
@@ -142,6 +148,38 @@ def _current_text(location: str, started: str, label: str) -> str:
                   label, exc)
         return started
     return current
+
+
+def _raise_open_files_limit() -> None:
+    """Before forking, so every worker inherits it (docs/deploy.md, "Limits")."""
+    from edgeward.observe.process import raise_open_files_limit
+
+    before, now = raise_open_files_limit()
+    if now > before:
+        log.info("open files: limit %d (raised from %d, the hard limit)", now, before)
+    else:
+        log.info("open files: limit %d", now)
+
+
+def _bind(label: str, addresses: list[tuple[str, tuple[str, int]]],
+          workers: int) -> list[list[socket.socket]]:
+    """Per worker, one listening socket per (key path, address); a bind failure is a
+    ConfigError naming the key and the address (`gw.yaml: listen: 127.0.0.1:8080: address
+    already in use`)."""
+    from edgeward.gateway import bind_problem, bind_socket
+
+    slots: list[list[socket.socket]] = []
+    for _ in range(workers):
+        slot: list[socket.socket] = []
+        slots.append(slot)
+        for path, (host, port) in addresses:
+            try:
+                slot.append(bind_socket(host, port, reuse_port=workers > 1))
+            except OSError as exc:
+                _close_all([s for taken in slots for s in taken])
+                raise ConfigError(label, [Problem(path, bind_problem(host, port, exc))]
+                                  ) from None
+    return slots
 
 
 def _close_all(socks: list[socket.socket]) -> None:

@@ -1,4 +1,5 @@
-"""The config sections outside the snapshot: `server`, `admin`, `access_log`, `tracing`.
+"""The config sections outside the snapshot: `server`, `admin`, `logging`, `access_log`,
+`tracing`.
 
 Routes, upstreams and limits are compiled into a snapshot and swapped by `ConfigRuntime`; the
 sections here belong to the worker itself. On a reload each is applied at once or, when that
@@ -15,6 +16,8 @@ truly needs a new process, the whole config is refused with the key path and the
   working at once; an unset `token_env` variable refuses the config. `admin.hosts` applies at
   once, `max_body`/`max_head`/`idle_timeout` to new connections, `series_*` restarts the
   dashboard series.
+- `logging`: the process log's level and format change at once (environment variables set
+  at start still win).
 - `access_log`, `tracing`: a changed section opens a new writer / starts a new sampler and
   exporter; the old one flushes what it holds and stops, off the event loop.
 """
@@ -23,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -31,6 +33,7 @@ from edgeward.config.schema import GatewayConfig
 from edgeward.gateway import Worker
 from edgeward.http.listener import ListenerSettings
 from edgeward.observe.access_log import AccessLog
+from edgeward.observe.process_log import apply_config
 from edgeward.proxy.telemetry import Telemetry
 from edgeward.proxy.trace import Tracer
 from edgeward.structs import Problem
@@ -118,10 +121,11 @@ class Sections:
         self.telemetry.access_log = access_log
         self.telemetry.tracer = tracer
         self.worker.factory.tracer = tracer
-        if access_log is not None:
-            self.worker.loop.add_signal_handler(signal.SIGHUP, access_log.reopen)
-        else:
-            self.worker.loop.remove_signal_handler(signal.SIGHUP)
+
+    def reopen_logs(self) -> None:
+        """SIGHUP: the access log file is reopened (after logrotate moved it)."""
+        if self.telemetry.access_log is not None:
+            self.telemetry.access_log.reopen()
 
     def check(self, old: GatewayConfig, new: GatewayConfig) -> list[Problem]:
         """Problems that refuse `new` before anything is swapped, besides `restart_problems`
@@ -137,6 +141,8 @@ class Sections:
     def apply(self, old: GatewayConfig, new: GatewayConfig) -> None:
         """Apply every section of `new` that differs from `old` (after `check` passed)."""
         apply_server(self.worker, new)
+        if new.logging != old.logging:
+            apply_config(new.logging.level, new.logging.format)
         if self.admin is not None and new.admin is not None and new.admin != old.admin:
             self.admin.reconfigure(new.admin, self.environ)
         if new.access_log != old.access_log or new.tracing != old.tracing:

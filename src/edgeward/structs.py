@@ -15,14 +15,19 @@ type says how its value is read:
 
 Field metadata may carry `doc` (shown in the reference docs). A class may define
 `check(self) -> list[tuple[str, str]]` for cross-field rules: each (key, reason) is reported
-under the object's own path. Unknown keys are errors, never silently ignored.
+under the object's own path; these run only once every field has been read. Rules that can be
+told from the raw mapping alone go in a static `precheck(raw: dict) -> list[tuple[str, str]]`
+instead: it runs even when some field is wrong, so one run lists those problems beside the type
+errors. Unknown keys are errors, never silently ignored; a close match is suggested.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import types
 import typing
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal, NamedTuple, TypeVar, Union, get_args, get_origin
 
 from edgeward.redact import path_is_secret, redact_text, redact_value
@@ -63,6 +68,14 @@ def _join(path: str, key: str | int) -> str:
 def _type_name(tp: Any) -> str:
     names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
     return names.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def unknown_key(key: str, known: Iterable[str]) -> str:
+    """The reason for an unknown key: the closest known key when one is near, and the list."""
+    names = sorted(known)
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+    hint = f"; did you mean `{close[0]}`?" if close else ""
+    return f"unknown key{hint} (known keys: {', '.join(names)})"
 
 
 class _Reader:
@@ -155,15 +168,18 @@ class _Reader:
         before = len(self.problems)
         for key in raw:
             if key not in fields:
-                known = ", ".join(sorted(fields))
-                self.fail(_join(path, str(key)), f"unknown key (known keys: {known})")
+                self.fail(_join(path, str(key)), unknown_key(str(key), fields))
         values: dict[str, Any] = {}
         for name, f in fields.items():
             if name in raw:
                 values[name] = self.read(hints[name], raw[name], _join(path, name))
             elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 self.fail(_join(path, name), "required key is missing")
-        if len(self.problems) > before:
+        failed = len(self.problems) > before
+        precheck = getattr(cls, "precheck", None)
+        for key, reason in precheck(raw) if precheck is not None else ():
+            self.fail(_join(path, key) if key else path, reason)
+        if failed:
             return None
         obj = cls(**values)
         check = getattr(obj, "check", None)

@@ -92,3 +92,56 @@ routes:
     assert len(hash_on) == 1 and hash_on[0].startswith("gw.yaml: upstreams.a.hash_on:")
     assert "upstreams.a.connect_timeout: expected a duration with a unit" in text
     assert "routes[0].match.methods" in text
+
+
+def test_route_problems_are_listed_with_type_errors_in_one_run() -> None:
+    lines = refused("""
+upstreams:
+  a: {targets: ["127.0.0.1:1"], connect_timeout: 5}
+routes:
+  - {name: r, match: {path_prefix: /}, upstream: a}
+  - {name: r, match: {path_prefix: /x}, upstream: b}
+""")
+    assert lines == [
+        "gw.yaml: upstreams.a.connect_timeout: expected a duration with a unit like 250ms "
+        "or 3s, got 5",
+        "gw.yaml: routes[1].name: 'r' is also routes[0]",
+        "gw.yaml: routes[1].upstream: no upstream named 'b'",
+    ]
+
+
+def test_an_unknown_key_suggests_the_closest_known_one() -> None:
+    lines = refused("""
+upstreams:
+  a: {targets: ["127.0.0.1:1"], conect_timeout: 5s}
+routes:
+  - {match: {path_prefx: /}, upstream: a}
+""")
+    assert "upstreams.a.conect_timeout: unknown key; did you mean `connect_timeout`?" in (
+        "\n".join(lines))
+    assert "routes[0].match.path_prefx: unknown key; did you mean `path_prefix`?" in (
+        "\n".join(lines))
+
+
+def test_an_unknown_key_far_from_every_known_one_gets_no_suggestion() -> None:
+    (line,) = refused("zebra: 1\n")
+    assert line.startswith("gw.yaml: zebra: unknown key (known keys: access_log, admin,")
+
+
+def test_a_route_name_cannot_take_the_unmatched_label() -> None:
+    lines = refused("""
+upstreams: {a: {targets: ["127.0.0.1:1"]}}
+routes:
+  - {name: "(none)", match: {path_prefix: /}, upstream: a}
+""")
+    assert lines == ["gw.yaml: routes[0].name: cannot start with `(`: metrics label requests "
+                     "that matched no route `(none)`"]
+
+
+def test_logging_defaults_and_values() -> None:
+    cfg = load_text("routes: []\n", "gw.yaml")
+    assert (cfg.logging.level, cfg.logging.format) == ("info", "text")
+    cfg = load_text("logging: {level: debug, format: json}\nroutes: []\n", "gw.yaml")
+    assert (cfg.logging.level, cfg.logging.format) == ("debug", "json")
+    (line,) = refused("logging: {format: logfmt}\n")
+    assert line.startswith("gw.yaml: logging.format: must be one of text, json")

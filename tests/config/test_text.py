@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -46,3 +49,69 @@ def test_billion_laughs_is_refused_with_one_precise_line() -> None:
 def test_deep_nesting_is_a_config_error_not_a_traceback() -> None:
     with pytest.raises(ConfigError, match="YAML"):
         load_text("a: " + "[" * 5000 + "]" * 5000, "gw.yaml")
+
+
+def test_a_duplicated_key_is_refused_with_its_path_and_both_lines() -> None:
+    text = ("upstreams:\n"
+            "  a: {targets: ['127.0.0.1:1']}\n"
+            "  b: {targets: ['127.0.0.1:2']}\n"
+            "  a: {targets: ['127.0.0.1:3']}\n"
+            "routes:\n"
+            "  - {match: {path_prefix: /, path_prefix: /x}, upstream: a}\n")
+    with pytest.raises(ConfigError) as info:
+        load_text(text, "gw.yaml")
+    assert info.value.lines() == [
+        "gw.yaml: routes[0].match.path_prefix: duplicate key (line 6; first at line 6)",
+        "gw.yaml: upstreams.a: duplicate key (line 4; first at line 2)",
+    ]
+
+
+def test_duplicates_are_listed_with_the_schema_problems() -> None:
+    text = "listen: 1\nlisten: 127.0.0.1:80\nroutes: 3\n"
+    with pytest.raises(ConfigError) as info:
+        load_text(text, "gw.yaml")
+    assert [p.path for p in info.value.problems] == ["listen", "routes"]
+
+
+def test_keys_shared_through_an_alias_are_not_duplicates() -> None:
+    text = ("upstreams:\n  a: &up {targets: ['127.0.0.1:1']}\n  b: *up\n"
+            "routes:\n  - {match: {path_prefix: /}, upstream: a}\n")
+    assert sorted(load_text(text, "gw.yaml").upstreams) == ["a", "b"]
+
+
+@pytest.mark.parametrize("text", ["", "\n", "# only a comment\n"])
+def test_an_empty_config_is_refused(text: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_text(text, "gw.yaml")
+    (line,) = info.value.lines()
+    assert line.startswith("gw.yaml: (top): the config is empty")
+
+
+def test_a_config_without_routes_is_valid_when_written_so() -> None:
+    assert load_text("routes: []\n", "gw.yaml").routes == []
+    assert load_text("{}\n", "gw.yaml").routes == []
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+@pytest.mark.parametrize("text", [
+    "",
+    "upstreams:\n  a: {targets: ['127.0.0.1:1']}\n  b: {targets: ['127.0.0.1:1']}\n"
+    "  a: {targets: ['127.0.0.1:1']}\nroutes: []\n",
+    "routes:\n  - {match: {path_prefx: /}, upstream: a}\nupstreams: {a: {targets: ['h:1']}}\n",
+    "routes:\n  - {name: r, match: {path_prefix: /}, upstream: a}\n"
+    "  - {name: r, match: {path_prefix: /}, upstream: a}\nupstreams: {a: {targets: ['h:1']}}\n",
+    "routes:\n  - {match: {path_prefix: /}, upstream: orders}\n",
+])
+def test_troubleshooting_quotes_the_messages_as_the_loader_writes_them(text: str) -> None:
+    page = (DOCS / "troubleshooting.md").read_text()
+    with pytest.raises(ConfigError) as info:
+        load_text(text, "gw.yaml")
+    for problem in info.value.problems:
+        reason = problem.reason.split(" (known keys")[0].split("; write")[0]
+        # The page's examples may use other numbers and names than this config.
+        pattern = re.sub(r"'[^']*'", "'[^']*'", re.sub(r"\d+", "NUM", reason))
+        pattern = re.escape(pattern).replace("NUM", r"\d+").replace(
+            re.escape("'[^']*'"), "'[^']*'")
+        assert re.search(pattern, page), (problem, pattern)

@@ -11,14 +11,18 @@ import glob
 import http.client
 import json
 import os
+import platform
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 from tests.observability.obskit import AdminGateway, Samples, get, series, value, wait_until
 from tests.support.gateway import free_port
 from tests.support.origin import Origin
+
+import edgeward
 
 REQ = "edgeward_requests_total"
 
@@ -70,7 +74,7 @@ def test_requests_total_counts_each_route_upstream_and_code(
         (("code", "429"), ("route", "limited"), ("upstream", "")): 3.0,
         (("code", "502"), ("route", "broken"), ("upstream", "dead")): 3.0,
         (("code", "503"), ("route", "broken"), ("upstream", "dead")): 2.0,
-        (("code", "404"), ("route", ""), ("upstream", "")): 4.0,
+        (("code", "404"), ("route", "(none)"), ("upstream", "")): 4.0,
     }
     assert got == want
 
@@ -80,7 +84,7 @@ def test_histograms_count_every_request_and_are_cumulative(
     gw, _ = shaped
     s = gw.scrape()
     for route, n, upstream_n in [("api", 7, 7), ("failing", 3, 3), ("limited", 5, 2),
-                                 ("broken", 5, 0), ("", 4, 0)]:
+                                 ("broken", 5, 0), ("(none)", 4, 0)]:
         name = "edgeward_request_duration_seconds"
         assert value(s, name + "_count", route=route) == n, route
         buckets = sorted(
@@ -264,3 +268,34 @@ routes:
         (up,) = gw.admin("GET", "/upstreams").json()
         assert up["retries"] == 1
         assert value(gw.scrape(), "edgeward_retries_total", route="retried", upstream="o") == 1
+
+
+def test_every_endpoint_has_a_health_sample_from_the_start(
+        shaped: tuple[AdminGateway, Origin]) -> None:
+    gw, origin = shaped
+    healthy = series(gw.scrape(), "edgeward_endpoint_healthy")
+    # No health checks are configured: both endpoints are healthy as the cluster holds them.
+    assert healthy == {
+        (("endpoint", origin.address), ("upstream", "good")): 1.0,
+        (("endpoint", gw_dead_endpoint(gw)), ("upstream", "dead")): 1.0,
+    }
+
+
+def gw_dead_endpoint(gw: AdminGateway) -> str:
+    (dead,) = [u for u in gw.admin("GET", "/upstreams").json() if u["name"] == "dead"]
+    return str(dead["endpoints"][0]["address"])
+
+
+def test_process_metrics_and_build_info(shaped: tuple[AdminGateway, Origin]) -> None:
+    gw, _ = shaped
+    samples = gw.scrape()
+    assert value(samples, "process_cpu_seconds_total") > 0
+    assert value(samples, "process_resident_memory_bytes") > 10 * 2**20
+    assert 5 < value(samples, "process_open_fds") < value(samples, "process_max_fds")
+    assert abs(value(samples, "process_start_time_seconds") - time.time()) < 3600
+    (labels,) = series(samples, "edgeward_build_info")
+    info = dict(labels)
+    assert info["version"] == edgeward.__version__
+    assert info["python"] == platform.python_version()
+    assert info["compiled"] in ("true", "false")
+    assert value(samples, "edgeward_open_files_exhausted_seconds_total") == 0

@@ -45,6 +45,13 @@ EXPECTED = {
     "edgeward_compressed_responses_total": ("counter", ("route", "algorithm")),
     "edgeward_cors_rejected_total": ("counter", ("route",)),
     "edgeward_ip_denied_total": ("counter", ("route",)),
+    "process_cpu_seconds_total": ("counter", ()),
+    "process_resident_memory_bytes": ("gauge", ()),
+    "process_open_fds": ("gauge", ()),
+    "process_max_fds": ("gauge", ()),
+    "process_start_time_seconds": ("gauge", ()),
+    "edgeward_open_files_exhausted_seconds_total": ("counter", ()),
+    "edgeward_build_info": ("gauge", ("version", "python", "compiled")),
 }
 
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from edgeward.config.schema import GatewayConfig
 from edgeward.filters.config import KINDS
-from edgeward.values import ADDRESS, DURATION, RATE, SIZE
+from edgeward.values import ADDRESS, DURATION, RATE, SIZE, format_duration
 
 _KIND_NAMES = {DURATION: "duration", RATE: "rate", SIZE: "size", ADDRESS: "HOST:PORT"}
 
@@ -54,16 +54,35 @@ def _default(f: dataclasses.Field[Any], tp: Any) -> str:
         return "null"
     if dataclasses.is_dataclass(value):
         return "(see below)"
-    kinds = _kinds(tp)
-    if DURATION in kinds and isinstance(value, int | float):
-        return f"`{_duration(float(value))}`"
-    if SIZE in kinds and isinstance(value, int):
-        return f"`{_size(value)}`"
-    if ADDRESS in kinds and isinstance(value, tuple):
-        return f"`{value[0]}:{value[1]}`"
+    return f"`{_yaml(value, _kinds(tp))}`"
+
+
+# A plain YAML scalar cannot start with these (YAML 1.2, 5.3): such strings are quoted.
+_YAML_INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@`")
+
+
+def _yaml(value: object, kinds: set[object]) -> str:
+    """A default as a user writes it in YAML (flow style), never a Python repr."""
     if isinstance(value, bool):
-        return f"`{str(value).lower()}`"
-    return f"`{value}`"
+        return str(value).lower()
+    if value is None:
+        return "null"
+    if ADDRESS in kinds and isinstance(value, tuple) and len(value) == 2:
+        host, port = value
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    if isinstance(value, list | tuple | frozenset | set):
+        items = sorted(value) if isinstance(value, frozenset | set) else value
+        return "[" + ", ".join(_yaml(v, kinds) for v in items) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_yaml(v, kinds)}" for k, v in value.items()) + "}"
+    if DURATION in kinds and isinstance(value, int | float):
+        return format_duration(float(value))
+    if SIZE in kinds and isinstance(value, int):
+        return _size(value)
+    if isinstance(value, str) and (value == "" or value != value.strip()
+                                   or value[0] in _YAML_INDICATORS or ": " in value):
+        return f'"{value}"'
+    return str(value)
 
 
 def _kinds(tp: Any) -> set[object]:
@@ -73,13 +92,6 @@ def _kinds(tp: Any) -> set[object]:
     for arg in get_args(tp):
         found |= _kinds(arg)
     return found
-
-
-def _duration(seconds: float) -> str:
-    for unit, scale in (("h", 3600.0), ("m", 60.0), ("s", 1.0), ("ms", 1e-3)):
-        if seconds >= scale and abs(seconds / scale - round(seconds / scale)) < 1e-9:
-            return f"{round(seconds / scale)}{unit}"
-    return f"{seconds}s"
 
 
 def _size(n: int) -> str:
@@ -104,7 +116,8 @@ def render() -> str:
         "# Configuration reference",
         "",
         "Generated from the schema by `python -m edgeward.config.reference`; do not edit.",
-        "Durations take a unit (`250ms`, `3s`, `1m`), rates are `N/s|m|h`, sizes `64KiB`.",
+        "Durations take a unit (`250ms`, `3s`, `1m`) or several, largest first (`1m30s`), rates",
+        "are `N/s|m|h`, sizes `64KiB`. Defaults are written as YAML.",
         "Why each default is what it is: the constants in the source and the topic pages in",
         "docs/ (routing, balancing, resilience, ratelimit, health-and-dns, etcd, observability,",
         "admin, filters, auth). `filters[].KIND` sections are the built-in filter kinds, written",

@@ -47,6 +47,7 @@ from edgeward.http.listener import (
     DEFAULT_REPLAY_LIMIT,
 )
 from edgeward.observe.access_log import AccessLogConfig
+from edgeward.observe.process_log import LoggingConfig
 from edgeward.observe.tracing import TracingConfig
 from edgeward.ratelimit.config import RateLimitConfig, RedisConfig
 from edgeward.resilience.breaker import BreakerConfig
@@ -300,6 +301,9 @@ class GatewayConfig:
     etcd: EtcdConfig | None = field(default=None, metadata=doc("for etcd discovery"))
     tracing: TracingConfig | None = field(default=None, metadata=doc("off by default"))
     access_log: AccessLogConfig | None = field(default=None, metadata=doc("off by default"))
+    logging: LoggingConfig = field(
+        default_factory=LoggingConfig,
+        metadata=doc("the process log on stderr: level and format (docs/observability.md)"))
     filters: dict[str, Any] = field(
         default_factory=dict,
         metadata=doc("named filter definitions routes refer to by name (docs/filters.md)"))
@@ -315,17 +319,15 @@ class GatewayConfig:
     def route_name(self, index: int) -> str:
         return self.routes[index].name or f"route_{index}"
 
+    @staticmethod
+    def precheck(raw: dict[Any, Any]) -> list[tuple[str, str]]:
+        """Route names and the upstreams routes name, read from the raw mapping so that they
+        are reported with any type error elsewhere in the same run."""
+        return raw_route_problems(raw)
+
     def check(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
-        seen: dict[str, int] = {}
         for i, route in enumerate(self.routes):
-            name = self.route_name(i)
-            if name in seen:
-                problems.append((f"routes[{i}].name", f"{name!r} is also routes[{seen[name]}]"))
-            seen[name] = i
-            for key, upstream in route.upstream_names():
-                if upstream not in self.upstreams:
-                    problems.append((f"routes[{i}].{key}", f"no upstream named {upstream!r}"))
             rl = route.rate_limit
             if rl is not None and rl.scope == "global" and self.redis is None:
                 problems.append((f"routes[{i}].rate_limit.scope",
@@ -358,6 +360,42 @@ class GatewayConfig:
                 problems.append((f"upstreams.{name}.discovery.etcd",
                                  "etcd discovery needs a top-level etcd: {endpoints: [...]}"))
         return problems
+
+
+def raw_route_problems(raw: dict[Any, Any]) -> list[tuple[str, str]]:
+    """Duplicate route names and routes naming an upstream that is not defined. Entries of
+    the wrong type are skipped here: the typed read reports them."""
+    routes, upstreams = raw.get("routes"), raw.get("upstreams", {})
+    if not isinstance(routes, list):
+        return []
+    problems: list[tuple[str, str]] = []
+    seen: dict[str, int] = {}
+    for i, route in enumerate(routes):
+        if not isinstance(route, dict):
+            continue
+        name = route.get("name")
+        name = name if isinstance(name, str) else f"route_{i}"
+        if name.startswith("("):
+            problems.append((f"routes[{i}].name", "cannot start with `(`: metrics label "
+                             "requests that matched no route `(none)`"))
+        if name in seen:
+            problems.append((f"routes[{i}].name", f"{name!r} is also routes[{seen[name]}]"))
+        seen.setdefault(name, i)
+        if isinstance(upstreams, dict):
+            for key, upstream in _raw_upstream_names(route):
+                if upstream not in upstreams:
+                    problems.append((f"routes[{i}].{key}", f"no upstream named {upstream!r}"))
+    return problems
+
+
+def _raw_upstream_names(route: dict[Any, Any]) -> list[tuple[str, str]]:
+    if isinstance(route.get("upstream"), str):
+        return [("upstream", route["upstream"])]
+    split = route.get("split")
+    if not isinstance(split, list):
+        return []
+    return [(f"split[{i}].upstream", e["upstream"]) for i, e in enumerate(split)
+            if isinstance(e, dict) and isinstance(e.get("upstream"), str)]
 
 
 def normalize(raw: Any) -> Any:

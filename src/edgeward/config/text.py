@@ -86,24 +86,73 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
-def safe_load(text: str, max_nodes: int = MAX_NODES) -> Any:
-    """Parse YAML 1.2 (see _Yaml12Loader); TooLarge past `max_nodes` expanded nodes."""
+_MERGE_TAG: Final = "tag:yaml.org,2002:merge"
+
+
+def duplicate_keys(root: yaml.Node) -> list[Problem]:
+    """Every mapping key given twice, under its key path, with both lines. YAML 1.2 says a
+    mapping's keys are unique; PyYAML keeps the last silently, which hides a typo'd copy."""
+    problems: list[Problem] = []
+    seen_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, str]] = [(root, "")]
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen_nodes:
+            continue  # an alias: its keys were checked where it was defined
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend((item, f"{path}[{i}]") for i, item in enumerate(node.value))
+        elif isinstance(node, yaml.MappingNode):
+            first: dict[tuple[str, str], yaml.Node] = {}
+            for key, value in node.value:
+                if not isinstance(key, yaml.ScalarNode) or key.tag == _MERGE_TAG:
+                    continue
+                where = f"{path}.{key.value}" if path else str(key.value)
+                ident = (key.tag, key.value)
+                if ident in first:
+                    problems.append(Problem(where, (
+                        f"duplicate key (line {key.start_mark.line + 1}; "
+                        f"first at line {first[ident].start_mark.line + 1})")))
+                else:
+                    first[ident] = key
+                stack.append((value, where))
+    problems.sort(key=lambda p: p.path)
+    return problems
+
+
+def load_document(text: str, max_nodes: int = MAX_NODES) -> tuple[Any, list[Problem]]:
+    """Parse YAML 1.2 (see _Yaml12Loader) into (data, duplicate-key problems); TooLarge past
+    `max_nodes` expanded nodes."""
     loader = _Yaml12Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
-            return None
+            return None, []
         if expanded_size(node, max_nodes) > max_nodes:
             raise TooLarge(f"the document expands to more than {max_nodes} nodes once its "
                            "aliases are expanded")
-        return loader.construct_document(node)
+        return loader.construct_document(node), duplicate_keys(node)
     finally:
         loader.dispose()
 
 
-def parse_yaml(text: str, source: str) -> Any:
+def safe_load(text: str, max_nodes: int = MAX_NODES) -> Any:
+    """Parse YAML 1.2 (see _Yaml12Loader); TooLarge past `max_nodes` expanded nodes."""
+    return load_document(text, max_nodes)[0]
+
+
+# Why an empty document is refused rather than read as "no routes": a file watcher can read a
+# file that an editor or `cp` has truncated but not yet written; applying that would drop
+# every route. A config with no routes at all is still valid when written as such (`routes:
+# []`): routes may come later through POST /config or the etcd key.
+EMPTY: Final = ("the config is empty (no YAML document); write at least `routes: []` for a "
+                "gateway that answers 404 until routes are added")
+
+
+def parse_yaml(text: str, source: str) -> tuple[Any, list[Problem]]:
+    """(data, duplicate-key problems); ConfigError for text that is not YAML at all."""
     try:
-        return safe_load(text)
+        return load_document(text)
     except TooLarge as exc:
         raise ConfigError(source, [Problem("", f"YAML refused: {exc.problem}")]) from None
     except yaml.YAMLError as exc:
@@ -116,10 +165,17 @@ def parse_yaml(text: str, source: str) -> Any:
 
 
 def load_text(text: str, source: str) -> GatewayConfig:
-    raw = parse_yaml(text, source)
+    """Duplicate keys and schema problems are reported together, in one ConfigError."""
+    raw, duplicates = parse_yaml(text, source)
     if raw is None:
-        raw = {}
-    return load_struct(GatewayConfig, normalize(raw), source)
+        raise ConfigError(source, [Problem("", EMPTY)])
+    try:
+        cfg = load_struct(GatewayConfig, normalize(raw), source)
+    except ConfigError as exc:
+        raise ConfigError(source, duplicates + exc.problems) from None
+    if duplicates:
+        raise ConfigError(source, duplicates)
+    return cfg
 
 
 def read_file(path: str) -> str:

@@ -150,7 +150,31 @@ FAMILIES: tuple[MetricSpec, ...] = (
     MetricSpec(kind="counter", name="edgeward_ip_denied_total",
                help="Requests refused by an ip filter (403 ip_denied), by route.",
                labels=("route",), max_children=MAX_ROUTE_CHILDREN),
+    # The process (edgeward.observe.process), the names Prometheus client libraries use.
+    MetricSpec(kind="counter", name="process_cpu_seconds_total",
+               help="User and system CPU time of the worker processes (summed)."),
+    MetricSpec(kind="gauge", name="process_resident_memory_bytes",
+               help="Resident memory of the worker processes (summed)."),
+    MetricSpec(kind="gauge", name="process_open_fds",
+               help="Open file descriptors of the worker processes (summed)."),
+    MetricSpec(kind="gauge", name="process_max_fds",
+               help="Open file limit of one worker process (the soft RLIMIT_NOFILE).",
+               aggregate="max"),
+    MetricSpec(kind="gauge", name="process_start_time_seconds",
+               help="Unix time the most recently started worker process started.",
+               aggregate="max"),
+    MetricSpec(kind="counter", name="edgeward_open_files_exhausted_seconds_total",
+               help="Seconds a worker spent with every file descriptor in use, when new "
+                    "client connections are closed as soon as accepted (summed)."),
+    MetricSpec(kind="gauge", name="edgeward_build_info",
+               help="Always 1, labelled with the edgeward version, the Python version and "
+                    "whether the data plane runs compiled.",
+               labels=("version", "python", "compiled"), max_children=4, aggregate="max"),
 )
+
+# The route label of requests that matched no route (404 route_not_found). Not a name a
+# route can have: route names are refused when they start with "(".
+NO_ROUTE = "(none)"
 
 # Filter event family (edgeward.filters.events) -> (metric, how many labels after route).
 FILTER_FAMILIES: dict[str, tuple[str, int]] = {
@@ -308,6 +332,14 @@ class GatewayMetrics:
         self.filter_errors = counter("edgeward_filter_errors_total")
         self.underscore_headers: CounterChild = counter(
             "edgeward_underscore_headers_total").labels()
+        self.process_cpu: CounterChild = counter("process_cpu_seconds_total").labels()
+        self.process_memory: GaugeChild = gauge("process_resident_memory_bytes").labels()
+        self.process_open_fds: GaugeChild = gauge("process_open_fds").labels()
+        self.process_max_fds: GaugeChild = gauge("process_max_fds").labels()
+        self.process_start_time: GaugeChild = gauge("process_start_time_seconds").labels()
+        self.fd_exhausted: CounterChild = counter(
+            "edgeward_open_files_exhausted_seconds_total").labels()
+        self.build_info = gauge("edgeward_build_info")
         self._routes: dict[str, RouteMetrics] = {}
         self._filter_families = {key: (counter(name), extra)
                                  for key, (name, extra) in FILTER_FAMILIES.items()}

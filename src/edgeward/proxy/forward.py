@@ -29,6 +29,7 @@ from edgeward.http.stream import (
     Trailers,
 )
 from edgeward.proxy.attempts import Attempts, Forwarding
+from edgeward.proxy.connect_failures import record_connect_failure
 from edgeward.proxy.states import BACKOFF, CONNECTING, STREAMING, WAITING
 from edgeward.resilience.outcome import Outcome
 
@@ -144,7 +145,7 @@ class Forwarder(Attempts):
             if self._settle(_CONNECT_FAILURE, now):
                 return
             # The client learns the upstream's name, never its internal addresses.
-            log.info("connect to %r failed: %r", self.endpoint, exc)
+            record_connect_failure(self.cluster, self.endpoint, exc)  # logged by the upkeep
             name = self.cluster.name if self.cluster is not None else ""
             if isinstance(exc, ssl.SSLError):
                 ex.fail("upstream_tls_error", f"TLS handshake with upstream {name} failed")

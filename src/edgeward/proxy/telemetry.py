@@ -17,11 +17,13 @@ from edgeward.observe.gateway_metrics import (
     CIRCUIT_CLOSED,
     CIRCUIT_HALF_OPEN,
     CIRCUIT_OPEN,
+    NO_ROUTE,
     GatewayMetrics,
     RouteMetrics,
 )
 from edgeward.observe.metrics import CounterChild, HistogramChild, bucket_of
 from edgeward.observe.tracing import SPAN_KIND_SERVER, SpanRecord
+from edgeward.proxy.connect_failures import ConnectFailure, ConnectFailureLog
 from edgeward.proxy.trace import Trace, Tracer
 from edgeward.resilience.breaker import Transition
 from edgeward.resilience.outcome import Outcome
@@ -57,6 +59,7 @@ class Telemetry:
         self._last_child: CounterChild | None = None
         self._last_hist: HistogramChild | None = None
         self._clock = time.monotonic
+        self.connect_failures = ConnectFailureLog()  # warnings, rate-limited per endpoint
 
     def route_metrics(self, name: str) -> RouteMetrics:
         rm = self._route_metrics.get(name)
@@ -111,7 +114,7 @@ class Telemetry:
                 rm = route.metrics = self.route_metrics(name)
         else:
             name = ""
-            rm = self.route_metrics(name)
+            rm = self.route_metrics(NO_ROUTE)
         assert isinstance(rm, RouteMetrics)
         fwd = ex.fwd
         cluster = fwd.cluster if fwd is not None else None
@@ -159,6 +162,9 @@ class Telemetry:
                     metrics.circuit_state(cluster.name).set(value)
                 elif isinstance(event, OutlierEvent) and event.kind == "ejected":
                     metrics.outlier_ejection(cluster.name).inc()
+                elif isinstance(event, ConnectFailure):
+                    self.connect_failures.record(cluster.name, event)
+        self.connect_failures.flush(self._clock())
 
 
 _LINE = ('{"time":"%s","request_id":%s,"trace_id":%s,"client":%s,"method":%s,"host":%s,'
