@@ -75,6 +75,9 @@ def test_a_worker_out_of_descriptors_warns_counts_and_recovers() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="edgeward-e2e-"))
     (workdir / "gw.yaml").write_text(
         f"listen: 127.0.0.1:{port}\nadmin: 127.0.0.1:{admin}\n"
+        # Idle clients hold their descriptors until the check has seen them all in use,
+        # however busy the machine is.
+        "server: {header_timeout: 2m}\n"
         "upstreams: {o: {targets: ['127.0.0.1:9']}}\n"
         "routes:\n  - {match: {path_prefix: /}, upstream: o}\n")
     stderr = workdir / "stderr.log"
@@ -88,7 +91,8 @@ def test_a_worker_out_of_descriptors_warns_counts_and_recovers() -> None:
         wait_until(lambda: port_accepts(port), what="the gateway listening")
         for _ in range(LIMIT + 10):
             clients.append(socket.create_connection(("127.0.0.1", port), timeout=5))
-        wait_until(lambda: "descriptors in use" in stderr.read_text(), what="the warning")
+        wait_until(lambda: "descriptors in use" in stderr.read_text(), timeout=60,
+                   what="the warning")
         for c in clients:
             c.close()
         clients.clear()
