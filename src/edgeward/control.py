@@ -219,7 +219,9 @@ class Control:
         return not self.worker.state.draining and bool(self.worker.servers)
 
     def _filter_counts(self) -> None:
-        self.telemetry.metrics.filter_counts(filter_events(self.runtime.registry).counts)
+        metrics = self.telemetry.metrics
+        metrics.filter_counts(filter_events(self.runtime.registry).counts)
+        metrics.websocket_counts(self.worker.factory.websocket)
 
     def metrics_text(self) -> str:
         self._filter_counts()

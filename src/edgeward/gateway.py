@@ -20,6 +20,7 @@ import uvloop
 
 from edgeward.http.h1.server import H1Connection
 from edgeward.http.listener import ListenerSettings, ListenerState
+from edgeward.http.tunnel import ENDED_SHUTDOWN, GOING_AWAY_GRACE
 from edgeward.proxy.factory import ExchangeFactory
 from edgeward.proxy.snapshot import Snapshot
 
@@ -111,18 +112,29 @@ class Worker:
                 cluster.sweep(now)
 
     async def drain(self) -> None:
-        """Stop accepting, let in-flight requests finish (up to drain_timeout), then close."""
+        """Stop accepting, let in-flight requests and WebSocket tunnels finish (up to
+        drain_timeout); then tunnels get a close frame 1001 both ways (up to GOING_AWAY_GRACE
+        more), and what is left is closed."""
         if self.state.draining:
             return
-        self.state.draining = True
+        state = self.state
+        state.draining = True
         for server in self.servers:
             server.close()
-        for conn in list(self.state.connections):
+        for conn in list(state.connections):
             conn.close_if_idle()
         deadline = self.loop.time() + self.drain_timeout
-        while self.state.connections and self.loop.time() < deadline:
+        while (state.connections or state.tunnels) and self.loop.time() < deadline:
             await asyncio.sleep(0.05)
-        for conn in list(self.state.connections):
+        if state.tunnels:
+            for tunnel in list(state.tunnels):
+                tunnel.go_away(ENDED_SHUTDOWN)
+            deadline = self.loop.time() + GOING_AWAY_GRACE + 0.5
+            while state.tunnels and self.loop.time() < deadline:
+                await asyncio.sleep(0.05)
+            for tunnel in list(state.tunnels):
+                tunnel.abort()
+        for conn in list(state.connections):
             conn.abort()
         if self._sweeper is not None:
             self._sweeper.cancel()

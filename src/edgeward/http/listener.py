@@ -12,6 +12,7 @@ from typing import Final, Protocol
 
 from edgeward.http.headers import ForwardedPolicy, RequestIds
 from edgeward.http.stream import HandlerFactory
+from edgeward.http.tunnel import Tunnel
 
 # HAProxy's recommended `timeout http-request 10s`: long enough for any honest client on a
 # slow link to send a request head, short enough to defuse slowloris.
@@ -98,7 +99,7 @@ class Connection(Protocol):
 class ListenerState:
     """What all connections of one worker share."""
 
-    __slots__ = ("settings", "factory", "ids", "connections", "draining",
+    __slots__ = ("settings", "factory", "ids", "connections", "tunnels", "draining",
                  "underscore_headers", "refused_connections")
 
     def __init__(self, settings: ListenerSettings, factory: HandlerFactory) -> None:
@@ -106,6 +107,8 @@ class ListenerState:
         self.factory = factory
         self.ids = RequestIds()
         self.connections: set[Connection] = set()
+        # WebSocket tunnels: their client connections left `connections` when they switched.
+        self.tunnels: set[Tunnel] = set()
         self.draining = False
         self.underscore_headers = 0  # request fields with `_` in their name dropped or refused
         self.refused_connections = 0  # closed at once: max_connections were open

@@ -37,7 +37,7 @@ class RequestHead:
         "body_length", "client_ip", "peer_ip", "request_id", "scheme", "id_line",
         "expect_continue", "keep_alive", "http10", "trace", "upstream", "route_name",
         "body_received", "trailers", "owned", "started", "_vars", "_cookies", "_query",
-        "consumer", "auth_result",
+        "consumer", "auth_result", "upgrade",
     )
 
     def __init__(
@@ -82,6 +82,9 @@ class RequestHead:
         # authentication ran. Never read from anything the client sent.
         self.consumer: Consumer | None = None
         self.auth_result: tuple[str, str] | None = None
+        # The protocol a client asks to switch to (only b"websocket" gets this far: the codec
+        # refuses other upgrades); None for a plain request.
+        self.upgrade: bytes | None = None
         self._vars: dict[str, object] | None = None
         self._cookies: dict[str, str] | None = None
         self._query: dict[str, str] | None = None
