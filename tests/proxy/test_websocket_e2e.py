@@ -19,12 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import pytest
+from tests.observability.obskit import AdminGateway, value
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.http11 import Request, Response
-
-from tests.observability.obskit import AdminGateway, value
 
 T = TypeVar("T")
 MIB = 1024 * 1024
