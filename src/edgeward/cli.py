@@ -118,7 +118,9 @@ def _proxy_yaml(listen: tuple[str, int], targets: list[tuple[str, int]]) -> str:
         "listen": f"{host}:{listen[1]}",
         "upstreams": {"default": {"targets": [
             f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in targets]}},
-        "routes": [{"name": "default", "match": {"path_prefix": "/"}, "upstream": "default"}],
+        # WebSocket handshakes are tunnelled with the defaults, as `caddy reverse-proxy` does.
+        "routes": [{"name": "default", "match": {"path_prefix": "/"}, "upstream": "default",
+                    "websocket": True}],
     }
     return json.dumps(doc)  # JSON is YAML
 
