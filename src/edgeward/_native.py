@@ -37,6 +37,7 @@ MODULES = (
     "edgeward/http/h1/wire.py",
     "edgeward/http/ws_frames.py",
     "edgeward/http/ws_handshake.py",
+    "edgeward/http/ws_liveness.py",
     "edgeward/http/tunnel.py",
     "edgeward/filters/api.py",
     "edgeward/filters/governance.py",

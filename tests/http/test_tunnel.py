@@ -3,6 +3,7 @@ the idle timeout and the 1001 close frames at frame boundaries."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from edgeward.http.tunnel import (
     ENDED_CLOSED,
     ENDED_CUT,
+    ENDED_DEAD,
     ENDED_IDLE,
     ENDED_RESET,
     ENDED_SHUTDOWN,
@@ -197,3 +199,71 @@ def test_idle_timeout_counts_from_the_last_byte_either_way() -> None:
 def test_no_idle_timeout_arms_no_timer(idle: float) -> None:
     r = Rig(idle=idle)
     assert r.loop.pending_timers() == []
+
+
+def ping_rig(interval: float = 30.0) -> Rig:
+    r = Rig.__new__(Rig)
+    r.loop = FakeLoop()
+    r.client = TunnelTransport(r.loop)
+    r.upstream = TunnelTransport(r.loop)
+    r.stats = TunnelStats()
+    r.stats.open = 1
+    r.registry = set()
+    r.tunnel = Tunnel(r.loop, r.registry, r.client, r.upstream,  # type: ignore[arg-type]
+                      TunnelSettings(idle_timeout=math.inf, ping_interval=interval), r.stats)
+    with r.loop.running():
+        r.tunnel.start(b"", b"")
+    r.loop.run()
+    return r
+
+
+def pings(data: bytes) -> list[bytes]:
+    return [f for f in frames(data) if f[0] == 0x89]
+
+
+def test_silent_sides_are_pinged_masked_toward_the_upstream() -> None:
+    r = ping_rig()
+    r.loop.advance(30.1)
+    [to_client] = pings(r.client.data)
+    [to_upstream] = pings(r.upstream.data)
+    assert to_client == b"\x89\x08edgeward"  # unmasked toward the client
+    assert to_upstream[1] == 0x80 | 8  # masked toward the upstream
+    key = to_upstream[2:6]
+    assert bytes(b ^ key[i % 4] for i, b in enumerate(to_upstream[6:])) == b"edgeward"
+    assert r.stats.pings == 2
+
+
+def test_peers_that_answer_keep_the_tunnel() -> None:
+    r = ping_rig()
+    for _ in range(5):
+        r.loop.advance(30.1)
+        r.client.feed(b"\x8a\x88\x00\x00\x00\x00edgeward")  # its pong
+        r.upstream.feed(b"\x8a\x08edgeward")
+    assert not r.client.closed and not r.upstream.closed
+    # each pong is relayed to the other peer, as an unsolicited pong
+    assert b"\x8a\x08edgeward" in r.client.data
+
+
+def test_a_side_that_does_not_answer_is_dead_and_the_other_gets_1001() -> None:
+    r = ping_rig()
+    r.loop.advance(30.1)
+    r.client.feed(b"\x8a\x88\x00\x00\x00\x00edgeward")  # the client answers, the upstream not
+    r.loop.advance(30.1)
+    closes = [parse_close(f) for f in frames(r.client.data) if f[0] == 0x88]
+    assert closes == [(1001, "peer did not answer a ping")]
+    r.loop.advance(GOING_AWAY_GRACE + 0.1)
+    assert r.client.closed and r.upstream.closed
+    assert r.stats.ended in ({ENDED_DEAD: 1}, {ENDED_CUT: 1})
+
+
+def test_a_ping_waits_for_the_frame_in_progress() -> None:
+    r = ping_rig()
+    message = ws_frame(b"0123456789", masked=True)
+    r.loop.advance(29.0)
+    r.client.feed(message[:6])  # the client is mid-frame toward the upstream
+    r.loop.advance(30.1)  # the upstream has been silent: its ping must wait for the boundary
+    assert r.upstream.data == message[:6]
+    r.client.feed(message[6:] + ws_frame(b"next", masked=True))
+    r.run()
+    sent = frames(r.upstream.data)
+    assert sent[0] == message and sent[1][0] == 0x89 and sent[2] == ws_frame(b"next", True)

@@ -49,6 +49,7 @@ EXPECTED = {
     "edgeward_websocket_upgrades_total": ("counter", ("route", "outcome")),
     "edgeward_websocket_bytes_total": ("counter", ("route", "direction")),
     "edgeward_websocket_closed_total": ("counter", ("route", "reason")),
+    "edgeward_websocket_pings_total": ("counter", ("route",)),
     "edgeward_websocket_paused_total": ("counter", ("route",)),
 }
 

@@ -156,6 +156,10 @@ routes:
     match: {path_prefix: /idle}
     upstream: origin
     websocket: {idle_timeout: 300ms}
+  - name: pinged
+    match: {path_prefix: /pinged}
+    upstream: origin
+    websocket: {ping_interval: 200ms, idle_timeout: null}
   - name: limited
     match: {path_prefix: /limited}
     upstream: origin
@@ -411,6 +415,30 @@ async def test_an_idle_tunnel_gets_1001_both_ways(gw: AdminGateway, origin: WsOr
     assert origin.log.closed("/idle/a") == [1001]
     assert await until(lambda: metric(gw, "edgeward_websocket_closed_total", route="idle",
                                       reason="idle_timeout") >= 1, "idle close counted")
+
+
+async def test_gateway_pings_keep_answering_peers(gw: AdminGateway) -> None:
+    async with client(gw, "/pinged/alive") as ws:  # websockets answers pings by itself
+        await until(lambda: metric(gw, "edgeward_websocket_pings_total", route="pinged") >= 4,
+                    "gateway pings sent")
+        await ws.send("still here")
+        assert await ws.recv() == "still here"
+
+
+async def test_a_peer_that_never_answers_a_ping_is_dead(gw: AdminGateway,
+                                                        origin: WsOrigin) -> None:
+    # A client that completes its handshake and then neither reads nor writes.
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as s:
+        s.sendall(handshake("/pinged/dead"))
+        assert s.recv(65536).startswith(b"HTTP/1.1 101 ")
+        assert await until(lambda: origin.log.closed("/pinged/dead"), "origin's close")
+    assert origin.log.closed("/pinged/dead") == [1001]
+    with origin.log.lock:
+        assert origin.log.close_reasons["/pinged/dead"] == ["peer did not answer a ping"]
+    assert await until(lambda: metric(gw, "edgeward_websocket_closed_total", route="pinged",
+                                      reason="dead_peer")
+                       + metric(gw, "edgeward_websocket_closed_total", route="pinged",
+                                reason="cut") >= 1, "the dead tunnel counted")
 
 
 async def test_the_route_tunnel_limit_refuses_with_503(gw: AdminGateway) -> None:

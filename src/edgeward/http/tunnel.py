@@ -17,6 +17,12 @@ written to the other unchanged; frames are not parsed, only their boundaries fol
   connections once both close frames are written. A peer stuck in the middle of a frame for
   longer than GOING_AWAY_GRACE is cut.
 - Idle timeout: no byte in either direction for `idle_timeout` ends the tunnel as above.
+- Pings (only with `ping_interval`): a side silent for `ping_interval` gets a ping frame from
+  the gateway (masked toward the upstream), at a frame boundary of what goes to it; a side
+  that then sends nothing for another `ping_interval` is dead, and the tunnel goes away
+  (reason `dead_peer`). Its pong is relayed to the other peer as an unsolicited pong, which
+  RFC 6455 §5.5.3 allows any endpoint to receive (and ignore).
+The decisions on time are `edgeward.http.ws_liveness`'s; this module does the I/O.
 """
 
 from __future__ import annotations
@@ -26,7 +32,14 @@ import math
 from typing import Final
 
 from edgeward.http.outbox import Outbox, outbox_for
-from edgeward.http.ws_frames import CLOSE_GOING_AWAY, FrameCursor, close_frame
+from edgeward.http.ws_frames import (
+    CLOSE_GOING_AWAY,
+    OP_PING,
+    FrameCursor,
+    close_frame,
+    control_frame,
+)
+from edgeward.http.ws_liveness import DEAD, PING, idle_due, side_verdict
 
 # After the gateway's close frames are due, how long a peer may take to finish the frame it is
 # in the middle of; then both connections are aborted. Two seconds carries a 64 KiB frame
@@ -43,32 +56,38 @@ ENDED_RESET: Final = "reset"                # a peer's connection was reset
 ENDED_IDLE: Final = "idle_timeout"          # nothing moved for idle_timeout: 1001 both ways
 ENDED_SHUTDOWN: Final = "shutdown"          # the worker drained: 1001 both ways
 ENDED_CUT: Final = "cut"                    # a peer was mid-frame past GOING_AWAY_GRACE
+ENDED_DEAD: Final = "dead_peer"             # a peer did not answer a ping: 1001 both ways
 # The reason text of the gateway's close frames, by how the tunnel ends.
-CLOSE_TEXT: Final = {ENDED_IDLE: "idle timeout", ENDED_SHUTDOWN: "gateway shutting down"}
+CLOSE_TEXT: Final = {ENDED_IDLE: "idle timeout", ENDED_SHUTDOWN: "gateway shutting down",
+                     ENDED_DEAD: "peer did not answer a ping"}
+# The payload of the gateway's pings (any pong answering them carries it back).
+PING_PAYLOAD: Final = b"edgeward"
 
 
 class TunnelSettings:
     """A route's WebSocket settings, compiled from its `websocket:` section."""
 
-    __slots__ = ("idle_timeout", "max_tunnels")
+    __slots__ = ("idle_timeout", "max_tunnels", "ping_interval")
 
     def __init__(self, *, idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
-                 max_tunnels: int | None = None) -> None:
-        self.idle_timeout = idle_timeout
+                 max_tunnels: int | None = None, ping_interval: float = math.inf) -> None:
+        self.idle_timeout = idle_timeout  # math.inf: none
         self.max_tunnels = max_tunnels  # open at once per worker; None: no limit
+        self.ping_interval = ping_interval  # math.inf: the gateway never pings
 
 
 class TunnelStats:
     """One route's tunnels in one worker: open now, bytes relayed, pauses, how they ended.
     Kept for the worker's life (a reload does not reset the open count)."""
 
-    __slots__ = ("open", "bytes_up", "bytes_down", "pauses", "ended")
+    __slots__ = ("open", "bytes_up", "bytes_down", "pauses", "pings", "ended")
 
     def __init__(self) -> None:
         self.open = 0         # open tunnels, and handshakes admitted that may become one
         self.bytes_up = 0     # client to upstream
         self.bytes_down = 0   # upstream to client
         self.pauses = 0       # times one side stopped being read (the other's buffer full)
+        self.pings = 0        # pings the gateway sent (ping_interval)
         self.ended: dict[str, int] = {}  # closed tunnels by reason
 
     def end(self, reason: str) -> None:
@@ -80,7 +99,7 @@ class TunnelSide:
     Its cursor follows the frames it reads, which go to its peer."""
 
     __slots__ = ("tunnel", "transport", "peer", "cursor", "upstream", "eof", "lost",
-                 "close_due", "silenced")
+                 "close_due", "silenced", "inject", "read_at", "pinged_at")
 
     def __init__(self, tunnel: Tunnel, transport: asyncio.Transport, upstream: bool) -> None:
         self.tunnel = tunnel
@@ -92,6 +111,9 @@ class TunnelSide:
         self.lost = False           # the connection is closed
         self.close_due = False      # a close frame waits for the next boundary of our reads
         self.silenced = False       # our close frame went out: what we read is dropped
+        self.inject = b""           # the gateway's frames waiting for our next boundary
+        self.read_at = 0.0          # when a byte was last read from this side
+        self.pinged_at = 0.0        # when the gateway last pinged this side (0: never)
 
     # asyncio protocol ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -99,12 +121,16 @@ class TunnelSide:
 
     def data_received(self, data: bytes) -> None:
         tunnel = self.tunnel
-        tunnel.last = tunnel.loop.time()
+        self.read_at = tunnel.loop.time()
         if self.silenced:
             return
-        if self.close_due:
+        if self.close_due or self.inject:
             self._relay_to_boundary(data)
             return
+        self._relay(data)
+
+    def _relay(self, data: bytes) -> None:
+        tunnel = self.tunnel
         self.cursor.advance(data)
         if self.upstream:
             tunnel.stats.bytes_down += len(data)
@@ -156,14 +182,41 @@ class TunnelSide:
         else:
             self.close_due = True
 
+    def send_control(self, frame: bytes) -> None:
+        """Write the gateway's control `frame` (a ping) into what goes to our peer, at a
+        frame boundary; what we read keeps flowing after it."""
+        if self.silenced or self.lost:
+            return
+        if self.cursor.at_boundary and not self.inject:
+            self.tunnel.outbox.write(self.peer.transport, frame)
+        else:
+            self.inject += frame
+
     def _relay_to_boundary(self, data: bytes) -> None:
-        taken = self.cursor.advance(data, True)
+        """Relay up to the first frame boundary in `data`; there, the gateway's own frames
+        go out (and a due close ends our relaying); the rest is relayed as usual."""
+        cursor = self.cursor
+        taken = cursor.advance(data, True)
         if taken:
+            self._count(taken)
             self.tunnel.outbox.write(self.peer.transport, data[:taken] if taken < len(data)
                                      else data)
-        if self.cursor.at_boundary:
+        if not cursor.at_boundary:
+            return
+        if self.inject:
+            self.tunnel.outbox.write(self.peer.transport, self.inject)
+            self.inject = b""
+        if self.close_due:
             tunnel = self.tunnel
             self._close_now(tunnel.close_code, tunnel.close_reason)
+        elif taken < len(data):
+            self._relay(data[taken:])
+
+    def _count(self, n: int) -> None:
+        if self.upstream:
+            self.tunnel.stats.bytes_down += n
+        else:
+            self.tunnel.stats.bytes_up += n
 
     def _close_now(self, code: int, reason: str) -> None:
         self.close_due = False
@@ -171,8 +224,9 @@ class TunnelSide:
         peer = self.peer
         if not peer.lost:
             # Toward the upstream the gateway speaks as a client: masked (RFC 6455 §5.3).
-            self.tunnel.outbox.write(peer.transport,
-                                     close_frame(code, reason, masked=not self.upstream))
+            self.tunnel.outbox.write(peer.transport, self.inject + close_frame(
+                code, reason, masked=not self.upstream))
+        self.inject = b""
         self.tunnel.check_gone_away()
 
     def __repr__(self) -> str:
@@ -184,7 +238,7 @@ class Tunnel:
     """Both sides of one tunnel, its timers and its accounting."""
 
     __slots__ = ("loop", "registry", "client", "upstream", "settings", "stats", "outbox",
-                 "last", "timer", "grace", "close_code", "close_reason", "reason")
+                 "timer", "grace", "close_code", "close_reason", "reason")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, registry: set[Tunnel],
                  client: asyncio.Transport, upstream: asyncio.Transport,
@@ -198,7 +252,7 @@ class Tunnel:
         self.settings = settings
         self.stats = stats
         self.outbox: Outbox = outbox_for(loop)
-        self.last = loop.time()  # the last read on either side
+        self.client.read_at = self.upstream.read_at = loop.time()
         self.timer: asyncio.TimerHandle | None = None
         self.grace: asyncio.TimerHandle | None = None
         self.close_code = 0      # set when the gateway ends the tunnel
@@ -217,9 +271,10 @@ class Tunnel:
             client.data_received(client_early)
         client.transport.resume_reading()
         upstream.transport.resume_reading()
-        idle = self.settings.idle_timeout
-        if idle != math.inf:
-            self.timer = self.loop.call_at(self.last + idle, self._on_idle)
+        settings = self.settings
+        first = client.read_at + min(settings.idle_timeout, settings.ping_interval)
+        if first != math.inf:
+            self.timer = self.loop.call_at(first, self._on_timer)
 
     def go_away(self, reason: str) -> None:
         """End the tunnel from the gateway's side (`reason`: ENDED_IDLE or ENDED_SHUTDOWN):
@@ -263,13 +318,34 @@ class Tunnel:
             return
         self._finish()
 
-    def _on_idle(self) -> None:
+    def _on_timer(self) -> None:
+        """Idle, a ping due, a dead side: what the time says (ws_liveness decides)."""
         self.timer = None
-        due = self.last + self.settings.idle_timeout
-        if self.loop.time() >= due:
+        if self.close_code:
+            return
+        now = self.loop.time()
+        settings = self.settings
+        client, upstream = self.client, self.upstream
+        when = idle_due(settings.idle_timeout, client.read_at, upstream.read_at)
+        if now >= when:
             self.go_away(ENDED_IDLE)
-        elif not self.close_code:
-            self.timer = self.loop.call_at(due, self._on_idle)
+            return
+        for side in (client, upstream):
+            verdict, at = side_verdict(now, settings.ping_interval, side.read_at,
+                                       side.pinged_at)
+            if verdict == DEAD:
+                self.go_away(ENDED_DEAD)
+                return
+            if verdict == PING:
+                side.pinged_at = now
+                self.stats.pings += 1
+                # Toward the upstream the gateway speaks as a client: masked.
+                side.peer.send_control(control_frame(OP_PING, PING_PAYLOAD,
+                                                     masked=side.upstream))
+            if at < when:
+                when = at
+        if when != math.inf:
+            self.timer = self.loop.call_at(when, self._on_timer)
 
     def _finish(self) -> None:
         if self.timer is not None:

@@ -22,6 +22,8 @@ CLOSE_NORMAL: Final = 1000
 CLOSE_GOING_AWAY: Final = 1001
 
 _OP_CLOSE: Final = 0x8
+OP_PING: Final = 0x9
+OP_PONG: Final = 0xA
 _FIN: Final = 0x80
 _MASK_BIT: Final = 0x80
 _MAX_HEADER: Final = 14  # 2 + 8 (64-bit length) + 4 (masking key)

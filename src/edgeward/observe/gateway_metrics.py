@@ -169,8 +169,11 @@ FAMILIES: tuple[MetricSpec, ...] = (
                labels=("route", "direction"), max_children=MAX_AUTH_CHILDREN),
     MetricSpec(kind="counter", name="edgeward_websocket_closed_total",
                help="WebSocket tunnels ended, by route and reason (closed, reset, "
-                    "idle_timeout, shutdown, cut).",
+                    "idle_timeout, shutdown, dead_peer, cut).",
                labels=("route", "reason"), max_children=MAX_AUTH_CHILDREN),
+    MetricSpec(kind="counter", name="edgeward_websocket_pings_total",
+               help="Pings the gateway sent into tunnels (websocket.ping_interval), by route.",
+               labels=("route",), max_children=MAX_ROUTE_CHILDREN),
     MetricSpec(kind="counter", name="edgeward_websocket_paused_total",
                help="Times a tunnel stopped reading one side because the other side's write "
                     "buffer was full (backpressure), by route.",
@@ -359,6 +362,7 @@ class GatewayMetrics:
             self._set("edgeward_websocket_bytes_total", (route, "to_upstream"), stats.bytes_up)
             self._set("edgeward_websocket_bytes_total", (route, "to_client"), stats.bytes_down)
             self._set("edgeward_websocket_paused_total", (route,), stats.pauses)
+            self._set("edgeward_websocket_pings_total", (route,), stats.pings)
             for reason, n in list(stats.ended.items()):
                 self._set("edgeward_websocket_closed_total", (route, reason), n)
         for (route, outcome), n in list(book.upgrades.items()):
