@@ -23,6 +23,7 @@ from edgeward.http.fields import Headers
 from edgeward.http.message import RequestHead, ResponseHead
 from edgeward.http.stream import PAUSE_HELD_BODY, ClientStream, ServerStream, Trailers
 from edgeward.http.tunnel import TunnelStats
+from edgeward.http.ws_handshake import Refusal
 from edgeward.proxy import states, upgrade
 from edgeward.proxy.body import PENDING_LIMIT
 from edgeward.proxy.chain import EMPTY, Chain
@@ -288,17 +289,14 @@ class Exchange(FilterRun):
     def switch(self, resp: ResponseHead, conn: ClientStream) -> None:
         """The upstream answered the handshake with 101: with the right accept key, both
         connections become a tunnel and the exchange ends (status 101)."""
-        if upgrade.bad_accept(self.head, resp):
-            conn.abort()
-            self.fail("bad_gateway", "the upstream's 101 has no valid Sec-WebSocket-Accept")
-            return
-        detached = conn.detach()
         route, stats = self.route, self.reserved
-        if detached is None or route is None or route.websocket is None or stats is None:
-            conn.abort()
-            self.fail("upstream_reset")
+        # A 101 only answers a handshake, which its route accepted and holds a slot for.
+        assert route is not None and route.websocket is not None and stats is not None
+        taken = upgrade.take_over(self.head, resp, conn)
+        if isinstance(taken, Refusal):
+            self.fail(taken.code, taken.detail)
             return
-        transport, early = detached
+        transport, early = taken
         self._response_filters(resp)
         if not self.down.upgrade(resp, self.head, transport, early, route.websocket, stats):
             transport.abort()  # the worker began draining meanwhile
@@ -383,7 +381,11 @@ class Exchange(FilterRun):
         if chain.done:
             self._done_filters(chain)
         if self.head.upgrade is not None:
-            self._handshake_done()
+            fwd = self.fwd
+            upgrade.handshake_done(self.factory.websocket, self.head.route_name, self.reserved,
+                                   self.status, fwd is not None and fwd.attempt > 0,
+                                   self.error_code)
+            self.reserved = None
         hook = self.factory.on_done
         if hook is not None:
             hook(self)
@@ -392,15 +394,6 @@ class Exchange(FilterRun):
         self.fwd = None
         if notify:
             self.down.done(self, self.ended)
-
-    def _handshake_done(self) -> None:
-        reserved = self.reserved
-        if reserved is not None:
-            self.reserved = None
-            reserved.open -= 1  # no tunnel came of it
-        fwd = self.fwd
-        self.factory.websocket.count(self.head.route_name, upgrade.outcome(
-            self.status, fwd is not None and fwd.attempt > 0, self.error_code))
 
     def __repr__(self) -> str:
         return f"<Exchange {self.head!r} state={states.NAMES[self.state]} status={self.status}>"

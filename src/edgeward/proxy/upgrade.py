@@ -16,9 +16,11 @@ is checked against.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Final
 
 from edgeward.http.message import RequestHead, ResponseHead
+from edgeward.http.stream import ClientStream
 from edgeward.http.tunnel import TunnelStats
 from edgeward.http.ws_handshake import Refusal, accept_matches, request_problem
 
@@ -37,6 +39,9 @@ _UPSTREAM_FAILURES: Final = frozenset({
 
 _NOT_ALLOWED: Final = Refusal("websocket_not_allowed",
                               "this route does not accept WebSocket upgrades", None)
+_BAD_ACCEPT: Final = Refusal("bad_gateway",
+                             "the upstream's 101 has no valid Sec-WebSocket-Accept", None)
+_GONE: Final = Refusal("upstream_reset", "the upstream closed as it switched", None)
 
 
 class WebSocketBook:
@@ -87,11 +92,29 @@ def reserve(book: WebSocketBook, route: Route) -> TunnelStats | None:
     return stats
 
 
-def bad_accept(head: RequestHead, resp: ResponseHead) -> bool:
-    """Whether an upstream's 101 fails to answer the handshake's key (§4.1: the client must
-    then fail the connection, so the gateway does not switch)."""
+def take_over(head: RequestHead, resp: ResponseHead,
+              conn: ClientStream) -> tuple[asyncio.Transport, bytes] | Refusal:
+    """The upstream connection's transport and the bytes after its 101, for the tunnel; or,
+    when the 101 does not answer the handshake's key (§4.1: the client would have to fail the
+    connection), the refusal, with the connection aborted."""
     key = head.headers.get("sec-websocket-key") or ""
-    return not accept_matches(key, resp.headers.get_all("sec-websocket-accept"))
+    if not accept_matches(key, resp.headers.get_all("sec-websocket-accept")):
+        conn.abort()
+        return _BAD_ACCEPT
+    detached = conn.detach()
+    if detached is None:
+        conn.abort()
+        return _GONE
+    return detached
+
+
+def handshake_done(book: WebSocketBook, route: str, reserved: TunnelStats | None, status: int,
+                   attempted: bool, error_code: str | None) -> None:
+    """A handshake's exchange ended: its slot back if it holds one (no tunnel came of it),
+    and its outcome counted."""
+    if reserved is not None:
+        reserved.open -= 1
+    book.count(route, outcome(status, attempted, error_code))
 
 
 def outcome(status: int, attempted: bool, error_code: str | None) -> str:
