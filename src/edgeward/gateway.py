@@ -87,7 +87,20 @@ class Worker:
 
     def swap(self, snapshot: Snapshot) -> Snapshot:
         old, self.factory.snapshot = self.factory.snapshot, snapshot
+        self._retire_tunnels(snapshot)
         return old
+
+    def _retire_tunnels(self, snapshot: Snapshot) -> None:
+        """Tunnels keep the settings they started with, as requests in flight keep their
+        snapshot; those whose route no longer takes WebSocket (removed, renamed, or without
+        `websocket:`) get their close frames 1001 after drain_timeout, as on shutdown."""
+        tunnels = self.state.tunnels
+        if not tunnels:
+            return
+        allowed = {r.name for r in snapshot.routes if r.websocket is not None}
+        for tunnel in list(tunnels):
+            if tunnel.stats.route not in allowed:
+                tunnel.retire(self.drain_timeout)
 
     def apply_settings(self, settings: ListenerSettings) -> None:
         """New listener limits for the requests read from now on."""

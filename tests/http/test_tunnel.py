@@ -13,6 +13,7 @@ from edgeward.http.tunnel import (
     ENDED_CUT,
     ENDED_DEAD,
     ENDED_IDLE,
+    ENDED_RELOAD,
     ENDED_RESET,
     ENDED_SHUTDOWN,
     GOING_AWAY_GRACE,
@@ -267,3 +268,19 @@ def test_a_ping_waits_for_the_frame_in_progress() -> None:
     r.run()
     sent = frames(r.upstream.data)
     assert sent[0] == message and sent[1][0] == 0x89 and sent[2] == ws_frame(b"next", True)
+
+
+def test_a_retired_tunnel_goes_away_after_the_delay_unless_it_ends_first() -> None:
+    r = Rig()
+    r.tunnel.retire(10.0)
+    r.loop.advance(9.0)
+    assert not r.client.closed
+    r.loop.advance(1.5)
+    assert [parse_close(f) for f in frames(r.client.data)] == [
+        (1001, "route withdrawn by a reload")]
+    assert r.stats.ended == {ENDED_RELOAD: 1}
+    ended = Rig()
+    ended.tunnel.retire(10.0)
+    ended.upstream.reset()
+    ended.run()
+    assert ended.loop.pending_timers() == []  # the retirement was called off

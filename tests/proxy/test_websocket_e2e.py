@@ -505,3 +505,24 @@ async def test_shutdown_drain_sends_1001_to_both_sides(origin: WsOrigin) -> None
     assert await until(lambda: origin.log.closed("/ws/drain"), "origin's close")
     assert origin.log.closed("/ws/drain") == [1001]
 
+
+
+async def test_a_reload_that_withdraws_the_route_ends_its_tunnels_with_1001(
+        origin: WsOrigin) -> None:
+    with gateway_for(origin) as g:
+        text = (CONFIG % {"port": origin.port, "key": API_KEY}).replace(
+            "{listen}", f"127.0.0.1:{g.port}").replace("{admin}", f"127.0.0.1:{g.admin_port}")
+        async with client(g, "/ws/kept") as kept, client(g, "/limited/withdrawn") as gone:
+            withdrawn = text.replace("    websocket: {max_tunnels: 2}\n", "")
+            assert withdrawn != text
+            reply = g.admin("POST", "/config", withdrawn)
+            assert reply.status == 200, reply
+            with pytest.raises(ConnectionClosed) as closed:
+                await gone.recv()
+            assert closed.value.rcvd is not None
+            assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (
+                1001, "route withdrawn by a reload")
+            await kept.send("still open")  # its route still takes WebSocket
+            assert await kept.recv() == "still open"
+        assert await until(lambda: origin.log.closed("/limited/withdrawn"), "origin's close")
+        assert origin.log.closed("/limited/withdrawn") == [1001]

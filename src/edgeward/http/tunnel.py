@@ -11,11 +11,11 @@ written to the other unchanged; frames are not parsed, only their boundaries fol
 - Half-close: an EOF read from one side is passed on as an EOF (`write_eof`) to the other;
   when both sides have sent theirs, both connections close. A reset on one side aborts the
   other; a plain close of one side closes the other once what was written to it is sent.
-- Going away (idle timeout, shutdown): the gateway writes a close frame (1001) into both
-  directions at the next frame boundary of each — masked toward the upstream, as a client
-  must (RFC 6455 §5.3) — drops whatever either peer sends after it, and closes both
-  connections once both close frames are written. A peer stuck in the middle of a frame for
-  longer than GOING_AWAY_GRACE is cut.
+- Going away (idle timeout, dead peer, shutdown, a reload that withdrew the route): the
+  gateway writes a close frame (1001) into both directions at the next frame boundary of
+  each — masked toward the upstream, as a client must (RFC 6455 §5.3) — drops whatever
+  either peer sends after it, and closes both connections once both close frames are out.
+  A peer stuck in the middle of a frame for longer than GOING_AWAY_GRACE is cut.
 - Idle timeout: no byte in either direction for `idle_timeout` ends the tunnel as above.
 - Pings (only with `ping_interval`): a side silent for `ping_interval` gets a ping frame from
   the gateway (masked toward the upstream), at a frame boundary of what goes to it; a side
@@ -57,9 +57,11 @@ ENDED_IDLE: Final = "idle_timeout"          # nothing moved for idle_timeout: 10
 ENDED_SHUTDOWN: Final = "shutdown"          # the worker drained: 1001 both ways
 ENDED_CUT: Final = "cut"                    # a peer was mid-frame past GOING_AWAY_GRACE
 ENDED_DEAD: Final = "dead_peer"             # a peer did not answer a ping: 1001 both ways
+ENDED_RELOAD: Final = "reload"              # a reload took its route's WebSocket away: 1001
 # The reason text of the gateway's close frames, by how the tunnel ends.
 CLOSE_TEXT: Final = {ENDED_IDLE: "idle timeout", ENDED_SHUTDOWN: "gateway shutting down",
-                     ENDED_DEAD: "peer did not answer a ping"}
+                     ENDED_DEAD: "peer did not answer a ping",
+                     ENDED_RELOAD: "route withdrawn by a reload"}
 # The payload of the gateway's pings (any pong answering them carries it back).
 PING_PAYLOAD: Final = b"edgeward"
 
@@ -80,9 +82,10 @@ class TunnelStats:
     """One route's tunnels in one worker: open now, bytes relayed, pauses, how they ended.
     Kept for the worker's life (a reload does not reset the open count)."""
 
-    __slots__ = ("open", "bytes_up", "bytes_down", "pauses", "pings", "ended")
+    __slots__ = ("route", "open", "bytes_up", "bytes_down", "pauses", "pings", "ended")
 
-    def __init__(self) -> None:
+    def __init__(self, route: str = "") -> None:
+        self.route = route    # the route's name
         self.open = 0         # open tunnels, and handshakes admitted that may become one
         self.bytes_up = 0     # client to upstream
         self.bytes_down = 0   # upstream to client
@@ -238,7 +241,7 @@ class Tunnel:
     """Both sides of one tunnel, its timers and its accounting."""
 
     __slots__ = ("loop", "registry", "client", "upstream", "settings", "stats", "outbox",
-                 "timer", "grace", "close_code", "close_reason", "reason")
+                 "timer", "grace", "retiring", "close_code", "close_reason", "reason")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, registry: set[Tunnel],
                  client: asyncio.Transport, upstream: asyncio.Transport,
@@ -255,6 +258,7 @@ class Tunnel:
         self.client.read_at = self.upstream.read_at = loop.time()
         self.timer: asyncio.TimerHandle | None = None
         self.grace: asyncio.TimerHandle | None = None
+        self.retiring: asyncio.TimerHandle | None = None  # a reload withdrew the route
         self.close_code = 0      # set when the gateway ends the tunnel
         self.close_reason = ""
         self.reason = ENDED_CLOSED  # how it ended, for the metrics
@@ -287,6 +291,12 @@ class Tunnel:
         self.grace = self.loop.call_later(GOING_AWAY_GRACE, self.abort)
         self.client.send_close(CLOSE_GOING_AWAY, text)
         self.upstream.send_close(CLOSE_GOING_AWAY, text)
+
+    def retire(self, delay: float) -> None:
+        """The route no longer takes WebSocket (a reload): go away after `delay` (the drain
+        timeout), unless the peers end the tunnel first."""
+        if self.retiring is None and not self.close_code:
+            self.retiring = self.loop.call_later(delay, self.go_away, ENDED_RELOAD)
 
     def check_gone_away(self) -> None:
         """Both close frames are out (or could not be): close both connections."""
@@ -354,6 +364,9 @@ class Tunnel:
         if self.grace is not None:
             self.grace.cancel()
             self.grace = None
+        if self.retiring is not None:
+            self.retiring.cancel()
+            self.retiring = None
         self.registry.discard(self)
         self.stats.open -= 1
         self.stats.end(self.reason)

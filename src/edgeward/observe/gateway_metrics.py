@@ -169,7 +169,7 @@ FAMILIES: tuple[MetricSpec, ...] = (
                labels=("route", "direction"), max_children=MAX_AUTH_CHILDREN),
     MetricSpec(kind="counter", name="edgeward_websocket_closed_total",
                help="WebSocket tunnels ended, by route and reason (closed, reset, "
-                    "idle_timeout, shutdown, dead_peer, cut).",
+                    "idle_timeout, shutdown, dead_peer, reload, cut).",
                labels=("route", "reason"), max_children=MAX_AUTH_CHILDREN),
     MetricSpec(kind="counter", name="edgeward_websocket_pings_total",
                help="Pings the gateway sent into tunnels (websocket.ping_interval), by route.",

@@ -57,7 +57,7 @@ class WebSocketBook:
     def route(self, name: str) -> TunnelStats:
         stats = self.routes.get(name)
         if stats is None:
-            stats = self.routes[name] = TunnelStats()
+            stats = self.routes[name] = TunnelStats(name)
         return stats
 
     def count(self, route: str, outcome: str) -> None:
