@@ -133,3 +133,15 @@ def test_the_route_refusal_comes_before_any_connection() -> None:
     assert resp.status == 400 and resp.json()["code"] == "websocket_not_allowed"
     assert h.upstreams == [] and c.closed
     assert h.factory.websocket.upgrades == {("app", "refused"): 1}
+
+
+def test_a_client_that_floods_before_the_101_is_cut() -> None:
+    h = Harness(CONFIG)
+    c = h.client()
+    c.send(HANDSHAKE + b"\x82\x7f" + b"x" * (70 * 1024))
+    assert c.transport.aborted
+    h.run()
+    # the handshake in flight is dropped with it: nothing was sent upstream
+    assert all(up.received == b"" for up in h.upstreams)
+    assert h.last().error_code == "client_closed"
+    assert h.factory.websocket.routes["chat"].open == 0

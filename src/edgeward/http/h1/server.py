@@ -47,7 +47,8 @@ _CHUNKED: Final = b"transfer-encoding: chunked\r\n\r\n"
 _KEEP_ALIVE: Final = b"connection: keep-alive\r\n\r\n"
 _SWITCH: Final = b"connection: upgrade\r\nupgrade: websocket\r\n\r\n"
 # Bytes a client sent after its handshake, before the answer, kept for the tunnel (RFC 6455
-# §4.1 says it sends nothing before the 101; a few frames are tolerated, more are refused).
+# §4.1 says it sends nothing before the 101; a few frames are tolerated, more end the
+# connection).
 _MAX_EARLY: Final = 64 * 1024
 
 
@@ -129,7 +130,10 @@ class H1Connection:
             # rest of this read is the tunnel's, if there is to be one.
             self.early = data[int(exc.args[0]):]
             if len(self.early) > _MAX_EARLY:
-                self.refuse("bad_request", "data sent before the WebSocket handshake's answer")
+                # Not a WebSocket client: one waits for the 101 before it sends (RFC 6455
+                # §4.1). Reading pauses after the head, so this is one read at most.
+                self.early = b""
+                self.abort()
         except httptools.HttpParserError as exc:
             if str(exc) == _LLHTTP_BAD_VERSION:
                 self.refuse("http_version_not_supported",
