@@ -195,7 +195,9 @@ def _proxy_yaml(listen: tuple[str, int], targets: list[tuple[str, int]],
     doc: dict[str, object] = {
         "listen": _hostport(listen),
         "upstreams": {"default": {"targets": [_hostport(t) for t in targets]}},
-        "routes": [{"name": "default", "match": {"path_prefix": "/"}, "upstream": "default"}],
+        # WebSocket handshakes are tunnelled with the defaults, as `caddy reverse-proxy` does.
+        "routes": [{"name": "default", "match": {"path_prefix": "/"}, "upstream": "default",
+                    "websocket": True}],
     }
     if admin is not None:
         doc["admin"] = _hostport(admin)

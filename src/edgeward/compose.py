@@ -234,7 +234,8 @@ def _route(cfg: GatewayConfig, index: int, clusters: dict[str, Cluster], rng: ra
     single = clusters[rc.upstream] if rc.upstream is not None else None
     route = Route(name, cluster=single, chain=chain, timeout=rc.timeout,
                   retry=retry, budget=budget, replay_limit=cfg.server.replay_limit,
-                  limiter=limiter, concurrency=concurrency)
+                  limiter=limiter, concurrency=concurrency,
+                  websocket=rc.websocket.settings() if rc.websocket is not None else None)
     route.described = tuple((f.name, kinds[id(f)], int(type(f).order)) for f in chain.filters)
     return route
 

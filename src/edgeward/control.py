@@ -239,7 +239,9 @@ class Control:
         return not self.worker.state.draining and bool(self.worker.servers)
 
     def _filter_counts(self) -> None:
-        self.telemetry.metrics.filter_counts(filter_events(self.runtime.registry).counts)
+        metrics = self.telemetry.metrics
+        metrics.filter_counts(filter_events(self.runtime.registry).counts)
+        metrics.websocket_counts(self.worker.factory.websocket)
         self._tls_expiry()
 
     def _tls_expiry(self) -> None:

@@ -22,6 +22,7 @@ import uvloop
 
 from edgeward.http.h1.server import H1Connection
 from edgeward.http.listener import Connection, ListenerSettings, ListenerState
+from edgeward.http.tunnel import ENDED_SHUTDOWN, GOING_AWAY_GRACE, Tunnel
 from edgeward.proxy.factory import ExchangeFactory
 from edgeward.proxy.snapshot import Snapshot
 
@@ -101,7 +102,20 @@ class Worker:
 
     def swap(self, snapshot: Snapshot) -> Snapshot:
         old, self.factory.snapshot = self.factory.snapshot, snapshot
+        self._retire_tunnels(snapshot)
         return old
+
+    def _retire_tunnels(self, snapshot: Snapshot) -> None:
+        """Tunnels keep the settings they started with, as requests in flight keep their
+        snapshot; those whose route no longer takes WebSocket (removed, renamed, or without
+        `websocket:`) get their close frames 1001 after drain_timeout, as on shutdown."""
+        tunnels = self._tunnels()
+        if not tunnels:
+            return
+        allowed = {r.name for r in snapshot.routes if r.websocket is not None}
+        for tunnel in tunnels:
+            if tunnel.stats.route not in allowed:
+                tunnel.retire(self.drain_timeout)
 
     def apply_settings(self, settings: ListenerSettings) -> None:
         """New listener limits for the requests read from now on."""
@@ -143,6 +157,9 @@ class Worker:
     def _connections(self) -> list[Connection]:
         return [conn for state in self.states for conn in state.connections]
 
+    def _tunnels(self) -> list[Tunnel]:
+        return [tunnel for state in self.states for tunnel in state.tunnels]
+
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(SWEEP_INTERVAL)
@@ -151,7 +168,9 @@ class Worker:
                 cluster.sweep(now)
 
     async def drain(self) -> None:
-        """Stop accepting, let in-flight requests finish (up to drain_timeout), then close."""
+        """Stop accepting, let in-flight requests and WebSocket tunnels finish (up to
+        drain_timeout); then tunnels get a close frame 1001 both ways (up to GOING_AWAY_GRACE
+        more), and what is left is closed."""
         if self.state.draining:
             return
         for state in self.states:
@@ -161,8 +180,16 @@ class Worker:
         for conn in self._connections():
             conn.close_if_idle()
         deadline = self.loop.time() + self.drain_timeout
-        while self.connection_count() and self.loop.time() < deadline:
+        while (self.connection_count() or self._tunnels()) and self.loop.time() < deadline:
             await asyncio.sleep(0.05)
+        if self._tunnels():
+            for tunnel in self._tunnels():
+                tunnel.go_away(ENDED_SHUTDOWN)
+            deadline = self.loop.time() + GOING_AWAY_GRACE + 0.5
+            while self._tunnels() and self.loop.time() < deadline:
+                await asyncio.sleep(0.05)
+            for tunnel in self._tunnels():
+                tunnel.abort()
         for conn in self._connections():
             conn.abort()
         if self._sweeper is not None:

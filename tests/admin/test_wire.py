@@ -148,6 +148,7 @@ async def test_upgrade_requests_are_refused(server: AdminServer) -> None:
     r = await c.read_response()
     assert r.status == 501 and r.json()["code"] == "not_implemented"
     assert "Upgrade: websocket" in r.json()["message"]
+    assert await c.closed_by_server()
     await c.close()
 
 

@@ -52,6 +52,12 @@ EXPECTED = {
     "process_start_time_seconds": ("gauge", ()),
     "edgeward_open_files_exhausted_seconds_total": ("counter", ()),
     "edgeward_build_info": ("gauge", ("version", "python", "compiled")),
+    "edgeward_websocket_tunnels_open": ("gauge", ("route",)),
+    "edgeward_websocket_upgrades_total": ("counter", ("route", "outcome")),
+    "edgeward_websocket_bytes_total": ("counter", ("route", "direction")),
+    "edgeward_websocket_closed_total": ("counter", ("route", "reason")),
+    "edgeward_websocket_pings_total": ("counter", ("route",)),
+    "edgeward_websocket_paused_total": ("counter", ("route",)),
 }
 
 
@@ -179,3 +185,32 @@ def test_filter_event_totals_become_counter_values() -> None:
     assert s[("edgeward_cors_rejected_total", (("route", "api"),))] == 1
     assert s[("edgeward_ip_denied_total", (("route", "web"),))] == 4
     assert not any(name.startswith("unknown") for name, _ in s)
+
+
+def test_websocket_counts_are_copied_from_the_worker_book() -> None:
+    from edgeward.proxy.upgrade import WebSocketBook
+
+    m = GatewayMetrics()
+    book = WebSocketBook()
+    stats = book.route("chat")
+    stats.open, stats.bytes_up, stats.bytes_down, stats.pauses = 3, 100, 2000, 1
+    stats.end("idle_timeout")
+    book.count("chat", "upgraded")
+    book.count("chat", "upgraded")
+    book.count("chat", "refused")
+    m.websocket_counts(book)
+    s = parse_exposition(m.registry.render())[2]
+    assert s[("edgeward_websocket_tunnels_open", (("route", "chat"),))] == 3
+    assert s[("edgeward_websocket_bytes_total",
+              (("direction", "to_upstream"), ("route", "chat")))] == 100
+    assert s[("edgeward_websocket_bytes_total",
+              (("direction", "to_client"), ("route", "chat")))] == 2000
+    assert s[("edgeward_websocket_upgrades_total",
+              (("outcome", "upgraded"), ("route", "chat")))] == 2
+    assert s[("edgeward_websocket_closed_total",
+              (("reason", "idle_timeout"), ("route", "chat")))] == 1
+    assert s[("edgeward_websocket_paused_total", (("route", "chat"),))] == 1
+    stats.open = 0
+    m.websocket_counts(book)  # a gauge follows the book down as well as up
+    s = parse_exposition(m.registry.render())[2]
+    assert s[("edgeward_websocket_tunnels_open", (("route", "chat"),))] == 0

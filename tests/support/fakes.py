@@ -470,7 +470,10 @@ def parse_requests(data: bytes) -> list[ParsedRequest]:
     """The complete HTTP/1.1 requests in `data`, as an origin would read them."""
     collector = _RequestCollector()
     parser = collector.parser = httptools.HttpRequestParser(collector)
-    parser.feed_data(data)
+    try:
+        parser.feed_data(data)
+    except httptools.HttpParserUpgrade:
+        pass  # a WebSocket handshake: what follows it is the tunnel's
     return collector.done
 
 

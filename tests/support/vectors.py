@@ -104,8 +104,10 @@ REFUSED = [
     Refusal("upgrade-h2c", b"GET /echo HTTP/1.1\r\n" + H
             + b"Connection: Upgrade, HTTP2-Settings\r\n"
             b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n", 400, "bad_request"),
-    Refusal("upgrade-websocket", b"GET /echo HTTP/1.1\r\n" + H
-            + b"Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n", 501, "not_implemented"),
+    # WebSocket handshakes reach the exchange (tests/proxy/test_websocket_e2e.py); other
+    # protocols are refused with the head.
+    Refusal("upgrade-other", b"GET /echo HTTP/1.1\r\n" + H
+            + b"Connection: Upgrade\r\nUpgrade: IRC/6.9\r\n\r\n", 501, "not_implemented"),
     Refusal("connect", b"CONNECT gw.test:443 HTTP/1.1\r\nHost: gw.test:443\r\n\r\n",
             501, "not_implemented"),
     # Request targets RFC 9112 §3.2 does not allow, or paths that cannot be normalised.

@@ -164,7 +164,15 @@ class AdminExchange(StreamHandler):
     def start(self) -> None:
         self.started = True
         head = self.head
-        refusal = self.factory.check(head.method, head.path, self.headers, head.request_id)
+        if head.upgrade is not None:
+            # The codec lets WebSocket handshakes through to the data plane's routes; the
+            # admin API tunnels nothing.
+            refusal: AdminResponse | None = error_response(
+                501, "not_implemented",
+                f"Upgrade: {head.upgrade.decode('latin-1')} is not accepted by the admin API",
+                head.request_id)
+        else:
+            refusal = self.factory.check(head.method, head.path, self.headers, head.request_id)
         if refusal is None and head.body_length > self.factory.limits.max_body:
             refusal = self._too_large(head.body_length)
         if refusal is not None:

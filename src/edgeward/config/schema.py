@@ -49,6 +49,7 @@ from edgeward.http.listener import (
 from edgeward.observe.access_log import AccessLogConfig
 from edgeward.observe.process_log import LoggingConfig
 from edgeward.observe.tracing import TracingConfig
+from edgeward.proxy.websocket_config import WebSocketConfig, expand_shorthand
 from edgeward.ratelimit.config import RateLimitConfig, RedisConfig
 from edgeward.resilience.breaker import BreakerConfig
 from edgeward.resilience.outlier import OutlierConfig
@@ -251,9 +252,16 @@ class RouteConfig:
         default_factory=list,
         metadata=doc("the route's filters: names of top-level filters, or inline "
                      "{KIND: config} entries (docs/filters.md)"))
+    websocket: WebSocketConfig | None = field(
+        default=None,
+        metadata=doc("accept WebSocket upgrades as tunnels (docs/websocket.md); `true` for "
+                     "the defaults. Off: a handshake gets 400 websocket_not_allowed"))
 
     def check(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
+        if self.websocket is not None and (self.redirect is not None
+                                           or self.respond is not None):
+            problems.append(("websocket", "needs an upstream or split to tunnel to"))
         given = [k for k in ("upstream", "split", "redirect", "respond")
                  if getattr(self, k) is not None]
         if len(given) != 1:
@@ -409,4 +417,9 @@ def normalize(raw: Any) -> Any:
         out["redis"] = {"url": out["redis"]}
     if isinstance(out.get("upstreams"), dict):
         out["upstreams"] = {k: normalize_targets(v) for k, v in out["upstreams"].items()}
+    routes = out.get("routes")
+    if isinstance(routes, list):
+        out["routes"] = [
+            {**r, "websocket": expand_shorthand(r["websocket"])}
+            if isinstance(r, dict) and "websocket" in r else r for r in routes]
     return out

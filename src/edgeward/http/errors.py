@@ -22,6 +22,14 @@ _CATALOGUE = [
               "The route needs authentication and no method admitted the request; "
               "WWW-Authenticate names the methods."),
     ErrorCode("forbidden", 403, "The consumer is authenticated but not allowed on this route."),
+    ErrorCode("websocket_not_allowed", 400,
+              "A WebSocket handshake on a route without `websocket:` (upgrades are per route)."),
+    ErrorCode("websocket_bad_handshake", 400,
+              "A WebSocket handshake that is not a GET on HTTP/1.1 without a body, or whose "
+              "Sec-WebSocket-Key is not 16 bytes in base64 given once."),
+    ErrorCode("websocket_version_unsupported", 426,
+              "A WebSocket handshake for another version than 13; Sec-WebSocket-Version "
+              "names 13."),
     ErrorCode("route_not_found", 404, "No route matches the host, path, method and headers."),
     ErrorCode("not_found", 404, "The admin API has no such path."),
     ErrorCode("method_not_allowed", 405, "The admin API path does not take this method."),
@@ -52,6 +60,8 @@ _CATALOGUE = [
     ErrorCode("auth_unavailable", 503,
               "Authentication could not be decided: the forward-auth service did not answer "
               "(failure_mode: deny) or no JWT keys could be fetched yet."),
+    ErrorCode("websocket_limit", 503,
+              "The route's websocket.max_tunnels tunnels are already open in this worker."),
     ErrorCode("shutting_down", 503, "The gateway is draining and accepts no new requests."),
     ErrorCode("fault_injected", 503,
               "A fault filter aborted the request (a drill); the status is its abort.status."),

@@ -14,6 +14,7 @@ from typing import Final, Protocol
 from edgeward.http.headers import ForwardedPolicy, RequestIds
 from edgeward.http.message import ClientCert
 from edgeward.http.stream import HandlerFactory
+from edgeward.http.tunnel import Tunnel
 
 # What the listener asks of a TLS connection's `ssl_object` for its verified client
 # certificate (tls/peer.py makes it); None on a listener without client certificates.
@@ -107,7 +108,7 @@ class Connection(Protocol):
 class ListenerState:
     """What all connections of one listener of a worker share."""
 
-    __slots__ = ("settings", "factory", "ids", "connections", "draining",
+    __slots__ = ("settings", "factory", "ids", "connections", "tunnels", "draining",
                  "underscore_headers", "refused_connections", "scheme", "response_line",
                  "peer_cert")
 
@@ -123,6 +124,8 @@ class ListenerState:
         self.factory = factory
         self.ids = RequestIds()
         self.connections: set[Connection] = set()
+        # WebSocket tunnels: their client connections left `connections` when they switched.
+        self.tunnels: set[Tunnel] = set()
         self.draining = False
         self.underscore_headers = 0  # request fields with `_` in their name dropped or refused
         self.refused_connections = 0  # closed at once: max_connections were open

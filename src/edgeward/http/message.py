@@ -61,7 +61,7 @@ class RequestHead:
         "body_length", "client_ip", "peer_ip", "request_id", "scheme", "id_line",
         "expect_continue", "keep_alive", "http10", "trace", "upstream", "route_name",
         "body_received", "trailers", "owned", "started", "_vars", "_cookies", "_query",
-        "consumer", "auth_result", "client_cert",
+        "consumer", "auth_result", "client_cert", "upgrade",
     )
 
     def __init__(
@@ -109,6 +109,9 @@ class RequestHead:
         # The verified client certificate of an mTLS connection (None on plain and non-mTLS
         # listeners); set by the listener from the handshake, never from request fields.
         self.client_cert: ClientCert | None = None
+        # The protocol a client asks to switch to (only b"websocket" gets this far: the codec
+        # refuses other upgrades); None for a plain request.
+        self.upgrade: bytes | None = None
         self._vars: dict[str, object] | None = None
         self._cookies: dict[str, str] | None = None
         self._query: dict[str, str] | None = None

@@ -20,6 +20,7 @@ import asyncio
 from typing import Final
 
 from edgeward.http.message import RequestHead, ResponseHead
+from edgeward.http.tunnel import TunnelSettings, TunnelStats
 
 Trailers = list[tuple[bytes, bytes]] | None
 
@@ -65,6 +66,13 @@ class ServerStream:
 
     def done(self, handler: StreamHandler, now: float) -> None:
         """The exchange is finished (response sent or stream reset) at `now` (monotonic)."""
+        raise NotImplementedError
+
+    def upgrade(self, resp: ResponseHead, request: RequestHead, upstream: asyncio.Transport,
+                upstream_early: bytes, settings: TunnelSettings, stats: TunnelStats) -> bool:
+        """Answer `request` with the upstream's 101 `resp` and make the client's connection
+        and `upstream` (with what it sent after its 101) one tunnel. False when the client
+        side cannot switch (gone, draining, more requests behind it): nothing was sent."""
         raise NotImplementedError
 
 
@@ -127,6 +135,11 @@ class ClientStream:
 
     def release(self, reusable: bool) -> None:
         """The exchange is done with the stream: the connection may serve another."""
+        raise NotImplementedError
+
+    def detach(self) -> tuple[asyncio.Transport, bytes] | None:
+        """After a 101: the connection leaves its pool for good; returns its transport and
+        the bytes read after the 101 head (None when it is already closed)."""
         raise NotImplementedError
 
     def abort(self) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from edgeward.observe.metrics import (
     Aggregate,
@@ -24,6 +24,9 @@ from edgeward.observe.metrics import (
     Registry,
     bucket_of,
 )
+
+if TYPE_CHECKING:
+    from edgeward.proxy.upgrade import WebSocketBook
 
 # Cardinality caps (label sets per family; more go to the `__overflow__` child).
 # Per-route families: 1000 routes is far beyond a typical gateway config (Kong and APISIX users
@@ -170,6 +173,31 @@ FAMILIES: tuple[MetricSpec, ...] = (
                help="Always 1, labelled with the edgeward version, the Python version and "
                     "whether the data plane runs compiled.",
                labels=("version", "python", "compiled"), max_children=4, aggregate="max"),
+    # WebSocket tunnels (edgeward.proxy.upgrade.WebSocketBook: counted by the worker, copied
+    # in when metrics are read).
+    MetricSpec(kind="gauge", name="edgeward_websocket_tunnels_open",
+               help="WebSocket tunnels open now (with handshakes admitted and not yet "
+                    "answered), by route.",
+               labels=("route",), max_children=MAX_ROUTE_CHILDREN),
+    MetricSpec(kind="counter", name="edgeward_websocket_upgrades_total",
+               help="WebSocket handshakes by route and outcome (upgraded, refused, "
+                    "upstream_refused, failed).",
+               labels=("route", "outcome"), max_children=MAX_AUTH_CHILDREN),
+    MetricSpec(kind="counter", name="edgeward_websocket_bytes_total",
+               help="Bytes relayed through WebSocket tunnels, by route and direction "
+                    "(to_upstream, to_client).",
+               labels=("route", "direction"), max_children=MAX_AUTH_CHILDREN),
+    MetricSpec(kind="counter", name="edgeward_websocket_closed_total",
+               help="WebSocket tunnels ended, by route and reason (closed, reset, "
+                    "idle_timeout, shutdown, dead_peer, reload, cut).",
+               labels=("route", "reason"), max_children=MAX_AUTH_CHILDREN),
+    MetricSpec(kind="counter", name="edgeward_websocket_pings_total",
+               help="Pings the gateway sent into tunnels (websocket.ping_interval), by route.",
+               labels=("route",), max_children=MAX_ROUTE_CHILDREN),
+    MetricSpec(kind="counter", name="edgeward_websocket_paused_total",
+               help="Times a tunnel stopped reading one side because the other side's write "
+                    "buffer was full (backpressure), by route.",
+               labels=("route",), max_children=MAX_ROUTE_CHILDREN),
 )
 
 # The route label of requests that matched no route (404 route_not_found). Not a name a
@@ -358,6 +386,24 @@ class GatewayMetrics:
                 family, extra = found
                 child = children[key] = family.labels(key[1], *key[2:2 + extra])
             child.value = float(count)
+
+    def websocket_counts(self, book: WebSocketBook) -> None:
+        """Set the edgeward_websocket_* families from the worker's WebSocket book."""
+        for route, stats in list(book.routes.items()):
+            self._set("edgeward_websocket_tunnels_open", (route,), stats.open)
+            self._set("edgeward_websocket_bytes_total", (route, "to_upstream"), stats.bytes_up)
+            self._set("edgeward_websocket_bytes_total", (route, "to_client"), stats.bytes_down)
+            self._set("edgeward_websocket_paused_total", (route,), stats.pauses)
+            self._set("edgeward_websocket_pings_total", (route,), stats.pings)
+            for reason, n in list(stats.ended.items()):
+                self._set("edgeward_websocket_closed_total", (route, reason), n)
+        for (route, outcome), n in list(book.upgrades.items()):
+            self._set("edgeward_websocket_upgrades_total", (route, outcome), n)
+
+    def _set(self, family: str, labels: tuple[str, ...], value: int) -> None:
+        found = self.registry.get(family)
+        if isinstance(found, Counter | Gauge):
+            found.labels(*labels).value = float(value)
 
     def route(self, route: str) -> RouteMetrics:
         rm = self._routes.get(route)

@@ -60,6 +60,10 @@ class Forwarding(StreamHandler):
     def response_end(self, trailers: Trailers) -> None:
         raise NotImplementedError
 
+    def switch(self, resp: ResponseHead, conn: ClientStream) -> None:
+        """The upstream answered a handshake with 101 on `conn` (no longer the forwarder's)."""
+        raise NotImplementedError
+
 
 class Attempts(RequestBody):
     __slots__ = ("ex", "route", "cluster", "endpoint", "attempt", "attempt_started", "admitted",

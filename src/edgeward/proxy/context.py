@@ -2,7 +2,8 @@
 
 It carries the config snapshot in force (swapped on reload: exchanges keep the
 snapshot they started with), the listener settings the exchange needs (body timeout, trusted
-proxies), the tracer, the end-of-exchange hook (telemetry), and the filter-failure counters.
+proxies), the tracer, the end-of-exchange hook (telemetry), the filter-failure counters and
+the WebSocket counts (open tunnels per route, handshakes by outcome).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from edgeward.http.stream import HandlerFactory
 from edgeward.proxy.forwarded import ForwardedFields
 from edgeward.proxy.snapshot import Snapshot
 from edgeward.proxy.trace import Tracer
+from edgeward.proxy.upgrade import WebSocketBook
 
 log = logging.getLogger("edgeward.filters")
 
@@ -28,7 +30,7 @@ FILTER_LOG_INTERVAL = 10.0
 
 class ExchangeContext(HandlerFactory):
     __slots__ = ("snapshot", "settings", "tracer", "on_done", "on_filter_error",
-                 "filter_errors", "_logged", "forwarded", "clock")
+                 "filter_errors", "_logged", "forwarded", "clock", "websocket")
 
     def __init__(self, snapshot: Snapshot, settings: ListenerSettings) -> None:
         self.snapshot = snapshot
@@ -45,6 +47,8 @@ class ExchangeContext(HandlerFactory):
         # deadlines computed from this clock are valid for loop.call_at (at most a millisecond
         # apart). Tests give a fake clock (and a fake loop) instead.
         self.clock: Callable[[], float] = time.monotonic
+        # WebSocket handshakes and tunnels of this worker, per route (for limits and metrics).
+        self.websocket = WebSocketBook()
 
     def prepare(self, head: RequestHead) -> None:
         """The gateway's forwarding fields and the client's address, before routing."""

@@ -21,8 +21,10 @@ from edgeward.filters.api import Reply
 from edgeward.http.errors import ERRORS, REASONS, error_body
 from edgeward.http.fields import Headers
 from edgeward.http.message import RequestHead, ResponseHead
-from edgeward.http.stream import PAUSE_HELD_BODY, ServerStream, Trailers
-from edgeward.proxy import states
+from edgeward.http.stream import PAUSE_HELD_BODY, ClientStream, ServerStream, Trailers
+from edgeward.http.tunnel import TunnelStats
+from edgeward.http.ws_handshake import Refusal
+from edgeward.proxy import states, upgrade
 from edgeward.proxy.body import PENDING_LIMIT
 from edgeward.proxy.chain import EMPTY, Chain
 from edgeward.proxy.context import ExchangeContext
@@ -88,7 +90,8 @@ class HeldBody:
 
 
 class Exchange(FilterRun):
-    __slots__ = ("fwd", "status", "error_code", "bytes_out", "request_done", "ended", "early")
+    __slots__ = ("fwd", "status", "error_code", "bytes_out", "request_done", "ended", "early",
+                 "reserved")
 
     def __init__(self, down: ServerStream, head: RequestHead, factory: ExchangeContext) -> None:
         self.down = down
@@ -114,6 +117,7 @@ class Exchange(FilterRun):
         self.read_now = 0.0
         self.total_deadline = 0.0   # the route timeout, from the end of the request
         self.early: HeldBody | None = None  # body read before start()
+        self.reserved: TunnelStats | None = None  # a tunnel slot held for a handshake
 
     def to(self, new: int) -> None:
         old = self.state
@@ -142,6 +146,11 @@ class Exchange(FilterRun):
         head.route_name = route.name
         head.upstream = route.upstream_name  # a filter (split) may choose another
         self.chain = route.chain
+        if head.upgrade is not None:
+            refused = upgrade.refusal(route, head)
+            if refused is not None:
+                self.fail(refused.code, refused.detail, refused.fields)
+                return
         if self.request_done and route.timeout is not None:
             self.total_deadline = now + route.timeout
         self.to(FILTERING)
@@ -247,6 +256,11 @@ class Exchange(FilterRun):
             return
         if head.expect_continue and not self.request_done:
             self.down.send_continue()
+        if head.upgrade is not None and self.reserved is None:
+            self.reserved = upgrade.reserve(self.factory.websocket, route)
+            if self.reserved is None:
+                self.fail("websocket_limit")
+                return
         self._forwarder().begin(cluster, route)
 
     # the response --------------------------------------------------------------------------
@@ -280,6 +294,28 @@ class Exchange(FilterRun):
             # The trailers as the body filters left them (read or changed with `end`).
             trailers = resp.trailers.fields if resp.trailers is not None else None
         self.down.send_end(trailers)
+        self._close(notify=True)
+
+    def switch(self, resp: ResponseHead, conn: ClientStream) -> None:
+        """The upstream answered the handshake with 101: with the right accept key, both
+        connections become a tunnel and the exchange ends (status 101)."""
+        route, stats = self.route, self.reserved
+        # A 101 only answers a handshake, which its route accepted and holds a slot for.
+        assert route is not None and route.websocket is not None and stats is not None
+        taken = upgrade.take_over(self.head, resp, conn)
+        if isinstance(taken, Refusal):
+            self.fail(taken.code, taken.detail)
+            return
+        transport, early = taken
+        self._response_filters(resp)
+        if not self.down.upgrade(resp, self.head, transport, early, route.websocket, stats):
+            transport.abort()  # the worker began draining meanwhile
+            self.fail("shutting_down")
+            return
+        self.reserved = None  # the tunnel holds the slot now
+        self.to(STREAMING)
+        self.resp = resp
+        self.status = 101
         self._close(notify=True)
 
     # endings -----------------------------------------------------------------------------------
@@ -354,6 +390,12 @@ class Exchange(FilterRun):
         chain = self.chain
         if chain.done:
             self._done_filters(chain)
+        if self.head.upgrade is not None:
+            fwd = self.fwd
+            upgrade.handshake_done(self.factory.websocket, self.head.route_name, self.reserved,
+                                   self.status, fwd is not None and fwd.attempt > 0,
+                                   self.error_code)
+            self.reserved = None
         hook = self.factory.on_done
         if hook is not None:
             hook(self)

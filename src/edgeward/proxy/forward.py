@@ -234,6 +234,9 @@ class Forwarder(Attempts):
         self.upstream_time = now - self.attempt_started
         status = resp.status
         outcome = _BY_STATUS[status - 100] if 100 <= status <= 599 else Outcome.of_status(status)
+        if status == 101:  # only ever the answer to a handshake (the codec checks)
+            self._switched(resp, outcome, now)
+            return
         if status >= 500 and self._may_retry(outcome, now):
             self._drop_upstream()
             self._settle(outcome, now)
@@ -292,6 +295,17 @@ class Forwarder(Attempts):
             ex.down.resume_reading(PAUSE_UPSTREAM_FULL)
             if ex.state == WAITING and not self.ended:
                 self._arm_body_deadline(self.ex.factory.clock())  # and now the client must send
+
+    def _switched(self, resp: ResponseHead, outcome: Outcome, now: float) -> None:
+        """A 101: the try succeeded, and its connection leaves the forwarder for a tunnel
+        (it no longer counts as a request in flight on the endpoint)."""
+        conn = self.upstream
+        self.upstream = None
+        self._record(outcome, now)
+        if conn is None:
+            return
+        self._release_endpoint()
+        self.ex.switch(resp, conn)
 
     # endings -----------------------------------------------------------------------------------
     def _release_endpoint(self) -> None:

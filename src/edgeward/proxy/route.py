@@ -1,9 +1,10 @@
 """A compiled route: its filter chain, its destination, and what the exchange enforces itself
-(timeouts, retries, the replay limit)."""
+(timeouts, retries, the replay limit, WebSocket upgrades)."""
 
 from __future__ import annotations
 
 from edgeward.http.listener import DEFAULT_REPLAY_LIMIT
+from edgeward.http.tunnel import TunnelSettings
 from edgeward.proxy.chain import EMPTY, Chain
 from edgeward.proxy.cluster import Cluster
 from edgeward.ratelimit.concurrency import ConcurrencyLimiter
@@ -15,6 +16,7 @@ class Route:
     __slots__ = (
         "name", "chain", "cluster", "timeout", "retry", "budget", "per_try_timeout",
         "replay_limit", "metrics", "limiter", "concurrency", "upstream_name", "described",
+        "websocket",
     )
 
     def __init__(
@@ -29,6 +31,7 @@ class Route:
         replay_limit: int = DEFAULT_REPLAY_LIMIT,
         limiter: Limiter | None = None,
         concurrency: ConcurrencyLimiter | None = None,
+        websocket: TunnelSettings | None = None,
     ) -> None:
         self.name = name
         self.chain = chain
@@ -47,6 +50,8 @@ class Route:
         # The governance objects in the chain, for the admin API's /ratelimits.
         self.limiter = limiter
         self.concurrency = concurrency
+        # WebSocket handshakes are accepted (their tunnels so set) only with this.
+        self.websocket = websocket
         # (name, kind, order) of each filter in chain order, for the admin API's /routes.
         self.described: tuple[tuple[str, str, int], ...] = tuple(
             (f.name, f.name, int(type(f).order)) for f in chain.filters)

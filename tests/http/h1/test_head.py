@@ -53,6 +53,8 @@ class Feeder:
             if isinstance(exc.__context__, Refused):
                 raise exc.__context__ from None
             raise
+        except httptools.HttpParserUpgrade:
+            pass  # a WebSocket handshake: what follows is not HTTP (the server codec's care)
 
 
 def head_of(raw: bytes, *, pieces: list[bytes] | None = None, **settings: Any) -> RequestHead:
@@ -107,6 +109,21 @@ def test_hop_by_hop_fields_are_consumed() -> None:
                    b"X-Kept: k\r\n\r\n")
     assert fields(head) == [(b"Host", b"gw.test"), (b"X-Kept", b"k")]
     assert not head.relayable()
+
+
+@pytest.mark.parametrize("value", [b"websocket", b"WebSocket", b"websocket, foo/2"])
+def test_a_websocket_handshake_reaches_the_exchange_marked(value: bytes) -> None:
+    head = head_of(b"GET /chat HTTP/1.1\r\n" + H + b"Connection: keep-alive, Upgrade\r\n"
+                   b"Upgrade: " + value + b"\r\nSec-WebSocket-Key: k\r\n\r\n")
+    assert head.upgrade == b"websocket"
+    assert not head.keep_alive  # unless it switches, the connection ends with the answer
+    assert fields(head) == [(b"Host", b"gw.test"), (b"Sec-WebSocket-Key", b"k")]
+
+
+def test_upgrade_without_connection_upgrade_is_a_plain_request() -> None:
+    head = head_of(b"GET /chat HTTP/1.1\r\n" + H + b"Upgrade: websocket\r\n\r\n")
+    assert head.upgrade is None
+    assert head.keep_alive
 
 
 def test_connection_naming_host_keeps_host() -> None:
@@ -228,8 +245,10 @@ def test_a_clean_path_is_kept_as_sent() -> None:
 @pytest.mark.parametrize(("raw", "code"), [
     (b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", "not_implemented"),
     (b"GET / HTTP/1.1\r\n" + H + b"Connection: upgrade\r\nUpgrade: h2c\r\n\r\n", "bad_request"),
-    (b"GET / HTTP/1.1\r\n" + H + b"Connection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+    (b"GET / HTTP/1.1\r\n" + H + b"Connection: upgrade\r\nUpgrade: IRC/6.9\r\n\r\n",
      "not_implemented"),
+    (b"GET / HTTP/1.1\r\n" + H + b"Connection: upgrade\r\nUpgrade: h2c, foo\r\n\r\n",
+     "bad_request"),
     (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip\r\n\r\n", "not_implemented"),
     (b"GET * HTTP/1.1\r\n" + H + b"\r\n", "bad_request"),
     (b"GET ftp://a/ HTTP/1.1\r\n" + H + b"\r\n", "bad_request"),

@@ -79,7 +79,7 @@ class UpstreamConnection(ClientStream):
         "pool", "transport", "handler", "parser", "trailers", "in_body", "got_bytes",
         "head_only", "idle_since", "closed", "status", "close_delimited", "buf", "head_at",
         "drop", "fields_len", "content_length", "chunked", "conn_tokens",
-        "keep_alive", "chunked_out",
+        "keep_alive", "chunked_out", "upgrading", "switched",
     )
 
     def __init__(self, pool: EndpointPool) -> None:
@@ -109,6 +109,8 @@ class UpstreamConnection(ClientStream):
         self.conn_tokens: frozenset[bytes] | None = None
         self.keep_alive = True
         self.chunked_out = False  # the request body goes chunked
+        self.upgrading = False    # the request asks to switch protocols: never pooled after
+        self.switched: ResponseHead | None = None  # the 101 that answered it
 
     # asyncio protocol ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -131,6 +133,15 @@ class UpstreamConnection(ClientStream):
             self.parser.feed_data(data)
         except httptools.HttpParserError:  # includes a callback's _BadResponse
             self._fail("bad_gateway")
+            return
+        except httptools.HttpParserUpgrade as exc:
+            switched = self.switched
+            if switched is None:
+                self._fail("bad_gateway")  # a 101 nobody asked for
+                return
+            # The rest of this read is the tunnel's (a server may speak first).
+            self.buf = data[int(exc.args[0]):]
+            handler.on_response_head(switched)
             return
         if not self.in_body and len(self.buf) - self.head_at > MAX_RESPONSE_HEAD:
             self._fail("bad_gateway")  # still no end of head in this much
@@ -202,6 +213,15 @@ class UpstreamConnection(ClientStream):
         # llhttp checked the line: `HTTP/x.y` SP three digits; every line ends in CRLF.
         status = (buf[at + 9] - 48) * 100 + (buf[at + 10] - 48) * 10 + buf[at + 11] - 48
         end = buf.find(b"\r\n\r\n", at) + 2
+        if status == 101 and self.upgrading:
+            # Switching protocols: handed to the exchange once the parser says where the
+            # head ends (data_received), with what follows it.
+            resp = self._response(status, buf[at:end])
+            resp.body_length = resp.relay_length = NO_BODY
+            self.close_delimited = False
+            self.switched = resp
+            self.in_body = True
+            return
         if status < 200:
             # Interim (1xx) responses are consumed here, not forwarded.
             self.head_at = end + 2
@@ -257,6 +277,8 @@ class UpstreamConnection(ClientStream):
             handler.on_response_data(data)
 
     def on_message_complete(self) -> None:
+        if self.switched is not None:
+            return  # a 101: no body, and the connection is the tunnel's from here
         if self.status == 0 or not self.in_body:
             return  # end of an interim response
         self._complete()
@@ -266,6 +288,8 @@ class UpstreamConnection(ClientStream):
         self.handler = handler
         self.head_only = head.method == "HEAD"
         self.chunked_out = head.body_length == STREAMED
+        self.upgrading = head.upgrade is not None
+        self.switched = None
         self.got_bytes = False
         self.in_body = False
         self.status = 0
@@ -296,10 +320,21 @@ class UpstreamConnection(ClientStream):
     def release(self, reusable: bool) -> None:
         """The exchange is finished with this connection: pool it or close it."""
         self.handler = None
-        if reusable and not self.closed and self.keep_alive:
+        if reusable and not self.closed and self.keep_alive and not self.upgrading:
             self.pool.give_back(self)
         else:
             self.close()
+
+    def detach(self) -> tuple[asyncio.Transport, bytes] | None:
+        transport = self.transport
+        if transport is None or self.closed or self.switched is None:
+            return None
+        self.handler = None
+        self.closed = True
+        self.transport = None
+        self.pool.forget(self)  # no connection_lost will come here to do it
+        early, self.buf = self.buf, b""
+        return transport, early
 
     def close(self) -> None:
         self.handler = None

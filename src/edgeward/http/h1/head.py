@@ -3,7 +3,8 @@
 Framing rules (RFC 9112), on top of what llhttp already refuses in strict mode (obs-fold,
 control characters, space before colon, CL+TE, duplicate or malformed Content-Length,
 malformed chunks, bare LF): only HTTP/1.0 and 1.1; exactly one valid Host on 1.1; a
-Transfer-Encoding of exactly `chunked`, and none on 1.0 (as nginx); no CONNECT, no upgrade;
+Transfer-Encoding of exactly `chunked`, and none on 1.0 (as nginx); no CONNECT; no upgrade
+but to `websocket` (the head then carries `upgrade`, and the exchange checks the handshake);
 origin-form (a valid path and query), `*` (for OPTIONS) or absolute-form targets only; at
 most `max_headers` fields. Field names with `_` are dropped, refused or kept
 (`server.headers_with_underscores`).
@@ -57,6 +58,8 @@ class Refused(Exception):
 
 _HOST: Final = b"host"
 _UPGRADE: Final = b"upgrade"
+_WEBSOCKET: Final = b"websocket"
+_H2C: Final = b"h2c"
 _METHODS: Final = {m.encode(): m for m in (
     "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE")}
 # Host header value -> lower-case host name (None when invalid). Bounded: a flood of
@@ -196,10 +199,9 @@ class HeadBuilder:
             method = known if known is not None else raw_method.decode("ascii")
         if method == "CONNECT":
             raise Refused("not_implemented", "CONNECT is not forwarded")
+        upgrade: bytes | None = None
         if self.upgrade is not None and self.conn_tokens and _UPGRADE in self.conn_tokens:
-            if self.upgrade == b"h2c":
-                raise Refused("bad_request", "Upgrade: h2c is not accepted")
-            raise Refused("not_implemented", f"Upgrade: {self.upgrade.decode('latin-1')}")
+            upgrade = self._upgrade(self.upgrade)
         http10 = self._http10(parser)
         if http10 and self.chunked:
             # RFC 9112 §6.1: faulty framing (an HTTP/1.0 hop may have kept part of the body).
@@ -211,7 +213,22 @@ class HeadBuilder:
         relay = None
         if read is not None and authority is None and not http10 and not self.consumed:
             relay = self._as_sent(read, raw_method)
-        return self._head(parser, method, target, path, host, http10, relay)
+        head = self._head(parser, method, target, path, host, http10, relay)
+        if upgrade is not None:
+            head.upgrade = upgrade
+            head.keep_alive = False  # unless switched, the connection ends with the answer
+        return head
+
+    @staticmethod
+    def _upgrade(value: bytes) -> bytes:
+        """The protocol an Upgrade field (with `Connection: upgrade`) asks for: websocket, or
+        a refusal (h2c is never accepted; other protocols are not forwarded)."""
+        tokens = [t.strip() for t in value.split(b",")]
+        if _WEBSOCKET in tokens:
+            return _WEBSOCKET
+        if _H2C in tokens:
+            raise Refused("bad_request", "Upgrade: h2c is not accepted")
+        raise Refused("not_implemented", f"Upgrade: {value.decode('latin-1')}")
 
     def _head(self, parser: httptools.HttpRequestParser, method: str, target: bytes, path: str,
               host: str, http10: bool, relay: bytes | None) -> RequestHead:

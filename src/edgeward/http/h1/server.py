@@ -6,8 +6,10 @@ order through its `H1ServerStream`: the response head, the body (chunked when it
 unknown) and the end.
 
 Pipelined requests are parsed ahead and answered in order; at most `max_pipelined` wait, after
-which reading pauses. One timer per connection enforces the header, idle and exchange
-deadlines (re-armed lazily, not per request). Writes go through the loop's outbox, which sends
+which reading pauses. Reading also pauses after a WebSocket handshake: what follows it belongs
+to the tunnel, if the upstream switches (`H1ServerStream.upgrade` hands the transport over).
+One timer per connection enforces the header, idle and exchange deadlines (re-armed lazily,
+not per request). Writes go through the loop's outbox, which sends
 a response's head and body parts written in one loop iteration as one burst.
 """
 
@@ -29,9 +31,11 @@ from edgeward.http.listener import ListenerState
 from edgeward.http.message import NO_BODY, STREAMED, RequestHead, ResponseHead
 from edgeward.http.outbox import outbox_for
 from edgeward.http.stream import ServerStream, StreamHandler, Trailers
+from edgeward.http.tunnel import Tunnel, TunnelSettings, TunnelStats
 
 PAUSE_PIPELINE: Final = 4  # too many pipelined requests are waiting for their turn
 PAUSE_REFUSED: Final = 8   # bad bytes were read: nothing more is parsed on this connection
+PAUSE_UPGRADE: Final = 32  # a handshake was read: what follows it waits for the tunnel
 NO_DEADLINE: Final = math.inf  # set_deadline(NO_DEADLINE): nothing to enforce for now
 # llhttp (strict) stops at versions other than 0.9/1.0/1.1/2.0 with this message; such a
 # client gets the same 505 as HTTP/2.0 in a request line, not a generic 400.
@@ -42,6 +46,11 @@ _CLOSE: Final = b"connection: close\r\n\r\n"
 _CHUNKED_CLOSE: Final = b"transfer-encoding: chunked\r\nconnection: close\r\n\r\n"
 _CHUNKED: Final = b"transfer-encoding: chunked\r\n\r\n"
 _KEEP_ALIVE: Final = b"connection: keep-alive\r\n\r\n"
+_SWITCH: Final = b"connection: upgrade\r\nupgrade: websocket\r\n\r\n"
+# Bytes a client sent after its handshake, before the answer, kept for the tunnel (RFC 6455
+# §4.1 says it sends nothing before the 101; a few frames are tolerated, more end the
+# connection).
+_MAX_EARLY: Final = 64 * 1024
 
 
 class H1Connection:
@@ -51,7 +60,7 @@ class H1Connection:
         "state", "loop", "transport", "parser", "builder", "stream", "client_ip", "parsing",
         "current", "queue", "paused", "closing", "deadline", "timer", "timer_at", "keep_alive",
         "refusal", "outbox", "in_head", "in_body", "wire_bytes", "head_timed", "trailers",
-        "feeding", "begun", "fresh",
+        "feeding", "begun", "fresh", "early",
     )
 
     def __init__(self, state: ListenerState, loop: asyncio.AbstractEventLoop) -> None:
@@ -83,6 +92,7 @@ class H1Connection:
         self.feeding = b""
         self.begun = 0
         self.fresh = False
+        self.early = b""  # bytes read after a WebSocket handshake (for its tunnel)
 
     # asyncio protocol ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -118,8 +128,15 @@ class H1Connection:
                 raise
             self.refuse(refused.code, refused.message)
             return
-        except httptools.HttpParserUpgrade:
-            pass  # never reached: upgrades are refused with the head
+        except httptools.HttpParserUpgrade as exc:
+            # After a WebSocket handshake (other upgrades are refused with their head): the
+            # rest of this read is the tunnel's, if there is to be one.
+            self.early = data[int(exc.args[0]):]
+            if len(self.early) > _MAX_EARLY:
+                # Not a WebSocket client: one waits for the 101 before it sends (RFC 6455
+                # §4.1). Reading pauses after the head, so this is one read at most.
+                self.early = b""
+                self.abort()
         except httptools.HttpParserError as exc:
             if str(exc) == _LLHTTP_BAD_VERSION:
                 self.refuse("http_version_not_supported",
@@ -200,6 +217,8 @@ class H1Connection:
         head = self.builder.build(self.parser, read)
         self.in_body = True
         handler = self.state.factory.create(self.stream, head)
+        if head.upgrade is not None:
+            self.pause_reading(PAUSE_UPGRADE)
         # A request without a body is complete with its head: nothing more comes for it.
         self.parsing = handler if head.body_length != NO_BODY else None
         if self.current is None:
@@ -328,6 +347,22 @@ class H1Connection:
         if self.transport is not None:
             self.transport.abort()
 
+    def detach(self) -> tuple[asyncio.Transport, bytes] | None:
+        """Give the transport up (to a tunnel), with the bytes read after the handshake; the
+        connection forgets it (no timer, not drained as a connection)."""
+        transport = self.transport
+        if transport is None or self.closing or self.queue or self.refusal is not None:
+            return None
+        self.closing = True
+        self.transport = None
+        self.current = self.parsing = None
+        self.state.connections.discard(self)
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        early, self.early = self.early, b""
+        return transport, early
+
     def _begin(self, handler: StreamHandler) -> None:
         self.current = handler
         self.keep_alive = not self.state.draining
@@ -438,6 +473,21 @@ class H1ServerStream(ServerStream):
 
     def done(self, handler: StreamHandler, now: float) -> None:
         self.conn.done(handler, now)
+
+    def upgrade(self, resp: ResponseHead, request: RequestHead, upstream: asyncio.Transport,
+                upstream_early: bytes, settings: TunnelSettings, stats: TunnelStats) -> bool:
+        conn = self.conn
+        transport = conn.transport
+        if transport is None or conn.state.draining:
+            return False
+        conn.outbox.write(transport, _start(resp, False) + request.id_line + _SWITCH)
+        detached = conn.detach()
+        if detached is None:
+            return False
+        client, client_early = detached
+        Tunnel(conn.loop, conn.state.tunnels, client, upstream, settings, stats).start(
+            client_early, upstream_early)
+        return True
 
 
 def _start(resp: ResponseHead, head_only: bool) -> bytes:

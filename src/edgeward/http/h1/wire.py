@@ -42,7 +42,9 @@ def request_bytes(head: RequestHead) -> bytes:
     wire = headers.wire
     fields = headers.fields
     length = head.body_length
-    if length == NO_BODY:
+    if head.upgrade is not None:
+        end = b"connection: upgrade\r\nupgrade: " + head.upgrade + b"\r\n\r\n"
+    elif length == NO_BODY:
         # Some origins answer 411 to a POST without a length.
         end = b"content-length: 0\r\n\r\n" if head.method in _BODY_METHODS else b"\r\n"
     elif length == STREAMED:
