@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from edgeward.gateway import Worker, bind_problem, serve
 from edgeward.http.listener import ListenerSettings
@@ -18,6 +19,10 @@ from edgeward.proxy.telemetry import Telemetry
 from edgeward.runtime import ConfigRuntime
 from edgeward.sections import Sections, listener_settings
 from edgeward.structs import ConfigError, Problem
+
+if TYPE_CHECKING:
+    from edgeward.config.schema import GatewayConfig
+    from edgeward.control import Control
 
 log = logging.getLogger("edgeward")
 
@@ -72,31 +77,44 @@ def serve_config(
         await control.start()
         worker.on_stop.append(control.stop)
         if cfg.admin is not None:
-            from edgeward.admin.server import AdminServer
-
-            admin = AdminServer.from_config(control, cfg.admin, sections.environ)
-            host, port = cfg.admin.listen
-            try:
-                await admin.start(host, port, reuse_port=workers > 1)
-            except OSError as exc:
-                problem = Problem("admin.listen", bind_problem(host, port, exc))
-                raise ConfigError(label, [problem]) from None
-            sections.admin = admin
-            worker.on_stop.append(admin.close)
+            await _start_admin(control, cfg, sections, label, workers)
         runtime.checks.append(sections.check)
         runtime.listeners.append(sections.apply)
         worker.on_stop.append(sections.close)
         if before is not None:
             before()
         if watch is not None:
-            from edgeward.config.sources import open_source
-
-            source = open_source(watch)
-            await source.load()
-            source.watch(lambda new_text: control.on_source_change(new_text))
-            control.source = source
-            worker.on_stop.append(source.close)
+            await _watch(control, watch)
 
         worker.loop.add_signal_handler(signal.SIGHUP, Hangup(control, sections).handle)
 
     return serve(build, sockets, on_start=on_start, on_listen=on_listen)
+
+
+async def _start_admin(control: Control, cfg: GatewayConfig, sections: Sections, label: str,
+                       workers: int) -> None:
+    """The admin API of one worker (its port shared by the workers through SO_REUSEPORT); a
+    port that cannot be bound refuses the config with the address."""
+    from edgeward.admin.server import AdminServer
+
+    assert cfg.admin is not None
+    admin = AdminServer.from_config(control, cfg.admin, sections.environ)
+    host, port = cfg.admin.listen
+    try:
+        await admin.start(host, port, reuse_port=workers > 1)
+    except OSError as exc:
+        raise ConfigError(label, [Problem("admin.listen", bind_problem(host, port, exc))]
+                          ) from None
+    sections.admin = admin
+    control.worker.on_stop.append(admin.close)
+
+
+async def _watch(control: Control, location: str) -> None:
+    """Follow the config source at `location`: each new text is offered to `control`."""
+    from edgeward.config.sources import open_source
+
+    source = open_source(location)
+    await source.load()
+    source.watch(lambda new_text: control.on_source_change(new_text))
+    control.source = source
+    control.worker.on_stop.append(source.close)

@@ -341,18 +341,9 @@ class Exchange(FilterRun):
             return
         if self.fwd is not None:
             self.fwd.abandon()
-        code = reply.code
-        body = reply.body
-        fields = list(reply.fields)
-        if code is not None:
-            self.error_code = code
-            entry = ERRORS.get(code)
-            detail = reply.detail or (entry.meaning if entry is not None else
-                                      REASONS.get(reply.status, b"Error").decode())
-            trace = self.head.trace
-            body = error_body(code, self.head.request_id, detail,
-                              getattr(trace, "trace_id", None))
-            fields.insert(0, (b"content-type", _JSON))
+        if reply.code is not None:
+            self.error_code = reply.code
+        body, fields = _reply_message(reply, self.head)
         resp = ResponseHead(reply.status, Headers(fields), len(body))
         self.resp = resp
         self.status = reply.status
@@ -412,3 +403,18 @@ class Exchange(FilterRun):
 # Kept for readers of the state constants through this module.
 __all__ = ["BACKOFF", "CONNECTING", "DONE", "Exchange", "FILTERING", "HEAD", "STREAMING",
            "WAITING"]
+
+
+def _reply_message(reply: Reply, head: RequestHead) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """A local reply's body and fields: for a catalogue error (`Reply.error`), the gateway's
+    JSON document (code, message, request id, trace id) ahead of the reply's own fields."""
+    fields = list(reply.fields)
+    code = reply.code
+    if code is None:
+        return reply.body, fields
+    entry = ERRORS.get(code)
+    detail = reply.detail or (entry.meaning if entry is not None else
+                              REASONS.get(reply.status, b"Error").decode())
+    body = error_body(code, head.request_id, detail, getattr(head.trace, "trace_id", None))
+    fields.insert(0, (b"content-type", _JSON))
+    return body, fields

@@ -301,39 +301,7 @@ class H1Connection:
     # refusals and endings ------------------------------------------------------------------
     def refuse(self, code: str, message: str | None = None) -> None:
         """Answer a request the gateway will not forward, then close the connection."""
-        self.in_head = False
-        if self.closing or self.refusal is not None or self.transport is None:
-            return
-        current = self.current
-        code = self.state.settings.codes.get(code, code)
-        if current is None:
-            self.closing = True
-            self.keep_alive = False
-            self.outbox.write(self.transport, error_response(
-                code, self.state.ids.new(), message=message, close=True))
-            self.outbox.close(self.transport)
-        elif self.parsing is current:
-            # The body of the request in progress is malformed (bad chunk size or
-            # terminator): it can never complete, so the exchange fails now (the upstream
-            # connection is aborted, its half-sent request with it) instead of waiting on a
-            # body that will not come.
-            self.closing = True
-            self.keep_alive = False
-            self.parsing = None
-            current.on_request_error(code, message)
-        else:
-            # Bad bytes behind a request still being answered: the requests parsed before
-            # them are answered first, in order, then this refusal, then the connection
-            # closes (nothing after bad bytes can be trusted). A queued request whose body
-            # broke off can never complete, so it is dropped with the connection.
-            broken = self.parsing
-            if broken is not None:
-                self.parsing = None
-                if broken in self.queue:
-                    self.queue.remove(broken)
-                    broken.cancel()
-            self.refusal = (code, message)
-            self.pause_reading(PAUSE_REFUSED)
+        _refuse(self, code, message)
 
     def close_if_idle(self) -> bool:
         """For draining: close now when nothing is in flight; else after the current reply."""
@@ -350,18 +318,7 @@ class H1Connection:
     def detach(self) -> tuple[asyncio.Transport, bytes] | None:
         """Give the transport up (to a tunnel), with the bytes read after the handshake; the
         connection forgets it (no timer, not drained as a connection)."""
-        transport = self.transport
-        if transport is None or self.closing or self.queue or self.refusal is not None:
-            return None
-        self.closing = True
-        self.transport = None
-        self.current = self.parsing = None
-        self.state.connections.discard(self)
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        early, self.early = self.early, b""
-        return transport, early
+        return _detach(self)
 
     def _begin(self, handler: StreamHandler) -> None:
         self.current = handler
@@ -369,22 +326,7 @@ class H1Connection:
         handler.start()
 
     def _on_timer(self) -> None:
-        self.timer = None
-        if self.transport is None:
-            return
-        now = self.loop.time()
-        if now < self.deadline:
-            if self.deadline != NO_DEADLINE:
-                self.timer_at = self.deadline
-                self.timer = self.loop.call_at(self.deadline, self._on_timer)
-            return
-        current = self.current
-        if current is not None:
-            current.on_deadline(now)
-        elif self.in_head:
-            self.refuse("request_timeout")
-        else:
-            self._close()  # idle keep-alive connection, or no request byte at all
+        _timer_fired(self)
 
     def _close(self) -> None:
         self.closing = True
@@ -393,6 +335,81 @@ class H1Connection:
 
     def __repr__(self) -> str:
         return f"<H1Connection {self.client_ip} queued={len(self.queue)}>"
+
+
+def _timer_fired(conn: H1Connection) -> None:
+    """The connection's one timer: re-armed when the deadline moved later, else the
+    deadline of the request being answered, the header timeout, or the idle timeout."""
+    conn.timer = None
+    if conn.transport is None:
+        return
+    now = conn.loop.time()
+    if now < conn.deadline:
+        if conn.deadline != NO_DEADLINE:
+            conn.timer_at = conn.deadline
+            conn.timer = conn.loop.call_at(conn.deadline, conn._on_timer)
+        return
+    current = conn.current
+    if current is not None:
+        current.on_deadline(now)
+    elif conn.in_head:
+        conn.refuse("request_timeout")
+    else:
+        conn._close()  # idle keep-alive connection, or no request byte at all
+
+
+def _refuse(conn: H1Connection, code: str, message: str | None = None) -> None:
+    """Answer a request the gateway will not forward, then close the connection."""
+    conn.in_head = False
+    if conn.closing or conn.refusal is not None or conn.transport is None:
+        return
+    current = conn.current
+    code = conn.state.settings.codes.get(code, code)
+    if current is None:
+        conn.closing = True
+        conn.keep_alive = False
+        conn.outbox.write(conn.transport, error_response(
+            code, conn.state.ids.new(), message=message, close=True))
+        conn.outbox.close(conn.transport)
+    elif conn.parsing is current:
+        # The body of the request in progress is malformed (bad chunk size or
+        # terminator): it can never complete, so the exchange fails now (the upstream
+        # connection is aborted, its half-sent request with it) instead of waiting on a
+        # body that will not come.
+        conn.closing = True
+        conn.keep_alive = False
+        conn.parsing = None
+        current.on_request_error(code, message)
+    else:
+        # Bad bytes behind a request still being answered: the requests parsed before
+        # them are answered first, in order, then this refusal, then the connection
+        # closes (nothing after bad bytes can be trusted). A queued request whose body
+        # broke off can never complete, so it is dropped with the connection.
+        broken = conn.parsing
+        if broken is not None:
+            conn.parsing = None
+            if broken in conn.queue:
+                conn.queue.remove(broken)
+                broken.cancel()
+        conn.refusal = (code, message)
+        conn.pause_reading(PAUSE_REFUSED)
+
+
+def _detach(conn: H1Connection) -> tuple[asyncio.Transport, bytes] | None:
+    """Give the transport up (to a tunnel), with the bytes read after the handshake; the
+    connection forgets it (no timer, not drained as a connection)."""
+    transport = conn.transport
+    if transport is None or conn.closing or conn.queue or conn.refusal is not None:
+        return None
+    conn.closing = True
+    conn.transport = None
+    conn.current = conn.parsing = None
+    conn.state.connections.discard(conn)
+    if conn.timer is not None:
+        conn.timer.cancel()
+        conn.timer = None
+    early, conn.early = conn.early, b""
+    return transport, early
 
 
 class H1ServerStream(ServerStream):
