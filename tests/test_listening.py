@@ -4,10 +4,12 @@ clients (Python's ssl, curl, openssl s_client) over 127.0.0.1."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -365,6 +367,37 @@ def test_certificate_expiry_is_exported(site: Site) -> None:
     assert lines, text[-2000:]
     seconds = float(lines[0].split()[-1])
     assert 88 * 86400 < seconds <= 90 * 86400  # certkit's leaves last 90 days
+
+
+def test_certificates_are_listed_soonest_first_and_drawn_on_the_dashboard(site: Site) -> None:
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{site.admin}/certificates",
+                                timeout=10) as r:
+        certs = json.loads(r.read())
+    names = [c["name"] for c in certs]
+    assert {"default.test", "a.w.test", "*.w.test"} <= set(names), names
+    lefts = [c["seconds_left"] for c in certs]
+    assert lefts == sorted(lefts)
+    assert all(88 * 86400 < c["seconds_left"] <= 90 * 86400 for c in certs
+               if c["name"] in ("default.test", "*.w.test"))
+    assert abs(certs[0]["expires"] - time.time() - certs[0]["seconds_left"]) < 60
+    chromium = "/usr/bin/chromium"
+    if not os.access(chromium, os.X_OK):
+        pytest.skip("headless Chromium not installed")
+    profile = Path(tempfile.mkdtemp(prefix="edgeward-chromium-"))
+    try:
+        dom = subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--virtual-time-budget=8000", f"--user-data-dir={profile}", "--dump-dom",
+             f"http://127.0.0.1:{site.admin}/"],
+            capture_output=True, timeout=60, check=True).stdout.decode(errors="replace")
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    assert '<tr data-cert="*.w.test">' in dom
+    row = re.search(r'data-cert="default\.test">.*?class="pill ok">(89|90) days<', dom)
+    assert row, dom[-3000:]
 
 
 def test_every_listener_shares_its_ticket_keys(site: Site) -> None:

@@ -34,7 +34,7 @@ from edgeward.proxy.snapshot import Snapshot
 from edgeward.proxy.telemetry import Telemetry
 from edgeward.redact import redact_config, redact_text
 from edgeward.runtime import ConfigRuntime
-from edgeward.tls.metrics import expiry_gauge, export_expiry
+from edgeward.tls.metrics import expiry_gauge, export_expiry, soonest
 
 log = logging.getLogger("edgeward.control")
 
@@ -351,6 +351,12 @@ class Control:
                 entry["concurrency"] = repr(route.concurrency)
             out.append(entry)
         return out
+
+    def certificates_view(self) -> list[dict[str, Any]]:
+        now = time.time()
+        left = soonest(*self.tls_expiry()) if self.tls_expiry is not None else {}
+        return [{"name": name, "expires": now + seconds, "seconds_left": seconds}
+                for name, seconds in sorted(left.items(), key=lambda item: item[1])]
 
     def reloads_view(self) -> list[dict[str, Any]]:
         return [r.as_dict() | {"error": "; ".join(r.error) or None}

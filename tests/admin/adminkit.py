@@ -143,6 +143,9 @@ class MemoryBackend:
     def reloads_view(self) -> list[dict[str, Any]]:
         return list(self.reloads)
 
+    def certificates_view(self) -> list[dict[str, Any]]:
+        return [{"name": "a.test", "expires": 1.0e9, "seconds_left": 86400.0}]
+
     def drain(self) -> None:
         self.drained = True
 

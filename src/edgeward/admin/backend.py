@@ -48,6 +48,11 @@ class AdminBackend(Protocol):
 
     def ratelimits_view(self) -> list[dict[str, Any]]: ...
 
+    def certificates_view(self) -> list[dict[str, Any]]:
+        """Each name the TLS listeners serve, soonest expiry first: `name`, `expires` (Unix
+        time), `seconds_left` (negative once expired); [] without TLS listeners."""
+        ...
+
     def reloads_view(self) -> list[dict[str, Any]]: ...
 
     def drain(self) -> None:

@@ -96,6 +96,16 @@ OPENAPI: dict[str, Any] = {
             "operationId": "upstreams",
             "responses": {"200": _json("upstreams", _LIST)},
         }},
+        "/certificates": {"get": {
+            "summary": "Certificates the TLS listeners serve: each name, when it expires, "
+                       "seconds left",
+            "operationId": "certificates",
+            "responses": {"200": _json("certificates", {
+                "type": "array", "items": {"type": "object", "properties": {
+                    "name": {"type": "string"},
+                    "expires": {"type": "number", "description": "Unix time"},
+                    "seconds_left": {"type": "number"}}}})},
+        }},
         "/ratelimits": {"get": {
             "summary": "Rate limits and their current state",
             "operationId": "ratelimits",

@@ -95,6 +95,7 @@ class AdminServer:
             "/routes": {"GET": self._routes},
             "/upstreams": {"GET": self._upstreams},
             "/ratelimits": {"GET": self._ratelimits},
+            "/certificates": {"GET": self._certificates},
             "/reloads": {"GET": self._reloads},
             "/drain": {"POST": self._drain},
             "/openapi.json": {"GET": self._openapi_doc},
@@ -298,6 +299,9 @@ class AdminServer:
 
     async def _ratelimits(self, request: AdminRequest) -> AdminResponse:
         return json_response(200, self.backend.ratelimits_view())
+
+    async def _certificates(self, request: AdminRequest) -> AdminResponse:
+        return json_response(200, self.backend.certificates_view())
 
     async def _reloads(self, request: AdminRequest) -> AdminResponse:
         return json_response(200, self.backend.reloads_view())

@@ -26,12 +26,17 @@ def expiry_gauge(registry: Registry) -> Gauge:
                           ["name"], max_children=MAX_NAMES, aggregate="max")
 
 
-def export_expiry(gauge: Gauge, *expiries: Mapping[str, float]) -> None:
-    """Replace the gauge's children with the soonest expiry per name of `expiries`."""
-    soonest: dict[str, float] = {}
+def soonest(*expiries: Mapping[str, float]) -> dict[str, float]:
+    """The soonest expiry per name (seconds left) over `expiries`, one mapping per listener."""
+    out: dict[str, float] = {}
     for expiry in expiries:
         for name, seconds in expiry.items():
-            soonest[name] = min(seconds, soonest.get(name, seconds))
+            out[name] = min(seconds, out.get(name, seconds))
+    return out
+
+
+def export_expiry(gauge: Gauge, *expiries: Mapping[str, float]) -> None:
+    """Replace the gauge's children with the soonest expiry per name of `expiries`."""
     gauge.clear()
-    for name, seconds in soonest.items():
+    for name, seconds in soonest(*expiries).items():
         gauge.labels(name).set(seconds)
