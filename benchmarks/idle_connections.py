@@ -55,6 +55,9 @@ def main() -> int:
     want = args.connections + 1000
     if soft < want:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
+    # The gateway's default server.max_connections keeps an eighth of its open-file limit for
+    # upstream connections and files: give it room for every client above that.
+    gw_limit = min(hard, args.connections * 5 // 4 + 1000)
     up, gw = free_port(), free_port()
     tmp = tempfile.mkdtemp()
     conf = os.path.join(tmp, "up.conf")
@@ -67,7 +70,7 @@ def main() -> int:
     procs.append(subprocess.Popen(
         [sys.executable, "-m", "edgeward.cli", "proxy", "--listen", f"127.0.0.1:{gw}",
          "--to", f"127.0.0.1:{up}"], stderr=subprocess.DEVNULL,
-        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))))
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (gw_limit, gw_limit))))
     try:
         wait_port(up)
         wait_port(gw)

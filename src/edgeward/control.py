@@ -140,7 +140,7 @@ class Control:
         metrics.active_requests.set_function(self._active_requests)
         metrics.underscore_headers.set_function(lambda: float(worker.underscore_headers()))
         metrics.config_loaded(True, runtime.hash, time.time())
-        self.process = ProcessWatch(metrics)
+        self.process = ProcessWatch(metrics, worker.refused_connections)
         runtime.listeners.append(self._on_reload)
 
     async def start(self) -> None:

@@ -129,6 +129,9 @@ class Worker:
     def underscore_headers(self) -> int:
         return sum(state.underscore_headers for state in self.states)
 
+    def refused_connections(self) -> int:
+        return sum(state.refused_connections for state in self.states)
+
     async def listen(self, sock: socket.socket, state: ListenerState | None = None, *,
                      tls: ssl.SSLContext | None = None) -> asyncio.base_events.Server:
         """Serve `sock` with `state` (default: the worker's plain listener state); over TLS

@@ -60,7 +60,17 @@ def listener_settings(cfg: GatewayConfig) -> ListenerSettings:
         underscores=s.headers_with_underscores,
         path_normalization=s.path_normalization,
         client_cert_header=s.client_cert_header,
+        max_connections=connection_cap(s.max_connections),
     )
+
+
+def connection_cap(configured: int | None) -> int:
+    """`server.max_connections`, or when null the cap the open-file limit allows."""
+    if configured is not None:
+        return configured
+    from edgeward.observe.process import auto_connection_cap, open_files_limit
+
+    return auto_connection_cap(open_files_limit())
 
 
 def apply_server(worker: Worker, cfg: GatewayConfig) -> None:

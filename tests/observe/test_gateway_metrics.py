@@ -50,6 +50,7 @@ EXPECTED = {
     "process_open_fds": ("gauge", ()),
     "process_max_fds": ("gauge", ()),
     "process_start_time_seconds": ("gauge", ()),
+    "edgeward_refused_connections_total": ("counter", ()),
     "edgeward_open_files_exhausted_seconds_total": ("counter", ()),
     "edgeward_build_info": ("gauge", ("version", "python", "compiled")),
     "edgeward_websocket_tunnels_open": ("gauge", ("route",)),

@@ -109,6 +109,13 @@ class ServerConfig:
                      "path not in normal form; off: route and forward as sent"))
     max_pipelined: int = field(
         default=DEFAULT_MAX_PIPELINED, metadata=doc("pipelined requests parsed ahead"))
+    max_connections: int | None = field(
+        default=None,
+        metadata=doc("client connections open at once on each listener of a worker (nginx "
+                     "worker_connections); more are closed as they are accepted, counted and "
+                     "warned about. null: the open-file limit less an eighth (at least 64) "
+                     "kept for upstream connections and files, so the worker refuses visibly "
+                     "before it runs out of descriptors; 0: no cap"))
     drain_timeout: Duration = field(
         default=DEFAULT_DRAIN_TIMEOUT, metadata=doc("grace for in-flight requests on SIGTERM"))
     trusted_proxies: list[str] = field(
@@ -140,6 +147,8 @@ class ServerConfig:
             problems.append(("max_pipelined", "must be at least 1"))
         if self.max_headers < 1:
             problems.append(("max_headers", "must be at least 1"))
+        if self.max_connections is not None and self.max_connections < 0:
+            problems.append(("max_connections", "must be 0 (no cap) or more"))
         if self.client_cert_header is not None:
             try:
                 check_name(self.client_cert_header.lower())

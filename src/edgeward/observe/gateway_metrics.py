@@ -166,6 +166,9 @@ FAMILIES: tuple[MetricSpec, ...] = (
     MetricSpec(kind="gauge", name="process_start_time_seconds",
                help="Unix time the most recently started worker process started.",
                aggregate="max"),
+    MetricSpec(kind="counter", name="edgeward_refused_connections_total",
+               help="Client connections closed as they were accepted because "
+                    "server.max_connections were open on their listener (summed)."),
     MetricSpec(kind="counter", name="edgeward_open_files_exhausted_seconds_total",
                help="Seconds a worker spent with every file descriptor in use, when new "
                     "client connections are closed as soon as accepted (summed)."),
@@ -365,6 +368,8 @@ class GatewayMetrics:
         self.process_open_fds: GaugeChild = gauge("process_open_fds").labels()
         self.process_max_fds: GaugeChild = gauge("process_max_fds").labels()
         self.process_start_time: GaugeChild = gauge("process_start_time_seconds").labels()
+        self.refused_connections: CounterChild = counter(
+            "edgeward_refused_connections_total").labels()
         self.fd_exhausted: CounterChild = counter(
             "edgeward_open_files_exhausted_seconds_total").labels()
         self.build_info = gauge("edgeward_build_info")

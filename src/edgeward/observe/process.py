@@ -20,6 +20,7 @@ import os
 import platform
 import resource
 import time
+from collections.abc import Callable
 from typing import Final
 
 from edgeward import __version__
@@ -29,6 +30,16 @@ log = logging.getLogger("edgeward.process")
 
 # One warning a minute: enough to be seen in any log view, few enough never to flood it.
 EXHAUSTED_WARN_EVERY: Final = 60.0
+# Descriptors kept out of the automatic connection cap, at least: listeners, log files, the
+# admin API, Redis/etcd clients, health probes, and upstream connections.
+RESERVED_FDS: Final = 64
+
+
+def auto_connection_cap(fd_limit: int) -> int:
+    """The default `server.max_connections` for an open-file limit: the limit less an eighth
+    of it (at least RESERVED_FDS) for upstream connections and the process's own files, and
+    never below 16. Idle keep-alive clients, the many, hold no upstream connection."""
+    return max(16, fd_limit - max(RESERVED_FDS, fd_limit // 8))
 
 
 def raise_open_files_limit() -> tuple[int, int]:
@@ -111,11 +122,36 @@ class FdExhaustion:
         return True
 
 
+class Refusals:
+    """Client connections closed at accept because `server.max_connections` were open, and
+    when to warn (sans-I/O: the caller passes the running total and the monotonic time)."""
+
+    def __init__(self, warn_every: float = EXHAUSTED_WARN_EVERY) -> None:
+        self.warn_every = warn_every
+        self._warned_total = 0
+        self._last_warning: float | None = None
+
+    def tick(self, total: int, now: float) -> int:
+        """How many were refused since the last warning, when a warning is due; else 0."""
+        fresh = total - self._warned_total
+        if fresh <= 0:
+            return 0
+        if self._last_warning is not None and now - self._last_warning < self.warn_every:
+            return 0
+        self._last_warning, self._warned_total = now, total
+        return fresh
+
+
 class ProcessWatch:
     """Binds the process_* families and edgeward_build_info; `tick(now)` once a second."""
 
-    def __init__(self, metrics: GatewayMetrics) -> None:
+    def __init__(self, metrics: GatewayMetrics,
+                 refused: Callable[[], int] | None = None) -> None:
         self.exhaustion = FdExhaustion()
+        self.refusals = Refusals()
+        self.refused = refused  # client connections closed at accept, running total
+        if refused is not None:
+            metrics.refused_connections.set_function(lambda: float(refused()))
         metrics.process_cpu.set_function(cpu_seconds)
         metrics.process_memory.set_function(resident_bytes)
         metrics.process_open_fds.set_function(lambda: float(open_files() or 0))
@@ -126,6 +162,14 @@ class ProcessWatch:
                                   "true" if compiled() else "false").set(1.0)
 
     def tick(self, now: float) -> None:
+        if self.refused is not None:
+            fresh = self.refusals.tick(self.refused(), now)
+            if fresh:
+                log.warning(
+                    "listener: %d client connection(s) closed as accepted since the last "
+                    "warning: server.max_connections were open (raise it, add workers, or "
+                    "see docs/troubleshooting.md)", fresh,
+                    extra={"fields": {"event": "connections_refused", "count": fresh}})
         in_use = open_files()
         if in_use is None:
             return
