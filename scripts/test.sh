@@ -8,6 +8,7 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v etcd >/dev/null || need+=(etcd-server)
 command -v etcdctl >/dev/null || need+=(etcd-client)
 command -v chromium >/dev/null || need+=(chromium)
+command -v pebble >/dev/null || need+=(pebble)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing ${need[*]}" >&2
@@ -19,4 +20,11 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 scripts/bootstrap.sh test
-exec .venv/bin/python -m pytest "$@"
+if [ $# -gt 0 ]; then
+  exec .venv/bin/python -m pytest "$@"
+fi
+.venv/bin/python -m pytest
+# The codec and exchange tests once more as plain Python (EDGEWARD_NATIVE=0: the native build
+# is not loaded), so the compiled and the interpreted data plane cannot drift apart.
+EDGEWARD_NATIVE=0 .venv/bin/python -m pytest tests/http/h1 tests/http/test_message.py \
+  tests/proxy/test_exchange_unit.py tests/test_native.py

@@ -192,3 +192,17 @@ def test_each_compiled_module_is_listed_once() -> None:
     assert len(set(_native.MODULES)) == len(_native.MODULES)
     missing = [m for m in _native.MODULES if not (Path(_native._SRC) / m).is_file()]
     assert not missing
+
+
+def test_edgeward_plain_loads_every_compiled_module_from_its_source() -> None:
+    """EDGEWARD_NATIVE=0 (the test script's second pass) runs the data plane interpreted even
+    beside a fresh native build."""
+    import subprocess
+    import sys
+
+    code = ("import importlib, edgeward._native as n\n"
+            "mods = [importlib.import_module(m[:-3].replace('/', '.')) for m in n.MODULES]\n"
+            "print(all(m.__file__.endswith('.py') for m in mods))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "EDGEWARD_NATIVE": "0"}, timeout=60, check=True)
+    assert done.stdout.strip() == "True", done.stderr

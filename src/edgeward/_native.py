@@ -233,7 +233,13 @@ class SourcesFirst(importlib.abc.MetaPathFinder):
 
 
 def guard(src: str = _SRC, modules: tuple[str, ...] = MODULES) -> SourcesFirst | None:
-    """Remove a stale build; when that fails, load the sources anyway (the hook returned)."""
+    """Remove a stale build; when that fails, load the sources anyway (the hook returned).
+    With EDGEWARD_NATIVE=0 in the environment, a fresh build is left in place but not used
+    (the test script runs the codec tests so, beside the compiled run)."""
+    if os.environ.get("EDGEWARD_NATIVE") == "0":
+        hook = SourcesFirst(src, modules)
+        sys.meta_path.insert(0, hook)
+        return hook
     if not stale(src, modules):
         return None
     try:
