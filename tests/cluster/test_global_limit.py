@@ -159,7 +159,7 @@ def test_redis_down_follows_on_store_failure_then_the_shared_limit_returns(
     # Redis back on the same port (empty): after open_for the gateways probe it again and
     # the shared budget is enforced across the fleet, not per process.
     # Warm with the same concurrency as the measurement: each pooled Redis connection that
-    # died with the old server fails once and re-enters open_for (see docs/cluster-proof.md,
+    # died with the old server fails once and re-enters open_for (see proof/cluster-proof.md,
     # "known defects"); then wait out open_for and let the bucket refill to a full burst.
     time.sleep(1.0)
     flood(ports(fleet), "/direct", 0.3)
