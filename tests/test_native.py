@@ -13,6 +13,14 @@ import pytest
 
 from edgeward import _native
 
+
+@pytest.fixture(autouse=True)
+def _guard_active(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The guard's own behaviour is under test: EDGEWARD_NATIVE=0 in the caller's environment
+    (the test script's plain pass) would make it skip every check."""
+    monkeypatch.delenv("EDGEWARD_NATIVE", raising=False)
+
+
 MODULES = ("pkg/a.py", "pkg/b.py")
 
 
