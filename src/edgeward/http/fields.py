@@ -176,6 +176,17 @@ class Headers:
         fields.append((name, value))
         self._index = None
 
+    def relayed(self) -> bytes | None:
+        """The head as received plus the fields added since, as they are to be sent (`name:
+        value\r\n` each, no blank line); None when a received field was changed, and the head
+        must be written from its fields."""
+        wire = self.wire
+        if wire is None or self.wired == len(self.fields):
+            return wire
+        parts = [wire]
+        write_fields(parts, self.fields, self.wired)
+        return b"".join(parts)
+
     def _touch(self, i: int) -> None:
         if i < self.wired:
             self.wire = None

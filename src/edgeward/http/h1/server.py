@@ -514,14 +514,9 @@ def _start(resp: ResponseHead, head_only: bool) -> bytes:
         wire = resp.wire()
         if wire is not None:
             return wire  # nobody looked at the fields: the head as received, plus additions
-        headers = resp.headers
-        wire = headers.wire
-        assert wire is not None
-        if headers.wired == len(headers.fields):
-            return wire
-        parts = [wire]
-        write_fields(parts, headers.fields, headers.wired)
-        return b"".join(parts)
+        relayed = resp.headers.relayed()
+        assert relayed is not None  # relayable(): the parsed fields kept the received head
+        return relayed
     parts = [framing_line(resp.status, resp.body_length, head_only)]
     write_fields(parts, resp.headers.fields)
     return b"".join(parts)

@@ -39,8 +39,6 @@ def set_nodelay(transport: asyncio.BaseTransport) -> None:
 def request_bytes(head: RequestHead) -> bytes:
     """The upstream request head: request line, fields, framing, blank line."""
     headers = head.headers
-    wire = headers.wire
-    fields = headers.fields
     length = head.body_length
     if head.upgrade is not None:
         end = b"connection: upgrade\r\nupgrade: " + head.upgrade + b"\r\n\r\n"
@@ -51,16 +49,12 @@ def request_bytes(head: RequestHead) -> bytes:
         end = b"transfer-encoding: chunked\r\n\r\n"
     else:
         end = b"content-length: %d\r\n\r\n" % length
-    if wire is not None and headers.wired == len(fields):
-        return wire + end  # the usual case: the head as received, plus the gateway's fields
-    parts: list[bytes]
-    if wire is not None:
-        parts = [wire]
-        write_fields(parts, fields, headers.wired)
-    else:
-        method = _METHOD_BYTES.get(head.method) or head.method.encode("ascii")
-        parts = [method, b" ", head.target, b" HTTP/1.1\r\n"]
-        write_fields(parts, fields)
+    relayed = headers.relayed()
+    if relayed is not None:
+        return relayed + end  # the usual case: the head as received, plus the gateway's fields
+    method = _METHOD_BYTES.get(head.method) or head.method.encode("ascii")
+    parts = [method, b" ", head.target, b" HTTP/1.1\r\n"]
+    write_fields(parts, headers.fields)
     parts.append(end)
     return b"".join(parts)
 
