@@ -43,9 +43,16 @@ TRAILERS_FORBIDDEN: Final = frozenset(
 )
 
 
-def trailer_allowed(name: bytes) -> bool:
-    """Whether a received trailer field may be relayed (see TRAILERS_FORBIDDEN)."""
-    return name.lower() not in TRAILERS_FORBIDDEN and b"_" not in name
+def keep_trailer(trailers: list[tuple[bytes, bytes]] | None, name: bytes,
+                 value: bytes) -> list[tuple[bytes, bytes]] | None:
+    """`trailers` with a received trailer field added, unless it may not be relayed (see
+    TRAILERS_FORBIDDEN; names with `_` neither)."""
+    if name.lower() in TRAILERS_FORBIDDEN or b"_" in name:
+        return trailers
+    if trailers is None:
+        return [(name, value)]
+    trailers.append((name, value))
+    return trailers
 
 
 # What the gateway does with a header, by name; the kinds a response can carry come first

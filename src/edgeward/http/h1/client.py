@@ -39,7 +39,7 @@ from edgeward.http.headers import (
     PLAIN_CONNECTION,
     connection_tokens,
     header_kind,
-    trailer_allowed,
+    keep_trailer,
 )
 from edgeward.http.message import NO_BODY, STREAMED, RequestHead, ResponseHead
 from edgeward.http.outbox import Outbox, outbox_for
@@ -178,10 +178,7 @@ class UpstreamConnection(ClientStream):
     # httptools callbacks --------------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
         if self.in_body:
-            if trailer_allowed(name):
-                if self.trailers is None:
-                    self.trailers = []
-                self.trailers.append((name, value))
+            self.trailers = keep_trailer(self.trailers, name, value)
             return
         at = self.fields_len
         size = len(name) + len(value) + 4  # `name: value\r\n`, as most peers write it

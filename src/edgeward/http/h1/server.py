@@ -26,7 +26,7 @@ from edgeward.http.errors import error_response
 from edgeward.http.fields import write_fields
 from edgeward.http.h1.head import HeadBuilder, Refused
 from edgeward.http.h1.wire import WRITE_HIGH, WRITE_LOW, chunk_end, framing_line, set_nodelay
-from edgeward.http.headers import trailer_allowed
+from edgeward.http.headers import keep_trailer
 from edgeward.http.listener import ListenerState
 from edgeward.http.message import NO_BODY, STREAMED, RequestHead, ResponseHead
 from edgeward.http.outbox import outbox_for
@@ -204,10 +204,7 @@ class H1Connection:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self.in_body:
-            if trailer_allowed(name):
-                if self.trailers is None:
-                    self.trailers = []
-                self.trailers.append((name, value))
+            self.trailers = keep_trailer(self.trailers, name, value)
         else:
             self.builder.field(name, value)
 
