@@ -311,7 +311,9 @@ class HeadBuilder:
         raw_path = target if q < 0 else target[:q]
         if q >= 0 and not paths.valid_query(target[q + 1:]):
             raise Refused("bad_request", "invalid characters in the query")
-        if paths.is_clean(raw_path):
+        # An origin-form target got here because its path is not clean (clean_target said
+        # so, its query being valid): only an absolute-form one needs the quick check.
+        if authority is not None and paths.is_clean(raw_path):
             return authority, target, raw_path.decode("ascii")
         policy = self.state.settings.path_normalization
         normal = paths.normalize(raw_path)
