@@ -21,22 +21,14 @@ import gzip
 import json
 import os
 import random
-import re
 import shutil
-import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+import benchkit
 
 
 def json_body(n: int, seed: int = 1) -> bytes:
@@ -76,37 +68,6 @@ def wait_ready(port: int, timeout: float = 20.0) -> bool:
     return False
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    total = 0
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def wrk(port: int, seconds: int, conns: int) -> dict[str, float]:
-    out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency",
-                          "-H", "Accept-Encoding: gzip", f"http://127.0.0.1:{port}/"],
-                         capture_output=True, text=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-    p99 = float("nan")
-    if m:
-        v, unit = float(m.group(1)), m.group(2)
-        p99 = v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
-    reqs = re.search(r"(\d+) requests in", out)
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return {"rps": rps, "p99": p99, "requests": float(reqs.group(1)) if reqs else 0.0,
-            "non2xx": float(non2xx.group(1)) if non2xx else 0.0}
-
-
 NGINX = """worker_processes 1; daemon off; pid {tmp}/{name}.pid; error_log {tmp}/{name}.err;
 events {{ worker_connections 8192; }}
 http {{ access_log off; {server} }}
@@ -138,7 +99,7 @@ def main() -> int:
     body = json_body(a.body_bytes)
     with open(os.path.join(tmp, "body.json"), "wb") as f:
         f.write(body)
-    up, ngx, gw = free_port(), free_port(), free_port()
+    up, ngx, gw = benchkit.free_port(), benchkit.free_port(), benchkit.free_port()
 
     def conf(name: str, server: str) -> str:
         path = os.path.join(tmp, name + ".conf")
@@ -190,34 +151,19 @@ def main() -> int:
         for r in range(a.rounds):
             order = list(ports) if r % 2 == 0 else list(reversed(ports))
             for n in order:
-                cpu0 = group_cpu_seconds(pgids[n])
-                res = wrk(ports[n], a.seconds, a.connections)
-                res["cpu_us"] = ((group_cpu_seconds(pgids[n]) - cpu0) * 1e6
-                                 / max(1.0, res["requests"]))
+                res = benchkit.measured(pgids[n], f"http://127.0.0.1:{ports[n]}/", a.seconds,
+                                        a.connections, "-H", "Accept-Encoding: gzip")
                 results[n].append(res)
                 print(f"round {r + 1} {n:8s} rps={res['rps']:9.0f} p99={res['p99']:.2f}ms "
                       f"cpu/req={res['cpu_us']:.1f}us non2xx={res['non2xx']:.0f}")
-        med = {n: (statistics.median(x["rps"] for x in v), statistics.median(x["p99"] for x in v),
-                   statistics.median(x["cpu_us"] for x in v)) for n, v in results.items()}
+        med = benchkit.medians(results)
         for n, (rps, p99, cpu) in med.items():
             print(f"median {n:8s} rps={rps:9.0f} p99={p99:.2f}ms cpu/req={cpu:.1f}us")
-        g, x = med["gateway"], med["nginx"]
-        print(f"ratio gateway/nginx rps={g[0] / x[0]:.3f} p99={g[1] / x[1]:.3f} "
-              f"cpu/req={g[2] / x[2]:.3f}")
+        print(f"ratio gateway/nginx {benchkit.ratio(med)}")
         print(json.dumps({"level": a.level, "body_bytes": len(body)}))
         return 0
     finally:
-        for p in procs:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for p in procs:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-        shutil.rmtree(tmp, ignore_errors=True)
+        benchkit.stop(procs, tmp)
 
 
 if __name__ == "__main__":

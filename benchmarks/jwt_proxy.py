@@ -18,13 +18,12 @@ import argparse
 import importlib.util
 import os
 import shutil
-import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
+import benchkit
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -50,26 +49,6 @@ def load_proxybench():  # type: ignore[no-untyped-def]
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def wrk(pb, port: int, seconds: int, conns: int, script: str):  # type: ignore[no-untyped-def]
-    out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency", "-s",
-                          script, f"http://127.0.0.1:{port}/"],
-                         capture_output=True, text=True).stdout
-    import re
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-
-    def ms(tag: str) -> float:
-        m = re.search(rf"^\s+{tag}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-        if not m:
-            return float("nan")
-        v, u = float(m.group(1)), m.group(2)
-        return v / 1000 if u == "us" else v * 1000 if u == "s" else v
-
-    reqs = re.search(r"(\d+) requests in", out)
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return {"rps": rps, "requests": int(reqs.group(1)) if reqs else 0, "p99": ms("99"),
-            "non2xx": int(non2xx.group(1)) if non2xx else 0}
 
 
 def wait_listening(port: int, timeout: float = 20.0) -> bool:
@@ -115,7 +94,7 @@ def main() -> int:
         with open(scripts[mode], "w") as f:
             f.write(LUA % path)
     procs: list[subprocess.Popen[bytes]] = []
-    up, ngx = pb.free_port(), pb.free_port()
+    up, ngx = benchkit.free_port(), benchkit.free_port()
     with open(os.path.join(tmp, "body.txt"), "w") as f:
         f.write("x" * 11 + "\n")
 
@@ -147,7 +126,7 @@ def main() -> int:
         for mode, cache in (("plain", 0), ("cached", 10000), ("rotate", 10000), ("verify", 0)):
             if mode not in a.modes.split(","):
                 continue
-            port = pb.free_port()
+            port = benchkit.free_port()
             text = (template.replace("{listen}", f"127.0.0.1:{port}")
                     .replace("{upstream}", f"127.0.0.1:{up}").replace("{keyfile}", keyfile)
                     .replace("{cache_size}", str(cache)))
@@ -171,33 +150,18 @@ def main() -> int:
             for r in range(a.rounds):
                 order = [("nginx", ngx, peer), ("gateway", port, proc)]
                 for name, p, pr in (order if r % 2 == 0 else order[::-1]):
-                    cpu0 = pb.group_cpu_seconds(pr.pid)
-                    res = wrk(pb, p, a.seconds, a.connections, script)
-                    res["cpu_us"] = ((pb.group_cpu_seconds(pr.pid) - cpu0) * 1e6
-                                     / max(1, res["requests"]))
+                    res = benchkit.measured(pr.pid, f"http://127.0.0.1:{p}/", a.seconds,
+                                            a.connections, "-s", script)
                     results[name].append(res)
                     print(f"{mode} round {r + 1} {name:8s} rps={res['rps']:9.0f} "
                           f"p99={res['p99']:.2f}ms cpu/req={res['cpu_us']:.1f}us "
-                          f"non2xx={res['non2xx']}")
-            med = {n: (statistics.median(x["rps"] for x in v),
-                       statistics.median(x["p99"] for x in v),
-                       statistics.median(x["cpu_us"] for x in v)) for n, v in results.items()}
-            g, n = med["gateway"], med["nginx"]
-            print(f"{mode}: ratio gateway/nginx rps={g[0] / n[0]:.3f} p99={g[1] / n[1]:.3f} "
-                  f"cpu/req={g[2] / n[2]:.3f} (gateway {g[0]:.0f} rps, nginx {n[0]:.0f} rps)")
+                          f"non2xx={res['non2xx']:.0f}")
+            med = benchkit.medians(results)
+            print(f"{mode}: ratio gateway/nginx {benchkit.ratio(med)} (gateway "
+                  f"{med['gateway'][0]:.0f} rps, nginx {med['nginx'][0]:.0f} rps)")
         return 0
     finally:
-        for p in procs:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for p in procs:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-        shutil.rmtree(tmp, ignore_errors=True)
+        benchkit.stop(procs, tmp)
 
 
 if __name__ == "__main__":
