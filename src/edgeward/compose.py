@@ -36,8 +36,8 @@ from edgeward.proxy.subrequest import SubrequestError, fetch, make_head
 from edgeward.ratelimit.concurrency import ConcurrencyLimiter
 from edgeward.ratelimit.config import RateLimitConfig, RedisConfig
 from edgeward.ratelimit.limiter import Limiter, build_local_limiter
+from edgeward.ratelimit.redis_client import connect as connect_redis
 from edgeward.ratelimit.redis_store import GlobalLimiter
-from edgeward.ratelimit.redis_store import connect as connect_redis
 from edgeward.resilience.retry import RetryBudget, RetryPolicy
 from edgeward.routing.split import TrafficSplit
 from edgeward.routing.table import RouteTable

@@ -227,7 +227,7 @@ def _acme_lock(cfg: GatewayConfig) -> object | None:
             lc.tls is not None and lc.tls.acme is not None and lc.tls.acme.lock == "redis"
             for _, lc in cfg.served_listeners()):
         return None
-    from edgeward.ratelimit.redis_store import connect
+    from edgeward.ratelimit.redis_client import connect
     from edgeward.tls.acme.lock import RedisOrderLock
 
     return RedisOrderLock(connect(cfg.redis))

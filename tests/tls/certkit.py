@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import datetime
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,14 @@ def key_pem(key: Key, password: bytes | None = None) -> bytes:
         serialization.BestAvailableEncryption(password) if password
         else serialization.NoEncryption())
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
+
+
+def _general_name(name: str) -> x509.GeneralName:
+    """An IP address SAN for an address (`127.0.0.1`), else a DNS name."""
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
 
 
 def _name(cn: str) -> x509.Name:
@@ -132,7 +141,7 @@ class Authority:
         builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         if san and names:
             builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+                x509.SubjectAlternativeName([_general_name(n) for n in names]), critical=False)
         cert = builder.sign(self.key, hashes.SHA256())
         # issuers up to, not including, the root
         chain = [self.cert, *self.parents[:-1]] if self.parents else []

@@ -13,10 +13,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import urlsplit
 
 from edgeward.ratelimit.keymap import DEFAULT_MAX_BYTES, DEFAULT_MAX_KEYS, ENTRY_BYTES
 from edgeward.ratelimit.keys import KeySpec, parse_key_spec
-from edgeward.values import Duration, Rate, Size, doc
+from edgeward.tls.config import StoreTlsConfig
+from edgeward.values import Address, Duration, Rate, Size, doc
 
 Algorithm = Literal["gcra", "token_bucket", "leaky_bucket", "sliding_window"]
 
@@ -45,6 +47,7 @@ DEFAULT_MODE: Literal["direct", "lease"] = "direct"
 
 # redis: Redis itself listens on 6379; database 0.
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_REDIS_DB = 0
 # A limiter check must cost far less than the request: Envoy's ratelimit service client uses a
 # 20 ms timeout by default; 50 ms leaves room for a busy Redis while never hanging a request.
 DEFAULT_REDIS_TIMEOUT = 0.05
@@ -142,8 +145,68 @@ class RateLimitConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RedisSentinelConfig:
+    """`redis.sentinel`: find the master through Redis Sentinel and follow its failovers."""
+
+    master: str = field(metadata=doc("the master's name in Sentinel (`sentinel monitor NAME`). "
+                                     "Required."))
+    nodes: list[Address] = field(
+        metadata=doc("Sentinel addresses HOST:PORT, asked in order (Sentinel listens on 26379). "
+                     "Required."))
+    db: int = field(default=DEFAULT_REDIS_DB, metadata=doc("database number on the master"))
+    username: str | None = field(
+        default=None, metadata=doc("ACL user of the Sentinels themselves (if they require one)"))
+    password: str | None = field(
+        default=None, repr=False,
+        metadata=doc("password of the Sentinels (`requirepass` on the Sentinels); never shown"))
+
+    def check(self) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        if not self.master.strip():
+            problems.append(("master", "must not be empty"))
+        if not self.nodes:
+            problems.append(("nodes", "at least one Sentinel HOST:PORT is needed"))
+        if self.db < 0:
+            problems.append(("db", f"must be >= 0, got {self.db}"))
+        if self.password is not None and not self.password:
+            problems.append(("password", "must not be empty"))
+        return problems
+
+
+@dataclass(frozen=True, kw_only=True)
+class RedisClusterConfig:
+    """`redis.cluster`: a Redis Cluster; the client learns the slot map from these seeds and
+    follows MOVED and ASK redirections."""
+
+    nodes: list[Address] = field(
+        metadata=doc("seed nodes HOST:PORT (any of them; the rest are discovered). Required."))
+
+    def check(self) -> list[tuple[str, str]]:
+        if not self.nodes:
+            return [("nodes", "at least one cluster node HOST:PORT is needed")]
+        return []
+
+
+@dataclass(frozen=True, kw_only=True)
 class RedisConfig:
-    url: str = field(default=DEFAULT_REDIS_URL, metadata=doc("redis://[:password@]host:port/db"))
+    url: str = field(
+        default=DEFAULT_REDIS_URL,
+        metadata=doc("one Redis: redis://[user:password@]host:port/db, rediss:// for TLS, or "
+                     "unix://path; not used with sentinel or cluster"))
+    username: str | None = field(
+        default=None, metadata=doc("ACL user (Redis 6+ `AUTH user password`); or in the url"))
+    password: str | None = field(
+        default=None, repr=False,
+        metadata=doc("password (of the ACL user, or `requirepass`); or in the url; never "
+                     "logged or shown in GET /config"))
+    tls: StoreTlsConfig | None = field(
+        default=None,
+        metadata=doc("CA, client certificate and verification for TLS (rediss:// url, or the "
+                     "nodes of sentinel/cluster)"))
+    sentinel: RedisSentinelConfig | None = field(
+        default=None, metadata=doc("use Redis Sentinel: {master, nodes}; instead of url"))
+    cluster: RedisClusterConfig | None = field(
+        default=None, metadata=doc("use Redis Cluster: {nodes}; instead of url"))
     timeout: Duration = field(
         default=DEFAULT_REDIS_TIMEOUT, metadata=doc("Deadline of every Redis call.")
     )
@@ -152,11 +215,20 @@ class RedisConfig:
         default=DEFAULT_REDIS_OPEN_FOR, metadata=doc("Pause after a failure before retrying.")
     )
 
+    @property
+    def kind(self) -> Literal["single", "sentinel", "cluster"]:
+        if self.sentinel is not None:
+            return "sentinel"
+        return "cluster" if self.cluster is not None else "single"
+
     def check(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
-        if not self.url.startswith(("redis://", "rediss://", "unix://")):
-            reason = f"must start with redis://, rediss:// or unix://, got {self.url!r}"
-            problems.append(("url", reason))
+        if self.sentinel is not None and self.cluster is not None:
+            problems.append(("cluster", "give sentinel or cluster, not both"))
+        if self.url != DEFAULT_REDIS_URL and self.kind != "single":
+            problems.append(("url", f"a single Redis; with {self.kind} the addresses are "
+                                    f"{self.kind}.nodes (drop url)"))
+        problems.extend(self._url_problems())
         if not self.timeout > 0:
             problems.append(("timeout", f"must be above 0, got {self.timeout!r}"))
         if not self.open_for > 0:
@@ -164,4 +236,28 @@ class RedisConfig:
         if not self.key_prefix or any(c in self.key_prefix for c in "{} "):
             reason = f"must be non-empty without braces or spaces, got {self.key_prefix!r}"
             problems.append(("key_prefix", reason))
+        if self.password is not None and not self.password:
+            problems.append(("password", "must not be empty"))
+        if self.username is not None and self.password is None:
+            problems.append(("password", "username needs a password (ACL users AUTH with both)"))
+        return problems
+
+    def _url_problems(self) -> list[tuple[str, str]]:
+        url = self.url
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            # redaction (edgeward.redact) takes the password out of the echoed value
+            return [("url", f"must start with redis://, rediss:// or unix://, got {url!r}")]
+        problems: list[tuple[str, str]] = []
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a malformed port
+        except ValueError as exc:
+            return [("url", f"malformed: {exc}")]
+        if parts.password is not None and self.password is not None:
+            problems.append(("password", "the url carries a password too; give it once"))
+        if parts.username and self.username is not None:
+            problems.append(("username", "the url carries a user too; give it once"))
+        if self.tls is not None and self.kind == "single" and parts.scheme != "rediss":
+            problems.append(("tls", f"set, but the url is {parts.scheme}:// (plain); use "
+                                    f"rediss:// for TLS"))
         return problems

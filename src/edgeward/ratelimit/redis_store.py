@@ -26,19 +26,24 @@ script touches exactly that one key, so it works unchanged on a cluster.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError
 
 from edgeward.ratelimit import scripts
 from edgeward.ratelimit.config import RateLimitConfig, RedisConfig
 from edgeward.ratelimit.decision import Decision
 from edgeward.ratelimit.keymap import KeyMap
 from edgeward.ratelimit.limiter import LimiterStats, LocalLimiter, make_algorithm, settle
+from edgeward.ratelimit.redis_client import (
+    CONNECT_TIMEOUT,
+    STORE_ERRORS,
+    RedisClient,
+    connect,
+    disconnect,
+)
+
+__all__ = ["GlobalLimiter", "LuaScript", "connect"]
 
 # A lease aims at this much of the key's local traffic: 100 ms keeps the over-admission window
 # short while cutting calls ~100x at 1,000 req/s (Envoy's ratelimit "near limit" caching and
@@ -49,29 +54,11 @@ LEASE_MAX = 1000
 # Unspent lease tokens expire after this: bounds how stale a spent token can be.
 LEASE_TTL = 1.0
 # prepare(): connecting and loading scripts at startup may take longer than one decision.
-PREPARE_TIMEOUT = 2.0
+PREPARE_TIMEOUT = CONNECT_TIMEOUT
 # Waiting for an in-flight lease fetch and retrying: at most this many rounds per request.
 LEASE_ROUNDS = 3
 
-_STORE_ERRORS = (RedisError, OSError, TimeoutError)
-
-
-async def _disconnect(client: aioredis.Redis) -> None:
-    with contextlib.suppress(*_STORE_ERRORS):
-        await client.connection_pool.disconnect()
-
-
-def connect(config: RedisConfig) -> aioredis.Redis:
-    """A redis-py asyncio client for limiters, without hidden retries. The per-decision
-    deadline (`config.timeout`) is applied by the limiter around each call; the socket timeouts
-    here only bound prepare() and are not the request's budget."""
-    return aioredis.Redis.from_url(
-        config.url,
-        socket_timeout=PREPARE_TIMEOUT,
-        socket_connect_timeout=PREPARE_TIMEOUT,
-        retry=Retry(NoBackoff(), 0),
-        retry_on_timeout=False,
-    )
+_STORE_ERRORS = STORE_ERRORS
 
 
 class LuaScript:
@@ -84,7 +71,7 @@ class LuaScript:
         self.source = source
         self.sha = scripts.sha1(source)
 
-    async def run(self, client: aioredis.Redis, key: str, *args: float | int) -> list[int]:
+    async def run(self, client: RedisClient, key: str, *args: float | int) -> list[int]:
         try:
             result = await client.evalsha(self.sha, 1, key, *args)
         except NoScriptError:
@@ -135,7 +122,7 @@ class GlobalLimiter:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: RedisClient,
         *,
         route: str,
         config: RateLimitConfig,
@@ -244,7 +231,7 @@ class GlobalLimiter:
             if not isinstance(exc, TimeoutError):
                 # Every pooled connection to a Redis that went away is dead: drop them all
                 # now, or each would fail once after Redis returns and pause the limiter again.
-                asyncio.get_running_loop().create_task(_disconnect(self.client))
+                asyncio.get_running_loop().create_task(disconnect(self.client))
             raise
         finally:
             if probe:

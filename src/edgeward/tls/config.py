@@ -20,6 +20,7 @@ read and validated by tls/context.py; these classes only check the shape.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -316,4 +317,36 @@ class UpstreamTlsConfig:
         if self.server_name is not None and not self.server_name.strip():
             problems.append(("server_name", "must not be empty"))
         problems.extend(_alpn_problems(self.alpn, SERVED_ALPN))
+        return problems
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoreTlsConfig:
+    """`tls:` of `redis:` and `etcd:`: how the gateway reaches its state stores over TLS (the
+    names of an upstream's `tls:`; Traefik's redis/etcd `tls: {ca, cert, key}` and Kong's
+    `redis_ssl_verify` cover the same ground)."""
+
+    ca: str | None = field(
+        default=None, metadata=doc("PEM file of trusted CAs; default: the system trust store")
+    )
+    client_cert: str | None = field(
+        default=None, metadata=doc("PEM certificate shown to the server (mutual TLS)")
+    )
+    client_key: str | None = field(default=None, metadata=doc("PEM key of client_cert"))
+    verify: bool = field(
+        default=DEFAULT_VERIFY,
+        metadata=doc("verify the server's certificate and name; false only for tests"),
+    )
+
+    def check(self) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        if (self.client_cert is None) != (self.client_key is None):
+            problems.append(("client_key" if self.client_key is None else "client_cert",
+                             "client_cert and client_key go together"))
+        if not self.verify and self.ca is not None:
+            problems.append(("verify", "ca is set but verify is false; the ca would be unused"))
+        for key in ("ca", "client_cert", "client_key"):
+            path = getattr(self, key)
+            if path is not None and not os.path.isfile(path):
+                problems.append((key, f"no such file: {path}"))
         return problems

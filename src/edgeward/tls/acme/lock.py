@@ -16,6 +16,7 @@ import secrets
 from typing import Protocol
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from edgeward.tls.acme.storage import slug
 
@@ -64,7 +65,7 @@ class FileOrderLock:
 
 
 class _RedisLease:
-    def __init__(self, client: aioredis.Redis, key: str, token: str) -> None:
+    def __init__(self, client: aioredis.Redis | RedisCluster, key: str, token: str) -> None:
         self.client, self.key, self.token = client, key, token
 
     async def release(self) -> None:
@@ -74,7 +75,8 @@ class _RedisLease:
 class RedisOrderLock:
     """SET NX PX in Redis (hosts sharing a Redis)."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str = "edgeward:acme:lock:") -> None:
+    def __init__(self, client: aioredis.Redis | RedisCluster,
+                 prefix: str = "edgeward:acme:lock:") -> None:
         self.client = client
         self.prefix = prefix
 
