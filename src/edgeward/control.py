@@ -58,7 +58,8 @@ class ClusterWatch:
         d = up.discovery
         if d is not None and d.etcd is not None and cfg.etcd is not None:
             self.discovery = EtcdRegistryWatcher(cfg.etcd.endpoints, d.etcd, self._on_members,
-                                                 timeout=cfg.etcd.timeout)
+                                                 timeout=cfg.etcd.timeout,
+                                                 access=cfg.etcd.access)
         elif d is not None and d.dns is not None:
             self.discovery = DnsResolverWatcher(
                 d.dns, record_type=d.dns_type, port=d.port, resolver=d.resolver,
@@ -158,7 +159,7 @@ class Control:
         """Follow etcd's consumers while `etcd.consumers_prefix` is set (restarted when the
         etcd endpoints or the prefix change)."""
         etcd = self.runtime.config.etcd
-        key = (tuple(etcd.endpoints), etcd.consumers_prefix, etcd.timeout) if (
+        key = (tuple(etcd.endpoints), etcd.consumers_prefix, etcd.timeout, etcd.access) if (
             etcd is not None and etcd.consumers_prefix) else None
         if key == self._consumers_key:
             return
@@ -171,7 +172,8 @@ class Control:
         if etcd is None or etcd.consumers_prefix is None:
             return
         self.consumers = ConsumerWatcher(etcd.endpoints, etcd.consumers_prefix, directory,
-                                         dict(os.environ), timeout=etcd.timeout)
+                                         dict(os.environ), timeout=etcd.timeout,
+                                         access=etcd.access)
         try:
             await self.consumers.start()
         except Exception as exc:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from edgeward.auth.config import ConsumerConfig, check_consumer_name
 from edgeward.auth.directory import ConsumerDirectory
 from edgeward.discovery.etcd import DEFAULT_ETCD_TIMEOUT, EtcdPrefixWatcher
+from edgeward.discovery.etcd_client import EtcdAccess
 from edgeward.structs import ConfigError, load_struct
 
 log = logging.getLogger("edgeward.auth")
@@ -46,11 +47,11 @@ def parse_consumer(key: bytes, value: bytes, prefix: bytes) -> Entry | None:
 class ConsumerWatcher(EtcdPrefixWatcher[Entry]):
     def __init__(self, endpoints: list[tuple[str, int]], prefix: str,
                  directory: ConsumerDirectory, environ: Mapping[str, str], *,
-                 timeout: float = DEFAULT_ETCD_TIMEOUT) -> None:
+                 timeout: float = DEFAULT_ETCD_TIMEOUT, access: EtcdAccess | None = None) -> None:
         self.directory = directory
         self.environ = environ
         on_update: Callable[[list[Entry]], None] = self._install
-        super().__init__(endpoints, prefix.encode(), on_update, timeout=timeout)
+        super().__init__(endpoints, prefix.encode(), on_update, timeout=timeout, access=access)
 
     def parse(self, key: bytes, value: bytes) -> Entry | None:
         return parse_consumer(key, value, self.prefix)

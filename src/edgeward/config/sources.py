@@ -43,6 +43,7 @@ from edgeward.discovery.etcd import (
     EtcdConnection,
     EtcdUnavailable,
 )
+from edgeward.discovery.etcd_client import EtcdAccess, access_from_env
 from edgeward.values import parse_address
 
 log = logging.getLogger(__name__)
@@ -242,13 +243,14 @@ class EtcdSource(ConfigSource):
         *,
         timeout: float = DEFAULT_ETCD_TIMEOUT,
         backoff: Backoff | None = None,
+        access: EtcdAccess | None = None,
     ) -> None:
         if not key.startswith("/") or key == "/":
             raise ValueError(f"etcd key must be an absolute path like /edgeward/config, "
                              f"got {key!r}")
         self.key = key
         self._key = key.encode()
-        self._conn = EtcdConnection(endpoints, timeout)
+        self._conn = EtcdConnection(endpoints, timeout, access)
         self._backoff = backoff if backoff is not None else Backoff()
         self._digest: bytes | None = None
         self._revision: int | None = None
@@ -388,10 +390,11 @@ def parse_etcd_url(url: str) -> tuple[list[tuple[str, int]], str]:
 
 def open_source(url_or_path: str, *, timeout: float = DEFAULT_ETCD_TIMEOUT,
                 interval: float = DEFAULT_POLL_INTERVAL) -> ConfigSource:
-    """`etcd://...` -> EtcdSource, anything else -> FileSource (no I/O until load/watch)."""
+    """`etcd://...` -> EtcdSource, anything else -> FileSource (no I/O until load/watch).
+    An etcd source takes its user and TLS files from EDGEWARD_ETCD_* (etcd_client)."""
     if url_or_path.startswith(ETCD_SCHEME):
         endpoints, key = parse_etcd_url(url_or_path)
-        return EtcdSource(endpoints, key, timeout=timeout)
+        return EtcdSource(endpoints, key, timeout=timeout, access=access_from_env(os.environ))
     return FileSource(url_or_path, interval=interval)
 
 

@@ -30,6 +30,8 @@ import aetcd
 import aetcd.exceptions
 
 from edgeward.balance.endpoint import MAX_WEIGHT
+from edgeward.discovery.etcd_client import Client, EtcdAccess
+from edgeward.tls.config import StoreTlsConfig
 from edgeward.values import Address, Duration, doc
 
 log = logging.getLogger(__name__)
@@ -90,9 +92,31 @@ class EtcdConfig:
                      "/edgeward/consumers/; each value a consumer in YAML or JSON) and follow "
                      "them; null: consumers come from the file only"),
     )
+    username: str | None = field(
+        default=None,
+        metadata=doc("etcd user (etcd's auth API: a token per connection, fetched again when "
+                     "it expires); etcdctl --user"))
+    password: str | None = field(
+        default=None, repr=False, metadata=doc("password of username; never logged or shown"))
+    tls: StoreTlsConfig | None = field(
+        default=None,
+        metadata=doc("TLS to every endpoint: {ca, client_cert, client_key}; etcdctl --cacert, "
+                     "--cert, --key"))
+
+    @property
+    def access(self) -> EtcdAccess:
+        return EtcdAccess(self.username, self.password, self.tls)
 
     def check(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
+        if (self.username is None) != (self.password is None):
+            problems.append(("password" if self.password is None else "username",
+                             "username and password go together"))
+        if self.password is not None and not self.password:
+            problems.append(("password", "must not be empty"))
+        if self.tls is not None and not self.tls.verify:
+            problems.append(("tls.verify", "false is not supported for etcd (the gRPC client "
+                                           "always verifies); give the CA in tls.ca"))
         prefix = self.consumers_prefix
         if prefix is not None and (not prefix.startswith("/") or not prefix.endswith("/")):
             problems.append(("consumers_prefix", "must start and end with /"))
@@ -159,13 +183,15 @@ class EtcdConnection:
     drops the current client (after a broken watch stream) so the next call reconnects.
     """
 
-    def __init__(self, endpoints: list[tuple[str, int]], timeout: float) -> None:
+    def __init__(self, endpoints: list[tuple[str, int]], timeout: float,
+                 access: EtcdAccess | None = None) -> None:
         if not endpoints:
             raise ValueError("etcd endpoints must not be empty")
         self.endpoints = list(endpoints)
         self.timeout = timeout
+        self.access = access if access is not None else EtcdAccess()
         self._index = 0
-        self._client: aetcd.Client | None = None
+        self._client: Client | None = None
 
     @property
     def label(self) -> str:
@@ -175,12 +201,11 @@ class EtcdConnection:
     def current(self) -> tuple[str, int]:
         return self.endpoints[self._index]
 
-    async def client(self) -> aetcd.Client:
+    async def client(self) -> Client:
         if self._client is None:
             host, port = self.current
-            client = aetcd.Client(
-                host=host, port=port, timeout=self.timeout, options=dict(GRPC_KEEPALIVE_OPTIONS)
-            )
+            client = Client(host, port, timeout=self.timeout,
+                            options=dict(GRPC_KEEPALIVE_OPTIONS), access=self.access)
             await client.connect()
             self._client = client
         return self._client
@@ -189,7 +214,14 @@ class EtcdConnection:
         last = "no endpoint tried"
         for _ in range(len(self.endpoints)):
             try:
-                return await op(await self.client())
+                client = await self.client()
+                try:
+                    return await op(client)
+                except aetcd.exceptions.UnauthenticatedError:
+                    if self.access.username is None:
+                        raise
+                    await client.reauthenticate()     # the token expired: once more
+                    return await op(client)
             except ETCD_ERRORS as exc:
                 last = f"{format_endpoint(self.current)}: {_describe(exc)}"
                 await self.reset(rotate=True)
@@ -246,10 +278,11 @@ class EtcdPrefixWatcher(Generic[T]):
         *,
         timeout: float = DEFAULT_ETCD_TIMEOUT,
         backoff: Backoff | None = None,
+        access: EtcdAccess | None = None,
     ) -> None:
         self.prefix = prefix
         self._on_update = on_update
-        self._conn = EtcdConnection(endpoints, timeout)
+        self._conn = EtcdConnection(endpoints, timeout, access)
         self._backoff = backoff if backoff is not None else Backoff()
         self._entries: dict[bytes, T] = {}
         self._revision = 0
@@ -376,12 +409,13 @@ class EtcdRegistryWatcher(EtcdPrefixWatcher[tuple[str, int, int]]):
         timeout: float = DEFAULT_ETCD_TIMEOUT,
         backoff: Backoff | None = None,
         prefix: str = SERVICES_PREFIX,
+        access: EtcdAccess | None = None,
     ) -> None:
         if not service or "/" in service:
             raise ValueError(f"service name must be non-empty without '/', got {service!r}")
         self.service = service
         super().__init__(endpoints, f"{prefix.rstrip('/')}/{service}/".encode(), on_update,
-                         timeout=timeout, backoff=backoff)
+                         timeout=timeout, backoff=backoff, access=access)
 
     def parse(self, key: bytes, value: bytes) -> tuple[str, int, int] | None:
         return parse_registry_value(key, value)

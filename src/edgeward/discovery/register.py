@@ -23,6 +23,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import signal
 import sys
 
@@ -36,6 +37,7 @@ from edgeward.discovery.etcd import (
     EtcdUnavailable,
     format_endpoint,
 )
+from edgeward.discovery.etcd_client import EtcdAccess, access_from_env
 from edgeward.values import parse_address, parse_duration
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,7 @@ class Registration:
         timeout: float = DEFAULT_ETCD_TIMEOUT,
         backoff: Backoff | None = None,
         prefix: str = SERVICES_PREFIX,
+        access: EtcdAccess | None = None,
     ) -> None:
         if not service or "/" in service:
             raise ValueError(f"service name must be non-empty without '/', got {service!r}")
@@ -77,7 +80,7 @@ class Registration:
         self.value = json.dumps({"address": name, "weight": weight}).encode()
         self.ttl = ttl
         self._lease_ttl = max(1, math.ceil(ttl))
-        self._conn = EtcdConnection(endpoints, timeout)
+        self._conn = EtcdConnection(endpoints, timeout, access)
         self._backoff = backoff if backoff is not None else Backoff()
         self.lease_id: int | None = None
         self.registrations = 0  # how many times the key was put (1 + re-registrations)
@@ -176,7 +179,8 @@ def main(argv: list[str]) -> int:
         ttl = parse_duration(args.ttl)
         timeout = parse_duration(args.timeout)
         registration = Registration(endpoints, args.service, address, weight=args.weight,
-                                    ttl=ttl, timeout=timeout)
+                                    ttl=ttl, timeout=timeout,
+                                    access=access_from_env(os.environ))
     except ValueError as exc:
         print(f"edgeward register: {exc}", file=sys.stderr)
         return 2
