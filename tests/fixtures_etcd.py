@@ -220,3 +220,23 @@ class EtcdCluster:
     def stop(self) -> None:
         for m in self.members:
             m.stop()
+
+
+SECURE_USER, SECURE_PASSWORD = "gw", "etcd-pw-71c0"
+
+
+def start_secure_etcd(folder: Path, token_ttl: int = 300) -> EtcdServer:
+    """An etcd serving TLS only (client certificates required) with auth enabled: `root`
+    and SECURE_USER, whose role reads and writes /edgeward/. etcdctl then runs as root."""
+    tls = make_etcd_tls(folder / "certs")
+    server = EtcdServer(folder / "data", tls=tls, args=["--auth-token-ttl", str(token_ttl)])
+    server.start()
+    for args in (["user", "add", "root:root-pw"],
+                 ["user", "add", f"{SECURE_USER}:{SECURE_PASSWORD}"],
+                 ["role", "add", "edgeward"],
+                 ["role", "grant-permission", "edgeward", "readwrite", "/edgeward/",
+                  "--prefix=true"],
+                 ["user", "grant-role", SECURE_USER, "edgeward"], ["auth", "enable"]):
+        server.etcdctl(*args)
+    server.user = "root:root-pw"
+    return server

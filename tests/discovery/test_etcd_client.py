@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.fixtures_etcd import EtcdCluster, EtcdServer, EtcdTls, make_etcd_tls
+from tests.fixtures_etcd import (
+    SECURE_PASSWORD,
+    SECURE_USER,
+    EtcdCluster,
+    EtcdServer,
+    EtcdTls,
+    start_secure_etcd,
+)
 
 from edgeward.config.sources import EtcdSource
 from edgeward.discovery.etcd import (
@@ -26,7 +33,7 @@ from edgeward.discovery.register import Registration
 from edgeward.structs import ConfigError, load_struct
 from edgeward.tls.config import StoreTlsConfig
 
-USER, PASSWORD = "gw", "etcd-pw-71c0"
+USER, PASSWORD = SECURE_USER, SECURE_PASSWORD
 # etcd's simple tokens expire after this many idle seconds (default 300): short, so one test
 # sees a token expire.
 TOKEN_TTL = 1
@@ -81,17 +88,7 @@ def test_the_environment_names_user_and_files(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def secure_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
-    folder = tmp_path_factory.mktemp("etcd-tls")
-    tls = make_etcd_tls(folder / "certs")
-    server = EtcdServer(folder / "data", tls=tls, args=["--auth-token-ttl", str(TOKEN_TTL)])
-    server.start()
-    for args in (["user", "add", "root:root-pw"], ["user", "add", f"{USER}:{PASSWORD}"],
-                 ["role", "add", "edgeward"],
-                 ["role", "grant-permission", "edgeward", "readwrite", "/edgeward/",
-                  "--prefix=true"],
-                 ["user", "grant-role", USER, "edgeward"], ["auth", "enable"]):
-        server.etcdctl(*args)
-    server.user = "root:root-pw"
+    server = start_secure_etcd(tmp_path_factory.mktemp("etcd-tls"), token_ttl=TOKEN_TTL)
     yield server
     server.stop()
 
