@@ -5,6 +5,7 @@ three-node Redis Cluster whose slot moves under the limiter (ASK, then MOVED).""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,7 +127,8 @@ async def test_a_limit_over_tls_with_the_user_in_the_url(
 
 @pytest.mark.parametrize("case", ["wrong password", "untrusted CA", "no client cert"])
 async def test_a_refused_connection_puts_the_limit_on_its_fallback(
-        tls_server: tuple[RedisServer, TlsFiles], tmp_path: Path, case: str) -> None:
+        tls_server: tuple[RedisServer, TlsFiles], tmp_path: Path, case: str,
+        caplog: pytest.LogCaptureFixture) -> None:
     server, files = tls_server
     tls = tls_block(files)
     password = PASSWORD
@@ -140,9 +142,13 @@ async def test_a_refused_connection_puts_the_limit_on_its_fallback(
     cfg = redis_config({"url": f"rediss://127.0.0.1:{server.port}/0", "username": USER,
                         "password": password, "tls": tls, "timeout": "1s"})
     lim = limiter(cfg, f"refused-{case}", burst=2, on_store_failure="deny")
-    assert not await lim.prepare(timeout=2.0)
+    with caplog.at_level(logging.WARNING, logger="edgeward.ratelimit.redis_store"):
+        assert not await lim.prepare(timeout=2.0)
     decision = await lim.decide("k", time.monotonic())
     assert not decision.allowed and lim.stats.fallback == 1
+    logged = caplog.text
+    assert f"rate limit refused-{case}: Redis at rediss://127.0.0.1:{server.port}/0" in logged
+    assert password not in logged
 
 
 # -- Sentinel --------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ script touches exactly that one key, so it works unchanged on a cluster.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 
 from redis.exceptions import NoScriptError
@@ -40,8 +41,12 @@ from edgeward.ratelimit.redis_client import (
     STORE_ERRORS,
     RedisClient,
     connect,
+    describe,
     disconnect,
 )
+from edgeward.redact import redact_text
+
+log = logging.getLogger(__name__)
 
 __all__ = ["GlobalLimiter", "LuaScript", "connect"]
 
@@ -116,7 +121,7 @@ class GlobalLimiter:
     __slots__ = (
         "client", "route", "enforce", "rate", "burst", "window", "mode", "on_store_failure",
         "stats", "store_up", "max_slice", "_prefix", "_interval_us", "_length_us", "_script",
-        "_timeout", "_open_for", "_down_until", "_probing", "_fallback", "_leases",
+        "_timeout", "_open_for", "_down_until", "_probing", "_fallback", "_leases", "_where",
     )
     local = False
 
@@ -140,6 +145,7 @@ class GlobalLimiter:
         self.store_up = True
         processes = config.processes
         self.max_slice = max(LEASE_MIN, min(LEASE_MAX, self.burst // (2 * processes)))
+        self._where = describe(redis)
         self._prefix = "{" + redis.key_prefix + ":" + route + ":"
         self._interval_us = 1e6 / config.rate
         self._length_us = self.window * 1e6
@@ -162,7 +168,10 @@ class GlobalLimiter:
             async with asyncio.timeout(timeout):
                 for script in (self._script, GCRA_LEASE_SCRIPT):
                     await self.client.script_load(script.source)
-        except _STORE_ERRORS:
+        except _STORE_ERRORS as exc:
+            reason = redact_text(str(exc).strip() or type(exc).__name__)
+            log.warning("rate limit %s: Redis at %s did not answer (%s); on_store_failure=%s "
+                        "until it does", self.route, self._where, reason, self.on_store_failure)
             self.store_up = False
             self._down_until = 0.0      # the first request probes again
             return False
