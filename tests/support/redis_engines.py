@@ -69,7 +69,7 @@ class SentinelGroup:
         self.folder = folder
         self.master = RedisServer()
         self.replica = RedisServer(["--replicaof", "127.0.0.1", str(self.master.port)])
-        self.sentinel = RedisServer(program=REDIS_SENTINEL)
+        self.sentinel = RedisServer()       # its port and command(); started below
         self.config = folder / "sentinel.conf"
 
     def start(self) -> SentinelGroup:
@@ -79,14 +79,12 @@ class SentinelGroup:
             f"sentinel monitor {MASTER_NAME} 127.0.0.1 {self.master.port} 1\n"
             f"sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}\n"
             f"sentinel failover-timeout {MASTER_NAME} {FAILOVER_TIMEOUT_MS}\n")
-        # redis-sentinel takes its config file first; it rewrites the file as it learns
-        self.sentinel.args = []
-        self.sentinel.program = REDIS_SENTINEL
         self._start_sentinel()
         self.wait_synced()
         return self
 
     def _start_sentinel(self) -> None:
+        """redis-sentinel takes its config file first (and rewrites it as it learns)."""
         s = self.sentinel
         proc = subprocess.Popen(
             [REDIS_SENTINEL, str(self.config), "--port", str(s.port), "--bind", "127.0.0.1",
