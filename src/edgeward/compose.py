@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 from edgeward.auth.context import AuthContext, SubrequestFailed, SubResponse
 from edgeward.auth.directory import ConsumerDirectory
 from edgeward.config.schema import GatewayConfig, UpstreamConfig
+from edgeward.devices.http_api import DeviceApi
+from edgeward.devices.store import ShadowStore
 from edgeward.filters.api import Filter
 from edgeward.filters.config import (
     BuildContext,
@@ -201,9 +203,21 @@ def _builder(spec: FilterSpec, ctx: BuildContext) -> Callable[[], Filter]:
     return lambda: spec.build(ctx)
 
 
-def _terminal(cfg: GatewayConfig, index: int, source: str) -> list[tuple[Filter, str]]:
-    """The filter a route without an upstream ends in (`redirect:` or `respond:`)."""
+def device_store(cfg: GatewayConfig, registry: Registry) -> ShadowStore:
+    """The worker's shadow store: on the limiters' Redis client (one per worker)."""
+    redis_cfg, devices = cfg.redis, cfg.devices
+    assert redis_cfg is not None  # the config check requires redis: for devices
+    client = registry.get("redis", "default", redis_cfg, lambda: connect_redis(redis_cfg))
+    return registry.get("device_store", "default", (redis_cfg, devices),
+                        lambda: ShadowStore(client, devices))
+
+
+def _terminal(cfg: GatewayConfig, index: int, source: str,
+              registry: Registry) -> list[tuple[Filter, str]]:
+    """The filter a route without an upstream ends in (`redirect:`, `respond:`, `devices:`)."""
     rc = cfg.routes[index]
+    if rc.devices is not None:
+        return [(DeviceApi(device_store(cfg, registry), rc.devices), "devices")]
     try:
         if rc.redirect is not None:
             return [(rc.redirect.build(rc.match.path_prefix), "redirect")]
@@ -223,7 +237,7 @@ def _route(cfg: GatewayConfig, index: int, clusters: dict[str, Cluster], rng: ra
     governance, limiter, concurrency = _governance(cfg, index, name, rng, loop, registry)
     described = [(f, f.name) for f in governance]
     described += _user_filters(cfg, index, registry, source, ctx)
-    described += _terminal(cfg, index, source)
+    described += _terminal(cfg, index, source, registry)
     kinds = {id(f): kind for f, kind in described}
     chain = Chain([f for f, _ in described])
     retry = budget = None

@@ -313,6 +313,7 @@ class Control:
                 "retries": _plain(rc.retries) if rc.retries else None,
                 "redirect": _plain(rc.redirect) if rc.redirect else None,
                 "respond": _respond_view(rc.respond) if rc.respond else None,
+                "devices": _plain(rc.devices) if rc.devices else None,
                 "filters": [{"name": n, "kind": k, "order": o}
                             for n, k, o in described.get(cfg.route_name(i), ())],
             })
