@@ -212,6 +212,18 @@ def device_store(cfg: GatewayConfig, registry: Registry) -> ShadowStore:
                         lambda: ShadowStore(client, devices))
 
 
+def _mqtt_bridge(cfg: GatewayConfig, loop: asyncio.AbstractEventLoop,
+                 registry: Registry) -> None:
+    """The worker's MQTT bridge (docs/devices.md), started once the loop runs; a config
+    whose `redis:` and `devices:` are unchanged keeps the running one."""
+    from edgeward.devices.mqtt_bridge import MqttBridge  # aiomqtt: only when configured
+
+    store = device_store(cfg, registry)
+    bridge = registry.get("mqtt_bridge", "default", (cfg.redis, cfg.devices),
+                          lambda: MqttBridge(store, cfg.devices))
+    loop.call_soon(bridge.start)
+
+
 def _terminal(cfg: GatewayConfig, index: int, source: str,
               registry: Registry) -> list[tuple[Filter, str]]:
     """The filter a route without an upstream ends in (`redirect:`, `respond:`, `devices:`)."""
@@ -315,6 +327,8 @@ def compile_snapshot(
     except BaseException:
         registry.rollback()
         raise
+    if cfg.devices.mqtt is not None:
+        _mqtt_bridge(cfg, loop, registry)
     subrequests = auth.subrequest
     if isinstance(subrequests, Subrequests):
         subrequests.clusters = clusters
@@ -322,5 +336,7 @@ def compile_snapshot(
     for old in registry.commit():
         if isinstance(old, Cluster):
             loop.call_later(0, old.close)
+        elif hasattr(old, "stop_bridge"):
+            old.stop_bridge()
     return Snapshot(table.match, routes, clusters, replay_limit=cfg.server.replay_limit,
                     source_hash=source_hash)

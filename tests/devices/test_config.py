@@ -29,7 +29,7 @@ def test_defaults_are_pinned() -> None:
         1.0)
     assert (DEFAULT_SHARDS, DEFAULT_MAX_DOCUMENT_BYTES) == (16, 8192)
     assert RouteDevicesConfig().max_wait == DEFAULT_MAX_WAIT == 30.0
-    assert MqttConfig().topic_prefix == "$edgeward/things"
+    assert MqttConfig().topic_prefix == "edgeward/things"
     assert d.mqtt is None
 
 

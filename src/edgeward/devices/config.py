@@ -12,6 +12,7 @@ routes:
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 
 from edgeward.values import Duration, Size, doc
@@ -36,7 +37,12 @@ DEFAULT_TELEMETRY_MAXLEN = 1_000_000
 DEFAULT_DEDUP_TTL = 3600.0
 # Long poll: the longest a GET .../delta?wait= may hold (AWS API Gateway caps at 29 s).
 DEFAULT_MAX_WAIT = 30.0
-DEFAULT_TOPIC_PREFIX = "$edgeward/things"
+# AWS IoT's topics are $aws/things/...: AWS IoT is the broker, and MQTT reserves $-topics to the
+# broker (MQTT 3.1.1 section 4.7.2: a server SHOULD prevent clients exchanging messages on
+# them). Through a general broker the device and the gateway are both clients, so the prefix
+# has no `$`; mosquitto 2.0 also delivers no $-topic to a shared subscription (measured), which
+# several gateways need.
+DEFAULT_TOPIC_PREFIX = "edgeward/things"
 # MQTT 5 shared subscription group: each message goes to one gateway of the fleet.
 DEFAULT_SHARE_GROUP = "edgeward"
 DEFAULT_MQTT_KEEPALIVE = 30.0
@@ -49,7 +55,7 @@ class MqttConfig:
     topic_prefix: str = field(
         default=DEFAULT_TOPIC_PREFIX,
         metadata=doc("shadow topics are PREFIX/{id}/shadow[/name/{name}]/update|get, as "
-                     "AWS IoT's $aws/things"))
+                     "AWS IoT's $aws/things (no `$`: see docs/devices.md)"))
     share_group: str | None = field(
         default=DEFAULT_SHARE_GROUP,
         metadata=doc("subscribe as $share/GROUP/... so each message reaches one gateway; "
@@ -67,6 +73,9 @@ class MqttConfig:
             problems.append(("topic_prefix", "must be non-empty without wildcards + or #"))
         if self.keepalive <= 0:
             problems.append(("keepalive", "must be above 0"))
+        if importlib.util.find_spec("aiomqtt") is None:
+            problems.append(("host", "the MQTT bridge needs aiomqtt: pip install "
+                                     "'edgeward[mqtt]'"))
         return problems
 
 
