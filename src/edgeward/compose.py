@@ -70,6 +70,10 @@ class Registry:
             self._items[key] = item
         return item  # type: ignore[no-any-return,unused-ignore]
 
+    def of_kind(self, kind: str) -> list[Any]:
+        """The objects of one kind the registry keeps (for metrics)."""
+        return [v for (k, _, _), v in self._items.items() if k == kind]
+
     def begin(self) -> None:
         self._used = set()
 

@@ -96,8 +96,8 @@ class MqttBridge:
         self.client_id = (f"{config.mqtt.client_id or 'edgeward-' + socket.gethostname()}"
                           f"-{os.getpid()}")
         self.outbox = Outbox()
-        self.stats = {"received": 0, "accepted": 0, "rejected": 0, "deltas": 0,
-                      "telemetry": 0, "telemetry_duplicates": 0}
+        # edgeward_device_mqtt_messages_total{kind} (docs/devices.md).
+        self.stats = {"received": 0, "accepted": 0, "rejected": 0, "delta": 0}
         self._task: asyncio.Task[None] | None = None
         self._client: aiomqtt.Client | None = None
         self._ready = asyncio.Event()
@@ -218,7 +218,6 @@ class MqttBridge:
         except StoreError as exc:
             self._reject(base, 503, "device_store_unavailable", None, str(exc))
             return
-        self.stats["telemetry" if stored else "telemetry_duplicates"] += 1
         self.outbox.put(topic.device, ACK, f"{base}/accepted",
                         json.dumps({"id": key, "stored": stored, "entry": entry}).encode())
 
@@ -270,7 +269,7 @@ class MqttBridge:
         doc = {"state": event["delta"], "version": event["version"],
                "timestamp": event["timestamp"]}
         kind = COMMAND if event.get("kind") == "command" else DELTA
-        self.stats["deltas"] += 1
+        self.stats["delta"] += 1
         # A refused command stays unacknowledged in the stream: pending, so it is delivered
         # again after a reconnect rather than lost.
         self.outbox.put(device, kind, f"{base}/update/delta", json.dumps(doc).encode(),

@@ -76,8 +76,10 @@ class ShadowStore:
     def __init__(self, client: Any, config: DevicesConfig) -> None:
         self.client = client
         self.config = config
+        # Counts exported as metrics (edgeward_device_*; docs/devices.md).
         self.conflicts = 0        # CAS rounds lost to another writer
-        self.telemetry_duplicates = 0
+        self.outcomes = {"applied": 0, "duplicate": 0, "stale": 0, "conflict": 0}
+        self.telemetry = {"stored": 0, "duplicate": 0}
 
     # -- keys ------------------------------------------------------------------------------
 
@@ -117,6 +119,7 @@ class ShadowStore:
             current = stored if stored is not None else Shadow()
             result = apply(current, update, now)
             if result.outcome != "applied":
+                self.outcomes[result.outcome] += 1
                 return result
             new = result.shadow
             state = json.dumps(new.state(), separators=(",", ":"))
@@ -130,6 +133,7 @@ class ShadowStore:
                 "delta": new.state().get("delta") if result.desired_changed else None,
             }, separators=(",", ":"))
             if await self._cas(device, name, current.version, new, event):
+                self.outcomes["applied"] += 1
                 return result
             self.conflicts += 1
         raise StoreError(f"the shadow changed under {self.config.cas_attempts} attempts")
@@ -179,6 +183,5 @@ class ShadowStore:
                 stored, entry = await TELEMETRY_SCRIPT.call(self.client, keys, args)
         except STORE_ERRORS as exc:
             raise StoreError(f"redis: {exc!r}") from None
-        if not int(stored):
-            self.telemetry_duplicates += 1
+        self.telemetry["stored" if int(stored) else "duplicate"] += 1
         return bool(int(stored)), _text(entry)
