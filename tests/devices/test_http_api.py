@@ -13,7 +13,14 @@ from collections.abc import Iterator
 
 import pytest
 import redis as redis_sync
-from tests.cluster._cluster import RedisServer, gateways, redis_server
+from tests.cluster._cluster import (
+    RedisServer,
+    admin_port,
+    gateways,
+    get_json,
+    metric_value,
+    redis_server,
+)
 from tests.devices._client import call
 from tests.support.gateway import GatewayProcess
 
@@ -24,7 +31,7 @@ from edgeward.devices.store import ShadowStore
 
 def config(redis_url: str) -> str:
     return (
-        "listen: {listen}\n"
+        "listen: {listen}\nadmin: {admin}\n"
         f"redis: {{url: '{redis_url}'}}\n"
         "devices: {shards: 4, stream_maxlen: 1000}\n"
         "consumers:\n"
@@ -172,3 +179,19 @@ async def test_own_device_only_lets_a_device_touch_only_its_shadow(
     assert (status, doc["code"]) == (403, "forbidden")
     status, _, doc = await call(port, "GET", "/own/devices/dev-1/shadow")
     assert status == 401
+
+
+async def test_metrics_count_outcomes_and_the_openapi_document_is_served(
+        pair: list[GatewayProcess]) -> None:
+    gw = pair[0]
+    path = "/devices/counted/shadow"
+    update = {"writer": "w", "seq": 1, "state": {"reported": {"n": 1}}}
+    await call(gw.port, "PATCH", path, update)
+    await call(gw.port, "PATCH", path, update)
+    admin = admin_port(gw)
+    assert metric_value(admin, "edgeward_device_shadow_updates_total",
+                        'outcome="applied"') >= 1
+    assert metric_value(admin, "edgeward_device_shadow_updates_total",
+                        'outcome="duplicate"') >= 1
+    doc = get_json(admin, "/openapi/devices.json")
+    assert isinstance(doc, dict) and "/devices/{device}/shadow" in doc["paths"]
