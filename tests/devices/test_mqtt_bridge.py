@@ -19,7 +19,7 @@ from tests.support.gateway import GatewayProcess
 from tests.support.mosquitto import Mosquitto
 
 from edgeward.devices.config import MqttConfig
-from edgeward.devices.mqtt_bridge import Topic, parse_topic, subscriptions
+from edgeward.devices.mqtt_bridge import NODELAY, Topic, parse_topic, subscriptions
 
 PREFIX = "edgeward/things"
 WAIT = 10.0
@@ -98,7 +98,8 @@ class Device:
 async def device(broker: Mosquitto, request: pytest.FixtureRequest) -> AsyncIterator[Device]:
     name = request.node.name.split("[")[0].removeprefix("test_")[:40].replace("_", "-")
     async with aiomqtt.Client("127.0.0.1", broker.port, identifier=name,
-                              protocol=aiomqtt.ProtocolVersion.V5) as client:
+                              protocol=aiomqtt.ProtocolVersion.V5,
+                              socket_options=NODELAY) as client:
         dev = Device(client, name)
         await client.subscribe(f"{dev.base}/#", qos=1)
         task = asyncio.ensure_future(dev.pump())

@@ -24,7 +24,7 @@ class Mosquitto:
     def start(self) -> Mosquitto:
         conf = self.dir / "mosquitto.conf"
         conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-                        "persistence false\n")
+                        "persistence false\nset_tcp_nodelay true\n")
         self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 5

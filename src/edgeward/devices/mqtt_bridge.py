@@ -48,6 +48,9 @@ LANES: Final = 16
 # Reconnect to the broker after a failure (paho's reconnect_delay starts at 1 s).
 RECONNECT_DELAY: Final = 1.0
 DELTA_BLOCK_MS: Final = 1000
+# Nagle off, as on the gateway's HTTP sockets: paho leaves it on, and a QoS 1 publish then
+# waits ~40 ms for the broker's delayed ACK before its PUBACK (measured: 48 ms -> 0.5 ms).
+NODELAY: Final = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 DELTA_BATCH: Final = 100
 
 
@@ -126,7 +129,8 @@ class MqttBridge:
     async def _session(self) -> None:
         async with aiomqtt.Client(self.mqtt.host, self.mqtt.port, identifier=self.client_id,
                                   protocol=aiomqtt.ProtocolVersion.V5,
-                                  keepalive=int(self.mqtt.keepalive)) as client:
+                                  keepalive=int(self.mqtt.keepalive),
+                                  socket_options=NODELAY) as client:
             self._client = client
             for pattern in subscriptions(self.mqtt):
                 await client.subscribe(pattern, qos=1)
