@@ -177,7 +177,7 @@ def main() -> None:
             with gateways([text]) as (gw,):
                 asyncio.run(run(gw.port, broker.port, args.updates, args.changes))
     finally:
-        broker.stop()
+        broker.close()
 
 
 if __name__ == "__main__":

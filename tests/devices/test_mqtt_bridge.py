@@ -47,7 +47,7 @@ def broker() -> Iterator[Mosquitto]:
     try:
         yield server
     finally:
-        server.stop()
+        server.close()
 
 
 @pytest.fixture(scope="module")
@@ -173,3 +173,34 @@ async def test_telemetry_resent_is_stored_once(pair: list[GatewayProcess], devic
                for _, f in client.xrange(k)
                if f[b"device"] == device.base.rsplit("/", 1)[1].encode()]
     assert len(entries) == 1 and json.loads(entries[0][b"payload"])["kwh"] == 3.5
+
+
+async def test_the_bridges_reconnect_after_the_broker_restarts(
+        pair: list[GatewayProcess], broker: Mosquitto) -> None:
+    broker.stop()
+    broker.start()  # the same port; the gateways reconnect on their own
+    async with aiomqtt.Client("127.0.0.1", broker.port, identifier="after-restart",
+                              protocol=aiomqtt.ProtocolVersion.V5,
+                              socket_options=NODELAY) as client:
+        dev = Device(client, "after-restart")
+        await client.subscribe(f"{dev.base}/#", qos=1)
+        task = asyncio.ensure_future(dev.pump())
+        try:
+            async with asyncio.timeout(WAIT):
+                while True:  # until a bridge is subscribed again
+                    await dev.send("shadow/get", {})
+                    try:
+                        async with asyncio.timeout(0.3):
+                            await dev.expect("shadow/get/rejected")
+                        break
+                    except TimeoutError:
+                        continue
+            await dev.send("shadow/update", {"state": {"reported": {"back": True}}})
+            assert (await dev.expect("shadow/update/accepted"))["version"] == 1
+            status, _, _ = await call(pair[1].port, "PATCH", "/devices/after-restart/shadow",
+                                      {"state": {"desired": {"back": False}}})
+            assert status == 200
+            delta = await dev.expect("shadow/update/delta")
+            assert delta["state"] == {"back": False} and delta["version"] == 2
+        finally:
+            task.cancel()

@@ -32,12 +32,16 @@ class Mosquitto:
             if port_accepts(self.port):
                 return self
             time.sleep(0.02)
-        self.stop()
+        self.close()
         raise RuntimeError("mosquitto did not start")
 
     def stop(self) -> None:
+        """Stop the broker; `start()` serves the same port again."""
         proc, self.proc = self.proc, None
         if proc is not None and proc.poll() is None:
             os.kill(proc.pid, signal.SIGTERM)
             proc.wait(timeout=5)
+
+    def close(self) -> None:
+        self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -39,7 +39,7 @@ from redis.exceptions import ResponseError
 from edgeward.devices.config import DevicesConfig, MqttConfig
 from edgeward.devices.outbox import ACK, COMMAND, DELTA, Outbox
 from edgeward.devices.shadow import Result, UpdateError, parse_update
-from edgeward.devices.store import STORE_ERRORS, ShadowStore, StoreError, TooLarge
+from edgeward.devices.store import ShadowStore, StoreError, TooLarge
 
 log = logging.getLogger("edgeward.devices")
 
@@ -101,6 +101,7 @@ class MqttBridge:
         self.outbox = Outbox()
         # edgeward_device_mqtt_messages_total{kind} (docs/devices.md).
         self.stats = {"received": 0, "accepted": 0, "rejected": 0, "delta": 0}
+        self.reconnects = 0
         self._task: asyncio.Task[None] | None = None
         self._client: aiomqtt.Client | None = None
         self._ready = asyncio.Event()
@@ -121,8 +122,10 @@ class MqttBridge:
                 await self._session()
             except asyncio.CancelledError:
                 raise
-            except (aiomqtt.MqttError, OSError, *STORE_ERRORS) as exc:
+            except Exception as exc:  # noqa: BLE001 - the broker, Redis or a bug: reconnect
+                # A lost broker surfaces from the session's task group as an ExceptionGroup.
                 log.warning("mqtt bridge: %r; reconnecting in %.0fs", exc, RECONNECT_DELAY)
+                self.reconnects += 1
             self._client = None
             await asyncio.sleep(RECONNECT_DELAY)
 
@@ -248,18 +251,19 @@ class MqttBridge:
             with contextlib.suppress(ResponseError):  # BUSYGROUP: another gateway made it
                 await client.xgroup_create(stream, group, id="$", mkstream=True)
         self._ready.set()
-        # Entries this consumer took but never acknowledged (a lost broker), then new ones.
+        # First the entries this consumer took before and never acknowledged (the broker went
+        # away before they were sent), once; then new ones.
         cursor = "0"
         while True:
             got = await client.xreadgroup(group, self.client_id, dict.fromkeys(streams, cursor),
                                           count=DELTA_BATCH, block=DELTA_BLOCK_MS)
-            if cursor == "0" and not any(entries for _, entries in got or []):
-                cursor = ">"
             for stream, entries in got or []:
                 for entry_id, fields in entries:
                     ack = functools.partial(client.xack, stream, group, entry_id)
                     if not self._publish_delta(fields, ack):
                         await ack()
+            if cursor == "0" and all(len(entries) < DELTA_BATCH for _, entries in got or []):
+                cursor = ">"
 
     def _publish_delta(self, fields: dict[bytes, bytes],
                        ack: Callable[[], Awaitable[object]]) -> bool:
