@@ -223,8 +223,19 @@ def _mqtt_bridge(cfg: GatewayConfig, loop: asyncio.AbstractEventLoop,
     from edgeward.devices.mqtt_bridge import MqttBridge  # aiomqtt: only when configured
 
     store = device_store(cfg, registry)
-    bridge = registry.get("mqtt_bridge", "default", (cfg.redis, cfg.devices),
-                          lambda: MqttBridge(store, cfg.devices))
+    mqtt, redis_cfg = cfg.devices.mqtt, cfg.redis
+    assert mqtt is not None and redis_cfg is not None
+    rl = mqtt.rate_limit
+    limiter: Limiter | None = None
+    if rl is not None and rl.scope == "global":
+        client = registry.get("redis", "default", redis_cfg, lambda: connect_redis(redis_cfg))
+        limiter = registry.get("limiter", "(devices.mqtt)", (rl, redis_cfg),
+                               lambda: _global_limiter(client, "(devices.mqtt)", rl, redis_cfg,
+                                                       loop))
+    elif rl is not None:
+        limiter = registry.get("limiter", "(devices.mqtt)", rl, lambda: build_local_limiter(rl))
+    bridge = registry.get("mqtt_bridge", "default", (redis_cfg, cfg.devices),
+                          lambda: MqttBridge(store, cfg.devices, limiter))
     loop.call_soon(bridge.start)
 
 

@@ -28,8 +28,9 @@ WAIT = 10.0
 def config(redis_url: str, broker: int) -> str:
     return (
         "listen: {listen}\n"
-        f"redis: {{url: '{redis_url}'}}\n"
-        f"devices: {{shards: 2, mqtt: {{port: {broker}}}}}\n"
+        f"redis: {{url: '{redis_url}', timeout: 1s}}\n"
+        f"devices: {{shards: 2, mqtt: {{port: {broker}, "
+        "rate_limit: {rate: 1/m, burst: 20, scope: global}}}\n"
         "routes:\n"
         "  - {match: {path_prefix: /}, devices: true}\n"
     )
@@ -85,6 +86,14 @@ class Device:
 
     async def send(self, suffix: str, doc: object) -> None:
         await self.client.publish(f"{self.base}/{suffix}", json.dumps(doc), qos=1)
+
+    async def expect_any(self, *suffixes: str) -> tuple[str, Any]:
+        wanted = {f"{self.base}/{s}" for s in suffixes}
+        async with asyncio.timeout(WAIT):
+            while True:
+                topic, doc = await self.got.get()
+                if topic in wanted:
+                    return topic, doc
 
     async def expect(self, suffix: str) -> Any:
         async with asyncio.timeout(WAIT):
@@ -173,6 +182,19 @@ async def test_telemetry_resent_is_stored_once(pair: list[GatewayProcess], devic
                for _, f in client.xrange(k)
                if f[b"device"] == device.base.rsplit("/", 1)[1].encode()]
     assert len(entries) == 1 and json.loads(entries[0][b"payload"])["kwh"] == 3.5
+
+
+async def test_a_device_over_its_rate_limit_is_rejected_429(
+        pair: list[GatewayProcess], device: Device) -> None:
+    # burst 20 a minute, global: the two gateways share one budget per device in Redis.
+    for i in range(24):
+        await device.send("shadow/update", {"state": {"reported": {"i": i}},
+                                            "clientToken": str(i)})
+    replies = [await device.expect_any("shadow/update/accepted", "shadow/update/rejected")
+               for _ in range(24)]
+    refused = [doc for topic, doc in replies if topic.endswith("rejected")]
+    assert len(refused) == 4
+    assert all((doc["code"], doc["error"]) == (429, "rate_limited") for doc in refused)
 
 
 async def test_the_bridges_reconnect_after_the_broker_restarts(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass, field
 
+from edgeward.ratelimit.config import RateLimitConfig
 from edgeward.values import Duration, Size, doc
 
 DEFAULT_KEY_PREFIX = "edgeward:dev"
@@ -64,6 +65,10 @@ class MqttConfig:
                                 metadata=doc("MQTT keep-alive (paho's default 60 s)"))
     client_id: str | None = field(
         default=None, metadata=doc("MQTT client id; default edgeward-<host>-<pid>"))
+    rate_limit: RateLimitConfig | None = field(
+        default=None,
+        metadata=doc("per device: the requests and telemetry messages a device may publish "
+                     "(the key is always the device id); over it: rejected 429 rate_limited"))
 
     def check(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []

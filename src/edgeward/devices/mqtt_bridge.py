@@ -40,6 +40,7 @@ from edgeward.devices.config import DevicesConfig, MqttConfig
 from edgeward.devices.outbox import ACK, COMMAND, DELTA, Outbox
 from edgeward.devices.shadow import Result, UpdateError, parse_update
 from edgeward.devices.store import ShadowStore, StoreError, TooLarge
+from edgeward.ratelimit.limiter import Limiter
 
 log = logging.getLogger("edgeward.devices")
 
@@ -90,10 +91,12 @@ def subscriptions(config: MqttConfig) -> list[str]:
 class MqttBridge:
     """One per worker (kept by the registry while `devices` is unchanged)."""
 
-    def __init__(self, store: ShadowStore, config: DevicesConfig) -> None:
+    def __init__(self, store: ShadowStore, config: DevicesConfig,
+                 limiter: Limiter | None = None) -> None:
         assert config.mqtt is not None
         self.store = store
         self.config = config
+        self.limiter = limiter    # devices.mqtt.rate_limit, keyed by device id
         self.mqtt = config.mqtt
         self.prefix = config.mqtt.topic_prefix
         self.client_id = (f"{config.mqtt.client_id or 'edgeward-' + socket.gethostname()}"
@@ -162,6 +165,12 @@ class MqttBridge:
 
     async def _handle(self, topic: Topic, payload: bytes) -> None:
         base = topic.base(self.prefix)
+        if self.limiter is not None and not await self._admit(topic):
+            where = (f"{self.prefix}/{topic.device}/telemetry" if topic.op == "telemetry"
+                     else f"{base}/{topic.op}")
+            self._reject(where, 429, "rate_limited", _token(payload),
+                         "the device's devices.mqtt.rate_limit refused the message")
+            return
         if topic.op == "telemetry":
             await self._telemetry(topic, payload)
             return
@@ -194,6 +203,14 @@ class MqttBridge:
             self._reject(f"{base}/{topic.op}", 503, "device_store_unavailable", token, str(exc))
             return
         self._answer_update(base, body, result, token)
+
+    async def _admit(self, topic: Topic) -> bool:
+        assert self.limiter is not None
+        now = asyncio.get_running_loop().time()
+        decision = self.limiter.decide_sync(topic.device, now)
+        if decision is None:
+            decision = await self.limiter.decide(topic.device, now)
+        return bool(decision.allowed)
 
     def _answer_update(self, base: str, body: dict[str, Any], result: Result,
                        token: Any) -> None:
@@ -292,3 +309,12 @@ class MqttBridge:
             await client.publish(item.topic, item.payload, qos=1)
             for call in item.after:
                 await call()
+
+
+def _token(payload: bytes) -> Any:
+    """The clientToken of a payload, if it is a JSON object with one."""
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        return None
+    return body.get("clientToken") if isinstance(body, dict) else None
