@@ -72,7 +72,7 @@ def run(deliveries: list[Update]) -> Shadow:
     return shadow
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(histories(), st.data())
 def test_any_interleaving_with_retries_converges_to_stamp_order(
         updates: list[Update], data: st.DataObject) -> None:
@@ -88,7 +88,7 @@ def test_any_interleaving_with_retries_converges_to_stamp_order(
     assert other.state() == got.state()
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(histories())
 def test_a_redelivered_update_is_a_duplicate_and_changes_nothing(updates: list[Update]) -> None:
     shadow = run(updates)
@@ -98,7 +98,7 @@ def test_a_redelivered_update_is_a_duplicate_and_changes_nothing(updates: list[U
         assert result.shadow is shadow
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(histories())
 def test_version_counts_applied_updates_and_never_goes_back(updates: list[Update]) -> None:
     shadow = Shadow()
@@ -109,7 +109,7 @@ def test_version_counts_applied_updates_and_never_goes_back(updates: list[Update
         shadow = result.shadow
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(histories())
 def test_storage_form_round_trips(updates: list[Update]) -> None:
     shadow = run(updates)
