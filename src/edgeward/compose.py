@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 from edgeward.auth.context import AuthContext, SubrequestFailed, SubResponse
 from edgeward.auth.directory import ConsumerDirectory
 from edgeward.config.schema import GatewayConfig, UpstreamConfig
+from edgeward.devices.http_api import DeviceApi
+from edgeward.devices.store import ShadowStore
 from edgeward.filters.api import Filter
 from edgeward.filters.config import (
     BuildContext,
@@ -67,6 +69,10 @@ class Registry:
             item = make()
             self._items[key] = item
         return item  # type: ignore[no-any-return,unused-ignore]
+
+    def of_kind(self, kind: str) -> list[Any]:
+        """The objects of one kind the registry keeps (for metrics)."""
+        return [v for (k, _, _), v in self._items.items() if k == kind]
 
     def begin(self) -> None:
         self._used = set()
@@ -201,9 +207,44 @@ def _builder(spec: FilterSpec, ctx: BuildContext) -> Callable[[], Filter]:
     return lambda: spec.build(ctx)
 
 
-def _terminal(cfg: GatewayConfig, index: int, source: str) -> list[tuple[Filter, str]]:
-    """The filter a route without an upstream ends in (`redirect:` or `respond:`)."""
+def device_store(cfg: GatewayConfig, registry: Registry) -> ShadowStore:
+    """The worker's shadow store: on the limiters' Redis client (one per worker)."""
+    redis_cfg, devices = cfg.redis, cfg.devices
+    assert redis_cfg is not None  # the config check requires redis: for devices
+    client = registry.get("redis", "default", redis_cfg, lambda: connect_redis(redis_cfg))
+    return registry.get("device_store", "default", (redis_cfg, devices),
+                        lambda: ShadowStore(client, devices))
+
+
+def _mqtt_bridge(cfg: GatewayConfig, loop: asyncio.AbstractEventLoop,
+                 registry: Registry) -> None:
+    """The worker's MQTT bridge (docs/devices.md), started once the loop runs; a config
+    whose `redis:` and `devices:` are unchanged keeps the running one."""
+    from edgeward.devices.mqtt_bridge import MqttBridge  # aiomqtt: only when configured
+
+    store = device_store(cfg, registry)
+    mqtt, redis_cfg = cfg.devices.mqtt, cfg.redis
+    assert mqtt is not None and redis_cfg is not None
+    rl = mqtt.rate_limit
+    limiter: Limiter | None = None
+    if rl is not None and rl.scope == "global":
+        client = registry.get("redis", "default", redis_cfg, lambda: connect_redis(redis_cfg))
+        limiter = registry.get("limiter", "(devices.mqtt)", (rl, redis_cfg),
+                               lambda: _global_limiter(client, "(devices.mqtt)", rl, redis_cfg,
+                                                       loop))
+    elif rl is not None:
+        limiter = registry.get("limiter", "(devices.mqtt)", rl, lambda: build_local_limiter(rl))
+    bridge = registry.get("mqtt_bridge", "default", (redis_cfg, cfg.devices),
+                          lambda: MqttBridge(store, cfg.devices, limiter))
+    loop.call_soon(bridge.start)
+
+
+def _terminal(cfg: GatewayConfig, index: int, source: str,
+              registry: Registry) -> list[tuple[Filter, str]]:
+    """The filter a route without an upstream ends in (`redirect:`, `respond:`, `devices:`)."""
     rc = cfg.routes[index]
+    if rc.devices is not None:
+        return [(DeviceApi(device_store(cfg, registry), rc.devices), "devices")]
     try:
         if rc.redirect is not None:
             return [(rc.redirect.build(rc.match.path_prefix), "redirect")]
@@ -223,7 +264,7 @@ def _route(cfg: GatewayConfig, index: int, clusters: dict[str, Cluster], rng: ra
     governance, limiter, concurrency = _governance(cfg, index, name, rng, loop, registry)
     described = [(f, f.name) for f in governance]
     described += _user_filters(cfg, index, registry, source, ctx)
-    described += _terminal(cfg, index, source)
+    described += _terminal(cfg, index, source, registry)
     kinds = {id(f): kind for f, kind in described}
     chain = Chain([f for f, _ in described])
     retry = budget = None
@@ -301,6 +342,8 @@ def compile_snapshot(
     except BaseException:
         registry.rollback()
         raise
+    if cfg.devices.mqtt is not None:
+        _mqtt_bridge(cfg, loop, registry)
     subrequests = auth.subrequest
     if isinstance(subrequests, Subrequests):
         subrequests.clusters = clusters
@@ -308,5 +351,7 @@ def compile_snapshot(
     for old in registry.commit():
         if isinstance(old, Cluster):
             loop.call_later(0, old.close)
+        elif hasattr(old, "stop_bridge"):
+            old.stop_bridge()
     return Snapshot(table.match, routes, clusters, replay_limit=cfg.server.replay_limit,
                     source_hash=source_hash)

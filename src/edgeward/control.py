@@ -244,6 +244,8 @@ class Control:
         metrics = self.telemetry.metrics
         metrics.filter_counts(filter_events(self.runtime.registry).counts)
         metrics.websocket_counts(self.worker.factory.websocket)
+        registry = self.runtime.registry
+        metrics.device_counts(registry.of_kind("device_store"), registry.of_kind("mqtt_bridge"))
         self._tls_expiry()
 
     def _tls_expiry(self) -> None:
@@ -315,6 +317,7 @@ class Control:
                 "retries": _plain(rc.retries) if rc.retries else None,
                 "redirect": _plain(rc.redirect) if rc.redirect else None,
                 "respond": _respond_view(rc.respond) if rc.respond else None,
+                "devices": _plain(rc.devices) if rc.devices else None,
                 "filters": [{"name": n, "kind": k, "order": o}
                             for n, k, o in described.get(cfg.route_name(i), ())],
             })

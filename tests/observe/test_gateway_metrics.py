@@ -17,6 +17,12 @@ sys.path.insert(0, os.path.dirname(__file__))
 from promtext import parse_exposition  # noqa: E402
 
 EXPECTED = {
+    "edgeward_device_shadow_updates_total": ("counter", ("outcome",)),
+    "edgeward_device_cas_conflicts_total": ("counter", ()),
+    "edgeward_device_telemetry_total": ("counter", ("result",)),
+    "edgeward_device_mqtt_messages_total": ("counter", ("kind",)),
+    "edgeward_device_outbox_messages_total": ("counter", ("class", "outcome")),
+    "edgeward_device_outbox_queued": ("gauge", ()),
     "edgeward_requests_total": ("counter", ("route", "upstream", "code")),
     "edgeward_request_duration_seconds": ("histogram", ("route",)),
     "edgeward_upstream_duration_seconds": ("histogram", ("route",)),

@@ -133,6 +133,12 @@ OPENAPI: dict[str, Any] = {
             "operationId": "openapi",
             "responses": {"200": _json("OpenAPI 3.1 document")},
         }},
+        "/openapi/devices.json": {"get": {
+            "summary": "The OpenAPI 3.1 document of the device API that routes with "
+                       "`devices:` serve on the data plane (docs/devices.md)",
+            "operationId": "devicesOpenapi",
+            "responses": {"200": _json("OpenAPI 3.1 document")},
+        }},
         "/api/series": {"get": {
             "summary": "Dashboard time series: per step rate, error rate, p50/p99",
             "operationId": "series",
@@ -185,6 +191,8 @@ OPENAPI: dict[str, Any] = {
                     "redirect": {"type": ["object", "null"]},
                     "respond": {"type": ["object", "null"],
                                 "description": "the reply, its body as body_bytes"},
+                    "devices": {"type": ["object", "null"],
+                                "description": "the route serves the device API"},
                     "filters": {
                         "type": "array",
                         "description": "the chain in the order it runs: governance built-ins "

@@ -32,6 +32,7 @@ from edgeward.admin.wire import (
     json_bytes,
     json_response,
 )
+from edgeward.devices.openapi import DEVICES_OPENAPI
 from edgeward.http.h1.server import H1Connection
 from edgeward.http.listener import ListenerState
 
@@ -83,6 +84,7 @@ class AdminServer:
         self.series = SeriesKeeper(horizon=series_horizon, step=series_step)
         self._dashboard, self._csp = _load_dashboard()
         self._openapi = json_bytes(OPENAPI)
+        self._devices_openapi = json_bytes(DEVICES_OPENAPI)
         self._reload_lock = asyncio.Lock()
         self._server: asyncio.Server | None = None
         self._sampler: asyncio.Task[None] | None = None
@@ -99,6 +101,7 @@ class AdminServer:
             "/reloads": {"GET": self._reloads},
             "/drain": {"POST": self._drain},
             "/openapi.json": {"GET": self._openapi_doc},
+            "/openapi/devices.json": {"GET": self._devices_openapi_doc},
             "/api/series": {"GET": self._series},
             "/": {"GET": self._dashboard_page},
         }
@@ -312,6 +315,9 @@ class AdminServer:
 
     async def _openapi_doc(self, request: AdminRequest) -> AdminResponse:
         return AdminResponse(200, self._openapi)
+
+    async def _devices_openapi_doc(self, request: AdminRequest) -> AdminResponse:
+        return AdminResponse(200, self._devices_openapi)
 
     async def _series(self, request: AdminRequest) -> AdminResponse:
         return json_response(200, self.series.view(asyncio.get_running_loop().time()))

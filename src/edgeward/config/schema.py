@@ -30,6 +30,7 @@ from edgeward.config.listeners import (
     normalize_targets,
     served_listeners,
 )
+from edgeward.devices.config import DevicesConfig, RouteDevicesConfig
 from edgeward.discovery.config import DiscoveryConfig
 from edgeward.discovery.etcd import EtcdConfig
 from edgeward.discovery.health import HealthConfig
@@ -249,6 +250,10 @@ class RouteConfig:
     respond: RespondConfig | None = field(
         default=None,
         metadata=doc("answer with this status, headers and body instead of forwarding"))
+    devices: RouteDevicesConfig | None = field(
+        default=None,
+        metadata=doc("answer the device shadow and telemetry API instead of forwarding "
+                     "(docs/devices.md); `true` for the defaults"))
     timeout: Duration | None = field(
         default=DEFAULT_ROUTE_TIMEOUT, metadata=doc("total time per request; null = none"))
     max_body_size: Size | None = field(
@@ -269,13 +274,14 @@ class RouteConfig:
     def check(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
         if self.websocket is not None and (self.redirect is not None
-                                           or self.respond is not None):
+                                           or self.respond is not None
+                                           or self.devices is not None):
             problems.append(("websocket", "needs an upstream or split to tunnel to"))
-        given = [k for k in ("upstream", "split", "redirect", "respond")
+        given = [k for k in ("upstream", "split", "redirect", "respond", "devices")
                  if getattr(self, k) is not None]
         if len(given) != 1:
             problems.append((given[1] if len(given) > 1 else "upstream",
-                             "give exactly one of upstream, split, redirect, respond"
+                             "give exactly one of upstream, split, redirect, respond, devices"
                              + (f" (got {', '.join(given)})" if given else "")))
         if (self.redirect is not None and self.redirect.path_prefix is not None
                 and self.match.path_prefix is None):
@@ -286,6 +292,10 @@ class RouteConfig:
             problems.extend(split_problems(self.split))
         if self.timeout is not None and self.timeout <= 0:
             problems.append(("timeout", "must be above 0 (or null for none)"))
+        if (self.devices is not None and self.timeout is not None
+                and self.timeout <= self.devices.max_wait):
+            problems.append(("devices.max_wait", f"must be below the route's timeout "
+                             f"({self.timeout:g}s): a long poll would time out first"))
         if self.max_concurrent is not None and self.max_concurrent < 1:
             problems.append(("max_concurrent", "must be at least 1"))
         return problems
@@ -324,6 +334,10 @@ class GatewayConfig:
     filters: dict[str, Any] = field(
         default_factory=dict,
         metadata=doc("named filter definitions routes refer to by name (docs/filters.md)"))
+    devices: DevicesConfig = field(
+        default_factory=DevicesConfig,
+        metadata=doc("device shadows, telemetry and the MQTT bridge (docs/devices.md); used "
+                     "by routes with `devices:` and by `devices.mqtt`"))
     consumers: dict[str, ConsumerConfig] = field(
         default_factory=dict,
         metadata=doc("who may call: name -> credentials, groups, rate-limit override "
@@ -349,6 +363,13 @@ class GatewayConfig:
             if rl is not None and rl.scope == "global" and self.redis is None:
                 problems.append((f"routes[{i}].rate_limit.scope",
                                  "scope: global needs a top-level redis: URL"))
+            if route.devices is not None and self.redis is None:
+                problems.append((f"routes[{i}].devices",
+                                 "the device API keeps shadows in Redis: give a top-level "
+                                 "redis: URL"))
+        if self.devices.mqtt is not None and self.redis is None:
+            problems.append(("devices.mqtt", "the MQTT bridge keeps shadows in Redis: give a "
+                             "top-level redis: URL"))
         named = read_definitions(self.filters, problems)
         for key, spec in named.items():
             for ref, upstream in spec.upstreams():
@@ -429,6 +450,14 @@ def normalize(raw: Any) -> Any:
     routes = out.get("routes")
     if isinstance(routes, list):
         out["routes"] = [
-            {**r, "websocket": expand_shorthand(r["websocket"])}
-            if isinstance(r, dict) and "websocket" in r else r for r in routes]
+            _route_shorthands(r) if isinstance(r, dict) else r for r in routes]
+    return out
+
+
+def _route_shorthands(route: dict[Any, Any]) -> dict[Any, Any]:
+    out = dict(route)
+    if "websocket" in out:
+        out["websocket"] = expand_shorthand(out["websocket"])
+    if out.get("devices") is True:
+        out["devices"] = {}
     return out

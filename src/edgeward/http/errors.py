@@ -32,7 +32,17 @@ _CATALOGUE = [
               "names 13."),
     ErrorCode("route_not_found", 404, "No route matches the host, path, method and headers."),
     ErrorCode("not_found", 404, "The admin API has no such path."),
-    ErrorCode("method_not_allowed", 405, "The admin API path does not take this method."),
+    ErrorCode("method_not_allowed", 405,
+              "The admin API or device API path does not take this method; Allow says which."),
+    ErrorCode("invalid_shadow_update", 400,
+              "A device shadow update, If-Match or Idempotency-Key that is not valid; the "
+              "message says which part."),
+    ErrorCode("shadow_not_found", 404, "The device has no such shadow (never written)."),
+    ErrorCode("version_conflict", 409,
+              "The shadow's version is not the expected one (If-Match or `version`); "
+              "`current` holds the shadow as it is."),
+    ErrorCode("shadow_too_large", 413,
+              "The update body, or the shadow it would make, exceeds devices.max_document_bytes."),
     ErrorCode("request_timeout", 408,
               "The client did not send the request head, or the next part of its body, in time."),
     ErrorCode("cors_rejected", 403,
@@ -62,6 +72,9 @@ _CATALOGUE = [
               "(failure_mode: deny) or no JWT keys could be fetched yet."),
     ErrorCode("websocket_limit", 503,
               "The route's websocket.max_tunnels tunnels are already open in this worker."),
+    ErrorCode("device_store_unavailable", 503,
+              "Redis did not answer a shadow or telemetry call within devices.timeout, or the "
+              "shadow changed under every devices.cas_attempts round."),
     ErrorCode("shutting_down", 503, "The gateway is draining and accepts no new requests."),
     ErrorCode("fault_injected", 503,
               "A fault filter aborted the request (a drill); the status is its abort.status."),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from edgeward.observe.metrics import (
     Aggregate,
@@ -201,6 +201,26 @@ FAMILIES: tuple[MetricSpec, ...] = (
                help="Times a tunnel stopped reading one side because the other side's write "
                     "buffer was full (backpressure), by route.",
                labels=("route",), max_children=MAX_ROUTE_CHILDREN),
+    # Device gateway mode (docs/devices.md): set from the worker's shadow stores and MQTT
+    # bridges when metrics are read.
+    MetricSpec(kind="counter", name="edgeward_device_shadow_updates_total",
+               help="Shadow updates by outcome (applied, duplicate, stale, conflict).",
+               labels=("outcome",)),
+    MetricSpec(kind="counter", name="edgeward_device_cas_conflicts_total",
+               help="Shadow compare-and-set rounds lost to another writer (then retried)."),
+    MetricSpec(kind="counter", name="edgeward_device_telemetry_total",
+               help="Telemetry messages by result (stored, duplicate: a resend stored before).",
+               labels=("result",)),
+    MetricSpec(kind="counter", name="edgeward_device_mqtt_messages_total",
+               help="MQTT bridge messages: received requests; accepted, rejected and delta "
+                    "replies published.",
+               labels=("kind",)),
+    MetricSpec(kind="counter", name="edgeward_device_outbox_messages_total",
+               help="Messages to devices by class (command, delta, ack) and outcome (queued, "
+                    "sent, dropped, coalesced, refused).",
+               labels=("class", "outcome")),
+    MetricSpec(kind="gauge", name="edgeward_device_outbox_queued",
+               help="Messages waiting in the device outbox."),
 )
 
 # The route label of requests that matched no route (404 route_not_found). Not a name a
@@ -404,6 +424,39 @@ class GatewayMetrics:
                 self._set("edgeward_websocket_closed_total", (route, reason), n)
         for (route, outcome), n in list(book.upgrades.items()):
             self._set("edgeward_websocket_upgrades_total", (route, outcome), n)
+
+    def device_counts(self, stores: list[Any], bridges: list[Any]) -> None:
+        """Set the edgeward_device_* families from the worker's shadow stores
+        (`devices.store.ShadowStore`) and MQTT bridges (`devices.mqtt_bridge.MqttBridge`)."""
+        totals: dict[tuple[str, tuple[str, ...]], int] = {}
+
+        def add(family: str, labels: tuple[str, ...], n: int) -> None:
+            key = (family, labels)
+            totals[key] = totals.get(key, 0) + n
+
+        for store in stores:
+            for outcome, n in store.outcomes.items():
+                add("edgeward_device_shadow_updates_total", (outcome,), n)
+            add("edgeward_device_cas_conflicts_total", (), store.conflicts)
+            for result, n in store.telemetry.items():
+                add("edgeward_device_telemetry_total", (result,), n)
+        queued = 0
+        for bridge in bridges:
+            for kind, n in bridge.stats.items():
+                add("edgeward_device_mqtt_messages_total", (kind,), n)
+            buf = bridge.outbox.buffer
+            st = buf.stats
+            for i, name in enumerate(("command", "delta", "ack")):
+                add("edgeward_device_outbox_messages_total", (name, "queued"), st.queued[i])
+                add("edgeward_device_outbox_messages_total", (name, "sent"), st.sent[i])
+                add("edgeward_device_outbox_messages_total", (name, "dropped"), st.dropped[i])
+            add("edgeward_device_outbox_messages_total", ("delta", "coalesced"), st.coalesced)
+            add("edgeward_device_outbox_messages_total", ("command", "refused"), st.refused)
+            queued += len(buf)
+        for (family, labels), n in totals.items():
+            self._set(family, labels, n)
+        if bridges:
+            self._set("edgeward_device_outbox_queued", (), queued)
 
     def _set(self, family: str, labels: tuple[str, ...], value: int) -> None:
         found = self.registry.get(family)

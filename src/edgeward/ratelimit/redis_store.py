@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from typing import Any
 
 from redis.exceptions import NoScriptError
 
@@ -77,12 +78,18 @@ class LuaScript:
         self.sha = scripts.sha1(source)
 
     async def run(self, client: RedisClient, key: str, *args: float | int) -> list[int]:
+        result = await self.call(client, (key,), args)
+        return [int(x) for x in result]
+
+    async def call(self, client: RedisClient, keys: tuple[str, ...],
+                   args: tuple[float | int | str | bytes, ...]) -> Any:
+        """The script on `keys` (all in one hash slot on a cluster) with `args`: its raw
+        reply (the device store's scripts return ids and documents, not only integers)."""
         try:
-            result = await client.evalsha(self.sha, 1, key, *args)
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
             await client.script_load(self.source)
-            result = await client.evalsha(self.sha, 1, key, *args)
-        return [int(x) for x in result]
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
 
 
 GCRA_SCRIPT = LuaScript(scripts.GCRA)

@@ -1,0 +1,246 @@
+"""The shadow API on the data plane: a route's `devices:` ends its chain in `DeviceApi`.
+
+    GET    .../devices/{id}/shadow[/{name}]            the document (ETag: "version")
+    PATCH  .../devices/{id}/shadow[/{name}]            a merge-patch update (If-Match: version)
+    DELETE .../devices/{id}/shadow[/{name}]            clear desired and reported
+    GET    .../devices/{id}/shadow[/{name}]/delta      the delta; ?version=N&wait=S long-polls
+    POST   .../devices/{id}/telemetry                  append once per Idempotency-Key
+
+It runs last (ORDER_RESPOND), after the route's CORS, IP, authentication and rate-limit
+filters, so they apply to devices and applications as to any request. It reads a request
+body itself (its `on_request_body` holds the bytes back and completes a future at the end):
+the route has nothing to forward to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import Awaitable
+from typing import Any, ClassVar, Final
+
+from edgeward.devices.config import RouteDevicesConfig
+from edgeward.devices.shadow import Result, Shadow, Update, UpdateError, parse_update
+from edgeward.devices.store import ShadowStore, StoreError, TooLarge
+from edgeward.filters.api import ORDER_RESPOND, Filter, Reply, Request, RequestResult
+from edgeward.http.errors import error_body
+from edgeward.http.message import NO_BODY
+
+_ID: Final = re.compile(r"[A-Za-z0-9:_.-]{1,128}")
+_BODY: Final = "devices.body"
+_JSON: Final = (("content-type", "application/json"),)
+RESERVED_NAMES: Final = frozenset({"delta"})
+
+
+class _Body:
+    __slots__ = ("parts", "size", "done")
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+
+def parse_path(path: str) -> tuple[str, str, str] | None:
+    """(device, shadow name ("" = classic), resource: shadow | delta | telemetry)."""
+    at = path.find("/devices/")
+    if at < 0:
+        return None
+    parts = path[at + len("/devices/"):].split("/")
+    if not parts or _ID.fullmatch(parts[0]) is None:
+        return None
+    device, rest = parts[0], parts[1:]
+    if rest == ["telemetry"]:
+        return device, "", "telemetry"
+    if not rest or rest[0] != "shadow" or len(rest) > 4:
+        return None
+    rest = rest[1:]
+    resource = "shadow"
+    if rest and rest[-1] == "delta":
+        resource, rest = "delta", rest[:-1]
+    if not rest:
+        return device, "", resource
+    if len(rest) == 1 and _ID.fullmatch(rest[0]) and rest[0] not in RESERVED_NAMES:
+        return device, rest[0], resource
+    return None
+
+
+def _json(status: int, doc: object, version: int | None = None) -> Reply:
+    headers = list(_JSON)
+    if version is not None:
+        headers.append(("etag", f'"{version}"'))
+    return Reply(status, json.dumps(doc, separators=(",", ":")), headers)
+
+
+def _if_match(req: Request) -> int | None | Reply:
+    raw = req.headers.get("if-match")
+    if raw is None or raw.strip() == "*":
+        return None
+    text = raw.strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        return Reply.error(400, "invalid_shadow_update",
+                           f"If-Match must be a shadow version (\"N\"), got {raw!r}")
+    return int(text)
+
+
+class DeviceApi(Filter):
+    """See the module docstring; one per route with `devices:`."""
+
+    order: ClassVar[int] = ORDER_RESPOND
+
+    def __init__(self, store: ShadowStore, config: RouteDevicesConfig) -> None:
+        self.name = "devices"
+        self.store = store
+        self.config = config
+        self.limit = store.config.max_document_bytes
+        self.clock = time.time  # metadata timestamps are wall-clock seconds, as AWS's
+
+    def on_request(self, req: Request) -> RequestResult:
+        found = parse_path(req.path)
+        if found is None:
+            return Reply.error(404, "route_not_found",
+                               "device API paths: /devices/{id}/shadow[/{name}][/delta], "
+                               "/devices/{id}/telemetry")
+        device, name, resource = found
+        if self.config.own_device_only and (req.consumer is None
+                                             or req.consumer.name != device):
+            return Reply.error(403, "forbidden", "a device may only use its own shadow")
+        method = req.method
+        allowed = {"shadow": ("GET", "PATCH", "POST", "DELETE"), "delta": ("GET",),
+                   "telemetry": ("POST",) if self.config.telemetry else ()}[resource]
+        if method not in allowed:
+            return Reply.error(405, "method_not_allowed", f"{resource} takes {allowed}",
+                               [("allow", ", ".join(allowed))])
+        if resource == "delta":
+            return self._delta(req, device, name)
+        if method == "GET":
+            return self._get(device, name)
+        if method == "DELETE":
+            return self._delete(req, device, name)
+        return self._with_body(req, device, name, resource)
+
+    def on_request_body(self, req: Request, data: bytes, end: bool) -> bytes | Reply:
+        body = req.vars.get(_BODY)
+        if not isinstance(body, _Body):
+            body = req.vars[_BODY] = _Body()
+        body.size += len(data)
+        if body.size <= self.limit:
+            body.parts.append(data)
+        if end and not body.done.done():
+            body.done.set_result(None)
+        return b""
+
+    # -- handlers --------------------------------------------------------------------------
+
+    async def _with_body(self, req: Request, device: str, name: str, resource: str) -> Reply:
+        raw = b""
+        if req.body_length != NO_BODY:
+            body = req.vars.get(_BODY)
+            if not isinstance(body, _Body):
+                body = req.vars[_BODY] = _Body()
+            await body.done
+            if body.size > self.limit:
+                return Reply.error(413, "shadow_too_large",
+                                   f"the body is {body.size} bytes, above {self.limit}")
+            raw = b"".join(body.parts)
+        if resource == "telemetry":
+            return await self._telemetry(req, device, raw)
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            return Reply.error(400, "invalid_shadow_update", "the body is not JSON")
+        expected = _if_match(req)
+        if isinstance(expected, Reply):
+            return expected
+        if not isinstance(parsed, dict):
+            return Reply.error(400, "invalid_shadow_update", "the body must be a JSON object")
+        writer = req.consumer.name if req.consumer is not None else str(
+            parsed.get("writer") or "http")
+        try:
+            update = parse_update(parsed, writer=writer, version=expected)
+        except UpdateError as exc:
+            return Reply.error(400, "invalid_shadow_update", str(exc))
+        return await self._store(req, device, name, update)
+
+    async def _store(self, req: Request, device: str, name: str, update: Update,
+                     kind: str = "update") -> Reply:
+        try:
+            result = await self.store.update(device, name, update, self.clock(), kind)
+        except TooLarge as exc:
+            return Reply.error(413, "shadow_too_large", str(exc))
+        except StoreError as exc:
+            return Reply.error(503, "device_store_unavailable", str(exc))
+        return self._answer(req, result)
+
+    def _answer(self, req: Request, result: Result) -> Reply:
+        doc = result.shadow.document()
+        if result.outcome == "conflict":
+            body = json.loads(error_body("version_conflict", req.request_id,
+                                         f"expected version {req.headers.get('if-match')}, "
+                                         f"the shadow is at {result.shadow.version}"))
+            body["current"] = doc
+            return _json(409, body, result.shadow.version)
+        doc["outcome"] = result.outcome
+        doc["suppressed"] = list(result.suppressed)
+        return _json(200, doc, result.shadow.version)
+
+    async def _get(self, device: str, name: str) -> Reply:
+        try:
+            shadow, _ = await self.store.read(device, name)
+        except StoreError as exc:
+            return Reply.error(503, "device_store_unavailable", str(exc))
+        if shadow is None:
+            return Reply.error(404, "shadow_not_found", f"no shadow {name or 'classic'!r} "
+                                                        f"for device {device!r}")
+        return _json(200, shadow.document(), shadow.version)
+
+    async def _delete(self, req: Request, device: str, name: str) -> Reply:
+        expected = _if_match(req)
+        if isinstance(expected, Reply):
+            return expected
+        writer = req.consumer.name if req.consumer is not None else "http"
+        update = Update(clear=frozenset({"desired", "reported"}), writer=writer,
+                        version=expected)
+        return await self._store(req, device, name, update, kind="delete")
+
+    def _delta(self, req: Request, device: str, name: str) -> Awaitable[Reply]:
+        after, wait = req.query("version"), req.query("wait")
+        return self._poll(device, name, _number(after), _number(wait))
+
+    async def _poll(self, device: str, name: str, after: float | None,
+                    wait: float | None) -> Reply:
+        try:
+            if after is None or not wait:
+                shadow, _ = await self.store.read(device, name)
+            else:
+                timeout = min(wait, self.config.max_wait)
+                shadow = await self.store.wait_change(device, name, int(after), timeout)
+        except StoreError as exc:
+            return Reply.error(503, "device_store_unavailable", str(exc))
+        shadow = shadow or Shadow()
+        doc: dict[str, Any] = {"version": shadow.version, "clock": shadow.clock,
+                               "delta": shadow.state().get("delta", {})}
+        return _json(200, doc, shadow.version)
+
+    async def _telemetry(self, req: Request, device: str, raw: bytes) -> Reply:
+        key = req.headers.get("idempotency-key") or req.request_id
+        if _ID.fullmatch(key) is None:
+            return Reply.error(400, "invalid_shadow_update",
+                               "Idempotency-Key must be 1-128 of A-Z a-z 0-9 : _ . -")
+        try:
+            stored, entry = await self.store.ingest(device, key, raw)
+        except StoreError as exc:
+            return Reply.error(503, "device_store_unavailable", str(exc))
+        return _json(202 if stored else 200, {"stored": stored, "id": entry})
+
+
+def _number(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if value >= 0 else None

@@ -1,0 +1,187 @@
+"""Shadows and telemetry in Redis: compare-and-set in Lua, every change on a stream per shard.
+
+The model (`devices.shadow`) decides; Redis only makes each decision atomic. An update reads
+the shadow (HMGET), applies the update in Python, then runs CAS_SCRIPT, which writes the new
+document only if the stored version is still the one read, and appends the change to the
+shard's stream in the same script (so no change is stored without its stream entry, or the
+reverse). A lost race reads again, up to `cas_attempts` rounds.
+
+Keys of one device share a Redis Cluster hash tag, its shard: `PREFIX:{S}:shadow:DEVICE:NAME`
+(a hash: v = version, doc = the stored shadow, id = its last stream entry), the change stream
+`PREFIX:{S}:changes`, the telemetry stream `PREFIX:{S}:telemetry` and idempotency keys
+`PREFIX:{S}:seen:DEVICE:ID`; S = crc32(device) % shards. Both gateways and applications read
+the streams (XREAD, or XREADGROUP with their own consumer groups).
+
+The client is the limiter's (`ratelimit.redis_client.connect`, one per worker through the
+registry): redis-py speaks EVALSHA, XADD, XREAD and XREADGROUP already. Its socket timeout
+(2 s) bounds each call, so a long poll blocks in slices of BLOCK_SLICE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import zlib
+from typing import Any, Final
+
+from redis.exceptions import RedisError
+
+from edgeward.devices.config import DevicesConfig
+from edgeward.devices.shadow import Result, Shadow, Update, apply
+from edgeward.ratelimit.redis_store import LuaScript
+
+# XREAD BLOCK per call: below the client's 2 s socket timeout.
+BLOCK_SLICE: Final = 1.0
+STORE_ERRORS: Final = (RedisError, OSError, TimeoutError)
+
+# KEYS: shadow hash, change stream. ARGV: expected version, new version, document, maxlen,
+# device, shadow name, event (JSON). Returns {1, stream id} or {0, stored version}.
+CAS_SCRIPT = LuaScript("""
+local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+if v ~= tonumber(ARGV[1]) then return {0, tostring(v)} end
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*',
+                      'device', ARGV[5], 'shadow', ARGV[6], 'version', ARGV[2],
+                      'event', ARGV[7])
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'doc', ARGV[3], 'id', id)
+return {1, id}
+""")
+
+# KEYS: idempotency key, telemetry stream. ARGV: ttl_ms, maxlen, device, message id, payload.
+# Returns {1, stream id} when stored, {0, the first copy's stream id} for a resend.
+TELEMETRY_SCRIPT = LuaScript("""
+local prior = redis.call('GET', KEYS[1])
+if prior then return {0, prior} end
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*',
+                      'device', ARGV[3], 'id', ARGV[4], 'payload', ARGV[5])
+redis.call('SET', KEYS[1], id, 'PX', ARGV[1])
+return {1, id}
+""")
+
+
+class StoreError(Exception):
+    """Redis failed, timed out, or the CAS lost every round (HTTP 503)."""
+
+
+class TooLarge(Exception):
+    """The shadow's state would exceed max_document_bytes (HTTP 413)."""
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class ShadowStore:
+    """One worker's access to shadows and telemetry in Redis (shared by HTTP and MQTT)."""
+
+    def __init__(self, client: Any, config: DevicesConfig) -> None:
+        self.client = client
+        self.config = config
+        # Counts exported as metrics (edgeward_device_*; docs/devices.md).
+        self.conflicts = 0        # CAS rounds lost to another writer
+        self.outcomes = {"applied": 0, "duplicate": 0, "stale": 0, "conflict": 0}
+        self.telemetry = {"stored": 0, "duplicate": 0}
+
+    # -- keys ------------------------------------------------------------------------------
+
+    def shard(self, device: str) -> int:
+        return zlib.crc32(device.encode()) % self.config.shards
+
+    def _base(self, device: str) -> str:
+        return f"{self.config.key_prefix}:{{{self.shard(device)}}}"
+
+    def shadow_key(self, device: str, name: str) -> str:
+        return f"{self._base(device)}:shadow:{device}:{name}"
+
+    def changes_key(self, device: str) -> str:
+        return f"{self._base(device)}:changes"
+
+    def telemetry_key(self, device: str) -> str:
+        return f"{self._base(device)}:telemetry"
+
+    # -- shadows ---------------------------------------------------------------------------
+
+    async def read(self, device: str, name: str) -> tuple[Shadow | None, str]:
+        """The stored shadow (None if none) and the change stream id to wait after."""
+        try:
+            async with asyncio.timeout(self.config.timeout):
+                doc, last = await self.client.hmget(self.shadow_key(device, name), "doc", "id")
+                if last is None:
+                    newest = await self.client.xrevrange(self.changes_key(device), count=1)
+                    last = newest[0][0] if newest else b"0-0"
+        except STORE_ERRORS as exc:
+            raise StoreError(f"redis: {exc!r}") from None
+        return (Shadow.loads(doc) if doc is not None else None), _text(last)
+
+    async def update(self, device: str, name: str, update: Update, now: float,
+                     kind: str = "update") -> Result:
+        for _ in range(self.config.cas_attempts):
+            stored, _ = await self.read(device, name)
+            current = stored if stored is not None else Shadow()
+            result = apply(current, update, now)
+            if result.outcome != "applied":
+                self.outcomes[result.outcome] += 1
+                return result
+            new = result.shadow
+            state = json.dumps(new.state(), separators=(",", ":"))
+            if len(state) > self.config.max_document_bytes:
+                raise TooLarge(f"the shadow's state would be {len(state)} bytes, above "
+                               f"max_document_bytes {self.config.max_document_bytes}")
+            event = json.dumps({
+                "kind": kind, "version": new.version, "writer": update.writer,
+                "timestamp": now, "state": {"desired": update.desired,
+                                            "reported": update.reported},
+                "delta": new.state().get("delta") if result.desired_changed else None,
+            }, separators=(",", ":"))
+            if await self._cas(device, name, current.version, new, event):
+                self.outcomes["applied"] += 1
+                return result
+            self.conflicts += 1
+        raise StoreError(f"the shadow changed under {self.config.cas_attempts} attempts")
+
+    async def _cas(self, device: str, name: str, expected: int, new: Shadow,
+                   event: str) -> bool:
+        keys = (self.shadow_key(device, name), self.changes_key(device))
+        args = (expected, new.version, new.dumps(), self.config.stream_maxlen, device, name,
+                event)
+        try:
+            async with asyncio.timeout(self.config.timeout):
+                done, _ = await CAS_SCRIPT.call(self.client, keys, args)
+        except STORE_ERRORS as exc:
+            raise StoreError(f"redis: {exc!r}") from None
+        return int(done) == 1
+
+    async def wait_change(self, device: str, name: str, after: int,
+                          timeout: float) -> Shadow | None:
+        """The shadow once its version is above `after`, or as it is after `timeout`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        shadow, last = await self.read(device, name)
+        stream = self.changes_key(device)
+        want = (device.encode(), name.encode())
+        while (shadow is None or shadow.version <= after) and loop.time() < deadline:
+            block = max(1, int(min(deadline - loop.time(), BLOCK_SLICE) * 1000))
+            try:
+                got = await self.client.xread({stream: last}, block=block, count=100)
+            except STORE_ERRORS as exc:
+                raise StoreError(f"redis: {exc!r}") from None
+            for _, entries in got or []:
+                for entry_id, fields in entries:
+                    last = _text(entry_id)
+                    if (fields.get(b"device"), fields.get(b"shadow")) == want:
+                        shadow, last = await self.read(device, name)
+        return shadow
+
+    # -- telemetry -------------------------------------------------------------------------
+
+    async def ingest(self, device: str, message_id: str, payload: bytes) -> tuple[bool, str]:
+        """Append a telemetry message once per (device, message_id): (stored now, entry id)."""
+        keys = (f"{self._base(device)}:seen:{device}:{message_id}", self.telemetry_key(device))
+        args = (int(self.config.dedup_ttl * 1000), self.config.telemetry_maxlen, device,
+                message_id, payload)
+        try:
+            async with asyncio.timeout(self.config.timeout):
+                stored, entry = await TELEMETRY_SCRIPT.call(self.client, keys, args)
+        except STORE_ERRORS as exc:
+            raise StoreError(f"redis: {exc!r}") from None
+        self.telemetry["stored" if int(stored) else "duplicate"] += 1
+        return bool(int(stored)), _text(entry)
