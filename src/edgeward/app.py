@@ -114,7 +114,14 @@ async def _watch(control: Control, location: str) -> None:
     from edgeward.config.sources import open_source
 
     source = open_source(location)
-    await source.load()
+    try:
+        await source.load()
+    except OSError as exc:
+        # The worker already runs the config it was started with and accepts clients, so a
+        # transient failure here (EMFILE while clients hold every descriptor) must not end it:
+        # the watch takes the file as it finds it on its first readable poll.
+        log.warning("config %s unreadable at start, watching it from its next change: %s",
+                    location, exc)
     source.watch(lambda new_text: control.on_source_change(new_text))
     control.source = source
     control.worker.on_stop.append(source.close)
