@@ -117,6 +117,12 @@ class H2Codec:
         except ngh2.NGH2Error:
             self._give_up(PROTOCOL_ERROR)
             return PROTOCOL
+        self._dispatch(events, sink)
+        if not conn.want_read and not conn.want_write and not self.final:
+            return PROTOCOL  # the engine sent GOAWAY for a connection error and is done
+        return ""
+
+    def _dispatch(self, events: list[ngh2.Event], sink: CodecSink) -> None:
         for event in events:
             kind = type(event)
             if kind is ngh2.DataReceived:
@@ -146,9 +152,6 @@ class H2Codec:
                 sink.on_control(CONTROL_SETTINGS)
             elif kind is ngh2.GoAwayReceived:
                 sink.on_control(CONTROL_GOAWAY)
-        if not conn.want_read and not conn.want_write and not self.final:
-            return PROTOCOL  # the engine sent GOAWAY for a connection error and is done
-        return ""
 
     def _give_up(self, code: int) -> None:
         """The engine can no longer write: the GOAWAY is written here."""
@@ -224,16 +227,22 @@ class H2Codec:
         except ngh2.NGH2Error:
             self._give_up(code)
 
-    def pending(self) -> bytes:
-        """The frames to write now."""
+    def pending(self, sink: CodecSink) -> bytes:
+        """The frames to write now. Streams close as their last frame is written (a reset
+        one as its RST_STREAM is): those closes are reported to `sink` here."""
         final = self.final
         if final:
             self.final = _SPENT  # written once; the connection is over
             return b"" if final is _SPENT else final
+        conn = self.conn
         try:
-            return self.conn.data_to_send()
+            out = conn.data_to_send()
+            events = conn.events()
         except ngh2.NGH2Error:
             return b""
+        if events:
+            self._dispatch(events, sink)
+        return out
 
     @property
     def finished(self) -> bool:

@@ -57,7 +57,7 @@ class H2Connection(StreamOwner):
 
     __slots__ = ("state", "loop", "limits", "transport", "codec", "guard", "builder", "streams",
                  "closing", "going_away", "write_paused", "flush_due", "timer", "idle_since",
-                 "extra_fields", "blocked")
+                 "extra_fields", "blocked", "client_reset")
 
     def __init__(self, state: ListenerState, loop: asyncio.AbstractEventLoop,
                  limits: H2Limits) -> None:
@@ -77,6 +77,7 @@ class H2Connection(StreamOwner):
         self.idle_since = loop.time()
         self.extra_fields = _fields_of(state.response_line)
         self.blocked: set[H2ServerStream] = set()  # streams whose exchange was told to pause
+        self.client_reset = 0  # the stream the client reset last (its close is no glitch)
 
     # asyncio protocol ----------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -143,8 +144,7 @@ class H2Connection(StreamOwner):
         try:
             head = build_head(self.builder, headers, end_stream)
         except Malformed:
-            self.codec.reset(stream_id, PROTOCOL_ERROR)
-            self._glitch(SERVER_RESET)
+            self.codec.reset(stream_id, PROTOCOL_ERROR)  # a glitch when it is closed
             return
         except Refused as refused:
             _refuse(self.codec, self.state, stream_id, refused, end_stream)
@@ -186,6 +186,7 @@ class H2Connection(StreamOwner):
         handler.on_request_end(trailers)
 
     def on_reset(self, stream_id: int, error_code: int) -> None:
+        self.client_reset = stream_id
         stream = self.streams.pop(stream_id, None)
         premature = stream is not None and not stream.response_ended
         if stream is not None:
@@ -196,12 +197,12 @@ class H2Connection(StreamOwner):
 
     def on_closed(self, stream_id: int, error_code: int, by_codec: bool) -> None:
         stream = self.streams.pop(stream_id, None)
+        if stream_id == self.client_reset:
+            return  # the client's own reset, counted as such
+        if by_codec or (error_code != NO_ERROR and (stream is None or not stream.reset_sent)):
+            self._glitch(SERVER_RESET)  # the gateway reset it for what the client sent
         if stream is not None:
-            if (by_codec or error_code != NO_ERROR) and not stream.reset_sent:
-                self._glitch(SERVER_RESET)  # reset for what the client sent
             self._forget(stream)
-        elif by_codec:
-            self._glitch(SERVER_RESET)
 
     def on_window(self, stream_id: int) -> None:
         over = self.guard.window_update(self.loop.time())
@@ -248,12 +249,17 @@ class H2Connection(StreamOwner):
         """Write what the codec has; close once it is finished."""
         self.flush_due = False
         transport = self.transport
-        if transport is None:
+        if transport is None or transport.is_closing():
             return
-        out = self.codec.pending()
+        codec = self.codec
+        out = codec.pending(self)
+        if self.closing:
+            out += codec.pending(self)  # a close reported while writing ended the connection
         if out:
             transport.write(out)
-        if self.codec.finished or (self.closing and not self.streams):
+        if codec.finished and not self.closing and not self.going_away:
+            self._ended(PROTOCOL, 0)  # the codec ended the connection (its GOAWAY is out)
+        if codec.finished or (self.closing and not self.streams):
             self.closing = True
             transport.close()
             return
