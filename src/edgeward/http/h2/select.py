@@ -45,6 +45,14 @@ class FirstBytes:
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         tr: asyncio.Transport = transport  # type: ignore[assignment]  # uvloop's: no subclass
         self.transport = tr
+        state = self.state
+        limit = state.settings.max_connections
+        if limit and len(state.connections) >= limit:
+            state.refused_connections += 1
+            self.transport = None
+            tr.abort()
+            return
+        state.connections.add(self)  # counted, capped and drained from its accept on
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None:
             alpn = ssl_object.selected_alpn_protocol()
@@ -68,7 +76,18 @@ class FirstBytes:
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_timer()
+        self.state.connections.discard(self)
         self.transport = None
+
+    def close_if_idle(self) -> bool:
+        """For draining: the bytes a client sent before are still answered (the protocol
+        they choose sees the listener draining); one that sends none is closed by its
+        timer or aborted at the end of the drain."""
+        return False
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
 
     def pause_writing(self) -> None:
         pass
@@ -78,6 +97,7 @@ class FirstBytes:
 
     def _switch(self, h2: bool) -> None:
         self._stop_timer()
+        self.state.connections.discard(self)
         transport = self.transport
         if transport is None:
             return

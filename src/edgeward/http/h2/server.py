@@ -107,6 +107,8 @@ class H2Connection(StreamOwner):
         ended = self.codec.feed(data, self)
         if ended:
             self._ended(ended, 0)
+        elif self.state.draining and not self.going_away:
+            self.close_if_idle()  # accepted while draining: these streams, then GOAWAY
         self.flush()
 
     def eof_received(self) -> bool | None:
