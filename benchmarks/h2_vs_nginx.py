@@ -31,7 +31,7 @@ import sys
 import tempfile
 
 import benchkit
-from https_vs_nginx import BODY, NAME, NGINX, NGINX_TLS, make_certificate, wait_ready
+from https_vs_nginx import BODY, NGINX, NGINX_TLS, make_certificate, wait_ready
 
 EDGEWARD = """listen: 127.0.0.1:{plain}
 listeners:
@@ -77,7 +77,7 @@ def measured(pgid: int, url: str, a: argparse.Namespace, log: str) -> dict[str, 
 def check(url: str) -> bool:
     """The contestant answers `url` over HTTP/2 with the upstream's body."""
     out = subprocess.run(["h2load", "-n1", "-c1", "-v", url], capture_output=True, text=True)
-    return "1 succeeded" in out.stdout and ("h2" in out.stdout)
+    return "1 succeeded" in out.stdout and "Application protocol: h2" in out.stdout
 
 
 def run_mode(mode: str, urls: dict[str, str], pgids: dict[str, int], tmp: str,
