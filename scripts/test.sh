@@ -12,6 +12,7 @@ command -v etcdctl >/dev/null || need+=(etcd-client)
 command -v chromium >/dev/null || need+=(chromium)
 command -v pebble >/dev/null || need+=(pebble)
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing ${need[*]}" >&2
@@ -30,4 +31,4 @@ fi
 # The codec and exchange tests once more as plain Python (EDGEWARD_NATIVE=0: the native build
 # is not loaded), so the compiled and the interpreted data plane cannot drift apart.
 EDGEWARD_NATIVE=0 .venv/bin/python -m pytest tests/http/h1 tests/http/test_message.py \
-  tests/proxy/test_exchange_unit.py
+  tests/proxy/test_exchange_unit.py tests/http/h2/test_h2_server_unit.py
