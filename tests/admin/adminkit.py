@@ -146,6 +146,12 @@ class MemoryBackend:
     def certificates_view(self) -> list[dict[str, Any]]:
         return [{"name": "a.test", "expires": 1.0e9, "seconds_left": 86400.0}]
 
+    def canaries_view(self) -> list[dict[str, Any]]:
+        return []
+
+    def canary_command(self, route: str, action: str) -> dict[str, Any]:
+        raise KeyError(route)
+
     def drain(self) -> None:
         self.drained = True
 
