@@ -67,8 +67,9 @@ routes: [{match: {path_prefix: /}}, {match: {path: /x}, upstream: a, split: [{up
 """))
     assert "upstreams.a.targets: give either targets or discovery" in text
     assert "upstreams.b.targets: give either targets or discovery" in text
-    assert "routes[0].upstream: give exactly one of upstream, split, redirect, respond" in text
-    assert ("routes[1].split: give exactly one of upstream, split, redirect, respond "
+    assert ("routes[0].upstream: give exactly one of upstream, split, canary, redirect, "
+            "respond") in text
+    assert ("routes[1].split: give exactly one of upstream, split, canary, redirect, respond "
             "(got upstream, split)") in text
 
 
