@@ -104,6 +104,7 @@ routes:
       canary: good
       step_weight: 30
       step_interval: 1h
+      min_requests: 1000000   # never judged here: this route is about who goes where
       sticky_key: "header:x-user-id"
       force_canary: {header: {x-canary: always}}
 """
@@ -173,10 +174,11 @@ class Traffic:
             t.join(10)
 
 
-def wait_for(check: Callable[[], bool], timeout: float = 20.0) -> None:
+def wait_for(check: Callable[[], bool], timeout: float = 20.0,
+             state: Callable[[], object] = lambda: None) -> None:
     deadline = time.monotonic() + timeout
     while not check():
-        assert time.monotonic() < deadline, "condition not reached in time"
+        assert time.monotonic() < deadline, f"condition not reached in time: {state()}"
         time.sleep(0.02)
 
 
@@ -189,7 +191,8 @@ def test_failing_canary_is_rolled_back_and_the_webhook_told(
         started = time.monotonic()
         status, body = admin_call(admin, "POST", "/canaries/start?route=bad")
         assert status == 200 and body["decision"]["weight"] == 50
-        wait_for(lambda: canary(admin, "bad")["phase"] == "rolled_back")
+        wait_for(lambda: canary(admin, "bad")["phase"] == "rolled_back",
+                 state=lambda: canary(admin, "bad")["history"])
         rolled_back_after = time.monotonic() - started
         served_before = len(traffic.answers)
         wait_for(lambda: len(traffic.answers) > served_before + 50)
@@ -224,7 +227,8 @@ def test_good_canary_steps_up_and_is_promoted_after_the_webhook(
         done = cli(admin, "start", "good")
         assert done.returncode == 0, done.stderr
         assert "start: weight 0 -> 25%" in done.stdout
-        wait_for(lambda: canary(admin, "good")["phase"] == "promoted")
+        wait_for(lambda: canary(admin, "good")["phase"] == "promoted",
+                 state=lambda: canary(admin, "good")["history"])
         served_before = len(traffic.answers)
         wait_for(lambda: len(traffic.answers) > served_before + 50)
     finally:

@@ -93,6 +93,15 @@ def test_fifty_ms_latency_regression_rolls_back() -> None:
     assert "latency" in v.reason and v.figures["latency_p"] < S.alpha
 
 
+def test_sub_millisecond_noise_is_no_latency_regression() -> None:
+    rng = random.Random(4)
+    stable = ArmFigures(300, 0, [0.0004 * rng.lognormvariate(0, 0.1) for _ in range(300)])
+    canary = ArmFigures(300, 0, [0.0008 * rng.lognormvariate(0, 0.1) for _ in range(300)])
+    v = judge(stable, canary, S, 0.0)
+    assert v.figures["latency_p"] < S.alpha  # twice as slow, significant, but 0.4 ms
+    assert v.outcome is Outcome.PROMOTE
+
+
 def test_latency_needs_samples() -> None:
     few = JudgeSettings(min_samples=50)
     stable = ArmFigures(100, 0, [0.001] * 10)

@@ -19,6 +19,7 @@ from edgeward.canary.controller import (
 from edgeward.canary.judge import (
     DEFAULT_ALPHA,
     DEFAULT_MIN_ERROR_INCREASE,
+    DEFAULT_MIN_LATENCY_DELTA,
     DEFAULT_MIN_LATENCY_INCREASE,
     DEFAULT_MIN_REQUESTS,
     DEFAULT_MIN_SAMPLES,
@@ -71,6 +72,10 @@ class AnalysisConfig:
         default=DEFAULT_MIN_LATENCY_INCREASE,
         metadata=doc("smallest relative rise of the median duration (0.2 = 20 % slower) that "
                      "rolls back, with a significant Mann-Whitney U test (Kayenta)"))
+    min_latency_delta: Duration = field(
+        default=DEFAULT_MIN_LATENCY_DELTA,
+        metadata=doc("and the medians must differ by at least this much: a 20 % rise of a "
+                     "1 ms median is scheduling noise, not a regression"))
     min_samples: int = field(
         default=DEFAULT_MIN_SAMPLES,
         metadata=doc("sampled durations per arm before the latency test runs"))
@@ -89,7 +94,7 @@ class AnalysisConfig:
         problems: list[tuple[str, str]] = []
         if not 0.0 < self.alpha < 0.5:
             problems.append(("alpha", f"must be between 0 and 0.5, got {self.alpha}"))
-        for key in ("min_error_increase", "min_latency_increase"):
+        for key in ("min_error_increase", "min_latency_increase", "min_latency_delta"):
             if getattr(self, key) < 0:
                 problems.append((key, "must be 0 or more"))
         if self.min_samples < 2:
@@ -188,4 +193,5 @@ class CanaryConfig:
         return JudgeSettings(alpha=a.alpha, min_requests=self.min_requests,
                              min_samples=a.min_samples, min_error_increase=a.min_error_increase,
                              min_latency_increase=a.min_latency_increase,
+                             min_latency_delta=a.min_latency_delta,
                              max_error_rate=a.max_error_rate, max_p99=a.max_p99)

@@ -15,7 +15,9 @@ read, and the figures it was computed from. Outcomes, checked in this order:
 5. ROLLBACK, latency: both arms have at least `min_samples` sampled durations, the canary's
    median exceeds the stable's by at least `min_latency_increase` (relative), and the
    Mann-Whitney U test says the canary's durations are larger with p < `alpha` (Kayenta's
-   MannWhitneyClassifier with an effect size).
+   MannWhitneyClassifier with an effect size); the medians must also differ by at least
+   `min_latency_delta` seconds, so scheduling noise on sub-millisecond services is no
+   regression.
 6. PROMOTE: none of the above; the step passes.
 
 Both comparisons need significance AND effect size: significance alone rolls back on tiny
@@ -41,6 +43,10 @@ DEFAULT_ALPHA: Final = 0.01
 DEFAULT_MIN_ERROR_INCREASE: Final = 0.01
 # A median 20 % slower than the stable's (Kayenta configurations commonly allow 10-25 %).
 DEFAULT_MIN_LATENCY_INCREASE: Final = 0.2
+# ...and at least 5 ms slower in absolute terms: a 20 % rise of a 1 ms median is scheduling
+# noise on a busy host, not a regression users feel (Flagger's request-duration checks are
+# absolute thresholds for the same reason).
+DEFAULT_MIN_LATENCY_DELTA: Final = 0.005
 # Requests per arm per window before any judgement (the normal approximations behind both
 # tests want tens of observations; Argo's `count`/`inconclusiveLimit` plays the same part).
 DEFAULT_MIN_REQUESTS: Final = 50
@@ -77,6 +83,7 @@ class JudgeSettings:
     min_samples: int = DEFAULT_MIN_SAMPLES
     min_error_increase: float = DEFAULT_MIN_ERROR_INCREASE
     min_latency_increase: float = DEFAULT_MIN_LATENCY_INCREASE
+    min_latency_delta: float = DEFAULT_MIN_LATENCY_DELTA
     max_error_rate: float | None = None
     max_p99: float | None = None
 
@@ -161,7 +168,8 @@ def _latency(s_sorted: list[float], c_sorted: list[float], settings: JudgeSettin
         return None
     figures["latency_u"] = test.statistic
     figures["latency_p"] = test.p_value
-    slower = c50 > s50 * (1.0 + settings.min_latency_increase)
+    slower = (c50 > s50 * (1.0 + settings.min_latency_increase)
+              and c50 - s50 >= settings.min_latency_delta)
     if slower and test.p_value < settings.alpha:
         return Verdict(Outcome.ROLLBACK,
                        f"latency up: median {c50 * 1000:.1f} ms vs {s50 * 1000:.1f} ms "
