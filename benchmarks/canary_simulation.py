@@ -20,11 +20,13 @@ import random
 import statistics
 
 from edgeward.canary.arms import ArmWindow
-from edgeward.canary.controller import CanaryController, Phase, StepSettings
-from edgeward.canary.judge import ArmFigures, JudgeSettings
+from edgeward.canary.config import CanaryConfig
+from edgeward.canary.controller import CanaryController, Phase
+from edgeward.canary.judge import ArmFigures
 
-STEPS = StepSettings()
-JUDGE = JudgeSettings()
+DEFAULTS = CanaryConfig(stable="stable", canary="canary")
+STEPS = DEFAULTS.steps()
+JUDGE = DEFAULTS.judge_settings()  # the per-look alpha the gateway uses
 TICK = STEPS.step_interval / 4
 MEDIAN = 0.020
 BASE_ERRORS = 0.01
@@ -110,8 +112,8 @@ def main() -> None:
     false = sum(r for r, _ in results)
     windows = sum(w for _, w in results)
     print(f"identical versions, {args.rps:g} req/s, defaults (10 -> 50 %, 1m steps, "
-          f"alpha {JUDGE.alpha}): {false} of {args.runs} rollouts rolled back "
-          f"({false / args.runs:.2%}), {windows} windows judged")
+          f"alpha {DEFAULTS.analysis.alpha} per rollout): {false} of {args.runs} rollouts "
+          f"rolled back ({false / args.runs:.2%}), {windows} windows judged")
     for fault in ("errors", "latency"):
         times = [time_to_rollback(rng, args.rps, fault) for _ in range(max(20, args.runs // 20))]
         label = "5 % errors" if fault == "errors" else "+50 ms"

@@ -29,13 +29,14 @@ def test_defaults_are_pinned() -> None:
     assert c is not None
     assert (c.step_weight, c.max_weight, c.step_interval, c.min_requests, c.autostart) == (
         10, 50, 60.0, 50, True)
-    assert c.analysis == AnalysisConfig(alpha=0.01, min_error_increase=0.01,
+    assert c.analysis == AnalysisConfig(alpha=0.05, min_error_increase=0.01,
                                         min_latency_increase=0.2, min_latency_delta=0.005,
                                         min_samples=20, samples=512,
                                         max_error_rate=None, max_p99=None)
     assert c.sticky_key is None and c.pre_promotion is None and c.post_rollback is None
     judge = c.judge_settings()
-    assert judge.min_requests == 50 and judge.alpha == 0.01
+    # 6 windows (10, 20, 30, 40, 50 and the one at 50) x 4 looks x 2 tests share 5 %.
+    assert judge.min_requests == 50 and judge.alpha == pytest.approx(0.05 / 48)
 
 
 def test_refusals_name_the_key() -> None:

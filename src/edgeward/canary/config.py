@@ -15,9 +15,9 @@ from edgeward.canary.controller import (
     DEFAULT_STEP_INTERVAL,
     DEFAULT_STEP_WEIGHT,
     StepSettings,
+    planned_looks,
 )
 from edgeward.canary.judge import (
-    DEFAULT_ALPHA,
     DEFAULT_MIN_ERROR_INCREASE,
     DEFAULT_MIN_LATENCY_DELTA,
     DEFAULT_MIN_LATENCY_INCREASE,
@@ -29,6 +29,11 @@ from edgeward.routing.config import WhenConfig
 from edgeward.routing.keys import parse_key
 from edgeward.values import Duration, doc
 
+# The false-rollback budget of a whole rollout of identical versions: Kayenta's default
+# confidence of 95 %. It is split evenly (Bonferroni) over the two tests and every look at
+# the data, since judging a growing window four times a step and over several steps would
+# otherwise multiply the false rollbacks (the "peeking" problem of sequential tests).
+DEFAULT_ALPHA: Final = 0.05
 # Durations kept per arm per window: 512 gives Mann-Whitney and p99 enough points at a fixed
 # ~4 KiB per arm (Kayenta judges metric series of a few hundred points).
 DEFAULT_SAMPLES: Final = 512
@@ -62,8 +67,9 @@ class AnalysisConfig:
 
     alpha: float = field(
         default=DEFAULT_ALPHA,
-        metadata=doc("significance level of each one-sided test (errors, latency): the "
-                     "false-rollback rate per test per window for identical versions"))
+        metadata=doc("false-rollback budget of one whole rollout of identical versions, split "
+                     "evenly over the two tests and every look (each test of each look uses "
+                     "alpha / (2 x looks); docs/canary.md)"))
     min_error_increase: float = field(
         default=DEFAULT_MIN_ERROR_INCREASE,
         metadata=doc("smallest rise of the error rate (absolute, 0.01 = one point) that rolls "
@@ -190,7 +196,8 @@ class CanaryConfig:
 
     def judge_settings(self) -> JudgeSettings:
         a = self.analysis
-        return JudgeSettings(alpha=a.alpha, min_requests=self.min_requests,
+        per_look = a.alpha / (2 * planned_looks(self.steps()))
+        return JudgeSettings(alpha=per_look, min_requests=self.min_requests,
                              min_samples=a.min_samples, min_error_increase=a.min_error_increase,
                              min_latency_increase=a.min_latency_increase,
                              min_latency_delta=a.min_latency_delta,

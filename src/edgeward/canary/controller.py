@@ -35,6 +35,17 @@ DEFAULT_STEP_WEIGHT: Final = 10
 DEFAULT_MAX_WEIGHT: Final = 50
 DEFAULT_STEP_INTERVAL: Final = 60.0
 FULL_WEIGHT: Final = 100
+# The shell judges each step this many times (canary/runner.py ticks every step_interval / 4):
+# a regression is caught within a quarter step, and the false-rollback budget is split over
+# these looks (planned_looks).
+LOOKS_PER_STEP: Final = 4
+
+
+def planned_looks(steps: StepSettings) -> int:
+    """How many times a rollout of identical versions is judged before its promotion: every
+    step up to max_weight and the one at it, LOOKS_PER_STEP times each."""
+    windows = -(-steps.max_weight // steps.step_weight) + 1
+    return windows * LOOKS_PER_STEP
 
 
 class Phase(enum.Enum):

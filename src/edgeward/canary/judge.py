@@ -23,7 +23,9 @@ read, and the figures it was computed from. Outcomes, checked in this order:
 Both comparisons need significance AND effect size: significance alone rolls back on tiny
 harmless differences once traffic is large; effect size alone rolls back on noise when traffic
 is small. With identical arms each test fires with probability at most about `alpha` per
-window (the tests' false-positive rate), and the effect sizes make it rarer still.
+call (the tests' false-positive rate), and the effect sizes make it rarer still. A caller that
+judges a growing window several times divides its budget over those looks (canary/config.py
+does: `analysis.alpha` is per rollout).
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ from typing import Any, Final
 
 from edgeward.canary.stats import mann_whitney_greater, quantile, two_proportion
 
-# Kayenta's default classification confidence is 95 % for two-sided tests; a canary is judged
-# once per window over many windows, so the per-test rate is set lower, at 1 %.
+# The level of one test at one look, for direct users of the judge; a configured canary
+# splits `analysis.alpha` (per rollout, 5 %) over its looks instead (canary/config.py).
 DEFAULT_ALPHA: Final = 0.01
 # Flagger's typical request-success-rate threshold is 99 %: a one point rise in the error rate
 # is the smallest difference worth rolling back for.

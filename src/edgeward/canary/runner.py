@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from edgeward.canary.config import WebhookConfig
-from edgeward.canary.controller import CanaryStateError, Decision
+from edgeward.canary.controller import LOOKS_PER_STEP, CanaryStateError, Decision
 from edgeward.canary.run import CanaryBook, CanaryRun
 from edgeward.proxy.cluster import Cluster
 from edgeward.proxy.subrequest import SubrequestError, fetch, make_head
@@ -28,7 +28,7 @@ log = logging.getLogger("edgeward.canary")
 
 # Ticks per step, and their bounds: 20 ms keeps an idle gateway's loop quiet even with a
 # 50 ms step in tests; 1 s bounds the reaction time of a minute-long step.
-TICKS_PER_STEP: Final = 4
+TICKS_PER_STEP: Final = LOOKS_PER_STEP
 MIN_TICK: Final = 0.02
 MAX_TICK: Final = 1.0
 
