@@ -83,9 +83,11 @@ def time_to_rollback(rng: random.Random, rps: float, fault: str) -> float:
     c.start(0.0)
     stable, canary = Arm(rng), Arm(rng)
     now = 0.0
-    while c.weight < 20:  # healthy up to step 2
+    while c.weight < 20:  # healthy up to step 2 (begun again after a false rollback)
         now += TICK
         tick(c, stable, canary, now, rps, rng)
+        if c.phase is Phase.ROLLED_BACK:
+            c.start(now)
     injected = now + rng.random() * STEPS.step_interval
     while now < injected:
         now += TICK
@@ -115,7 +117,7 @@ def main() -> None:
           f"alpha {DEFAULTS.analysis.alpha} per rollout): {false} of {args.runs} rollouts "
           f"rolled back ({false / args.runs:.2%}), {windows} windows judged")
     for fault in ("errors", "latency"):
-        times = [time_to_rollback(rng, args.rps, fault) for _ in range(max(20, args.runs // 20))]
+        times = [time_to_rollback(rng, args.rps, fault) for _ in range(max(10, args.runs // 20))]
         label = "5 % errors" if fault == "errors" else "+50 ms"
         print(f"fault {label} at weight 20, {args.rps:g} req/s: weight 0 after median "
               f"{statistics.median(times):.0f} s, max {max(times):.0f} s "
