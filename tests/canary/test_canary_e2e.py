@@ -28,8 +28,10 @@ class Origin:
     """An origin that answers its name, failing a fraction of requests with 500; it records
     the JSON bodies POSTed to it (a webhook receiver)."""
 
-    def __init__(self, name: str, error_rate: float = 0.0, hook_status: int = 200) -> None:
+    def __init__(self, name: str, error_rate: float = 0.0, hook_status: int = 200,
+                 delay: float = 0.0) -> None:
         self.name, self.error_rate, self.hook_status = name, error_rate, hook_status
+        self.delay = delay
         self.posts: list[dict[str, Any]] = []
         rng = random.Random(name)
         origin = self
@@ -39,6 +41,8 @@ class Origin:
             wbufsize = 1 << 16  # head and body in one write (no Nagle/delayed-ACK stall)
 
             def do_GET(self) -> None:  # noqa: N802
+                if origin.delay:
+                    time.sleep(origin.delay)
                 status = 500 if rng.random() < origin.error_rate else 200
                 self._answer(status, origin.name.encode())
 
@@ -74,6 +78,7 @@ upstreams:
   good: {targets: ["%(good)s"]}
   bad: {targets: ["%(bad)s"]}
   hooks: {targets: ["%(hooks)s"]}
+  slow: {targets: ["%(slow)s"]}
 routes:
   - name: good
     match: {path_prefix: /good}
@@ -97,6 +102,19 @@ routes:
       min_requests: 20
       autostart: false
       post_rollback: {upstream: hooks, path: /rolled-back, timeout: 2s}
+  - name: slow
+    match: {path_prefix: /slow}
+    canary:
+      stable: stable
+      canary: slow
+      step_weight: 50
+      max_weight: 50
+      step_interval: 200ms
+      min_requests: 20
+      autostart: false
+  - name: idle
+    match: {path_prefix: /idle}
+    canary: {stable: stable, canary: good, step_interval: 200ms, min_requests: 5}
   - name: sticky
     match: {path_prefix: /sticky}
     canary:
@@ -113,7 +131,8 @@ routes:
 @pytest.fixture(scope="module")
 def origins() -> Iterator[dict[str, Origin]]:
     made = {"stable": Origin("stable"), "good": Origin("good"),
-            "bad": Origin("bad", error_rate=0.3), "hooks": Origin("hooks")}
+            "bad": Origin("bad", error_rate=0.3), "hooks": Origin("hooks"),
+            "slow": Origin("slow", delay=0.05)}
     yield made
     for o in made.values():
         o.close()
@@ -246,6 +265,34 @@ def test_good_canary_steps_up_and_is_promoted_after_the_webhook(
     assert status.returncode == 0 and "good: promoted weight 100%" in status.stdout
 
 
+def test_fifty_ms_slower_canary_is_rolled_back(gateway: tuple[GatewayProcess, int]) -> None:
+    gw, admin = gateway
+    traffic = Traffic(gw.port, "/slow/x")
+    try:
+        wait_for(lambda: len(traffic.answers) > 0)
+        status, _ = admin_call(admin, "POST", "/canaries/start?route=slow")
+        assert status == 200
+        wait_for(lambda: canary(admin, "slow")["phase"] == "rolled_back",
+                 state=lambda: canary(admin, "slow")["history"])
+    finally:
+        traffic.close()
+    last = canary(admin, "slow")["history"][-1]
+    assert last["decision"] == "rollback" and "latency up" in last["reason"], last
+    figures = last["figures"]
+    assert figures["canary"]["p50_ms"] >= figures["stable"]["p50_ms"] + 45
+    assert figures["canary"]["errors"] == 0
+
+
+def test_a_canary_without_traffic_holds_and_says_so(gateway: tuple[GatewayProcess, int]
+                                                    ) -> None:
+    _, admin = gateway
+    wait_for(lambda: any(h["decision"] == "hold" for h in canary(admin, "idle")["history"]))
+    view = canary(admin, "idle")
+    hold = next(h for h in view["history"] if h["decision"] == "hold")
+    assert "no traffic" in hold["reason"]
+    assert (view["phase"], view["weight"]) == ("progressing", 10)  # held, not passed
+
+
 def test_sticky_users_stay_on_one_arm_and_overrides_pick_the_canary(
         gateway: tuple[GatewayProcess, int]) -> None:
     gw, admin = gateway
@@ -283,6 +330,7 @@ def test_admin_refusals(gateway: tuple[GatewayProcess, int]) -> None:
     status, body = admin_call(admin, "GET", "/canaries?route=nope")
     assert (status, body["code"]) == (404, "canary_not_found")
     status, views = admin_call(admin, "GET", "/canaries")
-    assert status == 200 and {v["route"] for v in views} == {"good", "bad", "sticky"}
+    assert status == 200 and {v["route"] for v in views} == {"good", "bad", "slow", "idle",
+                                                             "sticky"}
     done = cli(admin, "start")
     assert done.returncode == 2 and "name the ROUTE" in done.stderr
