@@ -48,8 +48,8 @@ class CanaryRun:
         self.counts: Counter[str] = Counter()
         self.last: Decision | None = None
         self.totals: Counter[tuple[str, str]] = totals if totals is not None else Counter()
-        if config.autostart:
-            self.apply(self.controller.start(now, "started with the configuration"))
+        if config.autostart:  # recorded, not logged: `edgeward validate` compiles configs too
+            self.apply(self.controller.start(now, "started with the configuration"), log_it=False)
 
     def make_filter(self, rng: random.Random) -> CanaryFilter:
         c = self.config
@@ -69,7 +69,7 @@ class CanaryRun:
             self.apply(decision)
         return decision
 
-    def apply(self, d: Decision) -> Decision:
+    def apply(self, d: Decision, log_it: bool = True) -> Decision:
         """Make a decision take effect: the weight at once, a new window when it says so."""
         self.arms.set_weight(d.weight)
         if d.new_window:
@@ -78,6 +78,8 @@ class CanaryRun:
         self.counts[d.kind] += 1
         self.totals[(self.route, d.kind)] += 1
         self.history.append({"time": time.time(), **d.as_dict()})
+        if not log_it:
+            return d
         level = logging.WARNING if d.kind in ("rollback", "abort") else logging.INFO
         log.log(level, "canary %s: %s, weight %d -> %d (%s): %s", self.route, d.kind,
                 d.weight_before, d.weight, d.phase.value, d.reason)
