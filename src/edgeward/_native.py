@@ -91,6 +91,8 @@ MODULES = (
     "edgeward/routing/table.py",
     "edgeward/routing/split.py",
     "edgeward/routing/keys.py",
+    "edgeward/canary/arms.py",
+    "edgeward/canary/filter.py",
     "edgeward/balance/endpoint.py",
     "edgeward/balance/base.py",
     "edgeward/balance/round_robin.py",

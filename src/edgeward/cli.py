@@ -1,4 +1,4 @@
-"""Command line: `edgeward run | proxy | validate | demo | register`."""
+"""Command line: `edgeward run | proxy | validate | demo | register | canary`."""
 
 from __future__ import annotations
 
@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("register", help="register a service in the etcd registry "
                                     "(edgeward register --help)", add_help=False)
+    sub.add_parser("canary", help="show or drive a route's canary: start | status | promote "
+                                  "| pause | abort ROUTE (edgeward canary --help)",
+                   add_help=False)
     return p
 
 
@@ -116,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
         from edgeward.discovery.register import main as register_main
 
         return register_main(argv[1:])
+    if argv[:1] == ["canary"]:
+        from edgeward.canary.cli import main as canary_main
+
+        return canary_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     from edgeward.observe.process_log import configure

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from edgeward.auth.context import AuthContext, SubrequestFailed, SubResponse
 from edgeward.auth.directory import ConsumerDirectory
+from edgeward.canary.run import CanaryBook, CanaryRun
 from edgeward.config.schema import GatewayConfig, UpstreamConfig
 from edgeward.devices.http_api import DeviceApi
 from edgeward.devices.store import ShadowStore
@@ -134,6 +135,12 @@ def filter_events(registry: Registry) -> FilterEvents:
     return registry.get("filter_events", "worker", None, FilterEvents)
 
 
+def canary_book(registry: Registry) -> CanaryBook:
+    """The worker's canary runs: one book for the registry's life; each compile that
+    succeeds installs the runs of its routes."""
+    return registry.get("canary_book", "worker", None, CanaryBook)
+
+
 def _governance(cfg: GatewayConfig, index: int, name: str, rng: random.Random,
                 loop: asyncio.AbstractEventLoop, registry: Registry
                 ) -> tuple[list[Filter], Limiter | None, ConcurrencyLimiter | None]:
@@ -170,6 +177,13 @@ def _governance(cfg: GatewayConfig, index: int, name: str, rng: random.Random,
         except ValueError as exc:
             raise ConfigError("<config>", [Problem(f"routes[{index}].split", str(exc))]) from None
         filters.append(Split(split, name))
+    canary = rc.canary
+    if canary is not None:
+        book = canary_book(registry)
+        run = registry.get("canary", name, canary,
+                           lambda: CanaryRun(name, canary, rng, time.monotonic(), book.totals))
+        book.pending[name] = run
+        filters.append(run.make_filter(rng))
     return filters, limiter, concurrency
 
 
@@ -318,6 +332,8 @@ def compile_snapshot(
     """Build a Snapshot; ConfigError (with key paths) for what only compiling can find."""
     rng = rng or random.Random()
     registry.begin()
+    book = canary_book(registry)
+    book.pending = {}
     try:
         auth = auth_context(registry)
         environ = dict(os.environ)
@@ -348,6 +364,7 @@ def compile_snapshot(
     if isinstance(subrequests, Subrequests):
         subrequests.clusters = clusters
     auth.consumers.install_static(consumers)
+    book.runs, book.pending, book.clusters = book.pending, {}, clusters
     for old in registry.commit():
         if isinstance(old, Cluster):
             loop.call_later(0, old.close)

@@ -18,7 +18,9 @@ from typing import Any
 from edgeward.auth.etcd import ConsumerWatcher
 from edgeward.balance.endpoint import Endpoint, clamp_weight
 from edgeward.balance.peak_ewma import PeakEwmaBalancer
-from edgeward.compose import auth_context, filter_events
+from edgeward.canary.controller import Decision
+from edgeward.canary.runner import CanaryRunner
+from edgeward.compose import auth_context, canary_book, filter_events
 from edgeward.config.schema import GatewayConfig
 from edgeward.config.sources import ConfigSource, EtcdSource
 from edgeward.discovery.dns import DnsResolverWatcher
@@ -145,6 +147,7 @@ class Control:
             metrics.h2_glitches.labels(reason).set_function(_h2_closed(worker, reason))
         metrics.config_loaded(True, runtime.hash, time.time())
         self.process = ProcessWatch(metrics, worker.refused_connections)
+        self.canaries = CanaryRunner(lambda: canary_book(runtime.registry), self._on_canary)
         runtime.listeners.append(self._on_reload)
 
     async def start(self) -> None:
@@ -156,6 +159,7 @@ class Control:
                 self.exchange = None
         await self._sync_watches(self.runtime.snapshot)
         await self._sync_consumers()
+        self.canaries.start()
         self._upkeep = asyncio.get_running_loop().create_task(self._run_upkeep())
 
     async def _sync_consumers(self) -> None:
@@ -185,6 +189,7 @@ class Control:
             self.consumers.retry_in_background()
 
     async def stop(self) -> None:
+        await self.canaries.stop()
         if self.consumers is not None:
             await self.consumers.close()
         if self._upkeep is not None:
@@ -245,6 +250,8 @@ class Control:
 
     def _filter_counts(self) -> None:
         metrics = self.telemetry.metrics
+        book = canary_book(self.runtime.registry)
+        metrics.canary_counts(book.weights(), book.totals)
         metrics.filter_counts(filter_events(self.runtime.registry).counts)
         metrics.websocket_counts(self.worker.factory.websocket)
         registry = self.runtime.registry
@@ -369,6 +376,20 @@ class Control:
     def reloads_view(self) -> list[dict[str, Any]]:
         return [r.as_dict() | {"error": "; ".join(r.error) or None}
                 for r in reversed(self.runtime.reloads)]
+
+    def _on_canary(self, route: str, decision: Decision) -> None:
+        book = canary_book(self.runtime.registry)
+        self.telemetry.metrics.canary_counts({route: decision.weight}, book.totals)
+
+    def canaries_view(self) -> list[dict[str, Any]]:
+        now = time.monotonic()  # the clock canaries run on (compose, canary/runner.py)
+        return [run.view(now) for run in canary_book(self.runtime.registry).runs.values()]
+
+    def canary_command(self, route: str, action: str) -> dict[str, Any]:
+        now = time.monotonic()
+        decision = self.canaries.command(route, action, now)
+        run = canary_book(self.runtime.registry).runs[route]
+        return {"decision": decision.as_dict(), "canary": run.view(now)}
 
     def drain(self) -> None:
         asyncio.get_running_loop().create_task(self.worker.drain())

@@ -50,6 +50,7 @@ class MemoryBackend:
     def __init__(self) -> None:
         self.is_ready = True
         self.drained = False
+        self.canaries: list[dict[str, Any]] = []  # as canaries_view() answers
         self.config: dict[str, Any] = {}
         self.reloads: list[dict[str, Any]] = []
         self.routes: dict[str, Counters] = {}
@@ -145,6 +146,12 @@ class MemoryBackend:
 
     def certificates_view(self) -> list[dict[str, Any]]:
         return [{"name": "a.test", "expires": 1.0e9, "seconds_left": 86400.0}]
+
+    def canaries_view(self) -> list[dict[str, Any]]:
+        return self.canaries
+
+    def canary_command(self, route: str, action: str) -> dict[str, Any]:
+        raise KeyError(route)
 
     def drain(self) -> None:
         self.drained = True

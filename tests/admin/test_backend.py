@@ -17,7 +17,7 @@ def test_memory_backend_implements_every_method_with_matching_kind() -> None:
     wanted = {n for n in vars(AdminBackend) if not n.startswith("_")}
     assert wanted == {"ready", "metrics_text", "config_view", "apply_config", "routes_view",
                       "upstreams_view", "ratelimits_view", "certificates_view",
-                      "reloads_view", "drain",
+                      "reloads_view", "canaries_view", "canary_command", "drain",
                       "stats_sample"}
     for name in wanted:
         ours = getattr(MemoryBackend, name)

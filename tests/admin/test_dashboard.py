@@ -26,6 +26,15 @@ async def test_dashboard_renders_live_figures(backend: MemoryBackend) -> None:
     await srv.start("127.0.0.1", 0)
     backend.endpoints["orders"][1].ejected = True
     await backend.apply_config("routes: [{name: x, upstream: nowhere}]")  # refused
+    backend.canaries = [{
+        "route": "orders_api", "stable": "orders", "canary": "orders-v2", "phase": "rolled_back",
+        "weight": 0, "history": [
+            {"time": 1.7e9, "decision": "start", "weight_before": 0, "weight": 10,
+             "reason": "started"},
+            {"time": 1.7e9 + 60, "decision": "advance", "weight_before": 10, "weight": 20,
+             "reason": "passed"},
+            {"time": 1.7e9 + 70, "decision": "rollback", "weight_before": 20, "weight": 0,
+             "reason": "error rate up 4.00 points"}]}]
     async def play() -> None:  # ~150 req/s on orders_api, 10 % errors, 40 ms each
         tick = 0
         while True:
@@ -64,4 +73,8 @@ async def test_dashboard_renders_live_figures(backend: MemoryBackend) -> None:
     assert 'data-k="upstreams:orders:rps"' in dom
     assert re.search(r'data-endpoint="127.0.0.1:8002">.*?ejected.*?open', dom)
     assert ">refused<" in dom and ">applied<" in dom
+    canary = re.search(r'data-canary="orders_api">.*?</tr>', dom)
+    assert canary is not None and ">rolled_back<" in canary.group(0)
+    assert 'data-k="canary:orders_api:weight">0<' in canary.group(0)
+    assert "error rate up 4.00 points" in canary.group(0)
     assert re.search(r'<span id="status"[^>]*>live · 0.2s steps', dom)

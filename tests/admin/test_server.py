@@ -151,7 +151,8 @@ async def test_token_guards_every_post(
 ) -> None:
     srv, c = secured
     posts = sorted(path for path, method in srv.routes() if method == "POST")
-    assert posts == ["/config", "/drain"]
+    assert posts == ["/canaries/abort", "/canaries/pause", "/canaries/promote",
+                     "/canaries/start", "/config", "/drain"]
     for path in posts:
         for headers in ({}, {"Authorization": "Bearer wrong"},
                         {"Authorization": f"Basic {TOKEN}"}, {"Authorization": "Bearer"}):

@@ -67,9 +67,10 @@ routes: [{match: {path_prefix: /}}, {match: {path: /x}, upstream: a, split: [{up
 """))
     assert "upstreams.a.targets: give either targets or discovery" in text
     assert "upstreams.b.targets: give either targets or discovery" in text
-    assert ("routes[0].upstream: give exactly one of upstream, split, redirect, respond, "
-            "devices") in text
-    assert ("routes[1].split: give exactly one of upstream, split, redirect, respond, devices "
+    assert ("routes[0].upstream: give exactly one of upstream, split, canary, redirect, "
+            "respond, devices") in text
+    assert ("routes[1].split: give exactly one of upstream, split, canary, redirect, respond, "
+            "devices "
             "(got upstream, split)") in text
 
 

@@ -61,4 +61,5 @@ def test_devices_need_redis() -> None:
 def test_devices_and_upstream_on_one_route_are_refused() -> None:
     text = "\n".join(refused("redis: redis://h:1/0\nupstreams: {a: {targets: ['h:1']}}\n"
                              "routes: [{match: {path_prefix: /}, upstream: a, devices: true}]\n"))
-    assert "routes[0].devices: give exactly one of upstream, split, redirect, respond" in text
+    assert ("routes[0].devices: give exactly one of upstream, split, canary, redirect, respond, "
+            "devices") in text

@@ -77,9 +77,9 @@ CASES = [
      "routes[0].filters[0].rewrite", "give prefix + to, regex + to, or host"),
     # redirect / respond
     ("two destinations", "upstream: app\n    respond: {body: x}",
-     "routes[0].respond", "give exactly one of upstream, split, redirect, respond"),
+     "routes[0].respond", "give exactly one of upstream, split, canary, redirect, respond"),
     ("no destination", "timeout: 1s",
-     "routes[0].upstream", "give exactly one of upstream, split, redirect, respond"),
+     "routes[0].upstream", "give exactly one of upstream, split, canary, redirect, respond"),
     ("redirect status", "redirect: {status: 200, path: /x}",
      "routes[0].redirect.status", "must be one of 301, 302, 303, 307, 308"),
     ("redirect scheme", "redirect: {scheme: ftp}",

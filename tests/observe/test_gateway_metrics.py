@@ -42,6 +42,8 @@ EXPECTED = {
     "edgeward_retries_total": ("counter", ("route", "upstream")),
     "edgeward_auth_requests_total": ("counter", ("route", "method", "outcome")),
     "edgeward_consumer_requests_total": ("counter", ("route", "consumer")),
+    "edgeward_canary_weight": ("gauge", ("route",)),
+    "edgeward_canary_decisions_total": ("counter", ("route", "decision")),
     "edgeward_access_log_dropped_total": ("counter", ()),
     "edgeward_trace_spans_dropped_total": ("counter", ()),
     "edgeward_filter_errors_total": ("counter", ("route", "filter")),

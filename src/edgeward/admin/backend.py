@@ -55,6 +55,17 @@ class AdminBackend(Protocol):
 
     def reloads_view(self) -> list[dict[str, Any]]: ...
 
+    def canaries_view(self) -> list[dict[str, Any]]:
+        """Each route's canary: phase, weight, step, the window's counts, decision counts and
+        the recent decisions with their figures (docs/canary.md)."""
+        ...
+
+    def canary_command(self, route: str, action: str) -> dict[str, Any]:
+        """Carry out start | promote | pause | abort on a route's canary; the decision and the
+        canary's view. KeyError: no canary on that route; CanaryStateError: the action does
+        not apply in the canary's phase."""
+        ...
+
     def drain(self) -> None:
         """Start a graceful drain: stop accepting, let in-flight requests finish."""
         ...

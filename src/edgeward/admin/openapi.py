@@ -20,6 +20,24 @@ def _json(description: str, schema: dict[str, Any] | None = None) -> dict[str, A
 
 
 _LIST = {"type": "array", "items": {"type": "object"}}
+_ROUTE_PARAM = {"name": "route", "in": "query", "required": False,
+                "schema": {"type": "string"}, "description": "the route of the canary"}
+
+
+def _canary_action(action: str) -> dict[str, Any]:
+    return {
+        "summary": f"{action.capitalize()} a route's canary (?route=NAME or JSON "
+                   '{"route": NAME})',
+        "operationId": f"canary{action.capitalize()}",
+        "security": [{"bearer": []}],
+        "parameters": [_ROUTE_PARAM],
+        "responses": {
+            "200": _json("the decision and the canary"),
+            "400": _ERROR, "401": _UNAUTHORIZED, "403": _ERROR, "404": _ERROR,
+            "409": _ERROR, "415": _ERROR,
+        },
+    }
+
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -128,6 +146,16 @@ OPENAPI: dict[str, Any] = {
                 "415": _ERROR,
             },
         }},
+        "/canaries": {"get": {
+            "summary": "Canaries: phase, weight, window counts and recent decisions with their "
+                       "figures; ?route=NAME for one",
+            "operationId": "canaries",
+            "parameters": [_ROUTE_PARAM],
+            "responses": {"200": _json("canaries (a list, or one with ?route=)"),
+                          "404": _ERROR},
+        }},
+        **{f"/canaries/{action}": {"post": _canary_action(action)}
+           for action in ("start", "promote", "pause", "abort")},
         "/openapi.json": {"get": {
             "summary": "This document",
             "operationId": "openapi",

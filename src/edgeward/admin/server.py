@@ -14,9 +14,11 @@ import base64
 import hashlib
 import hmac
 import importlib.resources
+import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from urllib.parse import parse_qs
 
 from edgeward.admin.backend import AdminBackend
 from edgeward.admin.config import AdminConfig
@@ -32,6 +34,7 @@ from edgeward.admin.wire import (
     json_bytes,
     json_response,
 )
+from edgeward.canary.controller import CanaryStateError
 from edgeward.devices.openapi import DEVICES_OPENAPI
 from edgeward.http.h1.server import H1Connection
 from edgeward.http.listener import ListenerState
@@ -42,6 +45,7 @@ Handler = Callable[[AdminRequest], Awaitable[AdminResponse]]
 
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 HTML_TYPE = "text/html; charset=utf-8"
+CANARY_ACTIONS = ("start", "promote", "pause", "abort")
 _SCRIPT_RE = re.compile(r"<script>(.*?)</script>", re.S)
 
 
@@ -100,6 +104,9 @@ class AdminServer:
             "/certificates": {"GET": self._certificates},
             "/reloads": {"GET": self._reloads},
             "/drain": {"POST": self._drain},
+            "/canaries": {"GET": self._canaries},
+            **{f"/canaries/{action}": {"POST": self._canary_action}
+               for action in CANARY_ACTIONS},
             "/openapi.json": {"GET": self._openapi_doc},
             "/openapi/devices.json": {"GET": self._devices_openapi_doc},
             "/api/series": {"GET": self._series},
@@ -313,6 +320,38 @@ class AdminServer:
         self.backend.drain()
         return json_response(202, {"draining": True})
 
+    async def _canaries(self, request: AdminRequest) -> AdminResponse:
+        views = self.backend.canaries_view()
+        route = _query_route(request.query)
+        if route is None:
+            return json_response(200, views)
+        for view in views:
+            if view.get("route") == route:
+                return json_response(200, view)
+        return error_response(404, "canary_not_found", f"no canary on route {route!r}",
+                              request.request_id)
+
+    async def _canary_action(self, request: AdminRequest) -> AdminResponse:
+        rid = request.request_id
+        action = request.path.rsplit("/", 1)[1]
+        route = _query_route(request.query)
+        if route is None and request.body.strip():
+            try:
+                body = json.loads(request.body)
+            except ValueError:
+                body = None
+            route = body.get("route") if isinstance(body, dict) else None
+        if not isinstance(route, str) or not route:
+            return error_response(400, "bad_request", "name the route: ?route=NAME or a JSON "
+                                  'body {"route": "NAME"}', rid)
+        try:
+            result = self.backend.canary_command(route, action)
+        except KeyError:
+            return error_response(404, "canary_not_found", f"no canary on route {route!r}", rid)
+        except CanaryStateError as exc:
+            return error_response(409, "canary_conflict", str(exc), rid)
+        return json_response(200, result)
+
     async def _openapi_doc(self, request: AdminRequest) -> AdminResponse:
         return AdminResponse(200, self._openapi)
 
@@ -325,3 +364,8 @@ class AdminServer:
     async def _dashboard_page(self, request: AdminRequest) -> AdminResponse:
         return AdminResponse(200, self._dashboard, HTML_TYPE,
                              (("Content-Security-Policy", self._csp),))
+
+
+def _query_route(query: str) -> str | None:
+    values = parse_qs(query).get("route")
+    return values[0] if values else None

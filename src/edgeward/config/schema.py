@@ -24,6 +24,7 @@ from edgeward.balance.options import (
     BalanceKind,
     BalancerOptions,
 )
+from edgeward.canary.config import CanaryConfig
 from edgeward.config.listeners import (
     ListenerConfig,
     address_problems,
@@ -248,6 +249,10 @@ class RouteConfig:
     upstream: str | None = field(default=None, metadata=doc("where matched requests go"))
     split: list[SplitEntryConfig] | None = field(
         default=None, metadata=doc("gray split over several upstreams, instead of upstream"))
+    canary: CanaryConfig | None = field(
+        default=None,
+        metadata=doc("a progressive canary between two upstreams, judged from the gateway's "
+                     "own figures, instead of upstream (docs/canary.md)"))
     redirect: RedirectConfig | None = field(
         default=None,
         metadata=doc("answer with a redirect instead of forwarding (docs/filters.md)"))
@@ -281,11 +286,12 @@ class RouteConfig:
                                            or self.respond is not None
                                            or self.devices is not None):
             problems.append(("websocket", "needs an upstream or split to tunnel to"))
-        given = [k for k in ("upstream", "split", "redirect", "respond", "devices")
+        given = [k for k in ("upstream", "split", "canary", "redirect", "respond", "devices")
                  if getattr(self, k) is not None]
         if len(given) != 1:
             problems.append((given[1] if len(given) > 1 else "upstream",
-                             "give exactly one of upstream, split, redirect, respond, devices"
+                             "give exactly one of upstream, split, canary, redirect, respond, "
+                             "devices"
                              + (f" (got {', '.join(given)})" if given else "")))
         if (self.redirect is not None and self.redirect.path_prefix is not None
                 and self.match.path_prefix is None):
@@ -308,6 +314,8 @@ class RouteConfig:
         """(key path relative to the route, upstream name) for every reference."""
         if self.upstream is not None:
             return [("upstream", self.upstream)]
+        if self.canary is not None:
+            return [(f"canary.{k}", u) for k, u in self.canary.upstream_names()]
         return [(f"split[{i}].upstream", e.upstream) for i, e in enumerate(self.split or [])]
 
 
@@ -433,6 +441,12 @@ def raw_route_problems(raw: dict[Any, Any]) -> list[tuple[str, str]]:
 def _raw_upstream_names(route: dict[Any, Any]) -> list[tuple[str, str]]:
     if isinstance(route.get("upstream"), str):
         return [("upstream", route["upstream"])]
+    canary = route.get("canary")
+    if isinstance(canary, dict):
+        names = [(k, canary.get(k)) for k in ("stable", "canary")]
+        names += [(f"{k}.upstream", canary[k].get("upstream")) for k in
+                  ("pre_promotion", "post_rollback") if isinstance(canary.get(k), dict)]
+        return [(f"canary.{k}", u) for k, u in names if isinstance(u, str)]
     split = route.get("split")
     if not isinstance(split, list):
         return []

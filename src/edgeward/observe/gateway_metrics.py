@@ -125,6 +125,14 @@ FAMILIES: tuple[MetricSpec, ...] = (
     MetricSpec(kind="counter", name="edgeward_retries_total",
                help="Retried attempts, by route and upstream.",
                labels=("route", "upstream"), max_children=MAX_REQUEST_CHILDREN),
+    MetricSpec(kind="gauge", name="edgeward_canary_weight",
+               help="Percent of a canary route's requests sent to the canary upstream "
+                    "(max over workers).",
+               labels=("route",), max_children=MAX_ROUTE_CHILDREN, aggregate="max"),
+    MetricSpec(kind="counter", name="edgeward_canary_decisions_total",
+               help="Canary decisions by route and decision (start, advance, confirm, "
+                    "promote, hold, wait, rollback, pause, abort).",
+               labels=("route", "decision"), max_children=MAX_ROUTE_CHILDREN),
     MetricSpec(kind="counter", name="edgeward_access_log_dropped_total",
                help="Access log lines dropped because the writer queue was full."),
     MetricSpec(kind="counter", name="edgeward_trace_spans_dropped_total",
@@ -463,6 +471,13 @@ class GatewayMetrics:
             self._set(family, labels, n)
         if bridges:
             self._set("edgeward_device_outbox_queued", (), queued)
+    def canary_counts(self, weights: dict[str, int],
+                      decisions: dict[tuple[str, str], int]) -> None:
+        """Set the canary families: each route's weight now, decision totals so far."""
+        for route, weight in list(weights.items()):
+            self._set("edgeward_canary_weight", (route,), weight)
+        for (route, kind), n in list(decisions.items()):
+            self._set("edgeward_canary_decisions_total", (route, kind), n)
 
     def _set(self, family: str, labels: tuple[str, ...], value: int) -> None:
         found = self.registry.get(family)
