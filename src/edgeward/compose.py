@@ -17,8 +17,10 @@ from typing import Any, TypeVar
 
 from edgeward.auth.context import AuthContext, SubrequestFailed, SubResponse
 from edgeward.auth.directory import ConsumerDirectory
+from edgeward.cache.runtime import CacheRuntime, Prewarm
 from edgeward.config.schema import GatewayConfig, UpstreamConfig
 from edgeward.filters.api import Filter
+from edgeward.filters.cache import Cache
 from edgeward.filters.config import (
     BuildContext,
     FilterSpec,
@@ -126,6 +128,33 @@ def filter_events(registry: Registry) -> FilterEvents:
     """The worker's filter event counts: one object for the registry's life (reloads keep
     counting on it), read by telemetry when metrics are read."""
     return registry.get("filter_events", "worker", None, FilterEvents)
+
+
+def cache_runtime(registry: Registry) -> CacheRuntime:
+    """The worker's cache: one for the registry's life (a reload keeps what it stored)."""
+    return registry.get("cache", "runtime", None,
+                        lambda: CacheRuntime(filter_events(registry)))
+
+
+def _cache(cfg: GatewayConfig, registry: Registry) -> CacheRuntime:
+    """The cache runtime configured for `cfg` (bounds, and the Redis client of the fleet)."""
+    runtime = cache_runtime(registry)
+    cc = cfg.cache
+    runtime.configure(cc.max_size, cc.max_entry_size, cc.prewarm_concurrency)
+    redis_cfg = cfg.redis
+    runtime.redis = None
+    if cc.fleet is not None and redis_cfg is not None:
+        runtime.redis = registry.get("redis", "default", redis_cfg,
+                                     lambda: connect_redis(redis_cfg))
+    return runtime
+
+
+def _wire_caches(runtime: CacheRuntime, routes: list[Route], clusters: dict[str, Cluster]
+                 ) -> None:
+    caches = [f for r in routes for f in r.chain.filters if isinstance(f, Cache)]
+    prewarms = [Prewarm(c, *c.prewarm) for c in caches if c.prewarm is not None]
+    runtime.clusters = clusters
+    runtime.set_routes(caches, prewarms)
 
 
 def _governance(cfg: GatewayConfig, index: int, name: str, rng: random.Random,
@@ -288,9 +317,10 @@ def compile_snapshot(
         clusters: dict[str, Cluster] = {}
         for name, up in cfg.upstreams.items():
             clusters[name] = registry.get("cluster", name, up, _maker(name, up, loop, rng, source))
+        cache = _cache(cfg, registry)
         ctx = BuildContext(clusters=clusters, fetch=fetch, events=filter_events(registry),
                            max_header_bytes=cfg.server.max_header_bytes, rng=rng,
-                           auth=auth)
+                           auth=auth, cache=cache)
         routes: list[Route] = []
         table_entries = []
         for i, rc in enumerate(cfg.routes):
@@ -305,6 +335,7 @@ def compile_snapshot(
     if isinstance(subrequests, Subrequests):
         subrequests.clusters = clusters
     auth.consumers.install_static(consumers)
+    _wire_caches(cache, routes, clusters)
     for old in registry.commit():
         if isinstance(old, Cluster):
             loop.call_later(0, old.close)

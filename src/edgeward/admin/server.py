@@ -19,6 +19,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 
 from edgeward.admin.backend import AdminBackend
+from edgeward.admin.cache import parse_purge
 from edgeward.admin.config import AdminConfig
 from edgeward.admin.guard import check_request
 from edgeward.admin.openapi import OPENAPI
@@ -98,6 +99,8 @@ class AdminServer:
             "/certificates": {"GET": self._certificates},
             "/reloads": {"GET": self._reloads},
             "/drain": {"POST": self._drain},
+            "/cache": {"GET": self._cache},
+            "/cache/purge": {"POST": self._cache_purge},
             "/openapi.json": {"GET": self._openapi_doc},
             "/api/series": {"GET": self._series},
             "/": {"GET": self._dashboard_page},
@@ -309,6 +312,18 @@ class AdminServer:
     async def _drain(self, request: AdminRequest) -> AdminResponse:
         self.backend.drain()
         return json_response(202, {"draining": True})
+
+    async def _cache(self, request: AdminRequest) -> AdminResponse:
+        return json_response(200, self.backend.cache_view())
+
+    async def _cache_purge(self, request: AdminRequest) -> AdminResponse:
+        purges, problems = parse_purge(request.body)
+        if problems:
+            return json_response(400, {"code": "invalid_purge", "message": "; ".join(problems),
+                                       "request_id": request.request_id})
+        result = await self.backend.purge_cache(purges)
+        status = 503 if result.get("code") else 200
+        return json_response(status, {**result, "request_id": request.request_id})
 
     async def _openapi_doc(self, request: AdminRequest) -> AdminResponse:
         return AdminResponse(200, self._openapi)
