@@ -12,6 +12,8 @@ gets 304. `down = True` answers 503 to everything.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import time
 from collections import Counter
@@ -25,6 +27,7 @@ class CacheOrigin:
         self.conditional: Counter[str] = Counter()
         self.lock = threading.Lock()
         self.down = False
+        self.sockets: list[socket.socket] = []
         origin = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -32,6 +35,11 @@ class CacheOrigin:
 
             def log_message(self, *args: object) -> None:
                 pass
+
+            def setup(self) -> None:
+                super().setup()
+                with origin.lock:
+                    origin.sockets.append(self.connection)
 
             def do_GET(self) -> None:  # noqa: N802
                 origin.answer(self)
@@ -58,8 +66,13 @@ class CacheOrigin:
         return self
 
     def stop(self) -> None:
+        """Down for good: no listener, and every open connection cut."""
         self.server.shutdown()
         self.server.server_close()
+        with self.lock:
+            for sock in self.sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
     def count(self, path: str) -> int:
         with self.lock:
