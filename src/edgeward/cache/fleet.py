@@ -6,11 +6,16 @@ local tier and acknowledges it.
   not acknowledged (its pending list). A worker that restarts under the same `node` name
   reads its pending entries first (id 0), then what came after; one that lost its connection
   resumes the same way, from Redis' memory, not its own.
-- Bounded: the stream keeps about `window` entries (MAXLEN ~, trimmed in whole nodes). A
-  worker whose last-delivered id is older than the newest entry Redis trimmed
-  (XINFO STREAM max-deleted-entry-id, Redis >= 7) missed purges it can never read: it
-  flushes its whole local tier instead of serving what they removed. It checks before every
-  read, so a worker that was stopped (SIGSTOP, a long pause) finds out when it wakes.
+- Bounded: the stream keeps about `window` entries (XADD MAXLEN ~, trimmed in whole nodes).
+  Each entry carries a sequence number (`s`, from INCR on `<stream>:seq` in the same script
+  as the XADD, so the numbers follow the stream's order). A worker that reads a number more
+  than one past the last it applied missed purges that were trimmed before it read them
+  (it was stopped, or cut off from Redis, for more than the window): it flushes its whole
+  local tier rather than serve what they removed. Trimming keeps at least `window` newer
+  entries, which the worker has not read, so it finds out with its next read. (Redis'
+  own bookkeeping cannot tell: XINFO's max-deleted-entry-id ignores trimming, and a group's
+  lag is estimated as if trimmed entries had been read.) On Redis Cluster, give the stream
+  a hash tag (`{edgeward}:cache:purge`) so both keys live in one slot.
 - Latency: XREADGROUP BLOCK returns as soon as an entry is appended, so a purge reaches the
   other workers one round trip after its XADD (benchmarks/cache_purge_latency.py).
 
@@ -40,15 +45,15 @@ READ_COUNT: Final = 100
 RETRY_AFTER: Final = 0.5
 CONSUMER: Final = "gateway"  # one consumer per group: the group is the worker
 _ERRORS: Final = (RedisError, OSError, TimeoutError)
+# KEYS: stream, sequence; ARGV: window, purges (JSON), node.
+PUBLISH: Final = """
+local seq = redis.call('INCR', KEYS[2])
+return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
+                  'p', ARGV[2], 'n', ARGV[3], 's', seq)
+"""
 
 Apply = Callable[[str, str], None]     # (kind, argument) from the stream
 Flush = Callable[[], None]             # the window was missed
-
-
-def _id(value: Any) -> tuple[int, int]:
-    text = value.decode() if isinstance(value, bytes) else str(value)
-    ms, _, seq = text.partition("-")
-    return int(ms or 0), int(seq or 0)
 
 
 class Fleet:
@@ -65,14 +70,15 @@ class Fleet:
         self.applied_id = "0-0"    # the last entry applied here
         self.flushes = 0           # times the window was missed
         self.connected = False
+        self.seq: int | None = None  # the sequence number of the last entry applied
+        self._publish = client.register_script(PUBLISH)
         self._task: asyncio.Task[None] | None = None
 
     # publishing -----------------------------------------------------------------------------
     async def publish(self, purges: list[tuple[str, str]], node: str) -> str:
         """Append one entry carrying `purges`; its stream id. Raises on a Redis error."""
-        fields = {"p": json.dumps(purges), "n": node}
-        found = await self.client.xadd(self.stream, fields, maxlen=self.window,
-                                       approximate=True)
+        found = await self._publish(keys=[self.stream, self.stream + ":seq"],
+                                    args=[self.window, json.dumps(purges), node])
         return found.decode() if isinstance(found, bytes) else str(found)
 
     # reading -----------------------------------------------------------------------------
@@ -93,7 +99,6 @@ class Fleet:
                 await self._join()
                 await self._read("0")          # what this group was given and never acked
                 while True:
-                    await self._check_window()
                     await self._read(">")
             except asyncio.CancelledError:
                 raise
@@ -114,6 +119,15 @@ class Fleet:
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+        found = await self.client.get(self.stream + ":seq")
+        current = int(found) if found is not None else 0
+        if self.seq is None:  # this process' first read: its tier is empty, nothing missed
+            self.seq = current
+        elif current < self.seq:  # Redis lost the stream (restarted without persistence)
+            log.warning("cache purge stream %s: Redis lost the stream; flushing", self.stream)
+            self.flushes += 1
+            self.flush()
+            self.seq = current
         self.connected = True
 
     async def _read(self, start: str) -> None:
@@ -132,6 +146,7 @@ class Fleet:
                 await self.client.xack(self.stream, self.group, *ids)
 
     def _apply_entry(self, fields: dict[Any, Any]) -> None:
+        self._check_sequence(fields.get(b"s", fields.get("s")))
         raw: Any = fields.get(b"p", fields.get("p"))
         try:
             purges = json.loads(raw)
@@ -142,24 +157,18 @@ class Fleet:
             if isinstance(item, list) and len(item) == 2:
                 self.apply(str(item[0]), str(item[1]))
 
-    async def _check_window(self) -> None:
-        """Flush when purges this group never saw were trimmed from the stream."""
-        info = await self.client.xinfo_stream(self.stream)
-        deleted = info.get("max-deleted-entry-id", info.get(b"max-deleted-entry-id"))
-        if deleted is None or _id(deleted) == (0, 0):
+    def _check_sequence(self, raw: Any) -> None:
+        """Flush when the entry's sequence number skips some: those were trimmed unread."""
+        try:
+            seq = int(raw)
+        except (TypeError, ValueError):
             return
-        groups = await self.client.xinfo_groups(self.stream)
-        for g in groups:
-            name = g.get("name", g.get(b"name"))
-            name = name.decode() if isinstance(name, bytes) else name
-            if name != self.group:
-                continue
-            delivered = g.get("last-delivered-id", g.get(b"last-delivered-id"))
-            if _id(delivered) < _id(deleted):
-                log.warning("cache purge stream %s: this worker fell behind the window of "
-                            "%d entries; flushing its cache", self.stream, self.window)
-                self.flushes += 1
-                self.flush()
-                # Everything up to the trimmed entries is now covered by the flush.
-                await self.client.xgroup_setid(self.stream, self.group, id=deleted)
-            return
+        last = self.seq
+        if last is not None and seq > last + 1:
+            log.warning("cache purge stream %s: %d purges were trimmed before this worker "
+                        "read them (window %d); flushing its cache", self.stream,
+                        seq - last - 1, self.window)
+            self.flushes += 1
+            self.flush()
+        if last is None or seq > last:
+            self.seq = seq
