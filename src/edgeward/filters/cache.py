@@ -174,8 +174,7 @@ class Cache(Filter):
 
     def _hit(self, req: Request, entry: Entry, now: float, label: bytes) -> Reply:
         age = str(int(current_age(entry.fresh, entry.stored_at, now))).encode()
-        headers = req.headers
-        inm, ims = headers.get("if-none-match"), headers.get("if-modified-since")
+        inm, ims = _conditionals(req)
         if (inm is not None or ims is not None) and not_modified(
                 entry.etag, entry.last_modified, inm, ims):
             reply = Reply(304)
@@ -301,3 +300,16 @@ class Cache(Filter):
             for kind, arg in rule.targets(req):
                 tier.purge(kind, arg, RULE)
 
+
+def _conditionals(req: Request) -> tuple[str | None, str | None]:
+    """If-None-Match and If-Modified-Since, in one scan of the request's fields (no index
+    built: a hit reads nothing else of them)."""
+    inm: str | None = None
+    ims: str | None = None
+    for name, value in req.headers.fields:
+        size = len(name)
+        if size == 13 and inm is None and name.lower() == b"if-none-match":
+            inm = value.decode("latin-1")
+        elif size == 17 and ims is None and name.lower() == b"if-modified-since":
+            ims = value.decode("latin-1")
+    return inm, ims
