@@ -13,14 +13,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from edgeward.cache.key import base_of
 from edgeward.cache.policy import Freshness, RoutePolicy, freshness, parse_directives, refusal
 from edgeward.cache.store import Entry, Store
-from edgeward.filters.events import CACHE_PURGE as PURGE_FAMILY
-from edgeward.filters.events import FilterEvents
 from edgeward.http.fields import Headers
+
+if TYPE_CHECKING:  # the filters package imports the cache filter, which imports this
+    from edgeward.filters.events import FilterEvents
 
 # Purge kinds, as the admin API and the stream name them.
 KEY: Final = "key"
@@ -32,6 +33,8 @@ KINDS: Final = (KEY, PREFIX, TAG, FLUSH)
 ADMIN: Final = "admin"
 RULE: Final = "rule"
 STREAM: Final = "stream"
+# edgeward.filters.events.CACHE_PURGE: (kind, source) -> edgeward_cache_purges_total
+PURGE_FAMILY: Final = "cache_purge"
 
 
 # Fields never stored with an entry: the cache's own, and the hop-by-hop ones codecs drop.

@@ -47,6 +47,8 @@ MISS: Final = b"MISS"
 STALE: Final = b"STALE"
 BYPASS: Final = b"BYPASS"
 REVALIDATED: Final = b"REVALIDATED"
+_NAMES: Final = {HIT: "HIT", MISS: "MISS", STALE: "STALE", BYPASS: "BYPASS",
+                 REVALIDATED: "REVALIDATED"}
 
 _SLOT: Final = "cache"
 _READS: Final = frozenset({"GET", "HEAD"})
@@ -187,7 +189,7 @@ class Cache(Filter):
             self.tier.events.count(SERVED_BYTES, req.route_name, "", "", len(entry.body))
         reply.fields.append((b"age", age))
         reply.fields.append((b"x-cache", label))
-        self.tier.events.count(REQUESTS, req.route_name, label.decode())
+        self.tier.events.count(REQUESTS, req.route_name, _NAMES[label])
         return reply
 
     # response -----------------------------------------------------------------------------
@@ -204,7 +206,7 @@ class Cache(Filter):
         elif p.label == MISS and req.method == "GET":
             self._begin_store(req, resp, p)
         resp.headers.append(b"x-cache", p.label)
-        self.tier.events.count(REQUESTS, req.route_name, p.label.decode())
+        self.tier.events.count(REQUESTS, req.route_name, _NAMES[p.label])
 
     def _answer_stale(self, req: Request, resp: Response, p: Pending) -> bool:
         """A revalidation's answer: 304 refreshes the entry and answers with it; an error
