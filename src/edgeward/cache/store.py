@@ -16,6 +16,8 @@ from collections import OrderedDict
 from typing import Final
 
 from edgeward.cache.policy import Freshness
+from edgeward.http.fields import write_fields
+from edgeward.http.h1.wire import framing_line
 
 # What an entry costs beyond its body and fields (objects, index slots): counted so that
 # many tiny entries cannot exceed the bound by much (nginx counts a fixed 128-byte node per
@@ -27,7 +29,7 @@ class Entry:
     """One stored response: what a hit replies with, and what freshness needs."""
 
     __slots__ = ("key", "primary", "base", "status", "fields", "body", "size", "fresh",
-                 "stored_at", "etag", "last_modified", "tags", "vary")
+                 "stored_at", "etag", "last_modified", "tags", "vary", "wire")
 
     def __init__(self, key: str, primary: str, base: str, status: int,
                  fields: list[tuple[bytes, bytes]], body: bytes, fresh: Freshness,
@@ -46,6 +48,11 @@ class Entry:
         self.last_modified = last_modified
         self.tags = tags
         self.vary = vary              # lower-case field names its Vary lists
+        # The head a hit sends, written once: status line, Content-Length and fields (the
+        # HTTP/1.1 codec relays it as it relays an upstream's head; see ResponseHead.raw).
+        parts = [framing_line(status, len(body), False)]
+        write_fields(parts, fields)
+        self.wire = b"".join(parts)
 
     def __repr__(self) -> str:
         return f"<Entry {self.key!r} {self.status} {self.size}B>"

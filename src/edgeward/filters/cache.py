@@ -40,7 +40,7 @@ from edgeward.filters.api import ORDER_CACHE, Filter, Reply, Request, RequestRes
 from edgeward.filters.events import CACHE as REQUESTS
 from edgeward.filters.events import CACHE_SERVED_BYTES as SERVED_BYTES
 from edgeward.filters.events import CACHE_STORED_BYTES as STORED_BYTES
-from edgeward.http.message import NO_BODY
+from edgeward.http.message import NO_BODY, ResponseHead
 
 HIT: Final = b"HIT"
 MISS: Final = b"MISS"
@@ -182,13 +182,18 @@ class Cache(Filter):
             reply = Reply(304)
             reply.fields = [(n, v) for n, v in entry.fields
                             if n.lower() in _NOT_MODIFIED_FIELDS]
+            reply.fields.append((b"age", age))
+            reply.fields.append((b"x-cache", label))
         else:
+            body = entry.body
             reply = Reply(entry.status)
-            reply.body = entry.body
-            reply.fields = list(entry.fields)
-            self.tier.events.count(SERVED_BYTES, req.route_name, "", "", len(entry.body))
-        reply.fields.append((b"age", age))
-        reply.fields.append((b"x-cache", label))
+            reply.body = body
+            # The stored head as written once, with this answer's Age and X-Cache lines.
+            head = ResponseHead(entry.status, None, len(body), entry.wire)
+            head.append_block([(b"age", age), (b"x-cache", label)],
+                              b"age: " + age + b"\r\nx-cache: " + label + b"\r\n")
+            reply.head = head
+            self.tier.events.count(SERVED_BYTES, req.route_name, "", "", len(body))
         self.tier.events.count(REQUESTS, req.route_name, _NAMES[label])
         return reply
 
