@@ -140,10 +140,11 @@ class Fleet:
                 if fields:  # a pending entry trimmed away comes back empty
                     self._apply_entry(fields)
                 ids.append(entry_id)
-                self.applied_id = entry_id.decode() if isinstance(entry_id, bytes) \
-                    else str(entry_id)
             if ids:
                 await self.client.xack(self.stream, self.group, *ids)
+                last = ids[-1]
+                # Shown once acknowledged: a restart resumes after it.
+                self.applied_id = last.decode() if isinstance(last, bytes) else str(last)
 
     def _apply_entry(self, fields: dict[Any, Any]) -> None:
         self._check_sequence(fields.get(b"s", fields.get("s")))
