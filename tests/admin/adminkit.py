@@ -50,6 +50,7 @@ class MemoryBackend:
     def __init__(self) -> None:
         self.is_ready = True
         self.drained = False
+        self.purges: list[tuple[str, str]] = []
         self.config: dict[str, Any] = {}
         self.reloads: list[dict[str, Any]] = []
         self.routes: dict[str, Counters] = {}
@@ -147,7 +148,7 @@ class MemoryBackend:
         return {"entries": 0, "size": 0}
 
     async def purge_cache(self, purges: list[tuple[str, str]]) -> dict[str, Any]:
-        self.purges = getattr(self, "purges", []) + list(purges)
+        self.purges.extend(purges)
         return {"purged": 0, "id": None}
 
     def certificates_view(self) -> list[dict[str, Any]]:
