@@ -17,11 +17,13 @@ from typing import Any, TypeVar
 
 from edgeward.auth.context import AuthContext, SubrequestFailed, SubResponse
 from edgeward.auth.directory import ConsumerDirectory
+from edgeward.cache.runtime import CacheRuntime, Prewarm
 from edgeward.canary.run import CanaryBook, CanaryRun
 from edgeward.config.schema import GatewayConfig, UpstreamConfig
 from edgeward.devices.http_api import DeviceApi
 from edgeward.devices.store import ShadowStore
 from edgeward.filters.api import Filter
+from edgeward.filters.cache import Cache
 from edgeward.filters.config import (
     BuildContext,
     FilterSpec,
@@ -139,6 +141,31 @@ def canary_book(registry: Registry) -> CanaryBook:
     """The worker's canary runs: one book for the registry's life; each compile that
     succeeds installs the runs of its routes."""
     return registry.get("canary_book", "worker", None, CanaryBook)
+def cache_runtime(registry: Registry) -> CacheRuntime:
+    """The worker's cache: one for the registry's life (a reload keeps what it stored)."""
+    return registry.get("cache", "runtime", None,
+                        lambda: CacheRuntime(filter_events(registry)))
+
+
+def _cache(cfg: GatewayConfig, registry: Registry) -> CacheRuntime:
+    """The cache runtime configured for `cfg` (bounds, and the Redis client of the fleet)."""
+    runtime = cache_runtime(registry)
+    cc = cfg.cache
+    runtime.configure(cc.max_size, cc.max_entry_size, cc.prewarm_concurrency)
+    redis_cfg = cfg.redis
+    runtime.redis = None
+    if cc.fleet is not None and redis_cfg is not None:
+        runtime.redis = registry.get("redis", "default", redis_cfg,
+                                     lambda: connect_redis(redis_cfg))
+    return runtime
+
+
+def _wire_caches(runtime: CacheRuntime, routes: list[Route], clusters: dict[str, Cluster]
+                 ) -> None:
+    caches = [f for r in routes for f in r.chain.filters if isinstance(f, Cache)]
+    prewarms = [Prewarm(c, *c.prewarm) for c in caches if c.prewarm is not None]
+    runtime.clusters = clusters
+    runtime.set_routes(caches, prewarms)
 
 
 def _governance(cfg: GatewayConfig, index: int, name: str, rng: random.Random,
@@ -345,9 +372,10 @@ def compile_snapshot(
         clusters: dict[str, Cluster] = {}
         for name, up in cfg.upstreams.items():
             clusters[name] = registry.get("cluster", name, up, _maker(name, up, loop, rng, source))
+        cache = _cache(cfg, registry)
         ctx = BuildContext(clusters=clusters, fetch=fetch, events=filter_events(registry),
                            max_header_bytes=cfg.server.max_header_bytes, rng=rng,
-                           auth=auth)
+                           auth=auth, cache=cache)
         routes: list[Route] = []
         table_entries = []
         for i, rc in enumerate(cfg.routes):
@@ -365,6 +393,7 @@ def compile_snapshot(
         subrequests.clusters = clusters
     auth.consumers.install_static(consumers)
     book.runs, book.pending, book.clusters = book.pending, {}, clusters
+    _wire_caches(cache, routes, clusters)
     for old in registry.commit():
         if isinstance(old, Cluster):
             loop.call_later(0, old.close)

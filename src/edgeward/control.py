@@ -18,9 +18,11 @@ from typing import Any
 from edgeward.auth.etcd import ConsumerWatcher
 from edgeward.balance.endpoint import Endpoint, clamp_weight
 from edgeward.balance.peak_ewma import PeakEwmaBalancer
+from edgeward.cache.fleet import Fleet
+from edgeward.cache.runtime import default_node
 from edgeward.canary.controller import Decision
 from edgeward.canary.runner import CanaryRunner
-from edgeward.compose import auth_context, canary_book, filter_events
+from edgeward.compose import auth_context, cache_runtime, canary_book, filter_events
 from edgeward.config.schema import GatewayConfig
 from edgeward.config.sources import ConfigSource, EtcdSource
 from edgeward.discovery.dns import DnsResolverWatcher
@@ -135,6 +137,7 @@ class Control:
         self.worker_id = worker_id
         self.consumers: ConsumerWatcher | None = None
         self._consumers_key: object = None
+        self._fleet_key: object = None
         # Seconds left per served certificate name, per TLS listener (listening.py), for
         # edgeward_tls_certificate_expiry_seconds; None: no TLS listener.
         self.tls_expiry: Callable[[], list[dict[str, float]]] | None = None
@@ -160,6 +163,7 @@ class Control:
         await self._sync_watches(self.runtime.snapshot)
         await self._sync_consumers()
         self.canaries.start()
+        await self._sync_fleet()
         self._upkeep = asyncio.get_running_loop().create_task(self._run_upkeep())
 
     async def _sync_consumers(self) -> None:
@@ -188,8 +192,36 @@ class Control:
                       etcd.consumers_prefix, exc)
             self.consumers.retry_in_background()
 
+    async def _sync_fleet(self) -> None:
+        """Read the cache's purge stream while `cache.fleet` is set (restarted when it or the
+        Redis client changes)."""
+        cache = cache_runtime(self.runtime.registry)
+        cfg = self.runtime.config
+        fc = cfg.cache.fleet
+        key = (fc, id(cache.redis)) if fc is not None and cache.redis is not None else None
+        if key == self._fleet_key:
+            return
+        self._fleet_key = key
+        if cache.fleet is not None:
+            await cache.fleet.stop()
+            cache.set_fleet(None, "")
+        if fc is None or cache.redis is None:
+            return
+        listeners = cfg.served_listeners()
+        listen = str(listeners[0][1].address) if listeners else "none"
+        node = fc.node if fc.node is not None else default_node(listen, self.worker_id)
+        if fc.node is not None and self.workers > 1:
+            node = f"{node}-{self.worker_id}"
+        fleet = Fleet(cache.redis, stream=fc.stream, group=node, window=fc.window,
+                      apply=cache.from_stream, flush=cache.flush_after_gap)
+        cache.set_fleet(fleet, node)
+        fleet.start()
+
     async def stop(self) -> None:
         await self.canaries.stop()
+        cache = cache_runtime(self.runtime.registry)
+        if cache.fleet is not None:
+            await cache.fleet.stop()
         if self.consumers is not None:
             await self.consumers.close()
         if self._upkeep is not None:
@@ -232,6 +264,7 @@ class Control:
             cluster.on_attempt = self.telemetry.attempt
         asyncio.get_running_loop().create_task(self._sync_watches(self.runtime.snapshot))
         asyncio.get_running_loop().create_task(self._sync_consumers())
+        asyncio.get_running_loop().create_task(self._sync_fleet())
 
     async def _sync_watches(self, snapshot: Snapshot) -> None:
         live = {id(c): c for c in snapshot.clusters.values()}
@@ -309,6 +342,17 @@ class Control:
                 if self.workers > 1:
                     return [reason]
             return []
+
+    def cache_view(self) -> dict[str, Any]:
+        return cache_runtime(self.runtime.registry).view()
+
+    async def purge_cache(self, purges: list[tuple[str, str]]) -> dict[str, Any]:
+        purged, entry_id, error = await cache_runtime(self.runtime.registry).purge(purges)
+        if error is not None:
+            return {"code": "purge_not_published", "purged": purged,
+                    "message": redact_text(f"purged in this worker but not published to "
+                                           f"the fleet: {error}")}
+        return {"purged": purged, "id": entry_id}
 
     def routes_view(self) -> list[dict[str, Any]]:
         cfg = self.runtime.config

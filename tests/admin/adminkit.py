@@ -51,6 +51,7 @@ class MemoryBackend:
         self.is_ready = True
         self.drained = False
         self.canaries: list[dict[str, Any]] = []  # as canaries_view() answers
+        self.purges: list[tuple[str, str]] = []
         self.config: dict[str, Any] = {}
         self.reloads: list[dict[str, Any]] = []
         self.routes: dict[str, Counters] = {}
@@ -143,6 +144,13 @@ class MemoryBackend:
 
     def reloads_view(self) -> list[dict[str, Any]]:
         return list(self.reloads)
+
+    def cache_view(self) -> dict[str, Any]:
+        return {"entries": 0, "size": 0}
+
+    async def purge_cache(self, purges: list[tuple[str, str]]) -> dict[str, Any]:
+        self.purges.extend(purges)
+        return {"purged": 0, "id": None}
 
     def certificates_view(self) -> list[dict[str, Any]]:
         return [{"name": "a.test", "expires": 1.0e9, "seconds_left": 86400.0}]

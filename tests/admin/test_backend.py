@@ -18,10 +18,11 @@ def test_memory_backend_implements_every_method_with_matching_kind() -> None:
     assert wanted == {"ready", "metrics_text", "config_view", "apply_config", "routes_view",
                       "upstreams_view", "ratelimits_view", "certificates_view",
                       "reloads_view", "canaries_view", "canary_command", "drain",
-                      "stats_sample"}
+                      "stats_sample", "cache_view", "purge_cache"}
     for name in wanted:
         ours = getattr(MemoryBackend, name)
-        assert inspect.iscoroutinefunction(ours) == (name == "apply_config"), name
+        assert inspect.iscoroutinefunction(ours) == (name in ("apply_config", "purge_cache")), \
+            name
     backend: AdminBackend = MemoryBackend()  # mypy-style structural check at runtime
     assert backend.ready()
 

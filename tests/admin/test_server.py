@@ -151,7 +151,7 @@ async def test_token_guards_every_post(
 ) -> None:
     srv, c = secured
     posts = sorted(path for path, method in srv.routes() if method == "POST")
-    assert posts == ["/canaries/abort", "/canaries/pause", "/canaries/promote",
+    assert posts == ["/cache/purge", "/canaries/abort", "/canaries/pause", "/canaries/promote",
                      "/canaries/start", "/config", "/drain"]
     for path in posts:
         for headers in ({}, {"Authorization": "Bearer wrong"},
@@ -165,10 +165,14 @@ async def test_token_guards_every_post(
             assert r.headers["connection"] == "close" and await refused.closed_by_server()
             await refused.close()
     assert not backend.drained and len(backend.applied_texts) == 1
+    assert not backend.purges
     auth = {"Authorization": f"Bearer {TOKEN}"}
     assert (await c.request("POST", "/config", GOOD.encode(), auth)).status == 200
     assert (await c.request("POST", "/drain", b"", auth)).status == 202
     assert backend.drained
+    purge = await c.request("POST", "/cache/purge", b'{"keys": ["h/a"], "tags": ["t"]}',
+                            {**auth, "Content-Type": "application/json"})
+    assert purge.status == 200 and backend.purges == [("key", "h/a"), ("tag", "t")]
 
 
 async def test_reads_need_no_token(secured: tuple[AdminServer, Client]) -> None:

@@ -70,6 +70,16 @@ class AdminBackend(Protocol):
         """Start a graceful drain: stop accepting, let in-flight requests finish."""
         ...
 
+    def cache_view(self) -> dict[str, Any]:
+        """The worker's cache: entries, bytes, purges applied, the fleet reader's position."""
+        ...
+
+    async def purge_cache(self, purges: list[tuple[str, str]]) -> dict[str, Any]:
+        """Apply (kind, argument) purges here and publish them to the fleet: `purged` (entries
+        removed here), `id` (the stream entry, null without a fleet); with `code`
+        (`purge_not_published`) and `message` when the fleet could not be told."""
+        ...
+
     def stats_sample(self) -> dict[str, Any]:
         """Cumulative per-route and per-upstream counts and latency buckets (see module doc)."""
         ...

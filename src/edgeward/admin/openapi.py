@@ -156,6 +156,34 @@ OPENAPI: dict[str, Any] = {
         }},
         **{f"/canaries/{action}": {"post": _canary_action(action)}
            for action in ("start", "promote", "pause", "abort")},
+        "/cache": {"get": {
+            "summary": "The worker's response cache: entries, bytes, purges, fleet position",
+            "operationId": "cache",
+            "responses": {"200": _json("cache")},
+        }},
+        "/cache/purge": {"post": {
+            "summary": "Purge cached responses by key, prefix or tag (or all), here and, "
+                       "with cache.fleet, on every gateway",
+            "operationId": "cachePurge",
+            "security": [{"bearer": []}],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "properties": {
+                    "keys": {"type": "array", "items": {"type": "string"}},
+                    "prefixes": {"type": "array", "items": {"type": "string"}},
+                    "tags": {"type": "array", "items": {"type": "string"}},
+                    "all": {"type": "boolean"}}}}}},
+            "responses": {
+                "200": _json("purged", {"type": "object", "properties": {
+                    "purged": {"type": "integer"},
+                    "id": {"type": ["string", "null"],
+                           "description": "the purge stream entry"}}}),
+                "400": _ERROR,
+                "401": _UNAUTHORIZED,
+                "403": _ERROR,
+                "415": _ERROR,
+                "503": _ERROR,
+            },
+        }},
         "/openapi.json": {"get": {
             "summary": "This document",
             "operationId": "openapi",

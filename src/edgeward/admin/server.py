@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from urllib.parse import parse_qs
 
 from edgeward.admin.backend import AdminBackend
+from edgeward.admin.cache import parse_purge
 from edgeward.admin.config import AdminConfig
 from edgeward.admin.guard import check_request
 from edgeward.admin.openapi import OPENAPI
@@ -107,6 +108,8 @@ class AdminServer:
             "/canaries": {"GET": self._canaries},
             **{f"/canaries/{action}": {"POST": self._canary_action}
                for action in CANARY_ACTIONS},
+            "/cache": {"GET": self._cache},
+            "/cache/purge": {"POST": self._cache_purge},
             "/openapi.json": {"GET": self._openapi_doc},
             "/openapi/devices.json": {"GET": self._devices_openapi_doc},
             "/api/series": {"GET": self._series},
@@ -351,6 +354,17 @@ class AdminServer:
         except CanaryStateError as exc:
             return error_response(409, "canary_conflict", str(exc), rid)
         return json_response(200, result)
+    async def _cache(self, request: AdminRequest) -> AdminResponse:
+        return json_response(200, self.backend.cache_view())
+
+    async def _cache_purge(self, request: AdminRequest) -> AdminResponse:
+        purges, problems = parse_purge(request.body)
+        if problems:
+            return json_response(400, {"code": "invalid_purge", "message": "; ".join(problems),
+                                       "request_id": request.request_id})
+        result = await self.backend.purge_cache(purges)
+        status = 503 if result.get("code") else 200
+        return json_response(status, {**result, "request_id": request.request_id})
 
     async def _openapi_doc(self, request: AdminRequest) -> AdminResponse:
         return AdminResponse(200, self._openapi)

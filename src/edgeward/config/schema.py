@@ -24,6 +24,7 @@ from edgeward.balance.options import (
     BalanceKind,
     BalancerOptions,
 )
+from edgeward.cache.config import CacheConfig
 from edgeward.canary.config import CanaryConfig
 from edgeward.config.listeners import (
     ListenerConfig,
@@ -338,6 +339,10 @@ class GatewayConfig:
     redis: RedisConfig | None = field(
         default=None, metadata=doc("for scope: global limits; `redis: URL` shorthand"))
     etcd: EtcdConfig | None = field(default=None, metadata=doc("for etcd discovery"))
+    cache: CacheConfig = field(
+        default_factory=CacheConfig,
+        metadata=doc("the worker's response cache and fleet-wide purges; routes cache with "
+                     "the `cache` filter (docs/cache.md)"))
     tracing: TracingConfig | None = field(default=None, metadata=doc("off by default"))
     access_log: AccessLogConfig | None = field(default=None, metadata=doc("off by default"))
     logging: LoggingConfig = field(
@@ -382,6 +387,8 @@ class GatewayConfig:
         if self.devices.mqtt is not None and self.redis is None:
             problems.append(("devices.mqtt", "the MQTT bridge keeps shadows in Redis: give a "
                              "top-level redis: URL"))
+        if self.cache.fleet is not None and self.redis is None:
+            problems.append(("cache.fleet", "fleet-wide purges need a top-level redis: URL"))
         named = read_definitions(self.filters, problems)
         for key, spec in named.items():
             for ref, upstream in spec.upstreams():

@@ -103,7 +103,7 @@ class Reply:
     as the exchange's error code.
     """
 
-    __slots__ = ("status", "fields", "body", "code", "detail")
+    __slots__ = ("status", "fields", "body", "code", "detail", "head")
 
     def __init__(self, status: int, body: bytes | str = b"",
                  headers: Mapping[str, str] | Sequence[tuple[str, str]] | None = None) -> None:
@@ -114,6 +114,9 @@ class Reply:
         self.fields = _fields(headers)
         self.code: str | None = None    # an error document's code
         self.detail: str | None = None  # ... and its message
+        # A head made ready beforehand (a cache's stored response, its wire kept): sent in
+        # place of one made from `status` and `fields`.
+        self.head: ResponseHead | None = None
 
     @staticmethod
     def error(status: int, code: str, detail: str | None = None,

@@ -48,7 +48,8 @@ class BuildContext:
     typed loosely so filters/ does not import proxy/), `fetch` the subrequest client
     (`edgeward.proxy.subrequest.fetch`), `events` the worker's filter event counts (exported
     as metrics), `max_header_bytes` the listener's head limit, `rng` for percentages, `auth`
-    the worker's authentication context (consumers, subrequests to named upstreams)."""
+    the worker's authentication context (consumers, subrequests to named upstreams), `cache`
+    the worker's cache runtime."""
 
     clusters: Mapping[str, Any] = field(default_factory=dict)
     fetch: Callable[..., Awaitable[object]] | None = None
@@ -56,6 +57,9 @@ class BuildContext:
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     rng: random.Random = field(default_factory=random.Random)
     auth: AuthContext = field(default_factory=AuthContext)
+    # The worker's cache (edgeward.cache.runtime.CacheRuntime; loosely typed so filters/
+    # config does not import the cache's I/O side).
+    cache: Any = None
 
 
 @dataclass(frozen=True)

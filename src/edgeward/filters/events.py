@@ -17,6 +17,11 @@ FAULT: Final = "fault"              # (route, fault kind)
 COMPRESS: Final = "compress"        # (route, algorithm)
 CORS_REJECTED: Final = "cors_rejected"  # (route,)
 IP_DENIED: Final = "ip_denied"      # (route,)
+# The cache (edgeward.filters.cache, edgeward.cache.tier).
+CACHE: Final = "cache"              # (route, result: HIT/MISS/STALE/REVALIDATED/BYPASS)
+CACHE_SERVED_BYTES: Final = "cache_served_bytes"  # (route,) += body bytes
+CACHE_STORED_BYTES: Final = "cache_stored_bytes"  # (route,) += body bytes
+CACHE_PURGE: Final = "cache_purge"  # (kind, source): the first label is the kind, not a route
 
 
 class FilterEvents:
@@ -27,10 +32,10 @@ class FilterEvents:
     def __init__(self) -> None:
         self.counts: dict[tuple[str, str, str, str], int] = {}
 
-    def count(self, family: str, route: str, a: str = "", b: str = "") -> None:
+    def count(self, family: str, route: str, a: str = "", b: str = "", n: int = 1) -> None:
         key = (family, route, a, b)
         counts = self.counts
-        counts[key] = counts.get(key, 0) + 1
+        counts[key] = counts.get(key, 0) + n
 
     def total(self, family: str) -> int:
         return sum(n for k, n in self.counts.items() if k[0] == family)

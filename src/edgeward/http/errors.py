@@ -82,6 +82,10 @@ _CATALOGUE = [
     ErrorCode("filter_timeout", 504, "A filter did not decide within the route's timeout."),
     ErrorCode("http_version_not_supported", 505, "Only HTTP/1.0 and HTTP/1.1 are accepted here."),
     ErrorCode("invalid_config", 400, "The admin API refused a config; `problems` lists why."),
+    ErrorCode("invalid_purge", 400, "POST /cache/purge's body is not a purge the API takes."),
+    ErrorCode("purge_not_published", 503,
+              "A purge was applied in this worker but could not be appended to the fleet's "
+              "purge stream (Redis error): the other gateways did not get it."),
     ErrorCode("headers_too_large", 431, "The admin API request head exceeds admin.max_head."),
     ErrorCode("body_too_large", 413, "The admin API request body exceeds admin.max_body."),
 ]

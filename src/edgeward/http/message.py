@@ -236,6 +236,15 @@ class ResponseHead:
             found = self._headers = Headers(fields, self.raw, len(fields))
         return found
 
+    def reset(self, status: int, fields: list[tuple[bytes, bytes]], body_length: int) -> None:
+        """Become another response (a cache answering with a stored one in place of the
+        upstream's 304 or error): status, fields and body length replaced, nothing relayed."""
+        self.status = status
+        self._headers = Headers(fields)
+        self.raw = b""
+        self.body_length = body_length
+        self.trailers = None
+
     def append_block(self, fields: list[tuple[bytes, bytes]], block: bytes) -> None:
         """The gateway's own fields with their lines (see `Headers.append_block`), added
         without taking the received head apart."""

@@ -161,6 +161,20 @@ FAMILIES: tuple[MetricSpec, ...] = (
     MetricSpec(kind="counter", name="edgeward_ip_denied_total",
                help="Requests refused by an ip filter (403 ip_denied), by route.",
                labels=("route",), max_children=MAX_ROUTE_CHILDREN),
+    MetricSpec(kind="counter", name="edgeward_cache_requests_total",
+               help="Requests a cache filter saw, by route and result (HIT, MISS, STALE, "
+                    "REVALIDATED, BYPASS: the X-Cache value).",
+               labels=("route", "result"), max_children=MAX_ROUTE_CHILDREN),
+    MetricSpec(kind="counter", name="edgeward_cache_served_bytes_total",
+               help="Body bytes answered from the cache, by route.",
+               labels=("route",), max_children=MAX_ROUTE_CHILDREN),
+    MetricSpec(kind="counter", name="edgeward_cache_stored_bytes_total",
+               help="Body bytes stored in the cache, by route.",
+               labels=("route",), max_children=MAX_ROUTE_CHILDREN),
+    MetricSpec(kind="counter", name="edgeward_cache_purges_total",
+               help="Purges applied in this worker, by kind (key, prefix, tag, flush) and "
+                    "source (admin, rule, stream).",
+               labels=("kind", "source"), max_children=MAX_ROUTE_CHILDREN),
     # The process (edgeward.observe.process), the names Prometheus client libraries use.
     MetricSpec(kind="counter", name="process_cpu_seconds_total",
                help="User and system CPU time of the worker processes (summed)."),
@@ -247,6 +261,10 @@ FILTER_FAMILIES: dict[str, tuple[str, int]] = {
     "compress": ("edgeward_compressed_responses_total", 1),
     "cors_rejected": ("edgeward_cors_rejected_total", 0),
     "ip_denied": ("edgeward_ip_denied_total", 0),
+    "cache": ("edgeward_cache_requests_total", 1),
+    "cache_served_bytes": ("edgeward_cache_served_bytes_total", 0),
+    "cache_stored_bytes": ("edgeward_cache_stored_bytes_total", 0),
+    "cache_purge": ("edgeward_cache_purges_total", 1),
 }
 
 

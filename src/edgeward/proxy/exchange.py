@@ -343,8 +343,12 @@ class Exchange(FilterRun):
             self.fwd.abandon()
         if reply.code is not None:
             self.error_code = reply.code
-        body, fields = _reply_message(reply, self.head)
-        resp = ResponseHead(reply.status, Headers(fields), len(body))
+        resp = reply.head  # a head made ready beforehand (a cache's), or made here
+        if resp is None:
+            body, fields = _reply_message(reply, self.head)
+            resp = ResponseHead(reply.status, Headers(fields), len(body))
+        else:
+            body = reply.body
         self.resp = resp
         self.status = reply.status
         self._response_filters(resp)

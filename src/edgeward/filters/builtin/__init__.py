@@ -6,6 +6,7 @@ live one level up (`edgeward.filters.headers`, ...), where the hot ones are comp
 """
 
 from edgeward.filters.builtin import (  # noqa: F401
+    cache,
     compress,
     cors,
     fault,
