@@ -45,6 +45,7 @@ MODULES = (
     "edgeward/http/outbox.py",
     "edgeward/http/headers.py",
     "edgeward/http/errors.py",
+    "edgeward/http/date.py",
     "edgeward/http/h1/head.py",
     "edgeward/http/h1/server.py",
     "edgeward/http/h1/client.py",

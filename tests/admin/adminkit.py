@@ -187,8 +187,18 @@ class Response:
         self.body = body
 
     def json(self) -> Any:
-        assert self.headers["content-type"].startswith("application/json"), self.headers
-        return json.loads(self.body)
+        """The JSON body: an answer (`application/json`) or, from status 400 on, a problem
+        document (RFC 9457) with the gateway's members."""
+        ctype = self.headers["content-type"]
+        if self.status < 400:
+            assert ctype.startswith("application/json"), self.headers
+            return json.loads(self.body)
+        assert ctype == "application/problem+json", self.headers
+        assert "date" in self.headers, self.headers
+        doc = json.loads(self.body)
+        assert doc["status"] == self.status and doc["detail"], doc
+        assert doc["type"] == "urn:edgeward:problem:" + doc["code"], doc
+        return doc
 
 
 class Client:

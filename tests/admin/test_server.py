@@ -71,7 +71,7 @@ async def test_config_roundtrip_applies_and_refuses(client: Client, backend: Mem
     body = r.json()
     assert r.status == 400 and body["code"] == "invalid_config"
     assert body["problems"] == ["routes[0].upstream: unknown upstream 'nowhere'"]
-    assert body["request_id"] and "unchanged" in body["message"]
+    assert body["request_id"] and "unchanged" in body["detail"]
     assert (await client.request("GET", "/config")).json() == before
 
     r = await client.request("POST", "/config", GOOD.encode())
@@ -142,7 +142,7 @@ async def test_backend_failure_is_a_500_without_details(
     r = await client.request("GET", "/routes")
     body = r.json()
     assert r.status == 500 and body["code"] == "internal_error"
-    assert "RuntimeError" in body["message"] and "hunter2" not in body["message"]
+    assert "RuntimeError" in body["detail"] and "hunter2" not in body["detail"]
     assert (await client.request("GET", "/healthz")).status == 200  # connection still good
 
 

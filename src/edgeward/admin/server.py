@@ -24,6 +24,7 @@ from edgeward.admin.guard import check_request
 from edgeward.admin.openapi import OPENAPI
 from edgeward.admin.series import DEFAULT_HORIZON, DEFAULT_STEP, SeriesKeeper
 from edgeward.admin.wire import (
+    PROBLEM_JSON_TYPE,
     AdminFactory,
     AdminRequest,
     AdminResponse,
@@ -31,6 +32,7 @@ from edgeward.admin.wire import (
     error_response,
     json_bytes,
     json_response,
+    problem,
 )
 from edgeward.http.h1.server import H1Connection
 from edgeward.http.listener import ListenerState
@@ -258,11 +260,9 @@ class AdminServer:
     async def _ready(self, request: AdminRequest) -> AdminResponse:
         if self.backend.ready():
             return json_response(200, {"status": "ready"})
-        return json_response(503, {
-            "status": "not_ready", "code": "not_ready",
-            "message": "the gateway is not accepting traffic (starting or draining)",
-            "request_id": request.request_id,
-        })
+        return error_response(503, "not_ready",
+                              "the gateway is not accepting traffic (starting or draining)",
+                              request.request_id)
 
     async def _metrics(self, request: AdminRequest) -> AdminResponse:
         return AdminResponse(200, self.backend.metrics_text().encode(), METRICS_TYPE)
@@ -283,12 +283,10 @@ class AdminServer:
                 async with self._reload_lock:  # one reload at a time, in arrival order
                     problems = list(await self.backend.apply_config(text))
         if problems:
-            return json_response(400, {
-                "code": "invalid_config",
-                "message": f"configuration refused ({len(problems)} problem(s)); "
-                           "the running configuration is unchanged",
-                "problems": problems, "request_id": rid,
-            })
+            detail = (f"configuration refused ({len(problems)} problem(s)); "
+                      "the running configuration is unchanged")
+            doc = problem(400, "invalid_config", detail, rid, problems=problems)
+            return AdminResponse(400, json_bytes(doc), PROBLEM_JSON_TYPE)
         return json_response(200, {"applied": True})
 
     async def _routes(self, request: AdminRequest) -> AdminResponse:
