@@ -27,7 +27,7 @@ from edgeward.discovery.health import ActiveHealthChecker
 from edgeward.discovery.health import Transition as HealthTransition
 from edgeward.gateway import Worker
 from edgeward.observe.exchange import SnapshotExchange
-from edgeward.observe.metrics import Gauge
+from edgeward.observe.metrics import Gauge, render_snapshot
 from edgeward.observe.process import ProcessWatch
 from edgeward.proxy.cluster import Cluster
 from edgeward.proxy.snapshot import Snapshot
@@ -254,12 +254,12 @@ class Control:
             self._expiry_gauge = expiry_gauge(self.telemetry.metrics.registry)
         export_expiry(self._expiry_gauge, *expiries)
 
-    def metrics_text(self) -> str:
+    def metrics_text(self, openmetrics: bool = False) -> str:
         self._filter_counts()
         registry = self.telemetry.metrics.registry
         if self.exchange is not None:
-            return self.exchange.render(registry)
-        return registry.render()
+            return self.exchange.render(registry, openmetrics=openmetrics)
+        return render_snapshot(registry.snapshot(), openmetrics)
 
     def config_view(self) -> dict[str, Any]:
         from edgeward.config.text import safe_load

@@ -65,11 +65,11 @@ class MemoryBackend:
     def ready(self) -> bool:
         return self.is_ready and not self.drained
 
-    def metrics_text(self) -> str:
+    def metrics_text(self, openmetrics: bool = False) -> str:
         lines = ["# TYPE edgeward_requests_total counter"]
         for name, c in sorted(self.routes.items()):
             lines.append(f'edgeward_requests_total{{route="{name}"}} {c.requests}')
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines) + ("\n# EOF\n" if openmetrics else "\n")
 
     def config_view(self) -> dict[str, Any]:
         view = json.loads(json.dumps(self.config))

@@ -30,8 +30,8 @@ class AdminBackend(Protocol):
         """True when the gateway accepts traffic (config loaded, listeners bound, not draining)."""
         ...
 
-    def metrics_text(self) -> str:
-        """Prometheus text exposition format 0.0.4."""
+    def metrics_text(self, openmetrics: bool = False) -> str:
+        """Prometheus text exposition format 0.0.4, or OpenMetrics 1.0 when asked for."""
         ...
 
     def config_view(self) -> dict[str, Any]:

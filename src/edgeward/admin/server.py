@@ -36,12 +36,13 @@ from edgeward.admin.wire import (
 )
 from edgeward.http.h1.server import H1Connection
 from edgeward.http.listener import ListenerState
+from edgeward.observe.metrics import CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE, wants_openmetrics
 
 log = logging.getLogger("edgeward.admin")
 
 Handler = Callable[[AdminRequest], Awaitable[AdminResponse]]
 
-METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+METRICS_TYPE = CONTENT_TYPE
 HTML_TYPE = "text/html; charset=utf-8"
 _SCRIPT_RE = re.compile(r"<script>(.*?)</script>", re.S)
 
@@ -265,7 +266,11 @@ class AdminServer:
                               request.request_id)
 
     async def _metrics(self, request: AdminRequest) -> AdminResponse:
-        return AdminResponse(200, self.backend.metrics_text().encode(), METRICS_TYPE)
+        openmetrics = wants_openmetrics(request.headers.get("accept", ""))
+        text = self.backend.metrics_text(openmetrics)
+        return AdminResponse(200, text.encode(),
+                             OPENMETRICS_CONTENT_TYPE if openmetrics else METRICS_TYPE,
+                             (("vary", "Accept"),))
 
     async def _get_config(self, request: AdminRequest) -> AdminResponse:
         return json_response(200, self.backend.config_view())
