@@ -327,8 +327,9 @@ class Control:
                 breaker = cluster.breaker_for(e)
                 eps.append({
                     "address": e.key, "weight": e.weight, "healthy": e.healthy,
+                    "health_checked": cluster.config.health is not None,
                     "ejected": e.ejected, "in_flight": e.active,
-                    "breaker": breaker.state(now) if breaker is not None else "closed",
+                    "breaker": breaker.state(now) if breaker is not None else None,
                     "ewma_ms": _ewma_ms(cluster, e, now),
                     "idle_connections": len(cluster.pools[e].idle) if e in cluster.pools else 0,
                 })
@@ -399,7 +400,20 @@ def _stats(telemetry: Telemetry) -> dict[str, Any]:
             cumulative.append([le, total])
         up = upstreams.setdefault(name, {"requests": 0, "errors": 0, "buckets": []})
         up["buckets"] = cumulative
-    return {"routes": routes, "upstreams": upstreams}
+    return {"routes": routes, "upstreams": upstreams, "endpoints": _endpoint_stats(telemetry)}
+
+
+def _endpoint_stats(telemetry: Telemetry) -> dict[str, dict[str, Any]]:
+    """Cumulative attempts and failed attempts per endpoint, as "upstream/endpoint": the
+    passive figures that show a failing endpoint of an upstream without health checks."""
+    out: dict[str, dict[str, Any]] = {}
+    for (upstream, endpoint, outcome), child in telemetry.attempt_counts():
+        entry = out.setdefault(f"{upstream}/{endpoint}", {"requests": 0, "errors": 0})
+        value = int(child.value)
+        entry["requests"] += value
+        if outcome != "success":
+            entry["errors"] += value
+    return out
 
 
 def _respond_view(respond: Any) -> dict[str, Any]:

@@ -55,6 +55,7 @@ class MemoryBackend:
         self.routes: dict[str, Counters] = {}
         self.upstreams: dict[str, Counters] = {}
         self.endpoints: dict[str, list[Endpoint]] = {}
+        self.attempts: dict[str, Counters] = {}  # "upstream/endpoint" -> attempts
         self.apply_delay = 0.0
         self.applied_texts: list[str] = []
         self.applying = 0
@@ -153,6 +154,8 @@ class MemoryBackend:
         return {
             "routes": {n: c.sample() for n, c in self.routes.items()},
             "upstreams": {n: c.sample() for n, c in self.upstreams.items()},
+            "endpoints": {n: {"requests": c.requests, "errors": c.errors}
+                          for n, c in self.attempts.items()},
         }
 
     # -- test helpers ----------------------------------------------------------------------
@@ -161,6 +164,12 @@ class MemoryBackend:
         for i in range(n):
             self.routes[route].observe(seconds, i < errors)
             self.upstreams[upstream].observe(seconds, i < errors)
+
+    def attempt(self, upstream: str, endpoint: str, n: int, *, errors: int = 0) -> None:
+        """`n` attempts sent to one endpoint, the first `errors` of them failed."""
+        counts = self.attempts.setdefault(f"{upstream}/{endpoint}", Counters())
+        for i in range(n):
+            counts.observe(0.01, i < errors)
 
 
 CONFIG = """

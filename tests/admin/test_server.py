@@ -106,7 +106,8 @@ async def test_state_views(client: Client) -> None:
     assert [u["name"] for u in ups] == ["orders", "users"]
     ep = ups[0]["endpoints"][0]
     assert ep == {"address": "127.0.0.1:8001", "weight": 1, "healthy": True, "ejected": False,
-                  "breaker": "closed", "in_flight": 0, "ewma_ms": 12.5}
+                  "breaker": "closed", "in_flight": 0, "ewma_ms": 12.5,
+                  "health_checked": False}
     limits = (await client.request("GET", "/ratelimits")).json()
     assert limits == [{"route": "orders_api", "rate": "100/s", "burst": 50}]
     reloads = (await client.request("GET", "/reloads")).json()

@@ -95,6 +95,10 @@ class Telemetry:
         counts[i] = counts[i] + 1  # (not `+=`: compiled, that is a generic in-place add)
         hist.sum += duration
 
+    def attempt_counts(self) -> list[tuple[tuple[str, str, str], CounterChild]]:
+        """(upstream, endpoint, outcome) -> the attempts counted so far."""
+        return list(self._attempts.items())
+
     def upstream_histograms(self) -> list[tuple[str, HistogramChild]]:
         return list(self._attempt_hist.items())
 
