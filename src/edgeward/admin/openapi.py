@@ -53,8 +53,13 @@ OPENAPI: dict[str, Any] = {
             "summary": "Prometheus metrics",
             "operationId": "metrics",
             "responses": {"200": {
-                "description": "text exposition format 0.0.4",
-                "content": {"text/plain; version=0.0.4": {"schema": {"type": "string"}}},
+                "description": "text exposition format 0.0.4, or OpenMetrics 1.0 when the "
+                               "Accept header asks for it first",
+                "content": {
+                    "text/plain; version=0.0.4": {"schema": {"type": "string"}},
+                    "application/openmetrics-text; version=1.0.0": {
+                        "schema": {"type": "string"}},
+                },
             }},
         }},
         "/config": {
