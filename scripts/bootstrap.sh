@@ -33,7 +33,7 @@ native() {
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc python3-dev >/dev/null || true
     fi
   fi
-  .venv/bin/python -m edgeward._native || echo "edgeward: running as plain Python" >&2
+  .venv/bin/python -m edgeward.build_native || echo "edgeward: running as plain Python" >&2
 }
 case "${EDGEWARD_NATIVE:-1}" in
   0) ;;

@@ -190,7 +190,7 @@ def test_a_build_refuses_to_run_beside_another() -> None:
     assert not lock.exists()
     try:
         lock.write_text(str(other.pid))
-        done = subprocess.run([sys.executable, "-m", "edgeward._native"], capture_output=True,
+        done = subprocess.run([sys.executable, "-m", "edgeward.build_native"], capture_output=True,
                               text=True, timeout=60)
         assert done.returncode == 1
         assert f"already under way (process {other.pid})" in done.stderr

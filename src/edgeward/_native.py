@@ -315,8 +315,8 @@ def note() -> str | None:
                 "background (about a minute) and the next start uses it (about twice as fast)")
     if state == "none":
         return ("data plane: plain Python, about half the compiled speed (no native build: "
-                "scripts/bootstrap.sh, or `python -m edgeward._native` with mypy and a C "
-                "compiler, compiles it)")
+                "scripts/bootstrap.sh, or `python -m edgeward.build_native` with mypy and a "
+                "C compiler, compiles it)")
     return None
 
 
@@ -358,6 +358,3 @@ def _compile(mypyc: str) -> int:
     write_manifest()
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(build())
