@@ -19,8 +19,8 @@ import timeit
 from edgeward.observe.access_log import AccessLog, AccessLogConfig
 from edgeward.observe.gateway_metrics import GatewayMetrics
 from edgeward.observe.metrics import Registry
+from edgeward.observe.otlp import OtlpHttpExporter
 from edgeward.observe.tracing import (
-    OtlpHttpExporter,
     Sampler,
     SpanRecord,
     new_trace_id,

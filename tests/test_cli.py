@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -151,6 +152,12 @@ def test_proxy_with_two_workers_serves_from_both_and_exits_0(origin: Origin) -> 
         assert len(seen) == 2, "only one worker took traffic"
         assert gw.stop() == 0
         assert "Traceback" not in gw.stderr_text()
+        # Without a usable native build (none, or compiling), said once, not per worker.
+        state = subprocess.run(
+            [sys.executable, "-c", "import edgeward._native as n; print(n.state)"],
+            capture_output=True, text=True, check=True).stdout.strip()
+        said = gw.stderr_text().count("data plane: plain Python")
+        assert said == (1 if state in ("none", "building") else 0), (state, gw.stderr_text())
     finally:
         gw.stop()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import importlib
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -127,10 +128,76 @@ def test_a_stale_build_that_cannot_be_removed_is_not_loaded(
     assert "cannot be removed (Permission denied)" in capsys.readouterr().err
 
 
-def test_no_build_is_plain_python(tmp_path: Path) -> None:
+def _import_a(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+              hook: _native.SourcesFirst | None) -> str:
+    """Where pkg.a loads from under `hook` (then removed)."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        return str(importlib.import_module("pkg.a").__file__)
+    finally:
+        if hook is not None:
+            sys.meta_path.remove(hook)
+        for name in [n for n in sys.modules if n == "pkg" or n.startswith("pkg.")]:
+            del sys.modules[name]
+
+
+def test_no_build_is_plain_python_for_the_whole_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_tree(tmp_path, built=False)
     assert _native.stale(str(tmp_path), MODULES) is None
-    _native.guard(str(tmp_path), MODULES)
+    hook = _native.guard(str(tmp_path), MODULES)
+    assert hook is not None and _native.state == "none"
+    # A build that finishes while the process runs is not mixed into it (the shims here are
+    # not loadable: importing one would fail).
+    for m in MODULES:
+        Path(_native._shim(m, str(tmp_path))).write_bytes(b"\x7fELF")
+    assert _import_a(tmp_path, monkeypatch, hook) == str(tmp_path / "pkg/a.py")
+    assert "plain Python" in (_native.note() or "")
+
+
+def test_a_build_under_way_is_left_alone_and_not_loaded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    make_tree(tmp_path, built=True)
+    os.unlink(_native._shim("pkg/b.py", str(tmp_path)))  # half written
+    lock = tmp_path / "pkg" / _native.LOCK
+    lock.write_text(str(os.getpid()))  # a live process
+    assert _native.builder(str(tmp_path), MODULES) == os.getpid()
+    hook = _native.guard(str(tmp_path), MODULES)
+    assert hook is not None and _native.state == "building"
+    assert os.path.exists(_native._shim("pkg/a.py", str(tmp_path)))  # not cleaned
+    assert _import_a(tmp_path, monkeypatch, hook) == str(tmp_path / "pkg/a.py")
+    assert "compiling in the background" in (_native.note() or "")
+    assert capsys.readouterr().err == ""
+
+
+def test_the_lock_of_a_build_that_died_is_ignored(tmp_path: Path) -> None:
+    make_tree(tmp_path, built=True)
+    os.unlink(_native._shim("pkg/b.py", str(tmp_path)))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    (tmp_path / "pkg" / _native.LOCK).write_text(dead)
+    assert _native.builder(str(tmp_path), MODULES) is None
+    hook = _native.guard(str(tmp_path), MODULES)
+    assert _native.state == "stale" and hook is not None
+    sys.meta_path.remove(hook)
+    assert not os.path.exists(_native._shim("pkg/a.py", str(tmp_path)))  # cleaned
+
+
+def test_a_build_refuses_to_run_beside_another() -> None:
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    lock = Path(_native._lock_path(_native._SRC, _native.MODULES))
+    assert not lock.exists()
+    try:
+        lock.write_text(str(other.pid))
+        done = subprocess.run([sys.executable, "-m", "edgeward.build_native"], capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 1
+        assert f"already under way (process {other.pid})" in done.stderr
+    finally:
+        lock.unlink()
+        other.kill()
+        other.wait()
 
 
 # --- what the compiled build allows --------------------------------------------------------------

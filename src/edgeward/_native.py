@@ -17,6 +17,14 @@ object is missing, it removes every compiled shim of the group (they call each o
 so they are used all together or not at all) and says so once on stderr. If they cannot be
 removed (a read-only install), it fails closed all the same: an import hook makes each of
 MODULES load from its source.
+
+A process that starts without a usable build (none yet, or one being compiled) also loads
+MODULES from their sources for its whole life, through the same hook: a build finished while
+it runs must not mix compiled modules into an interpreted data plane. A build under way
+holds LOCK (the builder's process id), so that a process starting meanwhile leaves the
+half-written build alone; the next start uses the finished build. `scripts/bootstrap.sh`
+with EDGEWARD_NATIVE=background (what `scripts/demo.sh` does) builds so, in the background,
+and the gateway answers at once as plain Python.
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ MODULES = (
     "edgeward/http/outbox.py",
     "edgeward/http/headers.py",
     "edgeward/http/errors.py",
+    "edgeward/http/date.py",
     "edgeward/http/h1/head.py",
     "edgeward/http/h1/server.py",
     "edgeward/http/h1/client.py",
@@ -134,6 +143,11 @@ _SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
 # Beside the compiled modules: {source path relative to the source root: SHA-256}.
 MANIFEST = "native-build.json"
+# Beside them too while a build runs: the process id of the build (or of the background job
+# that runs it).
+LOCK = "native-build.lock"
+# What guard() found in this process: "compiled", "none", "building", "stale", "disabled".
+state = "none"
 
 
 def _shim(module: str, src: str = _SRC) -> str:
@@ -161,6 +175,30 @@ def clean(src: str = _SRC, modules: tuple[str, ...] = MODULES) -> None:
 
 def _manifest_path(src: str, modules: Sequence[str]) -> str:
     return os.path.join(src, modules[0].split("/")[0], MANIFEST)
+
+
+def _lock_path(src: str, modules: Sequence[str]) -> str:
+    return os.path.join(src, modules[0].split("/")[0], LOCK)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid > 0
+
+
+def builder(src: str = _SRC, modules: Sequence[str] = MODULES) -> int | None:
+    """The process id of a build under way (its lock names a live process), else None."""
+    try:
+        with open(_lock_path(src, modules), encoding="ascii") as f:
+            pid = int(f.read().strip() or "0")
+    except (OSError, ValueError):
+        return None
+    return pid if pid > 0 and _alive(pid) else None
 
 
 def dependencies(src: str = _SRC, modules: Sequence[str] = MODULES) -> list[str]:
@@ -247,36 +285,80 @@ class SourcesFirst(importlib.abc.MetaPathFinder):
 
 
 def guard(src: str = _SRC, modules: tuple[str, ...] = MODULES) -> SourcesFirst | None:
-    """Remove a stale build; when that fails, load the sources anyway (the hook returned).
-    With EDGEWARD_NATIVE=0 in the environment, a fresh build is left in place but not used
-    (the test script runs the codec tests so, beside the compiled run)."""
+    """Use a fresh build; otherwise load MODULES from their sources (the hook returned), and
+    remove a stale build unless one is being written. With EDGEWARD_NATIVE=0 in the
+    environment, a fresh build is left in place but not used (the test script runs the codec
+    tests so, beside the compiled run)."""
+    global state
     if os.environ.get("EDGEWARD_NATIVE") == "0":
-        hook = SourcesFirst(src, modules)
-        sys.meta_path.insert(0, hook)
-        return hook
-    if not stale(src, modules):
+        state = "disabled"
+        return _sources_first(src, modules)
+    if builder(src, modules) is not None:
+        state = "building"
+        return _sources_first(src, modules)
+    found = stale(src, modules)
+    if found is None:
+        state = "none"
+        return _sources_first(src, modules)
+    if not found:
+        state = "compiled"
         return None
+    state = "stale"
     try:
         clean(src, modules)
     except OSError as exc:
-        hook = SourcesFirst(src, modules)
-        sys.meta_path.insert(0, hook)
         print(f"edgeward: sources changed since the native build, which cannot be removed "
               f"({exc.strerror}); running as plain Python (rebuild: scripts/bootstrap.sh)",
               file=sys.stderr)
-        return hook
+        return _sources_first(src, modules)
     print("edgeward: sources changed since the native build; running as plain Python "
           "(rebuild: scripts/bootstrap.sh)", file=sys.stderr)
+    return _sources_first(src, modules)
+
+
+def _sources_first(src: str, modules: Sequence[str]) -> SourcesFirst:
+    hook = SourcesFirst(src, modules)
+    sys.meta_path.insert(0, hook)
+    return hook
+
+
+def note() -> str | None:
+    """What a serving process says once at start when its data plane is not compiled."""
+    if state == "building":
+        return ("data plane: plain Python for now; the native build is compiling in the "
+                "background (about a minute) and the next start uses it (about twice as fast)")
+    if state == "none":
+        return ("data plane: plain Python, about half the compiled speed (no native build: "
+                "scripts/bootstrap.sh, or `python -m edgeward.build_native` with mypy and a "
+                "C compiler, compiles it)")
     return None
 
 
 def build() -> int:
-    """Compile MODULES in place; returns the compiler's exit status (0 = built)."""
+    """Compile MODULES in place; returns the compiler's exit status (0 = built). Holds LOCK
+    meanwhile (or runs under the lock of the background job that started it)."""
     mypyc = shutil.which("mypyc", path=os.path.dirname(sys.executable)) or shutil.which("mypyc")
     if mypyc is None:
         print("edgeward: mypyc not found (pip install mypy); staying plain Python",
               file=sys.stderr)
         return 1
+    holder = builder()
+    if holder is not None and holder not in (os.getpid(), os.getppid()):
+        print(f"edgeward: a native build is already under way (process {holder})",
+              file=sys.stderr)
+        return 1
+    lock = _lock_path(_SRC, MODULES)
+    if holder is None:
+        with open(lock, "w", encoding="ascii") as f:
+            f.write(str(os.getpid()))
+    try:
+        return _compile(mypyc)
+    finally:
+        if holder is None:
+            os.unlink(lock)
+
+
+def _compile(mypyc: str) -> int:
     clean()
     work = os.path.join(_SRC, "build")
     result = subprocess.run([mypyc, *MODULES], cwd=_SRC, stdout=subprocess.DEVNULL,
@@ -289,5 +371,4 @@ def build() -> int:
         return result.returncode
     write_manifest()
     return 0
-
 

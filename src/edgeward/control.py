@@ -32,7 +32,7 @@ from edgeward.discovery.health import Transition as HealthTransition
 from edgeward.gateway import Worker
 from edgeward.http.h2.limits import REASONS as H2_REASONS
 from edgeward.observe.exchange import SnapshotExchange
-from edgeward.observe.metrics import Gauge
+from edgeward.observe.metrics import Gauge, render_snapshot
 from edgeward.observe.process import ProcessWatch
 from edgeward.proxy.cluster import Cluster
 from edgeward.proxy.snapshot import Snapshot
@@ -301,12 +301,12 @@ class Control:
             self._expiry_gauge = expiry_gauge(self.telemetry.metrics.registry)
         export_expiry(self._expiry_gauge, *expiries)
 
-    def metrics_text(self) -> str:
+    def metrics_text(self, openmetrics: bool = False) -> str:
         self._filter_counts()
         registry = self.telemetry.metrics.registry
         if self.exchange is not None:
-            return self.exchange.render(registry)
-        return registry.render()
+            return self.exchange.render(registry, openmetrics=openmetrics)
+        return render_snapshot(registry.snapshot(), openmetrics)
 
     def config_view(self) -> dict[str, Any]:
         from edgeward.config.text import safe_load
@@ -350,7 +350,7 @@ class Control:
         purged, entry_id, error = await cache_runtime(self.runtime.registry).purge(purges)
         if error is not None:
             return {"code": "purge_not_published", "purged": purged,
-                    "message": redact_text(f"purged in this worker but not published to "
+                    "detail": redact_text(f"purged in this worker but not published to "
                                            f"the fleet: {error}")}
         return {"purged": purged, "id": entry_id}
 
@@ -386,8 +386,9 @@ class Control:
                 breaker = cluster.breaker_for(e)
                 eps.append({
                     "address": e.key, "weight": e.weight, "healthy": e.healthy,
+                    "health_checked": cluster.config.health is not None,
                     "ejected": e.ejected, "in_flight": e.active,
-                    "breaker": breaker.state(now) if breaker is not None else "closed",
+                    "breaker": breaker.state(now) if breaker is not None else None,
                     "ewma_ms": _ewma_ms(cluster, e, now),
                     "idle_connections": len(cluster.pools[e].idle) if e in cluster.pools else 0,
                 })
@@ -472,7 +473,20 @@ def _stats(telemetry: Telemetry) -> dict[str, Any]:
             cumulative.append([le, total])
         up = upstreams.setdefault(name, {"requests": 0, "errors": 0, "buckets": []})
         up["buckets"] = cumulative
-    return {"routes": routes, "upstreams": upstreams}
+    return {"routes": routes, "upstreams": upstreams, "endpoints": _endpoint_stats(telemetry)}
+
+
+def _endpoint_stats(telemetry: Telemetry) -> dict[str, dict[str, Any]]:
+    """Cumulative attempts and failed attempts per endpoint, as "upstream/endpoint": the
+    passive figures that show a failing endpoint of an upstream without health checks."""
+    out: dict[str, dict[str, Any]] = {}
+    for (upstream, endpoint, outcome), child in telemetry.attempt_counts():
+        entry = out.setdefault(f"{upstream}/{endpoint}", {"requests": 0, "errors": 0})
+        value = int(child.value)
+        entry["requests"] += value
+        if outcome != "success":
+            entry["errors"] += value
+    return out
 
 
 def _respond_view(respond: Any) -> dict[str, Any]:

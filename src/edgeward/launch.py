@@ -16,7 +16,7 @@ import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from edgeward import __version__
+from edgeward import __version__, _native
 from edgeward.structs import ConfigError, Problem
 
 if TYPE_CHECKING:
@@ -58,6 +58,9 @@ def run_text(text: str, label: str, workers: int, watch: str | None = None,
     announce(f"edgeward {__version__} listening on {', '.join(urls)} "
              f"({workers} worker{'s' if workers > 1 else ''}, config {label})",
              event="listening", address=", ".join(urls), workers=workers, config=label)
+    plain = _native.note()
+    if plain is not None:  # said once, by the process that starts the workers
+        announce(plain, event="data_plane", compiled=False, native_build=_native.state)
 
     every = [s for slot in slots for s in slot]
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,7 @@ from edgeward.config.schema import GatewayConfig
 from edgeward.gateway import Worker
 from edgeward.http.listener import ListenerSettings
 from edgeward.observe.access_log import AccessLog
+from edgeward.observe.otel_env import enabled_by_env, resolve
 from edgeward.observe.process_log import apply_config
 from edgeward.proxy.telemetry import Telemetry
 from edgeward.proxy.trace import Tracer
@@ -105,13 +107,19 @@ def open_access_log(cfg: GatewayConfig) -> AccessLog | None:
     return access_log
 
 
-def start_tracer(cfg: GatewayConfig) -> Tracer | None:
-    if cfg.tracing is None:
+def start_tracer(cfg: GatewayConfig, environ: Mapping[str, str] = os.environ
+                 ) -> Tracer | None:
+    """The tracer of `tracing:` and the OTEL_* variables (`edgeward.observe.otel_env`), with
+    its exporter started; None without a `tracing:` section or an OTLP endpoint variable."""
+    if cfg.tracing is None and not enabled_by_env(environ):
         return None
-    exporter = cfg.tracing.exporter()
+    settings = resolve(cfg.tracing, environ)
+    for warning in settings.warnings:
+        log.warning("tracing: %s", warning)
+    exporter = settings.exporter()
     if exporter is not None:
         exporter.start()
-    return Tracer(cfg.tracing.sampler(), exporter)
+    return Tracer(settings.sampler(), exporter)
 
 
 class Sections:
@@ -161,7 +169,8 @@ class Sections:
             retired_tracer = self.telemetry.tracer if new.tracing != old.tracing else None
             access_log = (open_access_log(new) if new.access_log != old.access_log
                           else self.telemetry.access_log)
-            tracer = start_tracer(new) if new.tracing != old.tracing else self.telemetry.tracer
+            tracer = (start_tracer(new, self.environ) if new.tracing != old.tracing
+                      else self.telemetry.tracer)
             self.install(access_log, tracer)
             if retired_log is not None:
                 _in_background(retired_log.close)

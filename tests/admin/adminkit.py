@@ -57,6 +57,7 @@ class MemoryBackend:
         self.routes: dict[str, Counters] = {}
         self.upstreams: dict[str, Counters] = {}
         self.endpoints: dict[str, list[Endpoint]] = {}
+        self.attempts: dict[str, Counters] = {}  # "upstream/endpoint" -> attempts
         self.apply_delay = 0.0
         self.applied_texts: list[str] = []
         self.applying = 0
@@ -67,11 +68,11 @@ class MemoryBackend:
     def ready(self) -> bool:
         return self.is_ready and not self.drained
 
-    def metrics_text(self) -> str:
+    def metrics_text(self, openmetrics: bool = False) -> str:
         lines = ["# TYPE edgeward_requests_total counter"]
         for name, c in sorted(self.routes.items()):
             lines.append(f'edgeward_requests_total{{route="{name}"}} {c.requests}')
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines) + ("\n# EOF\n" if openmetrics else "\n")
 
     def config_view(self) -> dict[str, Any]:
         view = json.loads(json.dumps(self.config))
@@ -168,6 +169,8 @@ class MemoryBackend:
         return {
             "routes": {n: c.sample() for n, c in self.routes.items()},
             "upstreams": {n: c.sample() for n, c in self.upstreams.items()},
+            "endpoints": {n: {"requests": c.requests, "errors": c.errors}
+                          for n, c in self.attempts.items()},
         }
 
     # -- test helpers ----------------------------------------------------------------------
@@ -176,6 +179,12 @@ class MemoryBackend:
         for i in range(n):
             self.routes[route].observe(seconds, i < errors)
             self.upstreams[upstream].observe(seconds, i < errors)
+
+    def attempt(self, upstream: str, endpoint: str, n: int, *, errors: int = 0) -> None:
+        """`n` attempts sent to one endpoint, the first `errors` of them failed."""
+        counts = self.attempts.setdefault(f"{upstream}/{endpoint}", Counters())
+        for i in range(n):
+            counts.observe(0.01, i < errors)
 
 
 CONFIG = """
@@ -202,8 +211,18 @@ class Response:
         self.body = body
 
     def json(self) -> Any:
-        assert self.headers["content-type"].startswith("application/json"), self.headers
-        return json.loads(self.body)
+        """The JSON body: an answer (`application/json`) or, from status 400 on, a problem
+        document (RFC 9457) with the gateway's members."""
+        ctype = self.headers["content-type"]
+        if self.status < 400:
+            assert ctype.startswith("application/json"), self.headers
+            return json.loads(self.body)
+        assert ctype == "application/problem+json", self.headers
+        assert "date" in self.headers, self.headers
+        doc = json.loads(self.body)
+        assert doc["status"] == self.status and doc["detail"], doc
+        assert doc["type"] == "urn:edgeward:problem:" + doc["code"], doc
+        return doc
 
 
 class Client:

@@ -32,6 +32,7 @@ def test_endpoint_view_reports_live_counters_and_flags() -> None:
     ep.active = 4
     ep.ejected = True
     assert endpoint_view(ep, breaker="half_open", ewma_ms=3.25) == {
-        "address": "[::1]:8080", "weight": 3, "healthy": True, "ejected": True,
+        "address": "[::1]:8080", "weight": 3, "healthy": True, "health_checked": False,
+        "ejected": True,
         "breaker": "half_open", "in_flight": 4, "ewma_ms": 3.25,
     }

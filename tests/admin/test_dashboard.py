@@ -39,6 +39,9 @@ async def test_dashboard_renders_live_figures(backend: MemoryBackend) -> None:
         tick = 0
         while True:
             backend.traffic("orders_api", "orders", 15, errors=1 + tick % 2, seconds=0.04)
+            # No health checks on orders: 8001 fails every attempt, 8002 none.
+            backend.attempt("orders", "127.0.0.1:8001", 4, errors=4)
+            backend.attempt("orders", "127.0.0.1:8002", 4)
             tick += 1
             await asyncio.sleep(0.1)
 
@@ -78,3 +81,40 @@ async def test_dashboard_renders_live_figures(backend: MemoryBackend) -> None:
     assert 'data-k="canary:orders_api:weight">0<' in canary.group(0)
     assert "error rate up 4.00 points" in canary.group(0)
     assert re.search(r'<span id="status"[^>]*>live · 0.2s steps', dom)
+
+    # An endpoint without health checks that fails every attempt shows as failing (red);
+    # one that answers shows as answering; one without traffic says it is not checked.
+    health = dict(re.findall(r'data-health="([^"]+)"><span class="pill ([a-z ]*)"', dom))
+    assert health == {"127.0.0.1:8001": "bad", "127.0.0.1:8002": "ok", "127.0.0.1:8003": ""}
+    assert re.search(r'data-health="127.0.0.1:8001"><span[^>]*>failing · 100% errors<', dom)
+    assert re.search(r'data-health="127.0.0.1:8003"><span[^>]*>not checked<', dom)
+    assert re.search(r'data-k="endpoints:orders/127.0.0.1:8001:err">100<', dom)
+
+    # A fresh gateway (a few seconds of a 30 s window): the lines span the slots that have
+    # data, not a sliver at the right of an empty window; no data yet says so.
+    lines = _sparks(dom)
+    rps = lines["routes:orders_api:rps"]
+    assert 12 <= rps.points < 150, rps  # 150 slots in the window
+    assert rps.xs[0] < 0.25 * 180 and rps.xs[-1] > 0.9 * 180, rps  # spread over the width
+    assert lines["routes:users_api:err"].points == 0  # users_api had no request at all
+    assert re.search(r'data-k="routes:users_api:err">–<.*?collecting…', dom)
+
+
+class _Spark:
+    def __init__(self, points: int, d: str) -> None:
+        self.points = points
+        coords = [float(v) for v in re.findall(r"-?[0-9.]+", d)]
+        self.xs, self.ys = coords[0::2], coords[1::2]
+
+    def __repr__(self) -> str:
+        return f"<spark {self.points} points x {self.xs[:1]}..{self.xs[-1:]}>"
+
+
+def _sparks(dom: str) -> dict[str, _Spark]:
+    """Each figure's sparkline: its shown slot count and the first path's coordinates."""
+    found = {}
+    for key, svg in re.findall(r'data-k="([^"]+)">.*?(<svg.*?</svg>)', dom):
+        points = re.search(r'data-points="(\d+)"', svg)
+        path = re.search(r'<path d="([^"]*)"', svg)
+        found[key] = _Spark(int(points.group(1)) if points else -1, path.group(1) if path else "")
+    return found

@@ -71,7 +71,7 @@ async def test_config_roundtrip_applies_and_refuses(client: Client, backend: Mem
     body = r.json()
     assert r.status == 400 and body["code"] == "invalid_config"
     assert body["problems"] == ["routes[0].upstream: unknown upstream 'nowhere'"]
-    assert body["request_id"] and "unchanged" in body["message"]
+    assert body["request_id"] and "unchanged" in body["detail"]
     assert (await client.request("GET", "/config")).json() == before
 
     r = await client.request("POST", "/config", GOOD.encode())
@@ -106,7 +106,8 @@ async def test_state_views(client: Client) -> None:
     assert [u["name"] for u in ups] == ["orders", "users"]
     ep = ups[0]["endpoints"][0]
     assert ep == {"address": "127.0.0.1:8001", "weight": 1, "healthy": True, "ejected": False,
-                  "breaker": "closed", "in_flight": 0, "ewma_ms": 12.5}
+                  "breaker": "closed", "in_flight": 0, "ewma_ms": 12.5,
+                  "health_checked": False}
     limits = (await client.request("GET", "/ratelimits")).json()
     assert limits == [{"route": "orders_api", "rate": "100/s", "burst": 50}]
     reloads = (await client.request("GET", "/reloads")).json()
@@ -142,7 +143,7 @@ async def test_backend_failure_is_a_500_without_details(
     r = await client.request("GET", "/routes")
     body = r.json()
     assert r.status == 500 and body["code"] == "internal_error"
-    assert "RuntimeError" in body["message"] and "hunter2" not in body["message"]
+    assert "RuntimeError" in body["detail"] and "hunter2" not in body["detail"]
     assert (await client.request("GET", "/healthz")).status == 200  # connection still good
 
 

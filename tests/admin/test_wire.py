@@ -67,7 +67,7 @@ async def test_declared_oversized_body_is_refused_before_it_is_read(
                      b"Content-Type: application/yaml\r\nContent-Length: 257\r\n\r\n")
     r = await c.read_response()
     body = r.json()
-    assert r.status == 413 and body["code"] == "body_too_large" and "256" in body["message"]
+    assert r.status == 413 and body["code"] == "body_too_large" and "256" in body["detail"]
     assert await c.closed_by_server()
     assert len(backend.applied_texts) == 1
     await c.close()
@@ -147,7 +147,7 @@ async def test_upgrade_requests_are_refused(server: AdminServer) -> None:
                      b"Upgrade: websocket\r\n\r\n")
     r = await c.read_response()
     assert r.status == 501 and r.json()["code"] == "not_implemented"
-    assert "Upgrade: websocket" in r.json()["message"]
+    assert "Upgrade: websocket" in r.json()["detail"]
     assert await c.closed_by_server()
     await c.close()
 

@@ -66,7 +66,7 @@ def test_unknown_tenants_get_the_filters_own_error(tenant_gw: GatewayProcess,
     resp = get(tenant_gw.port, "/echo", host="initech.api.test")
     assert resp.status == 403
     doc = resp.json()
-    assert doc["code"] == "unknown_tenant" and "initech" in doc["message"]
+    assert doc["code"] == "unknown_tenant" and "initech" in doc["detail"]
     assert doc["request_id"] == resp.header("x-request-id")
     assert origin.mark()[1] == before[1]  # nothing was forwarded
 

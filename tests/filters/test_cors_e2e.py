@@ -46,7 +46,7 @@ def test_disallowed_preflights_get_403_cors_rejected_saying_why(edge: Edge) -> N
         resp = preflight(edge, "cors.test", origin, method, headers)
         assert resp.status == 403, resp
         doc = resp.json()
-        assert (doc["code"], doc["message"]) == ("cors_rejected", reason)
+        assert (doc["code"], doc["detail"]) == ("cors_rejected", reason)
         assert resp.header("access-control-allow-origin") is None
 
 

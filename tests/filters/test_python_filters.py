@@ -66,7 +66,7 @@ def test_a_raising_filter_costs_its_request_a_500_and_nothing_else(gw: AdminGate
     for _ in range(3):
         resp = get(gw.port, "/broken/x")
         assert resp.status == 500 and resp.json()["code"] == "filter_error"
-        assert "Broken" in resp.json()["message"]
+        assert "Broken" in resp.json()["detail"]
     assert get(gw.port, "/nonsense").json()["code"] == "filter_error"
     assert get(gw.port, "/echo").status == 200  # the worker is fine
     samples = gw.scrape()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeward.http.errors import ERRORS, error_body, error_response
+from edgeward.http.errors import ERRORS, error_body, error_response, title
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "edgeward"
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -59,7 +59,29 @@ def test_every_code_is_documented_with_its_status() -> None:
 def test_every_code_makes_a_response(code: str) -> None:
     raw = error_response(code, "rid-1", close=True)
     assert raw.startswith(b"HTTP/1.1 %d " % ERRORS[code].status)
-    doc = json.loads(raw.split(b"\r\n\r\n", 1)[1])
-    assert doc == {"code": code, "message": ERRORS[code].meaning, "request_id": "rid-1"}
+    head, body = raw.split(b"\r\n\r\n", 1)
+    assert b"\r\ncontent-type: application/problem+json\r\n" in head
+    assert re.search(rb"\r\ndate: \w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT\r\n", head)
+    status = ERRORS[code].status
+    assert json.loads(body) == {
+        "type": "urn:edgeward:problem:" + code, "title": title(code), "status": status,
+        "code": code, "detail": ERRORS[code].meaning, "request_id": "rid-1"}
     assert json.loads(error_body(code, "r", "why", "t")) == {
-        "code": code, "message": "why", "request_id": "r", "trace_id": "t"}
+        "type": "urn:edgeward:problem:" + code, "title": title(code), "status": status,
+        "code": code, "detail": "why", "request_id": "r", "trace_id": "t"}
+
+
+def test_a_filter_code_with_any_status_and_hostile_members_stays_valid_json() -> None:
+    rid = 'a"b\\c\u2028'
+    for _ in range(2):  # the second document comes from the cached start
+        doc = json.loads(error_body("tenant_unknown", rid, 'say "no"', None, 418))
+        assert doc == {"type": "urn:edgeward:problem:tenant_unknown", "title": "Tenant unknown",
+                       "status": 418, "code": "tenant_unknown", "detail": 'say "no"',
+                       "request_id": rid}
+    assert json.loads(error_body("rate_limited", "r", status=503))["status"] == 503
+
+
+def test_titles_spell_protocol_names_as_they_are_spelt() -> None:
+    assert title("upstream_tls_error") == "Upstream TLS error"
+    assert title("websocket_not_allowed") == "WebSocket not allowed"
+    assert title("http_version_not_supported") == "HTTP version not supported"

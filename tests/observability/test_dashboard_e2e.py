@@ -96,8 +96,13 @@ def test_dashboard_shows_routes_with_live_non_zero_figures(
     p50, p99 = figure(dom, "routes:orders:p99").split(" / ")
     assert 0 < float(p50) <= float(p99)
     assert float(figure(dom, "upstreams:shop:rps")) > 0
-    assert f'data-endpoint="{origin.address}"' in dom
-    assert ">healthy<" in dom and ">applied<" in dom
+    assert f'data-endpoint="{origin.address}"' in dom and ">applied<" in dom
+    # No health checks on shop: its endpoint is judged from the attempts sent to it, a
+    # quarter of which (the /status/500 ones) fail: amber, with the share.
+    pill = re.search(r'data-health="' + re.escape(origin.address)
+                     + r'"><span class="pill (\w+)">(\d+)% errors<', dom)
+    assert pill is not None and pill.group(1) == "warn", dom[dom.find("data-health"):][:300]
+    assert 15 <= int(pill.group(2)) <= 35
 
 
 def test_dashboard_screenshot_is_written(busy_gateway: tuple[AdminGateway, Origin]) -> None:

@@ -299,3 +299,52 @@ def test_process_metrics_and_build_info(shaped: tuple[AdminGateway, Origin]) -> 
     assert info["python"] == platform.python_version()
     assert info["compiled"] in ("true", "false")
     assert value(samples, "edgeward_open_files_exhausted_seconds_total") == 0
+
+
+PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+                     "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+
+
+def test_breaker_state_is_one_series_per_state_with_1_for_the_current(
+        shaped: tuple[AdminGateway, Origin]) -> None:
+    gw, _ = shaped
+    s = wait_until(lambda: (lambda s: s if value(
+        s, "edgeward_circuit_breaker_states", upstream="dead", state="open") == 1 else None)(
+        gw.scrape()), timeout=5, what="per-state breaker series")
+    states = series(s, "edgeward_circuit_breaker_states")
+    assert states == {
+        (("state", "closed"), ("upstream", "dead")): 0.0,
+        (("state", "open"), ("upstream", "dead")): 1.0,
+        (("state", "half_open"), ("upstream", "dead")): 0.0,
+    }  # "good" has no breaker: no series; "dead" shows its state before and after a change
+    assert value(s, "edgeward_circuit_breaker_state", upstream="dead") == 1  # numeric: kept
+
+
+def test_metrics_negotiates_openmetrics_as_prometheus_asks_for_it(
+        shaped: tuple[AdminGateway, Origin]) -> None:
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
+    from prometheus_client.parser import text_string_to_metric_families as text_parse
+
+    gw, _ = shaped
+    om = gw.admin("GET", "/metrics", headers={"accept": PROMETHEUS_ACCEPT})
+    assert om.status == 200
+    assert om.headers["content-type"] == (
+        "application/openmetrics-text; version=1.0.0; charset=utf-8")
+    body = om.body.decode()
+    assert body.endswith("# EOF\n")
+    families = {f.name: f for f in om_parse(body)}  # raises on anything OpenMetrics refuses
+    requests = families["edgeward_requests"]
+    assert requests.type == "counter"
+    got = {(s.labels["route"], s.labels["code"]): s.value for s in requests.samples
+           if s.name == "edgeward_requests_total"}
+    assert got[("api", "200")] >= 7 and got[("(none)", "404")] >= 4  # (other tests add)
+    assert families["edgeward_build"].type == "info"
+    assert families["edgeward_request_duration_seconds"].type == "histogram"
+    for accept in ("", "text/plain", "application/openmetrics-text;q=0.2,text/plain"):
+        plain = gw.admin("GET", "/metrics", headers={"accept": accept} if accept else None)
+        assert plain.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+        text = {f.name: f for f in text_parse(plain.body.decode())}
+        assert "# EOF" not in plain.body.decode()
+        # The same figures in both formats (the text parser also drops `_total`).
+        assert {(s.labels["route"], s.labels["code"]): s.value
+                for s in text["edgeward_requests"].samples} == got

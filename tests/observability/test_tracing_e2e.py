@@ -213,3 +213,49 @@ def test_without_tracing_error_bodies_carry_no_trace_id() -> None:
     assert err.status == 502
     doc = err.json()
     assert doc["code"] == "upstream_connect_failed" and "trace_id" not in doc
+
+
+def test_otel_variables_alone_trace_with_headers_gzip_resource_and_retries(
+        origin: Origin) -> None:
+    """No `tracing:` section: the standard OTEL_* variables turn tracing on; the collector
+    throttles the first export (429, Retry-After: 1) and gets the same batch again."""
+    from tests.support.collector import Collector
+
+    collector = Collector()
+    collector.script = [(429, "1")]
+    env = {
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://127.0.0.1:{collector.port}/otlp/traces",
+        "OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=s3cr%3Dt",
+        "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
+        "OTEL_SERVICE_NAME": "edge-from-env",
+        "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=staging",
+        "OTEL_TRACES_SAMPLER": "always_on",
+    }
+    text = f"""
+listen: "{{listen}}"
+admin: "{{admin}}"
+upstreams:
+  o: {{targets: ["{origin.address}"]}}
+routes:
+  - {{name: api, match: {{path_prefix: /api}}, upstream: o}}
+"""
+    try:
+        with AdminGateway(text, env=env) as gw:
+            trace_id, span_id, flags = forwarded_traceparent(gw, "/api/env")
+            assert flags == "01"  # always_on, not the 1 % default
+            wait_until(lambda: len(collector.posts) >= 2 or None, timeout=15,
+                       what="the export sent again after the 429")
+        throttled, accepted = collector.posts[0], collector.posts[1]
+        spans = accepted[2]["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        assert [(s["traceId"], s["spanId"]) for s in spans] == [(trace_id, span_id)]
+        assert throttled[2] == accepted[2]  # the same batch, sent again
+        assert collector.times[1] - collector.times[0] >= 0.9  # Retry-After: 1 was kept
+        path, headers, body = accepted
+        assert path == "/otlp/traces"  # the signal-specific URL, as it is
+        assert headers["content-encoding"] == "gzip" and headers["x-api-key"] == "s3cr=t"
+        resource = {a["key"]: a["value"]["stringValue"]
+                    for a in body["resourceSpans"][0]["resource"]["attributes"]}
+        assert resource == {"deployment.environment": "staging",
+                            "service.name": "edge-from-env"}
+    finally:
+        collector.close()

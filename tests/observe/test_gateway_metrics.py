@@ -33,6 +33,7 @@ EXPECTED = {
     "edgeward_received_bytes_total": ("counter", ("route",)),
     "edgeward_sent_bytes_total": ("counter", ("route",)),
     "edgeward_circuit_breaker_state": ("gauge", ("upstream",)),
+    "edgeward_circuit_breaker_states": ("gauge", ("upstream", "state")),
     "edgeward_outlier_ejections_total": ("counter", ("upstream",)),
     "edgeward_ratelimit_refused_total": ("counter", ("route",)),
     "edgeward_endpoint_healthy": ("gauge", ("upstream", "endpoint")),
@@ -228,3 +229,32 @@ def test_websocket_counts_are_copied_from_the_worker_book() -> None:
     m.websocket_counts(book)  # a gauge follows the book down as well as up
     s = parse_exposition(m.registry.render())[2]
     assert s[("edgeward_websocket_tunnels_open", (("route", "chat"),))] == 0
+
+
+def test_breaker_states_are_one_series_each_with_the_numeric_gauge_kept() -> None:
+    gm = GatewayMetrics()
+    gm.breaker_entered("orders", "closed")
+    gm.breaker_entered("users", "closed")
+    gm.breaker_entered("orders", "open")
+    gm.breaker_entered("orders", "half_open")
+    s = parse_exposition(gm.registry.render())[2]
+    per_state = {dict(k[1])["state"]: v for k, v in s.items()
+                 if k[0] == "edgeward_circuit_breaker_states"
+                 and dict(k[1])["upstream"] == "orders"}
+    assert per_state == {"closed": 0, "open": 0, "half_open": 1}
+    assert s[("edgeward_circuit_breaker_state", (("upstream", "orders"),))] == CIRCUIT_HALF_OPEN
+    assert s[("edgeward_circuit_breaker_state", (("upstream", "users"),))] == 0
+    assert s[("edgeward_circuit_breaker_states",
+              (("state", "closed"), ("upstream", "users")))] == 1
+
+
+def test_per_state_breaker_series_merge_as_any_worker_in_that_state() -> None:
+    a, b = GatewayMetrics(), GatewayMetrics()
+    a.breaker_entered("orders", "open")
+    b.breaker_entered("orders", "closed")
+    s = parse_exposition(render_snapshot(merge([a.registry.snapshot(),
+                                                b.registry.snapshot()])))[2]
+    assert s[("edgeward_circuit_breaker_states", (("state", "open"), ("upstream", "orders")))] == 1
+    assert s[("edgeward_circuit_breaker_states",
+              (("state", "closed"), ("upstream", "orders")))] == 1
+    assert s[("edgeward_circuit_breaker_state", (("upstream", "orders"),))] == CIRCUIT_OPEN

@@ -16,7 +16,9 @@ from edgeward.observe.metrics import (
     OVERFLOW_VALUE,
     Registry,
     merge,
+    render_openmetrics,
     render_snapshot,
+    wants_openmetrics,
 )
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -243,3 +245,63 @@ def test_merge_of_counters_equals_per_label_sums(workers: list[dict[str, int]]) 
             assert samples[("n_total", (("k", k),))] == sum(present)
         else:
             assert ("n_total", (("k", k),)) not in samples
+
+
+def _everything() -> Registry:
+    """A registry with every kind of family, awkward label values and special floats."""
+    reg = Registry()
+    reg.counter("app_requests_total", "Requests\nby route \\ code.", ("route",)).labels(
+        'we"ird\\ro\nute').inc(3)
+    reg.counter("app_cpu_seconds_total", "CPU.").labels().inc(1.25)
+    reg.gauge("app_temperature", "Now.", ("room",)).labels("a").set(-math.inf)
+    reg.gauge("app_build_info", "Always 1.", ("version",)).labels("1.2").set(1)
+    reg.gauge("app_maybe_info", "Not always 1: stays a gauge.").labels().set(2)
+    hist = reg.histogram("app_latency_seconds", "Latency.", ("route",), buckets=(0.1, 1, 5))
+    for v in (0.05, 0.1, 0.7, 9.0):
+        hist.labels("r").observe(v)
+    return reg
+
+
+def test_openmetrics_parses_with_prometheus_client_and_carries_the_same_samples() -> None:
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+    reg = _everything()
+    text = render_openmetrics(reg.snapshot())
+    assert text.endswith("\n# EOF\n") and text.count("# EOF") == 1
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    kinds = {name: f.type for name, f in families.items()}
+    assert kinds == {"app_requests": "counter", "app_cpu_seconds": "counter",
+                     "app_temperature": "gauge", "app_build": "info",
+                     "app_maybe_info": "gauge", "app_latency_seconds": "histogram"}
+    (req,) = families["app_requests"].samples
+    assert (req.name, req.labels, req.value) == (
+        "app_requests_total", {"route": 'we"ird\\ro\nute'}, 3)
+    assert families["app_requests"].documentation == "Requests\nby route \\ code."
+    assert families["app_build"].samples[0].labels == {"version": "1.2"}
+    assert families["app_temperature"].samples[0].value == -math.inf
+    buckets = [(s.labels["le"], s.value) for s in families["app_latency_seconds"].samples
+               if s.name.endswith("_bucket")]
+    assert buckets == [("0.1", 2), ("1.0", 3), ("5.0", 3), ("+Inf", 4)]
+    # The 0.0.4 text of the same registry has the same samples.
+    plain = parse_exposition(render_snapshot(reg.snapshot()))[2]
+    om = {(s.name, tuple(sorted(s.labels.items()))): s.value
+          for f in families.values() for s in f.samples}
+    assert om == plain
+
+
+@pytest.mark.parametrize(("accept", "wanted"), [
+    ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+     "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1", True),   # Prometheus 2.x/3.x
+    ("Application/OpenMetrics-Text; version=1.0.0", True),
+    ("text/plain;q=0.9, application/openmetrics-text;q=0.9", True),
+    ("", False), ("*/*", False), ("text/plain", False), ("text/plain;version=0.0.4", False),
+    ("application/openmetrics-text;q=0", False),
+    ("application/openmetrics-text;q=0.4,text/plain;q=0.5", False),
+    ("application/openmetrics-text;q=oops", False),
+])
+def test_openmetrics_is_served_only_when_asked_for_first(accept: str, wanted: bool) -> None:
+    assert wants_openmetrics(accept) is wanted
+
+
+@given(st.text(max_size=80))
+def test_any_accept_header_is_decided_without_error(accept: str) -> None:
+    assert wants_openmetrics(accept) in (True, False)

@@ -14,9 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edgeward.observe.otel_env import resolve
+from edgeward.observe.otlp import OtlpHttpExporter, RetryPolicy
 from edgeward.observe.tracing import (
     DEFAULT_SAMPLE_RATIO,
-    OtlpHttpExporter,
     Sampler,
     SpanRecord,
     TraceContext,
@@ -324,14 +325,15 @@ def test_unreachable_collector_counts_failures() -> None:
 
 
 def test_collector_error_status_counts_failures() -> None:
-    r = Receiver(status=503)
+    r = Receiver(status=500)  # not a status to retry: one POST, the batch is dropped
     try:
-        exporter = OtlpHttpExporter(f"http://127.0.0.1:{r.port}", flush_interval=0.05)
+        exporter = OtlpHttpExporter(f"http://127.0.0.1:{r.port}", flush_interval=0.05,
+                                    retry=RetryPolicy(initial_backoff=0.01))
         exporter.start()
         exporter.export(_span(TID, PID, None))
         assert exporter.flush(5)
         exporter.shutdown()
-        assert r.posts and exporter.failed_exports == 1 and exporter.dropped == 1
+        assert len(r.posts) == 1 and exporter.failed_exports == 1 and exporter.dropped == 1
     finally:
         r.close()
 
@@ -345,17 +347,20 @@ def test_exporter_refuses_bad_settings() -> None:
 
 def test_tracing_config_defaults_are_pinned() -> None:
     cfg = load_struct(TracingConfig, {})
-    assert cfg == TracingConfig(sample_ratio=0.01, parent_based=True, otlp_endpoint=None,
-                                service_name="edgeward", batch_size=512, flush_interval=5.0,
-                                max_queue=2048)
-    assert cfg.exporter() is None
-    assert cfg.sampler().ratio == 0.01
+    assert cfg == TracingConfig(sample_ratio=None, parent_based=None, otlp_endpoint=None,
+                                service_name=None, headers=None, compression=None,
+                                timeout=None, resource_attributes=None, batch_size=512,
+                                flush_interval=5.0, max_queue=2048)
+    settings = resolve(cfg, {})
+    assert settings.exporter() is None
+    assert (settings.sample_ratio, settings.parent_based, settings.service_name,
+            settings.compression, settings.timeout) == (0.01, True, "edgeward", "none", 10.0)
 
 
 def test_tracing_config_from_yaml_shape() -> None:
     cfg = load_struct(TracingConfig, {"sample_ratio": 0.5, "otlp_endpoint": "http://127.0.0.1:4318",
                                       "flush_interval": "250ms"}, path="tracing")
-    exporter = cfg.exporter()
+    exporter = resolve(cfg, {}).exporter()
     assert exporter is not None and exporter.path == "/v1/traces" and exporter.port == 4318
     assert exporter.flush_interval == 0.25
 

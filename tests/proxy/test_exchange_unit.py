@@ -365,7 +365,7 @@ def test_a_filter_that_raises_answers_500_filter_error_and_nothing_is_forwarded(
     h = filtered('[{python: "support.filters:Raising"}]')
     c = one_request(h, get("/"))
     doc = assert_gateway_error(c.response(), 500, "filter_error")
-    assert "Raising" in doc["message"]
+    assert "Raising" in doc["detail"]
     assert h.connector.attempts == []
     assert h.factory.filter_errors == {("f", "Raising"): 1}
     c.send(get("/again"))  # the connection and the worker go on

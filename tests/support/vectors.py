@@ -17,13 +17,16 @@ H = b"Host: gw.test\r\n"
 
 
 def assert_gateway_error(resp: Response, status: int, code: str) -> dict[str, str]:
-    """Every error the gateway makes: JSON {code, message, request_id}, id also in a header."""
+    """Every error the gateway makes: an RFC 9457 problem document (type, title, status,
+    detail) with the stable code and the request id (also in a header), and a Date."""
     assert resp.status == status, resp
-    assert resp.header("content-type") == "application/json"
+    assert resp.header("content-type") == "application/problem+json"
+    assert (resp.header("date") or "").endswith(" GMT"), resp
     doc = resp.json()
-    assert set(doc) == {"code", "message", "request_id"}, doc
-    assert doc["code"] == code, doc
-    assert doc["message"]
+    assert set(doc) == {"type", "title", "status", "detail", "code", "request_id"}, doc
+    assert doc["type"] == "urn:edgeward:problem:" + code, doc
+    assert doc["status"] == status and doc["code"] == code, doc
+    assert doc["title"] and doc["detail"], doc
     assert doc["request_id"] == resp.header("x-request-id")
     return dict(doc)
 

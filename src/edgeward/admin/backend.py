@@ -13,7 +13,10 @@ Shapes the dashboard reads (other keys are passed through to the JSON endpoints 
                         "hash": "sha256 hex prefix", "error": null | "why"}], newest first
   stats_sample()   -> {"routes":    {name: {"requests": int, "errors": int,
                                            "buckets": [[le, cumulative_count], ...]}},
-                       "upstreams": {name: {... same ...}}}
+                       "upstreams": {name: {... same ...}},
+                       "endpoints": {"upstream/endpoint": {"requests": int, "errors": int}}}
+      (an endpoint's requests are attempts sent to it, errors those that failed: 5xx,
+      timeout, connect error, reset)
       counts are CUMULATIVE since the gateway started (Prometheus counter semantics); `le` is an
       upper bound in seconds (a number, or the string "+Inf" / float inf for the last bucket).
 """
@@ -30,8 +33,8 @@ class AdminBackend(Protocol):
         """True when the gateway accepts traffic (config loaded, listeners bound, not draining)."""
         ...
 
-    def metrics_text(self) -> str:
-        """Prometheus text exposition format 0.0.4."""
+    def metrics_text(self, openmetrics: bool = False) -> str:
+        """Prometheus text exposition format 0.0.4, or OpenMetrics 1.0 when asked for."""
         ...
 
     def config_view(self) -> dict[str, Any]:
@@ -77,7 +80,7 @@ class AdminBackend(Protocol):
     async def purge_cache(self, purges: list[tuple[str, str]]) -> dict[str, Any]:
         """Apply (kind, argument) purges here and publish them to the fleet: `purged` (entries
         removed here), `id` (the stream entry, null without a fleet); with `code`
-        (`purge_not_published`) and `message` when the fleet could not be told."""
+        (`purge_not_published`) and `detail` when the fleet could not be told."""
         ...
 
     def stats_sample(self) -> dict[str, Any]:
@@ -86,13 +89,17 @@ class AdminBackend(Protocol):
 
 
 def endpoint_view(
-    endpoint: Endpoint, *, breaker: str, ewma_ms: float | None = None
+    endpoint: Endpoint, *, breaker: str | None, ewma_ms: float | None = None,
+    health_checked: bool = False,
 ) -> dict[str, Any]:
-    """The dashboard's endpoint row for one Endpoint; a helper for `upstreams_view()`."""
+    """The dashboard's endpoint row for one Endpoint; a helper for `upstreams_view()`.
+    `breaker` is None without a circuit breaker; `health_checked` says whether `healthy`
+    comes from active health checks (else it is only the default, True)."""
     return {
         "address": endpoint.key,
         "weight": endpoint.weight,
         "healthy": endpoint.healthy,
+        "health_checked": health_checked,
         "ejected": endpoint.ejected,
         "breaker": breaker,
         "in_flight": endpoint.active,

@@ -12,11 +12,15 @@ _ERROR = {"$ref": "#/components/responses/Error"}
 _UNAUTHORIZED = {"$ref": "#/components/responses/Unauthorized"}
 
 
-def _json(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+def _json(description: str, schema: dict[str, Any] | None = None,
+          media: str = "application/json") -> dict[str, Any]:
     return {
         "description": description,
-        "content": {"application/json": {"schema": schema or {"type": "object"}}},
+        "content": {media: {"schema": schema or {"type": "object"}}},
     }
+
+
+_PROBLEM = "application/problem+json"
 
 
 _LIST = {"type": "array", "items": {"type": "object"}}
@@ -67,8 +71,13 @@ OPENAPI: dict[str, Any] = {
             "summary": "Prometheus metrics",
             "operationId": "metrics",
             "responses": {"200": {
-                "description": "text exposition format 0.0.4",
-                "content": {"text/plain; version=0.0.4": {"schema": {"type": "string"}}},
+                "description": "text exposition format 0.0.4, or OpenMetrics 1.0 when the "
+                               "Accept header asks for it first",
+                "content": {
+                    "text/plain; version=0.0.4": {"schema": {"type": "string"}},
+                    "application/openmetrics-text; version=1.0.0": {
+                        "schema": {"type": "string"}},
+                },
             }},
         }},
         "/config": {
@@ -87,15 +96,15 @@ OPENAPI: dict[str, Any] = {
                     "200": _json("applied", {
                         "type": "object", "properties": {"applied": {"const": True}}}),
                     "400": _json("refused; the running configuration is unchanged", {
-                        "type": "object",
-                        "required": ["code", "problems", "request_id"],
-                        "properties": {
-                            "code": {"const": "invalid_config"},
-                            "message": {"type": "string"},
-                            "problems": {"type": "array", "items": {"type": "string"}},
-                            "request_id": {"type": "string"},
-                        },
-                    }),
+                        "allOf": [{"$ref": "#/components/schemas/Error"}, {
+                            "type": "object",
+                            "required": ["problems"],
+                            "properties": {
+                                "code": {"const": "invalid_config"},
+                                "problems": {"type": "array", "items": {"type": "string"}},
+                            },
+                        }],
+                    }, _PROBLEM),
                     "401": _UNAUTHORIZED,
                     "403": _ERROR,
                     "413": _ERROR,
@@ -224,11 +233,15 @@ OPENAPI: dict[str, Any] = {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         "schemas": {
             "Error": {
+                "description": "An RFC 9457 problem document with the gateway's stable code",
                 "type": "object",
-                "required": ["code", "message", "request_id"],
+                "required": ["type", "title", "status", "detail", "code", "request_id"],
                 "properties": {
+                    "type": {"type": "string", "format": "uri"},
+                    "title": {"type": "string"},
+                    "status": {"type": "integer"},
+                    "detail": {"type": "string"},
                     "code": {"type": "string"},
-                    "message": {"type": "string"},
                     "request_id": {"type": "string"},
                 },
             },
@@ -281,9 +294,9 @@ OPENAPI: dict[str, Any] = {
             },
         },
         "responses": {
-            "Error": _json("error", {"$ref": "#/components/schemas/Error"}),
+            "Error": _json("error", {"$ref": "#/components/schemas/Error"}, _PROBLEM),
             "Unauthorized": _json("missing or wrong bearer token",
-                                  {"$ref": "#/components/schemas/Error"}),
+                                  {"$ref": "#/components/schemas/Error"}, _PROBLEM),
         },
     },
 }

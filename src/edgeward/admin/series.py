@@ -36,7 +36,9 @@ DEFAULT_STEP = 5.0
 MAX_SLOTS = 10_000
 QUANTILES = (0.5, 0.99)
 
-KINDS = ("routes", "upstreams")
+# Endpoints are named "upstream/endpoint" and carry no latency buckets (their attempts' error
+# rate is what the dashboard shows for an upstream without health checks).
+KINDS = ("routes", "upstreams", "endpoints")
 
 
 def histogram_quantile(q: float, bounds: Sequence[float], counts: Sequence[float]) -> float | None:

@@ -27,6 +27,7 @@ from edgeward.admin.guard import check_request
 from edgeward.admin.openapi import OPENAPI
 from edgeward.admin.series import DEFAULT_HORIZON, DEFAULT_STEP, SeriesKeeper
 from edgeward.admin.wire import (
+    PROBLEM_JSON_TYPE,
     AdminFactory,
     AdminRequest,
     AdminResponse,
@@ -34,17 +35,19 @@ from edgeward.admin.wire import (
     error_response,
     json_bytes,
     json_response,
+    problem,
 )
 from edgeward.canary.controller import CanaryStateError
 from edgeward.devices.openapi import DEVICES_OPENAPI
 from edgeward.http.h1.server import H1Connection
 from edgeward.http.listener import ListenerState
+from edgeward.observe.metrics import CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE, wants_openmetrics
 
 log = logging.getLogger("edgeward.admin")
 
 Handler = Callable[[AdminRequest], Awaitable[AdminResponse]]
 
-METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+METRICS_TYPE = CONTENT_TYPE
 HTML_TYPE = "text/html; charset=utf-8"
 CANARY_ACTIONS = ("start", "promote", "pause", "abort")
 _SCRIPT_RE = re.compile(r"<script>(.*?)</script>", re.S)
@@ -271,14 +274,16 @@ class AdminServer:
     async def _ready(self, request: AdminRequest) -> AdminResponse:
         if self.backend.ready():
             return json_response(200, {"status": "ready"})
-        return json_response(503, {
-            "status": "not_ready", "code": "not_ready",
-            "message": "the gateway is not accepting traffic (starting or draining)",
-            "request_id": request.request_id,
-        })
+        return error_response(503, "not_ready",
+                              "the gateway is not accepting traffic (starting or draining)",
+                              request.request_id)
 
     async def _metrics(self, request: AdminRequest) -> AdminResponse:
-        return AdminResponse(200, self.backend.metrics_text().encode(), METRICS_TYPE)
+        openmetrics = wants_openmetrics(request.headers.get("accept", ""))
+        text = self.backend.metrics_text(openmetrics)
+        return AdminResponse(200, text.encode(),
+                             OPENMETRICS_CONTENT_TYPE if openmetrics else METRICS_TYPE,
+                             (("vary", "Accept"),))
 
     async def _get_config(self, request: AdminRequest) -> AdminResponse:
         return json_response(200, self.backend.config_view())
@@ -296,12 +301,10 @@ class AdminServer:
                 async with self._reload_lock:  # one reload at a time, in arrival order
                     problems = list(await self.backend.apply_config(text))
         if problems:
-            return json_response(400, {
-                "code": "invalid_config",
-                "message": f"configuration refused ({len(problems)} problem(s)); "
-                           "the running configuration is unchanged",
-                "problems": problems, "request_id": rid,
-            })
+            detail = (f"configuration refused ({len(problems)} problem(s)); "
+                      "the running configuration is unchanged")
+            doc = problem(400, "invalid_config", detail, rid, problems=problems)
+            return AdminResponse(400, json_bytes(doc), PROBLEM_JSON_TYPE)
         return json_response(200, {"applied": True})
 
     async def _routes(self, request: AdminRequest) -> AdminResponse:
@@ -354,17 +357,21 @@ class AdminServer:
         except CanaryStateError as exc:
             return error_response(409, "canary_conflict", str(exc), rid)
         return json_response(200, result)
+
     async def _cache(self, request: AdminRequest) -> AdminResponse:
         return json_response(200, self.backend.cache_view())
 
     async def _cache_purge(self, request: AdminRequest) -> AdminResponse:
         purges, problems = parse_purge(request.body)
+        rid = request.request_id
         if problems:
-            return json_response(400, {"code": "invalid_purge", "message": "; ".join(problems),
-                                       "request_id": request.request_id})
+            return error_response(400, "invalid_purge", "; ".join(problems), rid)
         result = await self.backend.purge_cache(purges)
-        status = 503 if result.get("code") else 200
-        return json_response(status, {**result, "request_id": request.request_id})
+        code = result.get("code")
+        if code is None:
+            return json_response(200, {**result, "request_id": rid})
+        doc = problem(503, code, result["detail"], rid, purged=result["purged"])
+        return AdminResponse(503, json_bytes(doc), PROBLEM_JSON_TYPE)
 
     async def _openapi_doc(self, request: AdminRequest) -> AdminResponse:
         return AdminResponse(200, self._openapi)

@@ -27,12 +27,15 @@ from edgeward.admin.config import (
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_HEAD,
 )
+from edgeward.http.date import DATE, http_date
+from edgeward.http.errors import PROBLEM_TYPE, title
 from edgeward.http.fields import Headers
 from edgeward.http.listener import ListenerSettings
 from edgeward.http.message import RequestHead, ResponseHead
 from edgeward.http.stream import HandlerFactory, ServerStream, StreamHandler, Trailers
 
 JSON_TYPE: Final = "application/json"
+PROBLEM_JSON_TYPE: Final = "application/problem+json"
 # The admin API's own names for two codec limits (released before the shared codec served it).
 ADMIN_CODES: Final = {"header_too_large": "headers_too_large",
                       "payload_too_large": "body_too_large"}
@@ -119,12 +122,22 @@ def json_response(
     return AdminResponse(status, json_bytes(value), JSON_TYPE, headers)
 
 
+def problem(status: int, code: str, detail: str, request_id: str,
+            **extra: Any) -> dict[str, Any]:
+    """An RFC 9457 problem document, the same members as the data plane's (`extra`: members
+    of this problem type, such as `problems`)."""
+    doc: dict[str, Any] = {"type": PROBLEM_TYPE + code, "title": title(code), "status": status,
+                           "code": code, "detail": detail, "request_id": request_id}
+    doc.update(extra)
+    return doc
+
+
 def error_response(
     status: int, code: str, message: str, request_id: str,
     headers: tuple[tuple[str, str], ...] = (),
 ) -> AdminResponse:
-    body = {"code": code, "message": message, "request_id": request_id}
-    return json_response(status, body, headers)
+    body = problem(status, code, message, request_id)
+    return AdminResponse(status, json_bytes(body), PROBLEM_JSON_TYPE, headers)
 
 
 class AdminFactory(HandlerFactory):
@@ -248,7 +261,8 @@ class AdminExchange(StreamHandler):
             return
         self.done = True
         fields = [(b"content-type", response.content_type.encode("latin-1")),
-                  (b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff")]
+                  (b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff"),
+                  (DATE, http_date())]
         fields.extend((n.encode("latin-1"), v.encode("latin-1")) for n, v in response.headers)
         body = response.body
         stream = self.stream

@@ -181,7 +181,9 @@ class DeviceApi(Filter):
                                          f"expected version {req.headers.get('if-match')}, "
                                          f"the shadow is at {result.shadow.version}"))
             body["current"] = doc
-            return _json(409, body, result.shadow.version)
+            return Reply(409, json.dumps(body, separators=(",", ":")),
+                         [("content-type", "application/problem+json"),
+                          ("etag", f'"{result.shadow.version}"')])
         doc["outcome"] = result.outcome
         doc["suppressed"] = list(result.suppressed)
         return _json(200, doc, result.shadow.version)

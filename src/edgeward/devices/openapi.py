@@ -87,12 +87,19 @@ DEVICES_OPENAPI: dict[str, Any] = {
     },
     "components": {
         "responses": {"Error": {"description": "the gateway's error document", "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
         "schemas": {
-            "Error": {"type": "object", "required": ["code", "message", "request_id"],
-                      "properties": {"code": {"type": "string"},
-                                     "message": {"type": "string"},
-                                     "request_id": {"type": "string"}}},
+            "Error": {"type": "object", "description": "an RFC 9457 problem document",
+                      "required": ["type", "title", "status", "detail", "code", "request_id"],
+                      "properties": {"type": {"type": "string"},
+                                     "title": {"type": "string"},
+                                     "status": {"type": "integer"},
+                                     "detail": {"type": "string"},
+                                     "code": {"type": "string"},
+                                     "request_id": {"type": "string"},
+                                     "trace_id": {"type": "string"},
+                                     "current": {"type": "object", "description":
+                                                 "version_conflict: the shadow now"}}},
             "Update": {"type": "object", "required": ["state"], "properties": {
                 "state": {"type": "object", "properties": {
                     "desired": {"type": ["object", "null"]},

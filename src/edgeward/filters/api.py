@@ -98,9 +98,10 @@ def _fields(headers: Mapping[str, str] | Sequence[tuple[str, str]] | None
 class Reply:
     """A response the gateway makes itself: any status, headers and body.
 
-    `Reply.error(status, code, detail)` makes the gateway's JSON error document (the same as
-    its own refusals, with `code`, `message` and `request_id`); the code is counted and logged
-    as the exchange's error code.
+    `Reply.error(status, code, detail)` makes the gateway's error document (the same as its
+    own refusals: RFC 9457 `application/problem+json` with `type`, `title`, `status`,
+    `detail`, `code`, `request_id` and `trace_id`); the code is counted and logged as the
+    exchange's error code. Every reply carries `Date` unless its headers set one.
     """
 
     __slots__ = ("status", "fields", "body", "code", "detail", "head")

@@ -1,4 +1,4 @@
-"""Every response the gateway makes itself: a stable JSON code, a status and a meaning.
+"""Every response the gateway makes itself: an RFC 9457 problem document with a stable code.
 
 Codes are part of the public contract and are never renamed once released; README lists them.
 """
@@ -6,7 +6,9 @@ Codes are part of the public contract and are never renamed once released; READM
 from __future__ import annotations
 
 import json
-from typing import NamedTuple
+from typing import Final, NamedTuple
+
+from edgeward.http.date import http_date
 
 
 class ErrorCode(NamedTuple):
@@ -123,19 +125,59 @@ def status_line(status: int) -> bytes:
     return line
 
 
-def error_body(code: str, request_id: str, message: str | None = None,
-               trace_id: str | None = None) -> bytes:
-    """The JSON error document for `code`: one of the catalogue's, or a filter's own code
-    (then `message` says what it means)."""
+# RFC 9457 problem documents. `type` identifies the problem by its stable code: a URN, since a
+# type URI that is not a link must not pretend to be one (RFC 9457 section 3.1.1); README.md's
+# error table is its documentation.
+PROBLEM_TYPE: Final = "urn:edgeward:problem:"
+PROBLEM_JSON: Final = b"application/problem+json"
+# Words a title writes in capitals (or as the protocol spells itself).
+_TITLE_WORDS: Final = {"uri": "URI", "http": "HTTP", "tls": "TLS", "ip": "IP", "cors": "CORS",
+                       "websocket": "WebSocket", "api": "API"}
+# A bound on the document starts kept for filters' own codes (the catalogue's are all kept).
+_MAX_CACHED: Final = 1024
+_starts: dict[str, bytes] = {}
+
+
+def title(code: str) -> str:
+    """A problem type's short summary, from its code: `upstream_tls_error` -> `Upstream TLS
+    error`."""
+    words = [_TITLE_WORDS.get(w, w) for w in code.split("_")]
+    first = words[0]
+    if first and first[0].islower():
+        words[0] = first[0].upper() + first[1:]
+    return " ".join(words)
+
+
+def _start(code: str, status: int) -> bytes:
+    """`{"type":…,"title":…,"status":…,"code":…,"detail":` for `code` answered with `status`:
+    built once per code and status, so an error costs two small dumps and a join."""
+    key = f"{status} {code}"
+    found = _starts.get(key)
+    if found is None:
+        dumps = json.dumps
+        found = ('{"type":' + dumps(PROBLEM_TYPE + code) + ',"title":' + dumps(title(code))
+                 + ',"status":' + str(status) + ',"code":' + dumps(code)
+                 + ',"detail":').encode()
+        if len(_starts) < _MAX_CACHED:
+            _starts[key] = found
+    return found
+
+
+def error_body(code: str, request_id: str, detail: str | None = None,
+               trace_id: str | None = None, status: int = 0) -> bytes:
+    """The RFC 9457 problem document for `code`: one of the catalogue's, or a filter's own
+    code (then `detail` says what happened). `status` defaults to the catalogue's (500 for a
+    code not in it)."""
     entry = ERRORS.get(code)
-    doc: dict[str, str] = {
-        "code": code,
-        "message": message or (entry.meaning if entry is not None else code),
-        "request_id": request_id,
-    }
+    if not status:
+        status = entry.status if entry is not None else 500
+    if detail is None:
+        detail = entry.meaning if entry is not None else code
+    dumps = json.dumps
+    tail = ',"request_id":' + dumps(request_id)
     if trace_id:
-        doc["trace_id"] = trace_id
-    return json.dumps(doc, separators=(",", ":")).encode()
+        tail += ',"trace_id":' + dumps(trace_id)
+    return _start(code, status) + (dumps(detail) + tail + "}").encode()
 
 
 def error_response(
@@ -148,12 +190,13 @@ def error_response(
     head_only: bool = False,
     trace_id: str | None = None,
 ) -> bytes:
-    """A whole HTTP/1.1 response carrying the JSON error for `code`."""
+    """A whole HTTP/1.1 response carrying the problem document for `code`."""
     entry = ERRORS[code]
-    body = error_body(code, request_id, message, trace_id)
+    body = error_body(code, request_id, message, trace_id, entry.status)
     parts = [
         status_line(entry.status),
-        b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body),
+        b"content-type: application/problem+json\r\ncontent-length: %d\r\n" % len(body),
+        b"date: " + http_date() + b"\r\n",
         b"x-request-id: " + request_id.encode() + b"\r\n",
     ]
     if extra_headers:

@@ -188,9 +188,10 @@ class SnapshotExchange:
             return None
         return snap
 
-    def render(self, registry: Registry, wall_now: float | None = None) -> str:
+    def render(self, registry: Registry, wall_now: float | None = None,
+               openmetrics: bool = False) -> str:
         """The /metrics body for the whole fleet of workers on this host."""
-        return render_snapshot(self.collect(registry, wall_now))
+        return render_snapshot(self.collect(registry, wall_now), openmetrics)
 
 
 def _read(path: str) -> dict[str, Any] | None:

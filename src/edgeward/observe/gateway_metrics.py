@@ -50,6 +50,9 @@ MAX_CONFIG_CHILDREN = 16
 CIRCUIT_CLOSED = 0
 CIRCUIT_OPEN = 1
 CIRCUIT_HALF_OPEN = 2
+# The breaker states by name, in the order of their numbers above (the per-state family's
+# `state` label values).
+CIRCUIT_STATES: tuple[str, ...] = ("closed", "open", "half_open")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,6 +97,12 @@ FAMILIES: tuple[MetricSpec, ...] = (
     MetricSpec(kind="gauge", name="edgeward_circuit_breaker_state",
                help="Circuit breaker state: 0 closed, 1 open, 2 half-open (max over workers).",
                labels=("upstream",), max_children=MAX_UPSTREAM_CHILDREN, aggregate="max"),
+    MetricSpec(kind="gauge", name="edgeward_circuit_breaker_states",
+               help="1 for the circuit breaker's current state (closed, open, half_open), "
+                    "0 for the others (max over workers: a state is 1 if one worker's "
+                    "breaker is in it).",
+               labels=("upstream", "state"), max_children=3 * MAX_UPSTREAM_CHILDREN,
+               aggregate="max"),
     MetricSpec(kind="counter", name="edgeward_outlier_ejections_total",
                help="Endpoints ejected by outlier detection.",
                labels=("upstream",), max_children=MAX_UPSTREAM_CHILDREN),
@@ -395,6 +404,7 @@ class GatewayMetrics:
         self.received_bytes = counter("edgeward_received_bytes_total")
         self.sent_bytes = counter("edgeward_sent_bytes_total")
         self.circuit_breaker_state = gauge("edgeward_circuit_breaker_state")
+        self.circuit_breaker_states = gauge("edgeward_circuit_breaker_states")
         self.outlier_ejections = counter("edgeward_outlier_ejections_total")
         self.ratelimit_refused = counter("edgeward_ratelimit_refused_total")
         self.endpoint_healthy_family = gauge("edgeward_endpoint_healthy")
@@ -515,6 +525,15 @@ class GatewayMetrics:
     def circuit_state(self, upstream: str) -> GaugeChild:
         """Set to CIRCUIT_CLOSED / CIRCUIT_OPEN / CIRCUIT_HALF_OPEN on each transition."""
         return self.circuit_breaker_state.labels(upstream)
+
+    def breaker_entered(self, upstream: str, state: str) -> None:
+        """The upstream's breaker is now in `state` (one of CIRCUIT_STATES): both families,
+        the numeric gauge and one series per state with 1 for the current one."""
+        number = CIRCUIT_STATES.index(state) if state in CIRCUIT_STATES else CIRCUIT_CLOSED
+        self.circuit_breaker_state.labels(upstream).set(float(number))
+        family = self.circuit_breaker_states
+        for name in CIRCUIT_STATES:
+            family.labels(upstream, name).set(1.0 if name == state else 0.0)
 
     def outlier_ejection(self, upstream: str) -> CounterChild:
         return self.outlier_ejections.labels(upstream)

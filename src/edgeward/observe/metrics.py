@@ -424,8 +424,11 @@ def _label_text(names: Sequence[str], values: Sequence[str], extra: str = "") ->
     return "{" + ",".join(parts) + "}" if parts else ""
 
 
-def render_snapshot(snap: Snapshot) -> str:
-    """Print a (merged) snapshot in the Prometheus text format 0.0.4."""
+def render_snapshot(snap: Snapshot, openmetrics: bool = False) -> str:
+    """Print a (merged) snapshot in the Prometheus text format 0.0.4, or in OpenMetrics 1.0
+    (`render_openmetrics`)."""
+    if openmetrics:
+        return render_openmetrics(snap)
     lines: list[str] = []
     for fam in snap["families"]:
         name, names = fam["name"], fam["labels"]
@@ -435,16 +438,90 @@ def render_snapshot(snap: Snapshot) -> str:
             for row in fam["samples"]:
                 lines.append(f"{name}{_label_text(names, row[0])} {format_value(row[1])}")
             continue
-        les = [format_value(b) if b != int(b) else repr(float(b)) for b in fam["buckets"]]
-        les.append("+Inf")
-        for values, counts, total in fam["samples"]:
-            running = 0
-            for le, n in zip(les, counts, strict=True):
-                running += n
-                labels = _label_text(names, values, f'le="{le}"')
-                lines.append(f"{name}_bucket{labels} {running}")
-            plain = _label_text(names, values)
-            lines.append(f"{name}_sum{plain} {format_value(total)}")
-            lines.append(f"{name}_count{plain} {running}")
+        _histogram_lines(lines, name, names, fam)
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _histogram_lines(lines: list[str], name: str, names: Sequence[str],
+                     fam: dict[str, Any]) -> None:
+    """A histogram's samples (the same in both formats): cumulative buckets, sum, count."""
+    les = [format_value(b) if b != int(b) else repr(float(b)) for b in fam["buckets"]]
+    les.append("+Inf")
+    for values, counts, total in fam["samples"]:
+        running = 0
+        for le, n in zip(les, counts, strict=True):
+            running += n
+            labels = _label_text(names, values, f'le="{le}"')
+            lines.append(f"{name}_bucket{labels} {running}")
+        plain = _label_text(names, values)
+        lines.append(f"{name}_sum{plain} {format_value(total)}")
+        lines.append(f"{name}_count{plain} {running}")
+
+
+# ---------------------------------------------------------------------------------------------
+# OpenMetrics 1.0 (what Prometheus asks for first in its Accept header)
+
+OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+OPENMETRICS_MEDIA = "application/openmetrics-text"
+
+
+def _quality(params: list[str]) -> float:
+    for param in params:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "q":
+            try:
+                return max(0.0, min(1.0, float(value.strip())))
+            except ValueError:
+                return 0.0
+    return 1.0
+
+
+def wants_openmetrics(accept: str) -> bool:
+    """Whether an Accept header asks for OpenMetrics before the 0.0.4 text: it names
+    `application/openmetrics-text` with a quality above 0 and at least that of `text/plain`
+    (Prometheus sends `application/openmetrics-text;version=1.0.0,...,text/plain;
+    version=0.0.4;q=0.5,*/*;q=0.1`). Anything else, no header included, gets 0.0.4."""
+    best_om = best_text = 0.0
+    for part in accept.split(","):
+        media, *params = part.split(";")
+        media = media.strip().lower()
+        q = _quality(params)
+        if media == OPENMETRICS_MEDIA:
+            best_om = max(best_om, q)
+        elif media == "text/plain":
+            best_text = max(best_text, q)
+    return best_om > 0.0 and best_om >= best_text
+
+
+def _openmetrics_family(fam: dict[str, Any]) -> tuple[str, str, str]:
+    """(family name, OpenMetrics type, sample suffix): a counter's family drops `_total`,
+    which its sample carries; a gauge named `*_info` that is always 1 is an info family."""
+    name, kind = fam["name"], fam["type"]
+    if kind == "counter":
+        return name.removesuffix("_total"), "counter", "_total"
+    if kind == "gauge" and name.endswith("_info") and all(
+            row[1] == 1 for row in fam["samples"]):
+        return name.removesuffix("_info"), "info", "_info"
+    return name, kind, ""
+
+
+def render_openmetrics(snap: Snapshot) -> str:
+    """Print a (merged) snapshot in the OpenMetrics text format 1.0: the same samples as the
+    0.0.4 text, with counter families named without `_total`, `*_info` gauges as info
+    families, and the closing `# EOF`."""
+    lines: list[str] = []
+    for fam in snap["families"]:
+        family, kind, suffix = _openmetrics_family(fam)
+        names = fam["labels"]
+        lines.append(f"# TYPE {family} {kind}")
+        lines.append(f"# HELP {family} {escape_help(fam['help'])}")
+        if kind == "histogram":
+            _histogram_lines(lines, family, names, fam)
+            continue
+        sample = family + suffix
+        for row in fam["samples"]:
+            lines.append(f"{sample}{_label_text(names, row[0])} {format_value(row[1])}")
+    lines.append("# EOF")
     lines.append("")
     return "\n".join(lines)

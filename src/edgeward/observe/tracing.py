@@ -23,15 +23,11 @@ flags is kept.
 
 from __future__ import annotations
 
-import http.client
-import json
 import random
 import re
-import threading
 import time
 import urllib.parse
-from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -233,131 +229,19 @@ def span_to_otlp(span: SpanRecord) -> dict[str, Any]:
     return out
 
 
-def otlp_request_body(spans: Iterable[SpanRecord], service_name: str) -> dict[str, Any]:
-    """An ExportTraceServiceRequest in OTLP/JSON (hex ids, as OTLP/HTTP JSON requires)."""
+def otlp_request_body(spans: Iterable[SpanRecord], service_name: str,
+                      resource: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """An ExportTraceServiceRequest in OTLP/JSON (hex ids, as OTLP/HTTP JSON requires), with
+    the resource's attributes (`service.name` last, so it wins)."""
+    attributes = {**(resource or {}), "service.name": service_name}
     return {"resourceSpans": [{
         "resource": {"attributes": [
-            {"key": "service.name", "value": {"stringValue": service_name}}]},
+            {"key": k, "value": {"stringValue": v}} for k, v in attributes.items()]},
         "scopeSpans": [{
             "scope": {"name": "edgeward"},
             "spans": [span_to_otlp(s) for s in spans],
         }],
     }]}
-
-
-# Exporter defaults are OpenTelemetry's BatchSpanProcessor defaults (OTEL_BSP_*):
-# max queue 2048 spans, export batch 512, schedule delay 5 s, export timeout 30 s.
-DEFAULT_MAX_QUEUE = 2048
-DEFAULT_BATCH_SIZE = 512
-DEFAULT_FLUSH_INTERVAL = 5.0
-DEFAULT_EXPORT_TIMEOUT = 30.0
-
-
-class OtlpHttpExporter:
-    """Ships finished spans to an OTLP/HTTP collector from a background thread.
-
-    `export(span)` is called on the event loop: it appends to a bounded deque (no lock; the GIL
-    makes append and len atomic) or, when the queue is full, drops the span and counts it; it
-    never blocks. The thread wakes every `flush_interval` or as soon as a batch is full, and
-    POSTs JSON to `<endpoint>/v1/traces`. A failed POST drops its batch (counted in `dropped`
-    and `failed_exports`): spans are diagnostics, and a retry queue would grow without bound
-    while a collector is down.
-    """
-
-    def __init__(self, endpoint: str, service_name: str = "edgeward", *,
-                 batch_size: int = DEFAULT_BATCH_SIZE,
-                 flush_interval: float = DEFAULT_FLUSH_INTERVAL,
-                 max_queue: int = DEFAULT_MAX_QUEUE,
-                 timeout: float = DEFAULT_EXPORT_TIMEOUT) -> None:
-        url = urllib.parse.urlsplit(endpoint)
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise ValueError(f"otlp_endpoint must be an http(s) URL, got {endpoint!r}")
-        if batch_size < 1 or max_queue < batch_size:
-            raise ValueError(
-                f"need 1 <= batch_size <= max_queue, got batch_size={batch_size}, "
-                f"max_queue={max_queue}")
-        if flush_interval <= 0:
-            raise ValueError(f"flush_interval must be > 0, got {flush_interval!r}")
-        self.scheme = url.scheme
-        self.host = url.hostname
-        self.port = url.port or (443 if url.scheme == "https" else 80)
-        base = url.path.rstrip("/")
-        self.path = base if base.endswith("/v1/traces") else base + "/v1/traces"
-        self.service_name = service_name
-        self.batch_size = batch_size
-        self.flush_interval = flush_interval
-        self.max_queue = max_queue
-        self.timeout = timeout
-        self.dropped = 0
-        self.exported = 0
-        self.failed_exports = 0
-        self._queue: deque[SpanRecord] = deque()
-        self._wake = threading.Event()
-        self._idle = threading.Event()
-        self._stopping = False
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="edgeward-otlp", daemon=True)
-            self._thread.start()
-
-    def export(self, span: SpanRecord) -> bool:
-        """Queue one span; False (and counted in `dropped`) if the queue is full."""
-        queue = self._queue
-        if len(queue) >= self.max_queue:
-            self.dropped += 1
-            return False
-        queue.append(span)
-        if len(queue) == self.batch_size:
-            self._wake.set()
-        return True
-
-    def flush(self, timeout: float = 5.0) -> bool:
-        """Ask the thread to send everything queued now; True once the queue was drained."""
-        self._idle.clear()
-        self._wake.set()
-        return self._idle.wait(timeout)
-
-    def shutdown(self, timeout: float = 5.0) -> None:
-        self._stopping = True
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while True:
-            self._wake.wait(self.flush_interval)
-            self._wake.clear()
-            while self._queue:
-                batch: list[SpanRecord] = []
-                while self._queue and len(batch) < self.batch_size:
-                    batch.append(self._queue.popleft())
-                self._send(batch)
-            self._idle.set()
-            if self._stopping:
-                return
-
-    def _send(self, batch: list[SpanRecord]) -> None:
-        body = json.dumps(otlp_request_body(batch, self.service_name),
-                          separators=(",", ":")).encode()
-        conn_cls = (http.client.HTTPSConnection if self.scheme == "https"
-                    else http.client.HTTPConnection)
-        conn = conn_cls(self.host, self.port, timeout=self.timeout)
-        try:
-            conn.request("POST", self.path, body, {"Content-Type": "application/json"})
-            response = conn.getresponse()
-            response.read()
-            ok = 200 <= response.status < 300
-        except (OSError, http.client.HTTPException):
-            ok = False
-        finally:
-            conn.close()
-        if ok:
-            self.exported += len(batch)
-        else:
-            self.failed_exports += 1
-            self.dropped += len(batch)
 
 
 # Default head sampling ratio: 1 %. An edge gateway sees every request of the fleet; at 10k
@@ -369,19 +253,42 @@ DEFAULT_SAMPLE_RATIO = 0.01
 DEFAULT_SERVICE_NAME = "edgeward"
 
 
+# Exporter defaults are OpenTelemetry's BatchSpanProcessor defaults (OTEL_BSP_*): export batch
+# 512, schedule delay 5 s, max queue 2048 spans.
+DEFAULT_BATCH_SIZE = 512
+DEFAULT_FLUSH_INTERVAL = 5.0
+DEFAULT_MAX_QUEUE = 2048
+
+
 @dataclass(frozen=True, kw_only=True)
 class TracingConfig:
-    """YAML `tracing:`. Without `otlp_endpoint`, trace context is still propagated (ids in the
-    access log and upstream headers) but no span is recorded."""
+    """YAML `tracing:`. Without an OTLP endpoint (here or in OTEL_EXPORTER_OTLP_*), trace
+    context is still propagated (ids in the access log and upstream headers) but no span is
+    recorded. A key left out (null) takes the standard OTEL_* variable, then the default:
+    a key that is set wins over the environment (`edgeward.observe.otel_env`)."""
 
-    sample_ratio: float = field(default=DEFAULT_SAMPLE_RATIO, metadata=doc(
-        "fraction of new traces recorded; 1% (OTel default is 100%, Jaeger's 0.1%)"))
-    parent_based: bool = field(default=True, metadata=doc(
-        "follow the sampled flag of an incoming traceparent (OTel ParentBased default)"))
+    sample_ratio: float | None = field(default=None, metadata=doc(
+        "fraction of new traces recorded; else OTEL_TRACES_SAMPLER(_ARG), else 1% "
+        "(OTel default is 100%, Jaeger's 0.1%)"))
+    parent_based: bool | None = field(default=None, metadata=doc(
+        "follow the sampled flag of an incoming traceparent; else OTEL_TRACES_SAMPLER, "
+        "else true (OTel ParentBased default)"))
     otlp_endpoint: str | None = field(default=None, metadata=doc(
-        "OTLP/HTTP collector base URL, e.g. http://127.0.0.1:4318; null records no spans"))
-    service_name: str = field(default=DEFAULT_SERVICE_NAME, metadata=doc(
-        "service.name resource attribute of exported spans"))
+        "OTLP/HTTP collector base URL, e.g. http://127.0.0.1:4318 (/v1/traces appended); "
+        "else OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT; else no spans"))
+    service_name: str | None = field(default=None, metadata=doc(
+        "service.name resource attribute; else OTEL_SERVICE_NAME, else service.name in "
+        "OTEL_RESOURCE_ATTRIBUTES, else edgeward"))
+    headers: dict[str, str] | None = field(default=None, metadata=doc(
+        "fields sent with each export (an API key); else OTEL_EXPORTER_OTLP_(TRACES_)HEADERS"))
+    compression: Literal["none", "gzip"] | None = field(default=None, metadata=doc(
+        "gzip the export body; else OTEL_EXPORTER_OTLP_(TRACES_)COMPRESSION, else none "
+        "(the OTel default)"))
+    timeout: Duration | None = field(default=None, metadata=doc(
+        "one export POST's timeout; else OTEL_EXPORTER_OTLP_(TRACES_)TIMEOUT, else 10s "
+        "(the OTel default)"))
+    resource_attributes: dict[str, str] | None = field(default=None, metadata=doc(
+        "resource attributes of exported spans, over those of OTEL_RESOURCE_ATTRIBUTES"))
     batch_size: int = field(default=DEFAULT_BATCH_SIZE, metadata=doc(
         "spans per POST; OTel BatchSpanProcessor default 512"))
     flush_interval: Duration = field(default=DEFAULT_FLUSH_INTERVAL, metadata=doc(
@@ -391,15 +298,20 @@ class TracingConfig:
 
     def check(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
-        if not 0.0 <= self.sample_ratio <= 1.0:
+        if self.sample_ratio is not None and not 0.0 <= self.sample_ratio <= 1.0:
             problems.append(("sample_ratio", f"must be between 0 and 1, got {self.sample_ratio}"))
         if self.otlp_endpoint is not None:
             url = urllib.parse.urlsplit(self.otlp_endpoint)
             if url.scheme not in ("http", "https") or not url.hostname:
                 problems.append(("otlp_endpoint",
                                  f"must be an http(s) URL, got {self.otlp_endpoint!r}"))
-        if not self.service_name:
+        if self.service_name is not None and not self.service_name:
             problems.append(("service_name", "must not be empty"))
+        for name in self.headers or {}:
+            if not name or any(c in name for c in " \t\r\n:"):
+                problems.append((f"headers.{name}", "is not a valid field name"))
+        if self.timeout is not None and self.timeout <= 0:
+            problems.append(("timeout", f"must be > 0, got {self.timeout}"))
         if self.batch_size < 1:
             problems.append(("batch_size", f"must be >= 1, got {self.batch_size}"))
         if self.max_queue < self.batch_size:
@@ -409,17 +321,6 @@ class TracingConfig:
             problems.append(("flush_interval", f"must be > 0, got {self.flush_interval}"))
         return problems
 
-    def sampler(self) -> Sampler:
-        return Sampler(self.sample_ratio, parent_based=self.parent_based)
-
-    def exporter(self) -> OtlpHttpExporter | None:
-        """A (not yet started) exporter, or None when no endpoint is configured."""
-        if self.otlp_endpoint is None:
-            return None
-        return OtlpHttpExporter(self.otlp_endpoint, self.service_name,
-                                batch_size=self.batch_size, flush_interval=self.flush_interval,
-                                max_queue=self.max_queue)
-
 
 def unix_ns() -> int:
     """Wall clock in epoch nanoseconds, for the shell to stamp spans (the core never calls it)."""
@@ -427,7 +328,7 @@ def unix_ns() -> int:
 
 
 __all__ = [
-    "FLAG_SAMPLED", "OtlpHttpExporter", "Sampler", "SpanRecord", "TraceContext", "TracingConfig",
+    "FLAG_SAMPLED", "Sampler", "SpanRecord", "TraceContext", "TracingConfig",
     "format_traceparent", "new_span_id", "new_trace_id", "otlp_request_body", "parse_traceparent",
     "parse_tracestate", "span_to_otlp", "unix_ns",
 ]

@@ -18,7 +18,8 @@ import math
 from typing import TYPE_CHECKING, Any, Final
 
 from edgeward.filters.api import Reply
-from edgeward.http.errors import ERRORS, REASONS, error_body
+from edgeward.http.date import DATE, http_date
+from edgeward.http.errors import ERRORS, PROBLEM_JSON, REASONS, error_body
 from edgeward.http.fields import Headers
 from edgeward.http.message import RequestHead, ResponseHead
 from edgeward.http.stream import PAUSE_HELD_BODY, ClientStream, ServerStream, Trailers
@@ -46,8 +47,6 @@ if TYPE_CHECKING:
 
 NO_DEADLINE: Final = math.inf
 log = logging.getLogger("edgeward.proxy")
-
-_JSON: Final = b"application/json"
 
 
 class HeldBody:
@@ -411,14 +410,18 @@ __all__ = ["BACKOFF", "CONNECTING", "DONE", "Exchange", "FILTERING", "HEAD", "ST
 
 def _reply_message(reply: Reply, head: RequestHead) -> tuple[bytes, list[tuple[bytes, bytes]]]:
     """A local reply's body and fields: for a catalogue error (`Reply.error`), the gateway's
-    JSON document (code, message, request id, trace id) ahead of the reply's own fields."""
+    problem document (RFC 9457, with code, request id and trace id) ahead of the reply's own
+    fields; `Date` unless the reply set its own."""
     fields = list(reply.fields)
+    if not any(n == DATE for n, _ in fields):
+        fields.append((DATE, http_date()))
     code = reply.code
     if code is None:
         return reply.body, fields
     entry = ERRORS.get(code)
     detail = reply.detail or (entry.meaning if entry is not None else
                               REASONS.get(reply.status, b"Error").decode())
-    body = error_body(code, head.request_id, detail, getattr(head.trace, "trace_id", None))
-    fields.insert(0, (b"content-type", _JSON))
+    body = error_body(code, head.request_id, detail, getattr(head.trace, "trace_id", None),
+                      reply.status)
+    fields.insert(0, (b"content-type", PROBLEM_JSON))
     return body, fields

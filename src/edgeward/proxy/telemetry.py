@@ -14,9 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from edgeward.observe.access_log import AccessLog, format_time
 from edgeward.observe.gateway_metrics import (
-    CIRCUIT_CLOSED,
-    CIRCUIT_HALF_OPEN,
-    CIRCUIT_OPEN,
     NO_ROUTE,
     GatewayMetrics,
     RouteMetrics,
@@ -38,7 +35,6 @@ if TYPE_CHECKING:
 
 _quote = json.encoder.encode_basestring  # C: JSON string with quotes, non-ASCII kept
 _ERROR_LABEL = {"connect_failure": "connect_error", "timeout": "timeout", "reset": "reset"}
-_CIRCUIT_VALUE = {"closed": CIRCUIT_CLOSED, "open": CIRCUIT_OPEN, "half_open": CIRCUIT_HALF_OPEN}
 
 
 class Telemetry:
@@ -58,6 +54,7 @@ class Telemetry:
         self._last_cluster: Cluster | None = None
         self._last_child: CounterChild | None = None
         self._last_hist: HistogramChild | None = None
+        self._breakers_reported: set[str] = set()
         self._clock = time.monotonic
         self.connect_failures = ConnectFailureLog()  # warnings, rate-limited per endpoint
 
@@ -97,6 +94,10 @@ class Telemetry:
         i = bucket_of(hist.bounds, duration)
         counts[i] = counts[i] + 1  # (not `+=`: compiled, that is a generic in-place add)
         hist.sum += duration
+
+    def attempt_counts(self) -> list[tuple[tuple[str, str, str], CounterChild]]:
+        """(upstream, endpoint, outcome) -> the attempts counted so far."""
+        return list(self._attempts.items())
 
     def upstream_histograms(self) -> list[tuple[str, HistogramChild]]:
         return list(self._attempt_hist.items())
@@ -149,17 +150,23 @@ class Telemetry:
         self.metrics.filter_errors.labels(route, name).inc()
 
     def drain_cluster_events(self, snapshot: Snapshot) -> None:
-        """Breaker transitions and outlier ejections into metrics (called every second)."""
+        """Breaker transitions and outlier ejections into metrics (called every second); an
+        upstream's breaker state is exported from its first call on, before any transition."""
         metrics = self.metrics
+        reported = self._breakers_reported
         for cluster in snapshot.clusters.values():
+            if cluster.guarded and cluster.name not in reported:
+                reported.add(cluster.name)
+                breaker = cluster.breaker
+                state = breaker.state(self._clock()) if breaker is not None else "closed"
+                metrics.breaker_entered(cluster.name, state)
             events = cluster.events
             if not events:
                 continue
             cluster.events = []
             for event in events:
                 if isinstance(event, Transition):
-                    value = _CIRCUIT_VALUE.get(str(event.to_state), CIRCUIT_CLOSED)
-                    metrics.circuit_state(cluster.name).set(value)
+                    metrics.breaker_entered(cluster.name, str(event.to_state))
                 elif isinstance(event, OutlierEvent) and event.kind == "ejected":
                     metrics.outlier_ejection(cluster.name).inc()
                 elif isinstance(event, ConnectFailure):

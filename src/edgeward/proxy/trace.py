@@ -9,8 +9,8 @@ from __future__ import annotations
 import random
 import time
 
+from edgeward.observe.otlp import OtlpHttpExporter
 from edgeward.observe.tracing import (
-    OtlpHttpExporter,
     Sampler,
     format_traceparent,
     new_span_id,
