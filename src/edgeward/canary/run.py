@@ -17,9 +17,10 @@ from typing import Any, Final
 
 from edgeward.canary.arms import CanaryArms
 from edgeward.canary.config import CanaryConfig
-from edgeward.canary.controller import CanaryController, Decision
+from edgeward.canary.controller import FINAL, CanaryController, Decision, Phase
 from edgeward.canary.filter import CanaryFilter
 from edgeward.canary.judge import ArmFigures
+from edgeward.canary.stats import quantile
 from edgeward.routing.config import WhenConfig
 from edgeward.routing.keys import parse_key
 from edgeward.routing.split import Condition
@@ -61,6 +62,23 @@ class CanaryRun:
     def figures(self) -> tuple[ArmFigures, ArmFigures]:
         s, c = self.arms.stable.figures(), self.arms.canary.figures()
         return ArmFigures(s[0], s[1], s[2]), ArmFigures(c[0], c[1], c[2])
+
+    def rolling_out(self) -> bool:
+        """Whether the canary arm takes traffic under judgement now (for the breaker rule)."""
+        return self.controller.phase not in FINAL and self.controller.phase is not Phase.IDLE
+
+    def latency_ratio(self) -> float | None:
+        """The canary arm's p99 over the stable arm's in the window, when both arms have the
+        judge's minimum of samples (else None: too little to say)."""
+        stable, canary = self.figures()
+        need = self.config.analysis.min_samples
+        if len(stable.durations) < need or len(canary.durations) < need:
+            return None
+        base = quantile(sorted(stable.durations), 0.99)
+        current = quantile(sorted(canary.durations), 0.99)
+        if base is None or current is None or not base > 0.0:
+            return None
+        return current / base
 
     def tick(self, now: float) -> Decision | None:
         stable, canary = self.figures()

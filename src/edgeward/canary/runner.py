@@ -72,6 +72,7 @@ class CanaryRunner:
 
     async def tick(self, run: CanaryRun, now: float) -> None:
         decision = run.tick(now)
+        self._breaker_rule(run)
         if decision is None:
             return
         self._decided(run, decision)
@@ -79,6 +80,20 @@ class CanaryRunner:
             ok, reason = await self._pre_promotion(run, decision)
             now = time.monotonic()
             self._decided(run, run.apply(run.controller.confirm(now, ok, reason)))
+
+    def _breaker_rule(self, run: CanaryRun) -> None:
+        """Hand the canary arm's latency against the stable arm's to its upstream's breakers
+        (`circuit_breaker.rollout_failure_rate`); a window too young to say keeps the last
+        ratio, and the end of the rollout restores the plain failure rate."""
+        cluster = self.book().clusters.get(run.config.canary)
+        if not isinstance(cluster, Cluster):
+            return
+        if not run.rolling_out():
+            cluster.set_rollout_ratio(None)
+            return
+        ratio = run.latency_ratio()
+        if ratio is not None:
+            cluster.set_rollout_ratio(ratio)
 
     def _decided(self, run: CanaryRun, decision: Decision) -> None:
         self.on_decision(run.route, decision)

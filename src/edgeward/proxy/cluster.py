@@ -23,8 +23,8 @@ class Cluster:
     __slots__ = (
         "name", "config", "endpoints", "pools", "balancer", "hash_key", "connect_timeout",
         "response_header_timeout", "_loop", "closed", "breaker", "endpoint_breakers",
-        "outlier", "active_requests", "active_retries", "events", "records_latency", "retries",
-        "on_attempt", "pick_plain", "guarded", "tls",
+        "rollout_ratio", "outlier", "active_requests", "active_retries", "events",
+        "records_latency", "retries", "on_attempt", "pick_plain", "guarded", "tls",
     )
 
     def __init__(
@@ -51,6 +51,8 @@ class Cluster:
             {} if bc is not None and bc.per_endpoint else None)
         self.outlier = OutlierDetector(config.outlier) if config.outlier is not None else None
         self.guarded = bc is not None  # has a circuit breaker to ask before each try
+        # p99 / the stable arm's p99 while this upstream is a running canary's canary arm.
+        self.rollout_ratio: float | None = None
         self.active_requests = 0
         self.active_retries = 0
         self.retries = 0  # retries started, all time (for metrics)
@@ -94,6 +96,17 @@ class Cluster:
             assert bc is not None
             self.endpoint_breakers = {
                 e.key: self.endpoint_breakers.get(e.key) or CircuitBreaker(bc) for e in fresh}
+            for breaker in self.endpoint_breakers.values():
+                breaker.set_latency_ratio(self.rollout_ratio)
+
+    def set_rollout_ratio(self, ratio: float | None) -> None:
+        """A canary's latency against its stable arm (None: no rollout), for breakers with a
+        `rollout_failure_rate` (resilience/breaker.py `rollout_threshold`)."""
+        self.rollout_ratio = ratio
+        if self.breaker is not None:
+            self.breaker.set_latency_ratio(ratio)
+        for breaker in (self.endpoint_breakers or {}).values():
+            breaker.set_latency_ratio(ratio)
 
     def pick(self, head: RequestHead, route_name: str, now: float) -> Endpoint | None:
         spec = self.hash_key

@@ -41,7 +41,7 @@ from edgeward.resilience.outcome import Outcome, mask_of
 
 __all__ = [
     "CLOSED", "HALF_OPEN", "OPEN", "BreakerConfig", "BreakerStats", "CircuitBreaker",
-    "FailureKind", "Reason", "State", "Transition", "open_time",
+    "FailureKind", "Reason", "State", "Transition", "open_time", "rollout_threshold",
 ]
 
 State = Literal["closed", "open", "half_open"]
@@ -90,6 +90,12 @@ def open_time(cfg: BreakerConfig, openings: int) -> float:
     if exponent * math.log(cfg.open_for_multiplier) >= math.log(cfg.open_for_max / cfg.open_for):
         return cfg.open_for_max
     return min(cfg.open_for * cfg.open_for_multiplier**exponent, cfg.open_for_max)
+
+
+def rollout_threshold(base: float, span: float, ratio: float) -> float:
+    """The failure rate that opens a canary's breaker when its p99 is `ratio` times the stable
+    arm's: base + span at equal speed or faster, falling towards base as the canary slows."""
+    return base + span * min(1.0, 1.0 / ratio)
 
 
 class CircuitBreaker:
@@ -194,6 +200,17 @@ class CircuitBreaker:
             admitted_at = now - duration
         self._settle_probe(admitted_at)
         self._probes_admitted -= 1
+
+    def set_latency_ratio(self, ratio: float | None) -> None:
+        """While this upstream is a running canary's canary arm: `ratio` = its p99 / the stable
+        arm's p99, and the failure threshold follows `rollout_threshold` (when configured);
+        None (the rollout ended, or too few samples) restores `failure_rate`."""
+        rollout = self.cfg.rollout_failure_rate
+        if rollout is None or ratio is None or not ratio > 0.0 or math.isinf(ratio):
+            rate = self.cfg.failure_rate
+            self._failure_rate = rate if rate is not None else 2.0
+        else:
+            self._failure_rate = rollout_threshold(rollout.base, rollout.span, ratio)
 
     # --- reading --------------------------------------------------------------------------------
 

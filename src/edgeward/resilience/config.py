@@ -47,6 +47,34 @@ DEFAULT_FAILURE_ON: Final[tuple[FailureKind, ...]] = ("5xx", "connect_failure", 
 # Hystrix and resilience4j keep one breaker per command/name, i.e. per upstream; per-endpoint
 # breaking overlaps with outlier ejection, so it is opt-in.
 DEFAULT_PER_ENDPOINT: Final = False
+# The rollout rule's two figures: a canary as fast as its stable arm is held to 3 % + 2 % = 5 %
+# failures (a tenth of the 50 % that opens a breaker for good: a canary earns no benefit of the
+# doubt), and the threshold falls towards 3 % as the canary's p99 grows past the stable arm's.
+DEFAULT_ROLLOUT_BASE: Final = 0.03
+DEFAULT_ROLLOUT_SPAN: Final = 0.02
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RolloutThreshold:
+    """YAML `circuit_breaker.rollout_failure_rate:`: the latency-relative failure threshold that
+    applies while this upstream is the canary arm of a running canary."""
+
+    base: float = field(
+        default=DEFAULT_ROLLOUT_BASE,
+        metadata=doc("the failure rate that opens the breaker however slow the canary is"),
+    )
+    span: float = field(
+        default=DEFAULT_ROLLOUT_SPAN,
+        metadata=doc("added to base, scaled by stable p99 / canary p99 (at most 1)"),
+    )
+
+    def check(self) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        if not 0.0 < self.base <= 1.0:
+            problems.append(("base", f"must be in (0, 1], got {self.base}"))
+        if not 0.0 <= self.span <= 1.0 - min(self.base, 1.0):
+            problems.append(("span", f"must be in [0, 1 - base], got {self.span}"))
+        return problems
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -95,6 +123,12 @@ class BreakerConfig:
     per_endpoint: bool = field(
         default=DEFAULT_PER_ENDPOINT,
         metadata=doc("one breaker per endpoint instead of one per upstream"),
+    )
+    rollout_failure_rate: RolloutThreshold | None = field(
+        default=None,
+        metadata=doc("while this upstream is a running canary's canary arm, the failure rate "
+                     "that opens the breaker is base + span x min(1, stable p99 / canary p99), "
+                     "so a slower canary trips sooner; null = failure_rate throughout"),
     )
 
     def check(self) -> list[tuple[str, str]]:
