@@ -394,7 +394,8 @@ class Control:
                 })
             out.append({"name": cluster.name, "balance": cluster.config.balance,
                         "active_requests": cluster.active_requests,
-                        "retries": cluster.retries, "endpoints": eps})
+                        "retries": cluster.retries, "endpoints": eps,
+                        "rollout_latency_ratio": cluster.rollout_ratio})
         return out
 
     def ratelimits_view(self) -> list[dict[str, Any]]:

@@ -79,6 +79,9 @@ upstreams:
   bad: {targets: ["%(bad)s"]}
   hooks: {targets: ["%(hooks)s"]}
   slow: {targets: ["%(slow)s"]}
+  slower:
+    targets: ["%(slow)s"]
+    circuit_breaker: {rollout_failure_rate: {base: 0.03, span: 0.02}}
 routes:
   - name: good
     match: {path_prefix: /good}
@@ -112,6 +115,15 @@ routes:
       step_interval: 200ms
       min_requests: 20
       autostart: false
+  - name: watched
+    match: {path_prefix: /watched}
+    canary:
+      stable: stable
+      canary: slower
+      step_interval: 1h
+      min_requests: 20
+      autostart: false
+      analysis: {min_latency_delta: 1h}   # never judged slow: this route is about the breaker
   - name: idle
     match: {path_prefix: /idle}
     canary: {stable: stable, canary: good, step_interval: 200ms, min_requests: 5}
@@ -283,6 +295,33 @@ def test_fifty_ms_slower_canary_is_rolled_back(gateway: tuple[GatewayProcess, in
     assert figures["canary"]["errors"] == 0
 
 
+def upstream(admin: int, name: str) -> dict[str, Any]:
+    status, views = admin_call(admin, "GET", "/upstreams")
+    assert status == 200, views
+    return next(v for v in views if v["name"] == name)
+
+
+def test_a_running_canary_hands_its_latency_ratio_to_its_breaker(
+        gateway: tuple[GatewayProcess, int]) -> None:
+    """circuit_breaker.rollout_failure_rate: the canary arm's p99 over the stable arm's reaches
+    the canary upstream's breakers while the rollout runs, and leaves when it ends."""
+    gw, admin = gateway
+    assert upstream(admin, "slower")["rollout_latency_ratio"] is None
+    traffic = Traffic(gw.port, "/watched/x")
+    try:
+        status, _ = admin_call(admin, "POST", "/canaries/start?route=watched")
+        assert status == 200
+        wait_for(lambda: (upstream(admin, "slower")["rollout_latency_ratio"] or 0) > 2,
+                 state=lambda: (upstream(admin, "slower"), canary(admin, "watched")))
+        status, _ = admin_call(admin, "POST", "/canaries/abort?route=watched")
+        assert status == 200
+        wait_for(lambda: upstream(admin, "slower")["rollout_latency_ratio"] is None,
+                 state=lambda: upstream(admin, "slower"))
+    finally:
+        traffic.close()
+    assert canary(admin, "watched")["phase"] == "aborted"
+
+
 def test_a_canary_without_traffic_holds_and_says_so(gateway: tuple[GatewayProcess, int]
                                                     ) -> None:
     _, admin = gateway
@@ -330,7 +369,7 @@ def test_admin_refusals(gateway: tuple[GatewayProcess, int]) -> None:
     status, body = admin_call(admin, "GET", "/canaries?route=nope")
     assert (status, body["code"]) == (404, "canary_not_found")
     status, views = admin_call(admin, "GET", "/canaries")
-    assert status == 200 and {v["route"] for v in views} == {"good", "bad", "slow", "idle",
-                                                             "sticky"}
+    assert status == 200 and {v["route"] for v in views} == {"good", "bad", "slow", "watched",
+                                                             "idle", "sticky"}
     done = cli(admin, "start")
     assert done.returncode == 2 and "name the ROUTE" in done.stderr
