@@ -262,6 +262,8 @@ def upstream_tls(name: str, up: UpstreamConfig, source: str) -> TlsOrigin | None
         ctx = client_context(up.tls, f"upstreams.{name}.tls", time.time())
     except TlsError as exc:
         raise ConfigError(source, exc.problems) from None
+    if up.protocol == "h2":
+        ctx.set_alpn_protocols(["h2"])  # the only protocol its pools speak
     return TlsOrigin(ctx, up.tls.server_name, ctx.sessions)  # type: ignore[arg-type]
 
 

@@ -72,6 +72,10 @@ DEFAULT_RESPONSE_HEADER_TIMEOUT = 30.0
 DEFAULT_MAX_IDLE = 64
 # nginx upstream keepalive_timeout default: 60 s.
 DEFAULT_UPSTREAM_IDLE_TIMEOUT = 60.0
+# HTTP/1.1 to upstreams unless asked (nginx proxy_http_version 1.1; Envoy clusters speak
+# HTTP/1.1 unless http2_protocol_options is set; Traefik unless the scheme is h2c).
+UpstreamProtocol = Literal["http1", "h2"]
+DEFAULT_UPSTREAM_PROTOCOL: UpstreamProtocol = "http1"
 
 # --- routes ------------------------------------------------------------------------------
 # nginx proxy_read_timeout is 60 s and Envoy's route timeout 15 s; 60 s lets slow reports
@@ -195,6 +199,10 @@ class UpstreamConfig:
         default=None,
         metadata=doc("connect to the endpoints over TLS (docs/tls.md); https:// targets set "
                      "it to {}; null: plain HTTP"))
+    protocol: UpstreamProtocol = field(
+        default=DEFAULT_UPSTREAM_PROTOCOL,
+        metadata=doc("http1, or h2: HTTP/2 multiplexing many requests per connection (prior "
+                     "knowledge on plain TCP, ALPN h2 over TLS; docs/grpc.md); gRPC needs h2"))
 
     def balancer_options(self) -> BalancerOptions:
         return BalancerOptions(

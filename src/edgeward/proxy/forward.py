@@ -265,6 +265,18 @@ class Forwarder(Attempts):
         if ex.state == STREAMING:
             ex.fail(error)  # the response was cut short: reset the client's stream
             return
+        if error == "upstream_refused" and not self.race_retried and self.replayable():
+            # An HTTP/2 upstream did not process the stream (GOAWAY above it, or
+            # REFUSED_STREAM; RFC 9113 §8.7): safe to send again whatever the method, once.
+            self.race_retried = True
+            self.resend = True
+            assert self.endpoint is not None and self.cluster is not None
+            again = self.cluster.pools[self.endpoint].take()
+            if again is not None:
+                self._bind(again, 0.0)
+            else:
+                self._connect(self.endpoint)
+            return
         if self._may_resend(conn, got_bytes):
             # The keep-alive race: a pooled connection closed as we reused it, before any
             # response byte. Safe to send again, once, on a fresh connection.
