@@ -235,7 +235,8 @@ def _route(cfg: GatewayConfig, index: int, clusters: dict[str, Cluster], rng: ra
     route = Route(name, cluster=single, chain=chain, timeout=rc.timeout,
                   retry=retry, budget=budget, replay_limit=cfg.server.replay_limit,
                   limiter=limiter, concurrency=concurrency,
-                  websocket=rc.websocket.settings() if rc.websocket is not None else None)
+                  websocket=rc.websocket.settings() if rc.websocket is not None else None,
+                  grpc=rc.match.grpc is not None)
     route.described = tuple((f.name, kinds[id(f)], int(type(f).order)) for f in chain.filters)
     return route
 

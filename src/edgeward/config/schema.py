@@ -241,6 +241,10 @@ class UpstreamConfig:
         for key in ("connect_timeout", "response_header_timeout", "idle_timeout"):
             if getattr(self, key) <= 0:
                 problems.append((key, "must be above 0"))
+        if self.health is not None and self.health.kind == "grpc" and self.tls is not None \
+                and self.protocol != "h2":
+            problems.append(("health.kind", "grpc checks over TLS need protocol: h2 (the "
+                                            "probe offers ALPN h2 with the upstream's context)"))
         return problems
 
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from edgeward.balance.endpoint import Endpoint
     from edgeward.proxy.cluster import Cluster
     from edgeward.proxy.route import Route
+    from edgeward.resilience.retry import RetryPolicy
 
 # Methods whose request may be sent twice without changing the outcome (RFC 9110 §9.2.2).
 IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
@@ -121,23 +122,45 @@ class Attempts(RequestBody):
             return False
         return True
 
+    def _settle_grpc(self, outcome: Outcome, now: float) -> bool:
+        """A trailers-only answer with a grpc-status in the route's `retries.grpc_on`: like
+        `_settle`, on the gRPC rule (any method, while attempts and the body allow)."""
+        route, cluster, ex = self.route, self.cluster, self.ex
+        if route is None or cluster is None or route.retry is None or ex.state == DONE:
+            return False
+        if not route.retry.should_retry_grpc(self.attempt, self.replayable()):
+            return False
+        if ex.total_deadline and now >= ex.total_deadline:
+            return False
+        budget = route.budget
+        if budget is not None and not self.is_retry and not budget.try_acquire(
+                cluster.active_requests, cluster.active_retries):
+            return False
+        self._record(outcome, now)
+        self._schedule(route.retry, cluster)
+        return True
+
     def _settle(self, outcome: Outcome, now: float) -> bool:
         """Record a failed try; when the route's retry policy allows, schedule the next try
         and return True (the caller then stops); else return False."""
         self._record(outcome, now)
         if not self._may_retry(outcome, now):
             return False
-        route, cluster, ex = self.route, self.cluster, self.ex
+        route, cluster = self.route, self.cluster
         assert route is not None and route.retry is not None and cluster is not None
+        self._schedule(route.retry, cluster)
+        return True
+
+    def _schedule(self, retry: RetryPolicy, cluster: Cluster) -> None:
+        ex = self.ex
         if not self.is_retry:
             self.is_retry = True
             cluster.active_retries += 1
         cluster.retries += 1
         ex.to(BACKOFF)
         self.resend = True
-        delay = route.retry.backoff(self.attempt, ex.snapshot.rng)
+        delay = retry.backoff(self.attempt, ex.snapshot.rng)
         self.retry_handle = ex.down.loop.call_later(delay, self._retry)
-        return True
 
     def _retry(self) -> None:
         self.retry_handle = None

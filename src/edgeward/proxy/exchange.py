@@ -18,6 +18,7 @@ import math
 from typing import TYPE_CHECKING, Any, Final
 
 from edgeward.filters.api import Reply
+from edgeward.grpc.status import status_for, status_of, trailers_only
 from edgeward.http.errors import ERRORS, REASONS, error_body
 from edgeward.http.fields import Headers
 from edgeward.http.message import RequestHead, ResponseHead
@@ -91,7 +92,7 @@ class HeldBody:
 
 class Exchange(FilterRun):
     __slots__ = ("fwd", "status", "error_code", "bytes_out", "request_done", "ended", "early",
-                 "reserved")
+                 "reserved", "grpc_status")
 
     def __init__(self, down: ServerStream, head: RequestHead, factory: ExchangeContext) -> None:
         self.down = down
@@ -118,6 +119,9 @@ class Exchange(FilterRun):
         self.total_deadline = 0.0   # the route timeout, from the end of the request
         self.early: HeldBody | None = None  # body read before start()
         self.reserved: TunnelStats | None = None  # a tunnel slot held for a handshake
+        # The call's grpc-status (b"" none or unknown): on routes matching `grpc:`, and in the
+        # gateway's own answers to gRPC calls.
+        self.grpc_status = b""
 
     def to(self, new: int) -> None:
         old = self.state
@@ -198,7 +202,11 @@ class Exchange(FilterRun):
         route = self.route
         if route is not None and route.timeout is not None:
             self.total_deadline = self.factory.clock() + route.timeout
-        self._forwarder().send_end(trailers)
+        fwd = self._forwarder()
+        if fwd.call_deadline and (not self.total_deadline
+                                  or fwd.call_deadline < self.total_deadline):
+            self.total_deadline = fwd.call_deadline  # a gRPC call's own deadline
+        fwd.send_end(trailers)
 
     def on_request_error(self, code: str, message: str | None) -> None:
         self.fail(code, message)
@@ -270,6 +278,9 @@ class Exchange(FilterRun):
         self.to(STREAMING)
         self.resp = resp
         self.status = resp.status
+        route = self.route
+        if route is not None and route.grpc:
+            self.grpc_status = resp.headers.first(b"grpc-status") or b""  # trailers-only
         self.down.set_deadline(self.total_deadline or NO_DEADLINE)
         self.down.send_head(resp, self.head)
 
@@ -280,6 +291,10 @@ class Exchange(FilterRun):
         self.down.send_data(data)
 
     def response_end(self, trailers: Trailers) -> None:
+        if trailers:
+            route = self.route
+            if route is not None and route.grpc:
+                self.grpc_status = status_of(trailers) or self.grpc_status
         if self.chain.response_body:
             resp = self.resp
             assert resp is not None
@@ -343,10 +358,16 @@ class Exchange(FilterRun):
             self.fwd.abandon()
         if reply.code is not None:
             self.error_code = reply.code
-        body, fields = _reply_message(reply, self.head)
-        resp = ResponseHead(reply.status, Headers(fields), len(body))
+        request_type = self.head.headers.first(b"content-type") if reply.status >= 400 else None
+        if request_type is not None and request_type.startswith(b"application/grpc"):
+            body, fields, status = _grpc_reply(reply, request_type)
+            self.grpc_status = fields[1][1]
+        else:
+            body, fields = _reply_message(reply, self.head)
+            status = reply.status
+        resp = ResponseHead(status, Headers(fields), len(body))
         self.resp = resp
-        self.status = reply.status
+        self.status = status
         self._response_filters(resp)
         if self.chain.response_body:
             body = self._response_body(body, True)
@@ -403,6 +424,18 @@ class Exchange(FilterRun):
 # Kept for readers of the state constants through this module.
 __all__ = ["BACKOFF", "CONNECTING", "DONE", "Exchange", "FILTERING", "HEAD", "STREAMING",
            "WAITING"]
+
+
+def _grpc_reply(reply: Reply, request_type: bytes
+                ) -> tuple[bytes, list[tuple[bytes, bytes]], int]:
+    """A gRPC call's local reply: trailers-only, HTTP 200, the gRPC status of the error."""
+    code = reply.code or f"http_{reply.status}"
+    entry = ERRORS.get(code)
+    detail = reply.detail or (entry.meaning if entry is not None else
+                              REASONS.get(reply.status, b"Error").decode())
+    status = status_for(reply.code, reply.status)
+    fields = [f for f in reply.fields if f[0].lower() != b"content-type"]
+    return b"", trailers_only(request_type, status, code, detail, fields), 200
 
 
 def _reply_message(reply: Reply, head: RequestHead) -> tuple[bytes, list[tuple[bytes, bytes]]]:

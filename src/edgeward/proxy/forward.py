@@ -21,6 +21,7 @@ import logging
 import ssl
 from typing import TYPE_CHECKING, Final
 
+from edgeward.grpc.status import format_timeout, parse_timeout
 from edgeward.http.message import ResponseHead
 from edgeward.http.stream import (
     PAUSE_PENDING_BODY,
@@ -48,7 +49,8 @@ _BY_STATUS: Final = [Outcome.of_status(s) for s in range(100, 600)]
 
 
 class Forwarder(Attempts):
-    __slots__ = ("upstream", "connect_task", "upstream_time", "connect_time", "upstream_paused")
+    __slots__ = ("upstream", "connect_task", "upstream_time", "connect_time", "upstream_paused",
+                 "call_deadline")
 
     def __init__(self, ex: Forwarding) -> None:
         super().__init__(ex)
@@ -57,6 +59,7 @@ class Forwarder(Attempts):
         self.upstream_time = 0.0     # from the last try's dispatch to its response head
         self.connect_time = 0.0      # TCP connect of the last new upstream connection
         self.upstream_paused = False
+        self.call_deadline = 0.0     # a gRPC call's deadline from its grpc-timeout (0: none)
 
     # from the exchange ---------------------------------------------------------------------
     def begin(self, cluster: Cluster, route: Route) -> None:
@@ -64,7 +67,19 @@ class Forwarder(Attempts):
         self.route = route
         cluster.active_requests += 1
         self.counted = True
+        if route.grpc:
+            self._call_deadline()
         self.dispatch(self.ex.started)
+
+    def _call_deadline(self) -> None:
+        """grpc-timeout: the call's deadline bounds every try and the whole exchange."""
+        ex = self.ex
+        value = ex.head.headers.first(b"grpc-timeout")
+        timeout = parse_timeout(value) if value is not None else None
+        if timeout is not None:
+            deadline = self.call_deadline = ex.started + timeout
+            if not ex.total_deadline or deadline < ex.total_deadline:
+                ex.total_deadline = deadline
 
     def send_body(self, data: bytes) -> None:
         route = self.route
@@ -162,6 +177,10 @@ class Forwarder(Attempts):
         self.upstream = conn
         endpoint.active += 1
         ex.to(WAITING)
+        if self.call_deadline:
+            # What is left of the call's time goes upstream, so the service stops with it.
+            left = self.call_deadline - (now or self.ex.factory.clock())
+            ex.head.headers.set("grpc-timeout", format_timeout(left).decode())
         conn.send_head(ex.head, self)
         pending = self.take_pending()
         parts = self.replay if self.resend else pending
@@ -241,6 +260,12 @@ class Forwarder(Attempts):
             self._drop_upstream()
             self._settle(outcome, now)
             return
+        route = self.route
+        if route is not None and route.grpc_retry and status == 200:
+            grpc_status = resp.headers.first(b"grpc-status")  # in the head: trailers-only
+            if grpc_status in route.grpc_retry and self._settle_grpc(outcome, now):
+                self._drop_upstream()
+                return
         self._record(outcome, now)
         ex.response_head(resp)
 

@@ -9,6 +9,7 @@ from edgeward.filters.builtin import (  # noqa: F401
     compress,
     cors,
     fault,
+    grpc_web,
     headers,
     ip,
     mirror,

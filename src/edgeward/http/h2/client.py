@@ -41,7 +41,7 @@ from edgeward.http.message import NO_BODY, STREAMED, RequestHead, ResponseHead
 from edgeward.http.stream import ClientStream, ResponseHandler, Trailers
 
 if TYPE_CHECKING:
-    from edgeward.http.h2.pool import H2Pool
+    from edgeward.balance.endpoint import Endpoint
 
 # Windows the gateway grants each upstream: 1 MiB per stream lets one stream fill a 10 Gbit/s
 # link at 1 ms RTT while bounding what a paused stream can hold; the connection gets 16 streams'
@@ -72,6 +72,22 @@ _TE: Final = (b"te", b"trailers")
 # codec drops the hop-by-hop ones, Host becomes :authority, TE is the gateway's own.
 _NOT_SENT: Final = frozenset({b"host", b"connection", b"keep-alive", b"proxy-connection",
                               b"transfer-encoding", b"upgrade", b"te"})
+
+
+class H2Owner:
+    """What a connection tells its pool (h2/pool.py H2Pool)."""
+
+    endpoint: Endpoint
+    loop: asyncio.AbstractEventLoop
+
+    def stream_done(self, conn: H2Connection) -> None:
+        raise NotImplementedError
+
+    def retire(self, conn: H2Connection) -> None:
+        raise NotImplementedError
+
+    def forget(self, conn: H2Connection) -> None:
+        raise NotImplementedError
 
 
 class H2Stream(ClientStream):
@@ -229,7 +245,7 @@ class H2Connection:
                  "closed", "flushing", "idle_since", "scheme", "full", "write_paused",
                  "touched", "last_sid", "loop")
 
-    def __init__(self, pool: H2Pool, scheme: bytes) -> None:
+    def __init__(self, pool: H2Owner, scheme: bytes) -> None:
         self.pool = pool
         self.loop = pool.loop
         self.h2 = ngh2.Connection(ngh2.Role.CLIENT, _CONFIG)

@@ -17,14 +17,14 @@ import ssl
 from typing import TYPE_CHECKING
 
 from edgeward.http.h1.client import TlsOrigin
-from edgeward.http.h2.client import H2Connection, H2Stream
+from edgeward.http.h2.client import H2Connection, H2Owner, H2Stream
 from edgeward.http.stream import ClientStream, UpstreamPool
 
 if TYPE_CHECKING:
     from edgeward.balance.endpoint import Endpoint
 
 
-class H2Pool(UpstreamPool):
+class H2Pool(UpstreamPool, H2Owner):
     __slots__ = ("endpoint", "conns", "opening", "idle_timeout", "closed", "loop", "tls",
                  "server_name", "scheme", "swept", "open")
 
