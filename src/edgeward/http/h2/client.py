@@ -26,6 +26,7 @@ import ssl
 from typing import TYPE_CHECKING, Final
 
 import ngh2
+from mypy_extensions import trait
 
 from edgeward.http.fields import Headers
 from edgeward.http.h1.client import digits
@@ -74,6 +75,7 @@ _NOT_SENT: Final = frozenset({b"host", b"connection", b"keep-alive", b"proxy-con
                               b"transfer-encoding", b"upgrade", b"te"})
 
 
+@trait
 class H2Owner:
     """What a connection tells its pool (h2/pool.py H2Pool)."""
 
