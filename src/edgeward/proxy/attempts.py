@@ -122,11 +122,14 @@ class Attempts(RequestBody):
             return False
         return True
 
-    def _settle_grpc(self, outcome: Outcome, now: float) -> bool:
-        """A trailers-only answer with a grpc-status in the route's `retries.grpc_on`: like
-        `_settle`, on the gRPC rule (any method, while attempts and the body allow)."""
+    def _settle_grpc(self, resp: ResponseHead, outcome: Outcome, now: float) -> bool:
+        """A trailers-only answer (status 200) with a grpc-status in the route's
+        `retries.grpc_on`: like `_settle`, on the gRPC rule (any method, while attempts and
+        the body allow)."""
         route, cluster, ex = self.route, self.cluster, self.ex
-        if route is None or cluster is None or route.retry is None or ex.state == DONE:
+        if route is None or not route.grpc_retry or cluster is None or route.retry is None:
+            return False
+        if ex.state == DONE or resp.headers.first(b"grpc-status") not in route.grpc_retry:
             return False
         if not route.retry.should_retry_grpc(self.attempt, self.replayable()):
             return False
@@ -167,8 +170,13 @@ class Attempts(RequestBody):
         if self.ex.state == BACKOFF:
             self.dispatch(self.ex.factory.clock())
 
-    def _may_resend(self, conn: ClientStream, got_bytes: bool) -> bool:
-        if not conn.reused or got_bytes or self.race_retried:
+    def _may_resend(self, conn: ClientStream, got_bytes: bool, error: str) -> bool:
+        if self.race_retried:
+            return False
+        if error == "upstream_refused":
+            # Not processed by the HTTP/2 upstream (RFC 9113 §8.7): any method.
+            return self.replayable()
+        if not conn.reused or got_bytes:
             return False
         if self.ex.head.method not in IDEMPOTENT:
             return False

@@ -202,11 +202,7 @@ class Exchange(FilterRun):
         route = self.route
         if route is not None and route.timeout is not None:
             self.total_deadline = self.factory.clock() + route.timeout
-        fwd = self._forwarder()
-        if fwd.call_deadline and (not self.total_deadline
-                                  or fwd.call_deadline < self.total_deadline):
-            self.total_deadline = fwd.call_deadline  # a gRPC call's own deadline
-        fwd.send_end(trailers)
+        self._forwarder().send_end(trailers)
 
     def on_request_error(self, code: str, message: str | None) -> None:
         self.fail(code, message)
@@ -278,9 +274,8 @@ class Exchange(FilterRun):
         self.to(STREAMING)
         self.resp = resp
         self.status = resp.status
-        route = self.route
-        if route is not None and route.grpc:
-            self.grpc_status = resp.headers.first(b"grpc-status") or b""  # trailers-only
+        if self.route is not None and self.route.grpc:  # a trailers-only answer's status
+            self.grpc_status = resp.headers.first(b"grpc-status") or b""
         self.down.set_deadline(self.total_deadline or NO_DEADLINE)
         self.down.send_head(resp, self.head)
 
@@ -291,10 +286,8 @@ class Exchange(FilterRun):
         self.down.send_data(data)
 
     def response_end(self, trailers: Trailers) -> None:
-        if trailers:
-            route = self.route
-            if route is not None and route.grpc:
-                self.grpc_status = status_of(trailers) or self.grpc_status
+        if trailers and self.route is not None and self.route.grpc:
+            self.grpc_status = status_of(trailers) or self.grpc_status
         if self.chain.response_body:
             resp = self.resp
             assert resp is not None
@@ -358,13 +351,9 @@ class Exchange(FilterRun):
             self.fwd.abandon()
         if reply.code is not None:
             self.error_code = reply.code
-        request_type = self.head.headers.first(b"content-type") if reply.status >= 400 else None
-        if request_type is not None and request_type.startswith(b"application/grpc"):
-            body, fields, status = _grpc_reply(reply, request_type)
-            self.grpc_status = fields[1][1]
-        else:
-            body, fields = _reply_message(reply, self.head)
-            status = reply.status
+        status, body, fields = _reply_message(reply, self.head)
+        if status != reply.status:
+            self.grpc_status = fields[1][1]  # a gRPC call's: trailers-only (_grpc_reply)
         resp = ResponseHead(status, Headers(fields), len(body))
         self.resp = resp
         self.status = status
@@ -427,7 +416,7 @@ __all__ = ["BACKOFF", "CONNECTING", "DONE", "Exchange", "FILTERING", "HEAD", "ST
 
 
 def _grpc_reply(reply: Reply, request_type: bytes
-                ) -> tuple[bytes, list[tuple[bytes, bytes]], int]:
+                ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
     """A gRPC call's local reply: trailers-only, HTTP 200, the gRPC status of the error."""
     code = reply.code or f"http_{reply.status}"
     entry = ERRORS.get(code)
@@ -435,19 +424,25 @@ def _grpc_reply(reply: Reply, request_type: bytes
                               REASONS.get(reply.status, b"Error").decode())
     status = status_for(reply.code, reply.status)
     fields = [f for f in reply.fields if f[0].lower() != b"content-type"]
-    return b"", trailers_only(request_type, status, code, detail, fields), 200
+    return 200, b"", trailers_only(request_type, status, code, detail, fields)
 
 
-def _reply_message(reply: Reply, head: RequestHead) -> tuple[bytes, list[tuple[bytes, bytes]]]:
-    """A local reply's body and fields: for a catalogue error (`Reply.error`), the gateway's
-    JSON document (code, message, request id, trace id) ahead of the reply's own fields."""
+def _reply_message(reply: Reply, head: RequestHead
+                   ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """A local reply's status, body and fields: for a catalogue error (`Reply.error`), the
+    gateway's JSON document (code, message, request id, trace id) ahead of the reply's own
+    fields; for an error to a gRPC call, a trailers-only answer (`_grpc_reply`)."""
+    if reply.status >= 400:
+        request_type = head.headers.first(b"content-type")
+        if request_type is not None and request_type.startswith(b"application/grpc"):
+            return _grpc_reply(reply, request_type)
     fields = list(reply.fields)
     code = reply.code
     if code is None:
-        return reply.body, fields
+        return reply.status, reply.body, fields
     entry = ERRORS.get(code)
     detail = reply.detail or (entry.meaning if entry is not None else
                               REASONS.get(reply.status, b"Error").decode())
     body = error_body(code, head.request_id, detail, getattr(head.trace, "trace_id", None))
     fields.insert(0, (b"content-type", _JSON))
-    return body, fields
+    return reply.status, body, fields

@@ -22,7 +22,7 @@ import ssl
 from typing import TYPE_CHECKING, Final
 
 from edgeward.grpc.status import format_timeout, parse_timeout
-from edgeward.http.message import ResponseHead
+from edgeward.http.message import RequestHead, ResponseHead
 from edgeward.http.stream import (
     PAUSE_PENDING_BODY,
     PAUSE_UPSTREAM_FULL,
@@ -68,18 +68,8 @@ class Forwarder(Attempts):
         cluster.active_requests += 1
         self.counted = True
         if route.grpc:
-            self._call_deadline()
+            self.call_deadline = _call_deadline(self.ex)
         self.dispatch(self.ex.started)
-
-    def _call_deadline(self) -> None:
-        """grpc-timeout: the call's deadline bounds every try and the whole exchange."""
-        ex = self.ex
-        value = ex.head.headers.first(b"grpc-timeout")
-        timeout = parse_timeout(value) if value is not None else None
-        if timeout is not None:
-            deadline = self.call_deadline = ex.started + timeout
-            if not ex.total_deadline or deadline < ex.total_deadline:
-                ex.total_deadline = deadline
 
     def send_body(self, data: bytes) -> None:
         route = self.route
@@ -95,6 +85,8 @@ class Forwarder(Attempts):
     def send_end(self, trailers: Trailers) -> None:
         self.ended = True
         self.trailers = trailers
+        if self.call_deadline:  # a gRPC call's own deadline, within the route timeout
+            _bound(self.ex, self.call_deadline)
         conn = self.upstream
         if conn is not None:
             conn.send_end(trailers)
@@ -177,10 +169,8 @@ class Forwarder(Attempts):
         self.upstream = conn
         endpoint.active += 1
         ex.to(WAITING)
-        if self.call_deadline:
-            # What is left of the call's time goes upstream, so the service stops with it.
-            left = self.call_deadline - (now or self.ex.factory.clock())
-            ex.head.headers.set("grpc-timeout", format_timeout(left).decode())
+        if self.call_deadline:  # what is left of it goes upstream: the service stops with it
+            _propagate(ex.head, self.call_deadline - (now or self.ex.factory.clock()))
         conn.send_head(ex.head, self)
         pending = self.take_pending()
         parts = self.replay if self.resend else pending
@@ -260,12 +250,9 @@ class Forwarder(Attempts):
             self._drop_upstream()
             self._settle(outcome, now)
             return
-        route = self.route
-        if route is not None and route.grpc_retry and status == 200:
-            grpc_status = resp.headers.first(b"grpc-status")  # in the head: trailers-only
-            if grpc_status in route.grpc_retry and self._settle_grpc(outcome, now):
-                self._drop_upstream()
-                return
+        if status == 200 and self._settle_grpc(resp, outcome, now):
+            self._drop_upstream()
+            return
         self._record(outcome, now)
         ex.response_head(resp)
 
@@ -290,21 +277,10 @@ class Forwarder(Attempts):
         if ex.state == STREAMING:
             ex.fail(error)  # the response was cut short: reset the client's stream
             return
-        if error == "upstream_refused" and not self.race_retried and self.replayable():
-            # An HTTP/2 upstream did not process the stream (GOAWAY above it, or
-            # REFUSED_STREAM; RFC 9113 §8.7): safe to send again whatever the method, once.
-            self.race_retried = True
-            self.resend = True
-            assert self.endpoint is not None and self.cluster is not None
-            again = self.cluster.pools[self.endpoint].take()
-            if again is not None:
-                self._bind(again, 0.0)
-            else:
-                self._connect(self.endpoint)
-            return
-        if self._may_resend(conn, got_bytes):
+        if self._may_resend(conn, got_bytes, error):
             # The keep-alive race: a pooled connection closed as we reused it, before any
-            # response byte. Safe to send again, once, on a fresh connection.
+            # response byte; or an HTTP/2 stream the upstream did not process. Safe to send
+            # again, once, on a fresh connection.
             self.race_retried = True
             self.resend = True
             assert self.endpoint is not None
@@ -375,3 +351,22 @@ class Forwarder(Attempts):
     def __repr__(self) -> str:
         return f"<Forwarder attempt={self.attempt} endpoint={self.endpoint!r}>"
 
+
+def _call_deadline(ex: Forwarding) -> float:
+    """A gRPC call's deadline from its grpc-timeout (0.0: none), which then bounds every try
+    and the whole exchange."""
+    value = ex.head.headers.first(b"grpc-timeout")
+    timeout = parse_timeout(value) if value is not None else None
+    if timeout is None:
+        return 0.0
+    _bound(ex, ex.started + timeout)
+    return ex.started + timeout
+
+
+def _bound(ex: Forwarding, deadline: float) -> None:
+    if not ex.total_deadline or deadline < ex.total_deadline:
+        ex.total_deadline = deadline
+
+
+def _propagate(head: RequestHead, left: float) -> None:
+    head.headers.set("grpc-timeout", format_timeout(left).decode())
