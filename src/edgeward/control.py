@@ -26,6 +26,7 @@ from edgeward.discovery.etcd import EtcdRegistryWatcher
 from edgeward.discovery.health import ActiveHealthChecker
 from edgeward.discovery.health import Transition as HealthTransition
 from edgeward.gateway import Worker
+from edgeward.http.h2.limits import REASONS as H2_REASONS
 from edgeward.observe.exchange import SnapshotExchange
 from edgeward.observe.metrics import Gauge
 from edgeward.observe.process import ProcessWatch
@@ -139,6 +140,8 @@ class Control:
         metrics.active_connections.set_function(lambda: float(worker.connection_count()))
         metrics.active_requests.set_function(self._active_requests)
         metrics.underscore_headers.set_function(lambda: float(worker.underscore_headers()))
+        for reason in H2_REASONS:
+            metrics.h2_glitches.labels(reason).set_function(_h2_closed(worker, reason))
         metrics.config_loaded(True, runtime.hash, time.time())
         self.process = ProcessWatch(metrics, worker.refused_connections)
         runtime.listeners.append(self._on_reload)
@@ -430,3 +433,8 @@ def _plain(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: _plain(v) for k, v in obj.items()}
     return obj
+
+
+def _h2_closed(worker: Worker, reason: str) -> Callable[[], float]:
+    """Reads edgeward_h2_glitches_total{reason} from the worker's listeners."""
+    return lambda: float(worker.h2_closed(reason))

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 
 import uvloop
 
-from edgeward.http.h1.server import H1Connection
+from edgeward.http.h2.select import connection_factory
 from edgeward.http.listener import Connection, ListenerSettings, ListenerState
 from edgeward.http.tunnel import ENDED_SHUTDOWN, GOING_AWAY_GRACE, Tunnel
 from edgeward.proxy.factory import ExchangeFactory
@@ -132,6 +132,10 @@ class Worker:
     def refused_connections(self) -> int:
         return sum(state.refused_connections for state in self.states)
 
+    def h2_closed(self, reason: str) -> int:
+        """HTTP/2 connections ended for `reason` (http/h2/limits.py REASONS)."""
+        return sum(state.h2_closed.get(reason, 0) for state in self.states)
+
     async def listen(self, sock: socket.socket, state: ListenerState | None = None, *,
                      tls: ssl.SSLContext | None = None) -> asyncio.base_events.Server:
         """Serve `sock` with `state` (default: the worker's plain listener state); over TLS
@@ -142,7 +146,7 @@ class Worker:
         loop = self.loop
         # The connection is a protocol by shape (asyncio calls it by name), not by class.
         server = await loop.create_server(
-            lambda: H1Connection(state, loop), sock=sock,  # type: ignore[arg-type,return-value]
+            connection_factory(state, loop, tls is not None), sock=sock,  # type: ignore[arg-type]
             backlog=BACKLOG, ssl=tls,
             ssl_handshake_timeout=state.settings.header_timeout if tls is not None else None)
         self.servers.append(server)

@@ -20,7 +20,7 @@ import logging
 import socket
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from edgeward.config.listeners import ListenerConfig
@@ -36,6 +36,7 @@ from edgeward.proxy.snapshot import Snapshot
 from edgeward.structs import Problem
 from edgeward.tls.acme.challenges import ChallengeResponder
 from edgeward.tls.certs import TlsError
+from edgeward.tls.config import TlsListenerConfig
 from edgeward.tls.peer import client_cert
 from edgeward.tls.serving import TlsServing
 from edgeward.tls.tickets import new_secret
@@ -59,6 +60,13 @@ class AcmeHttp01(Filter):
         if answer is None:
             return Reply.error(404, "route_not_found", "no ACME challenge open for this token")
         return Reply(200, answer, {"content-type": "application/octet-stream"})
+
+
+def offered(tls: TlsListenerConfig, http2: bool) -> TlsListenerConfig:
+    """The listener's TLS settings as served: without h2 in ALPN when HTTP/2 is off."""
+    if http2 or "h2" not in tls.alpn:
+        return tls
+    return replace(tls, alpn=[p for p in tls.alpn if p != "h2"] or ["http/1.1"])
 
 
 def fixed_snapshot(name: str, f: Filter) -> Snapshot:
@@ -107,14 +115,16 @@ class Listeners:
         self.lock = _acme_lock(cfg)
         self.acme_wanted = _wants_acme(cfg)
         for (path, lc), sock in zip(cfg.served_listeners(), sockets, strict=True):
-            tls = self._open(path, lc, now) if lc.tls is not None else None
+            tls = self._open(path, lc, now, cfg) if lc.tls is not None else None
             state = self._state(lc, tls, first=not self.served)
             await self._serve(LiveListener(path, lc, sock, state, tls=tls))
 
-    def _open(self, path: str, lc: ListenerConfig, now: float) -> TlsServing:
+    def _open(self, path: str, lc: ListenerConfig, now: float,
+              cfg: GatewayConfig) -> TlsServing:
         assert lc.tls is not None
         secret = self.secrets.setdefault(lc.address, new_secret())
-        return TlsServing.open(lc.tls, f"{path}.tls", secret, now, self.responder)
+        return TlsServing.open(offered(lc.tls, cfg.server.http2.enabled), f"{path}.tls",
+                               secret, now, self.responder)
 
     def _state(self, lc: ListenerConfig, tls: TlsServing | None, *, first: bool) -> ListenerState:
         worker = self.worker
@@ -152,7 +162,7 @@ class Listeners:
             if lc.tls is None or (had is not None and had.cfg.tls == lc.tls):
                 continue
             try:
-                self._opened[path] = self._open(path, lc, now)
+                self._opened[path] = self._open(path, lc, now, new)
             except TlsError as exc:
                 problems.extend(exc.problems)
         return problems

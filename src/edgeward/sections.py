@@ -61,6 +61,7 @@ def listener_settings(cfg: GatewayConfig) -> ListenerSettings:
         path_normalization=s.path_normalization,
         client_cert_header=s.client_cert_header,
         max_connections=connection_cap(s.max_connections),
+        http2=s.http2.limits(s.max_header_bytes, s.max_headers),
     )
 
 

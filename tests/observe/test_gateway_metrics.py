@@ -51,6 +51,7 @@ EXPECTED = {
     "process_max_fds": ("gauge", ()),
     "process_start_time_seconds": ("gauge", ()),
     "edgeward_refused_connections_total": ("counter", ()),
+    "edgeward_h2_glitches_total": ("counter", ("reason",)),
     "edgeward_open_files_exhausted_seconds_total": ("counter", ()),
     "edgeward_build_info": ("gauge", ("version", "python", "compiled")),
     "edgeward_websocket_tunnels_open": ("gauge", ("route",)),

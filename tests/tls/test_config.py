@@ -12,7 +12,7 @@ def test_listener_defaults_are_pinned() -> None:
     assert cfg.min_version == "1.2"
     assert cfg.ciphers == c.MOZILLA_INTERMEDIATE_CIPHERS
     assert cfg.ciphers.startswith("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256")
-    assert cfg.alpn == ["http/1.1"]
+    assert cfg.alpn == ["h2", "http/1.1"]
     assert (cfg.client_ca, cfg.client_auth, cfg.acme) == (None, "none", None)
     assert cfg.session_tickets is True and cfg.session_ticket_key_file is None
     assert cfg.session_ticket_rotation == 12 * 3600.0
@@ -38,8 +38,10 @@ def test_acme_and_upstream_defaults_are_pinned() -> None:
     ({"certificates": [{"cert": "a", "cert_pem": "x", "key": "k"}]},
      "t.certificates[0].cert: set exactly one"),
     ({"certificates": [{"cert": "a", "key": "k"}], "min_version": "1.1"}, "t.min_version"),
-    ({"certificates": [{"cert": "a", "key": "k"}], "alpn": ["h2", "http/1.1"]},
-     "t.alpn[0]: h2 is not served yet"),
+    ({"certificates": [{"cert": "a", "key": "k"}], "alpn": []},
+     "t.alpn: list at least one protocol"),
+    ({"certificates": [{"cert": "a", "key": "k"}], "alpn": ["h2", "h2"]},
+     "t.alpn: lists a protocol twice"),
     ({"certificates": [{"cert": "a", "key": "k"}], "alpn": ["spdy"]}, "t.alpn[0]: must be one"),
     ({"certificates": [{"cert": "a", "key": "k"}], "client_auth": "required"},
      "t.client_ca: required with client_auth: required"),

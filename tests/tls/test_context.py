@@ -31,12 +31,12 @@ def front(cfg: TlsListenerConfig) -> ssl.SSLContext:
     return CertificateStore.open(cfg, "t", time.time()).front
 
 
-def test_defaults_negotiate_tls13_and_http11(tmp_path: Path, root: Authority, leaf: Leaf) -> None:
+def test_defaults_negotiate_tls13_and_h2(tmp_path: Path, root: Authority, leaf: Leaf) -> None:
     client = trusting(root.pem)
     client.set_alpn_protocols(["h2", "http/1.1"])
     with tls_server(front(listener(tmp_path, leaf))) as srv:
         hs = connect(srv.port, client, "a.test")
-    assert (hs.version, hs.alpn) == ("TLSv1.3", "http/1.1")
+    assert (hs.version, hs.alpn) == ("TLSv1.3", "h2")
     assert hs.cert.serial_number == leaf.cert.serial_number
 
 

@@ -35,6 +35,7 @@ from edgeward.discovery.etcd import EtcdConfig
 from edgeward.discovery.health import HealthConfig
 from edgeward.filters.builtin.reply import RedirectConfig, RespondConfig
 from edgeward.filters.config import read_definitions, read_route_filters
+from edgeward.http.h2.config import Http2Config
 from edgeward.http.listener import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_DRAIN_TIMEOUT,
@@ -132,6 +133,9 @@ class ServerConfig:
         metadata=doc("request field that carries the verified client certificate of an mTLS "
                      "listener upstream (Envoy's x-forwarded-client-cert format); always "
                      "removed from what clients send; null: not sent"))
+    http2: Http2Config = field(
+        default_factory=Http2Config,
+        metadata=doc("HTTP/2 from clients and its attack limits (docs/http2.md)"))
 
     def check(self) -> list[tuple[str, str]]:
         import ipaddress

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final, Protocol
 
+from edgeward.http.h2.limits import H2Limits
 from edgeward.http.headers import ForwardedPolicy, RequestIds
 from edgeward.http.message import ClientCert
 from edgeward.http.stream import HandlerFactory
@@ -58,6 +59,7 @@ class ListenerSettings:
         "header_timeout", "idle_timeout", "body_timeout", "max_request_line",
         "max_header_bytes", "max_headers", "max_pipelined", "forwarded",
         "underscores", "path_normalization", "max_connections", "codes", "client_cert_header",
+        "http2",
     )
 
     def __init__(
@@ -76,6 +78,7 @@ class ListenerSettings:
         max_connections: int = 0,
         codes: dict[str, str] | None = None,
         client_cert_header: str | None = None,
+        http2: H2Limits | None = None,
     ) -> None:
         self.header_timeout = header_timeout
         self.idle_timeout = idle_timeout
@@ -96,6 +99,8 @@ class ListenerSettings:
         # from every request whatever the listener, set only from a verified certificate.
         self.client_cert_header: bytes | None = (
             client_cert_header.lower().encode("ascii") if client_cert_header else None)
+        # HTTP/2 (server.http2): its limits, or None when only HTTP/1.1 is served.
+        self.http2 = http2
 
 
 class Connection(Protocol):
@@ -110,7 +115,7 @@ class ListenerState:
 
     __slots__ = ("settings", "factory", "ids", "connections", "tunnels", "draining",
                  "underscore_headers", "refused_connections", "scheme", "response_line",
-                 "peer_cert")
+                 "peer_cert", "h2_closed")
 
     def __init__(self, settings: ListenerSettings, factory: HandlerFactory, *,
                  scheme: str = "http", response_line: bytes = b"",
@@ -129,3 +134,5 @@ class ListenerState:
         self.draining = False
         self.underscore_headers = 0  # request fields with `_` in their name dropped or refused
         self.refused_connections = 0  # closed at once: max_connections were open
+        # HTTP/2 connections ended for a limit, by reason (http/h2/limits.py REASONS).
+        self.h2_closed: dict[str, int] = {}

@@ -172,6 +172,11 @@ FAMILIES: tuple[MetricSpec, ...] = (
     MetricSpec(kind="gauge", name="process_start_time_seconds",
                help="Unix time the most recently started worker process started.",
                aggregate="max"),
+    MetricSpec(kind="counter", name="edgeward_h2_glitches_total",
+               help="HTTP/2 client connections ended for breaking an attack limit, by reason "
+                    "(rapid_reset, stream_burst, server_reset, ping, settings, empty_frame, "
+                    "window_update, flood, protocol; docs/http2.md).",
+               labels=("reason",), max_children=16),
     MetricSpec(kind="counter", name="edgeward_refused_connections_total",
                help="Client connections closed as they were accepted because "
                     "server.max_connections were open on their listener (summed)."),
@@ -389,6 +394,7 @@ class GatewayMetrics:
         self.process_start_time: GaugeChild = gauge("process_start_time_seconds").labels()
         self.refused_connections: CounterChild = counter(
             "edgeward_refused_connections_total").labels()
+        self.h2_glitches = counter("edgeward_h2_glitches_total")
         self.fd_exhausted: CounterChild = counter(
             "edgeward_open_files_exhausted_seconds_total").labels()
         self.build_info = gauge("edgeward_build_info")

@@ -45,10 +45,13 @@ MOZILLA_INTERMEDIATE_CIPHERS: Final = ":".join((
     "DHE-RSA-AES128-GCM-SHA256", "DHE-RSA-AES256-GCM-SHA384", "DHE-RSA-CHACHA20-POLY1305",
 ))
 DEFAULT_CIPHERS: Final = MOZILLA_INTERMEDIATE_CIPHERS
-# HTTP/1.1 only until the HTTP/2 codec lands; then [h2, http/1.1] as nginx `http2 on`, Caddy
-# and Envoy offer. Offering h2 before it is served would break every h2-capable client.
-DEFAULT_ALPN: Final[tuple[Alpn, ...]] = ("http/1.1",)
-# ALPN protocols the listener can serve today; `alpn` entries outside it are refused.
+# h2 first, then http/1.1, as nginx `http2 on`, Caddy and Envoy offer. h2 is left out of the
+# handshake when server.http2.enabled is false (listening.py), so no client negotiates a
+# protocol the listener would not speak.
+DEFAULT_ALPN: Final[tuple[Alpn, ...]] = ("h2", "http/1.1")
+# ALPN protocols a listener can serve; `alpn` entries outside it are refused.
+LISTENER_ALPN: Final[frozenset[str]] = frozenset({"h2", "http/1.1"})
+# ALPN protocols an upstream connection can speak today.
 SERVED_ALPN: Final[frozenset[str]] = frozenset({"http/1.1"})
 # No client certificates unless asked for (nginx ssl_verify_client off, Envoy's default).
 DEFAULT_CLIENT_AUTH: Final[ClientAuth] = "none"
@@ -220,7 +223,8 @@ class TlsListenerConfig:
     )
     alpn: list[Alpn] = field(
         default_factory=lambda: list(DEFAULT_ALPN),
-        metadata=doc("protocols offered by ALPN; http/1.1 (h2 when the HTTP/2 codec lands)"),
+        metadata=doc("protocols offered by ALPN, in order: h2 (unless server.http2 is off) "
+                     "and http/1.1"),
     )
     client_ca: str | None = field(
         default=None, metadata=doc("PEM file of the CAs that sign client certificates (mTLS)")
@@ -252,7 +256,7 @@ class TlsListenerConfig:
             problems.append(("certificates", "list at least one certificate, or set acme"))
         if not self.ciphers.strip():
             problems.append(("ciphers", "must not be empty"))
-        problems.extend(_alpn_problems(self.alpn, SERVED_ALPN))
+        problems.extend(_alpn_problems(self.alpn, LISTENER_ALPN))
         if self.client_auth != "none" and self.client_ca is None:
             problems.append(("client_ca", f"required with client_auth: {self.client_auth}"))
         if self.client_ca is not None and self.client_auth == "none":

@@ -318,6 +318,11 @@ class UpstreamConnection(ClientStream):
         """The exchange is finished with this connection: pool it or close it."""
         self.handler = None
         if reusable and not self.closed and self.keep_alive and not self.upgrading:
+            transport = self.transport
+            if transport is not None and not transport.is_reading():
+                # Paused for a slow client by the read that ended the response: an idle
+                # connection must read (to see the upstream close it).
+                transport.resume_reading()
             self.pool.give_back(self)
         else:
             self.close()

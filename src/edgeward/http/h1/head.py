@@ -206,7 +206,7 @@ class HeadBuilder:
         if http10 and self.chunked:
             # RFC 9112 §6.1: faulty framing (an HTTP/1.0 hop may have kept part of the body).
             raise Refused("bad_request", "Transfer-Encoding is not accepted on HTTP/1.0")
-        authority, target, path = self._target(method, self.url)
+        authority, target, path = self.target_of(method, self.url)
         host = self._host(http10, authority)
         if self.conn_tokens and not self.conn_tokens <= PLAIN_CONNECTION:
             self._drop_nominated(self.conn_tokens)
@@ -290,7 +290,7 @@ class HeadBuilder:
             raise Refused("http_version_not_supported", f"HTTP/{version} is not accepted")
         return version == "1.0"
 
-    def _target(self, method: str, target: bytes) -> tuple[bytes | None, bytes, str]:
+    def target_of(self, method: str, target: bytes) -> tuple[bytes | None, bytes, str]:
         """(authority of an absolute-form target, origin-form target, normalised path)."""
         authority: bytes | None = None
         if target[:1] == b"/":
