@@ -1,17 +1,20 @@
-"""gRPC through a real gateway to a real grpcio server, from HTTP/1.1 clients: plain gRPC over
-HTTP/1.1 to an h2 upstream, gRPC-Web (binary and text) for the four call kinds with trailers
-intact, deadlines, large messages, the gateway's own errors as gRPC statuses, retries on gRPC
+"""gRPC through a real gateway to a real grpcio server: from HTTP/1.1 clients (plain gRPC over
+HTTP/1.1 to an h2 upstream; gRPC-Web, binary and text, for the four call kinds with trailers
+intact), and from grpcio clients over HTTP/2 (four call kinds, cancellation, many concurrent
+streams); deadlines, large messages, the gateway's own errors as gRPC statuses, retries on gRPC
 statuses, the gRPC health check and the grpc-status metric. One origin and one gateway."""
 
 from __future__ import annotations
 
 import base64
 import json
+import queue
 from collections.abc import Iterator
 
 import pytest
 from tests.observability.obskit import AdminGateway, value, wait_until
 
+import grpc
 from support.grpc_origin import GrpcOrigin
 from support.grpc_web import GRPC, WEB, WEB_TEXT, call, frame, unframe
 from support.rawhttp import exchange, get
@@ -215,3 +218,83 @@ def test_grpc_health_check_follows_the_service(gw: AdminGateway, origin: GrpcOri
     finally:
         origin.serving = True
     wait_until(lambda: healthy() is True, what="SERVING again")
+
+
+# --- grpcio clients over HTTP/2 (h2c prior knowledge) to the gateway ---------------------------
+
+@pytest.fixture(scope="module")
+def channel(gw: AdminGateway) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(f"127.0.0.1:{gw.port}") as ch:
+        yield ch
+
+
+def test_grpcio_unary(channel: grpc.Channel) -> None:
+    call_ = channel.unary_unary("/test.Echo/Unary")
+    reply, state = call_.with_call(b"ping", timeout=10)
+    assert reply == b"ping"
+    assert state.code() == grpc.StatusCode.OK
+
+
+def test_grpcio_server_streaming(channel: grpc.Channel) -> None:
+    replies = list(channel.unary_stream("/test.Echo/Stream")(b"100:1000", timeout=10))
+    assert len(replies) == 100
+    assert replies[27] == b"B" * 1000
+
+
+def test_grpcio_client_streaming(channel: grpc.Channel) -> None:
+    reply = channel.stream_unary("/test.Echo/Collect")(iter([b"a", b"b" * 70000, b"c"]),
+                                                       timeout=10)
+    assert reply == b"a" + b"b" * 70000 + b"c"
+
+
+def test_grpcio_bidi_interleaves(channel: grpc.Channel) -> None:
+    outbox: queue.Queue[bytes | None] = queue.Queue()
+
+    def requests() -> Iterator[bytes]:
+        while (item := outbox.get(timeout=10)) is not None:
+            yield item
+
+    responses = channel.stream_stream("/test.Echo/Chat")(requests(), timeout=10)
+    for word in (b"one", b"two", b"three"):
+        outbox.put(word)
+        assert next(responses) == word.upper()  # answered before the next is sent
+    outbox.put(None)
+    assert list(responses) == []
+
+
+def test_grpcio_deadline(channel: grpc.Channel) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        channel.unary_unary("/test.Echo/Unary")(b"sleep:3", timeout=0.3)
+    assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def test_grpcio_cancellation_reaches_the_service(channel: grpc.Channel,
+                                                 origin: GrpcOrigin) -> None:
+    before = origin.cancelled
+    responses = channel.unary_stream("/test.Echo/Stream")(b"100000:16384", timeout=20)
+    assert len(next(responses)) == 16384
+    responses.cancel()
+    wait_until(lambda: origin.cancelled > before, what="the service saw the cancellation")
+
+
+def test_grpcio_many_concurrent_streams(channel: grpc.Channel) -> None:
+    unary = channel.unary_unary("/test.Echo/Unary")
+    futures = [unary.future(b"n%d" % i, timeout=20) for i in range(300)]
+    assert [f.result() for f in futures] == [b"n%d" % i for i in range(300)]
+
+
+def test_grpcio_sees_the_gateway_s_statuses(channel: grpc.Channel) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        channel.unary_unary("/test.Nobody/Call")(b"x", timeout=10)
+    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert err.value.details().startswith("route_not_found: ")
+    with pytest.raises(grpc.RpcError) as err:
+        channel.unary_unary("/test.Dead/Call")(b"x", timeout=10)
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    limited = channel.unary_unary("/test.Limited/Unary")
+    codes = set()
+    for _ in range(2):
+        with pytest.raises(grpc.RpcError) as err:
+            limited(b"x", timeout=10)
+        codes.add(err.value.code())
+    assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes

@@ -5,7 +5,8 @@ Service `test.Echo`:
 - `Unary`: answers the request bytes; a request `status:N:message` ends the call with gRPC
   status N instead; `sleep:S` waits S seconds first (deadlines); `meta` answers the metadata
   it received as `key=value` lines (grpc-timeout shows here as the deadline it set).
-- `Stream` (server streaming): a request `N:SIZE` gets N messages of SIZE bytes each.
+- `Stream` (server streaming): a request `N:SIZE` gets N messages of SIZE bytes each; a call
+  whose caller went away stops and counts in `cancelled`.
 - `Collect` (client streaming): answers the concatenation of the messages it got.
 - `Chat` (bidi): answers each message as it arrives, upper-cased.
 `grpc.health.v1.Health/Check` answers SERVING, or NOT_SERVING once `serving` is False.
@@ -32,7 +33,7 @@ class GrpcOrigin:
                                   options=[("grpc.so_reuseport", 0)])
         self.serving = True
         self.calls: Counter[str] = Counter()
-        self.metadata: list[tuple[str, str]] = []
+        self.cancelled = 0  # Stream calls that found their caller gone
         handlers = {
             "Unary": grpc.unary_unary_rpc_method_handler(self._unary),
             "Stream": grpc.unary_stream_rpc_method_handler(self._stream),
@@ -73,8 +74,16 @@ class GrpcOrigin:
     def _stream(self, request: bytes, context: Any) -> Iterator[bytes]:
         self.calls["Stream"] += 1
         count, size = (int(x) for x in request.split(b":"))
+        finished = False
+
+        def ended() -> None:  # called when the call ends, however it ends
+            if not finished:
+                self.cancelled += 1
+
+        context.add_callback(ended)
         for i in range(count):
             yield bytes([65 + i % 26]) * size
+        finished = True
 
     def _collect(self, requests: Iterator[bytes], context: Any) -> bytes:
         self.calls["Collect"] += 1
