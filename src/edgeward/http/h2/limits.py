@@ -41,6 +41,9 @@ REASONS: Final = (RAPID_RESET, STREAM_BURST, SERVER_RESET, PING, SETTINGS, EMPTY
 # max_inbound_window_update_frames_per_data_frame_sent: 10).
 WINDOW_UPDATES_PER_DATA: Final = 10
 WINDOW_UPDATE_ALLOWANCE: Final = 100
+# A bucket is spent below this, not below 0: a refill computed from float times may fall a
+# rounding error short of a whole token a client earned by waiting 1/glitch_rate.
+_SPENT: Final = -1e-6
 # The first SETTINGS frame of a connection is the preface's, not a glitch.
 FREE_SETTINGS: Final = 1
 
@@ -74,11 +77,6 @@ class H2Limits:
         self.glitch_burst = glitch_burst
         self.glitch_rate = glitch_rate
         self.max_outbound_control = max_outbound_control
-
-    def key(self) -> tuple[object, ...]:
-        """Equal for equal settings (a reload that changes them ends old connections
-        gracefully)."""
-        return tuple(getattr(self, name) for name in H2Limits.__slots__)
 
 
 class Guard:
@@ -129,7 +127,7 @@ class Guard:
             tokens = float(limits.glitch_burst)
         tokens -= 1.0
         self.tokens = tokens
-        return reason if tokens < 0.0 else ""
+        return reason if tokens < _SPENT else ""
 
     def settings_received(self, now: float) -> str:
         self.settings += 1
