@@ -36,6 +36,7 @@ EXPECTED = {
     "edgeward_retries_total": ("counter", ("route", "upstream")),
     "edgeward_auth_requests_total": ("counter", ("route", "method", "outcome")),
     "edgeward_consumer_requests_total": ("counter", ("route", "consumer")),
+    "edgeward_grpc_responses_total": ("counter", ("route", "grpc_status")),
     "edgeward_access_log_dropped_total": ("counter", ()),
     "edgeward_trace_spans_dropped_total": ("counter", ()),
     "edgeward_filter_errors_total": ("counter", ("route", "filter")),

@@ -6,7 +6,8 @@ from 1), `x-stream: ID`, the body `PATH <request body>`, and the trailer `x-trai
 Paths that do more:
 - `/hold`: answered only once `release()` is called (requests in flight at once);
 - `/big/N`: N MiB of body; how much the origin could send so far is in `big_sent`;
-- `/slow-read`: the request body is not acknowledged (no WINDOW_UPDATE) until `let_read()`.
+- `/slow-read`: the request body is not acknowledged (no WINDOW_UPDATE) until `let_read()`;
+- `/reset`: the stream is reset (INTERNAL_ERROR) instead of answered.
 `max_streams` is the SETTINGS_MAX_CONCURRENT_STREAMS it announces; `goaway_on` names the
 request (by 1-based count on its connection) at which a connection sends GOAWAY with the
 previous stream as the last one processed, leaving that request unanswered.
@@ -83,6 +84,9 @@ class _Conn(asyncio.Protocol):
     def _answer(self, sid: int) -> None:
         req = self.requests[sid]
         path = req["path"]
+        if path == b"/reset":
+            self.h2.reset_stream(sid, 2)  # INTERNAL_ERROR, before any answer
+            return
         if path == b"/hold" and not self.origin.released.is_set():
             self.origin.held.append((self, sid))
             return

@@ -89,6 +89,19 @@ def test_max_concurrent_streams_respected(gw: GatewayProcess, origins: dict[str,
     assert sorted(r.status for r in results) == [200] * 5
 
 
+def test_reset_streams_give_their_slots_back(gw: GatewayProcess,
+                                             origins: dict[str, H2Origin]) -> None:
+    narrow = origins["narrow"]  # 2 streams per connection
+    get(gw.port, "/warm", host="narrow.test")
+    before = narrow.connections
+    for _ in range(4):
+        resp = get(gw.port, "/reset", host="narrow.test")
+        assert resp.status == 502
+        assert resp.json()["code"] == "upstream_reset"
+    assert get(gw.port, "/after", host="narrow.test").status == 200
+    assert narrow.connections == before  # a leaked slot would have filled the connection
+
+
 def test_goaway_unprocessed_stream_goes_again_on_a_new_connection(
         gw: GatewayProcess, origins: dict[str, H2Origin]) -> None:
     leaving = origins["leaving"]

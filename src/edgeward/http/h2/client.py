@@ -231,9 +231,19 @@ class H2Stream(ClientStream):
             # taken until it does.
 
     def lost(self, error: str) -> None:
+        """The stream ended without its response (reset, GOAWAY, connection lost): its slot
+        goes back now, since nobody releases a stream its handler was told is gone."""
         handler = self.handler
+        self.handler = None
+        if not self.finished:
+            self.finished = True
+            conn = self.conn
+            if self.unacked:
+                conn.ack(self.unacked, self.sid)  # the connection's window is shared
+                self.unacked = 0
+            conn.full.discard(self)
+            conn.stream_done(self)
         if handler is not None:
-            self.handler = None
             handler.on_upstream_lost(self.got_bytes, error)
 
     def __repr__(self) -> str:
@@ -245,7 +255,7 @@ class H2Connection:
 
     __slots__ = ("pool", "h2", "transport", "streams", "active", "served", "draining",
                  "closed", "flushing", "idle_since", "scheme", "full", "write_paused",
-                 "touched", "last_sid", "loop")
+                 "touched", "last_sid", "loop", "settled")
 
     def __init__(self, pool: H2Owner, scheme: bytes) -> None:
         self.pool = pool
@@ -264,6 +274,9 @@ class H2Connection:
         self.write_paused = False
         self.touched: list[H2Stream] = []  # streams that got events in this read
         self.last_sid = 0x7FFFFFFF  # the peer's GOAWAY last stream id
+        # Done when the peer's first SETTINGS arrived (its stream limit is known): the pool
+        # hands out no stream before, so a burst of requests never exceeds that limit.
+        self.settled: asyncio.Future[None] = self.loop.create_future()
 
     def capacity(self) -> int:
         """Streams the peer allows at once (its SETTINGS, or the RFC's recommended 100)."""
@@ -307,7 +320,7 @@ class H2Connection:
                 handler = stream.handler
                 if handler is not None:
                     handler.on_upstream_read_done()
-        if self.draining and not self.streams:
+        if self.draining and self.active == 0:
             self.close()
 
     def _event(self, event: ngh2.Event) -> None:
@@ -329,12 +342,16 @@ class H2Connection:
             stream = self.streams.get(event.stream_id)
             if stream is not None:
                 refused = event.error_code == REFUSED_STREAM and not stream.got_bytes
+                stream.reused = False  # the upstream's answer, not the keep-alive race
                 stream.lost("upstream_refused" if refused else "upstream_reset")
         elif isinstance(event, ngh2.StreamClosed):
             stream = self.streams.pop(event.stream_id, None)
             if stream is not None:
                 self.full.discard(stream)
                 stream.lost("upstream_reset")  # closed with no end: nothing if it ended
+        elif isinstance(event, ngh2.SettingsReceived):
+            if not self.settled.done():
+                self.settled.set_result(None)
         elif isinstance(event, ngh2.WindowUpdated):
             if self.full:
                 self.drained()
@@ -356,6 +373,10 @@ class H2Connection:
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.draining = True
+        if not self.settled.done():
+            self.settled.set_exception(ConnectionResetError(
+                "the upstream closed the connection before its HTTP/2 SETTINGS"))
+            self.settled.exception()  # retrieved: the pool's wait gets it, if still waiting
         self.pool.forget(self)
         self._fail_all("upstream_tls_error" if isinstance(exc, ssl.SSLError)
                        else "upstream_reset")

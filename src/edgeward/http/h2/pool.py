@@ -3,8 +3,11 @@
 `take` hands out a stream on an open connection below the peer's max concurrent streams
 (the oldest such connection first, so that new connections go idle and are swept when load
 falls); `connect` waits for a connection being opened and takes a stream on it, or opens
-another when every connection is full. A connection that got GOAWAY is retired: it finishes
-its streams and closes, and new streams go to a new connection.
+another when every connection is full. A new connection is used once the peer's first
+SETTINGS arrived (one round trip, as grpc-go waits for the server's preface), so a burst
+of requests on it never exceeds the peer's limit and draws REFUSED_STREAM. A connection that
+got GOAWAY is retired: it finishes its streams and closes, and new streams go to a new
+connection.
 
 Plain connections use prior knowledge (RFC 9113 §3.3: the preface straight away); TLS ones
 offer ALPN `h2` only and refuse a handshake that did not agree on it.
@@ -94,6 +97,11 @@ class H2Pool(UpstreamPool, H2Owner):
         assert isinstance(proto, H2Connection)
         self.open += 1
         proto.idle_since = self.swept
+        try:
+            await proto.settled  # the peer's SETTINGS: its max concurrent streams
+        except BaseException:
+            proto.abort()
+            raise
         if self.closed:
             proto.draining = True
         else:
