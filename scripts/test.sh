@@ -28,4 +28,4 @@ fi
 # The codec and exchange tests once more as plain Python (EDGEWARD_NATIVE=0: the native build
 # is not loaded), so the compiled and the interpreted data plane cannot drift apart.
 EDGEWARD_NATIVE=0 .venv/bin/python -m pytest tests/http/h1 tests/http/test_message.py \
-  tests/proxy/test_exchange_unit.py
+  tests/proxy/test_exchange_unit.py tests/http/h2/test_h2_server_unit.py

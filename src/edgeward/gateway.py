@@ -20,7 +20,9 @@ from collections.abc import Awaitable, Callable
 
 import uvloop
 
+from edgeward.http.h2.limits import H2Limits
 from edgeward.http.h2.select import connection_factory
+from edgeward.http.h2.server import H2Connection
 from edgeward.http.listener import Connection, ListenerSettings, ListenerState
 from edgeward.http.tunnel import ENDED_SHUTDOWN, GOING_AWAY_GRACE, Tunnel
 from edgeward.proxy.factory import ExchangeFactory
@@ -74,6 +76,22 @@ def bind_problem(host: str, port: int, exc: OSError) -> str:
     return f"{shown}:{port}: {reason}"
 
 
+# The H2Limits fields a client was told in SETTINGS or that its connection's codec holds.
+H2_LIMIT_FIELDS = (
+    "max_concurrent_streams", "initial_stream_window", "initial_connection_window",
+    "max_continuations", "hpack_table_size", "max_header_bytes", "max_headers",
+    "max_reset_ratio", "reset_min_streams", "max_streams_per_read", "glitch_burst",
+    "glitch_rate", "max_outbound_control",
+)
+
+
+def h2_limits_changed(old: H2Limits | None, new: H2Limits | None) -> bool:
+    """Whether a reload changed what open HTTP/2 connections were set up with."""
+    if old is None or new is None:
+        return old is not new
+    return any(getattr(old, name) != getattr(new, name) for name in H2_LIMIT_FIELDS)
+
+
 class Worker:
     """The listener and snapshot of one process; `swap` installs a new snapshot atomically."""
 
@@ -118,10 +136,17 @@ class Worker:
                 tunnel.retire(self.drain_timeout)
 
     def apply_settings(self, settings: ListenerSettings) -> None:
-        """New listener limits for the requests read from now on."""
+        """New listener limits for the requests read from now on. HTTP/2 connections keep
+        the limits they announced in their SETTINGS: when `server.http2` changed, each gets
+        GOAWAY (its streams in flight finish) and the client reconnects under the new ones."""
+        changed = h2_limits_changed(self.state.settings.http2, settings.http2)
         for state in self.states:
             state.settings = settings
         self.factory.settings = settings
+        if changed:
+            for conn in self._connections():
+                if isinstance(conn, H2Connection):
+                    conn.close_if_idle()
 
     def connection_count(self) -> int:
         return sum(len(state.connections) for state in self.states)

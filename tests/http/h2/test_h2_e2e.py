@@ -292,7 +292,37 @@ def test_many_streams_in_one_read_get_goaway(site: Site) -> None:
     still_serves(site)
 
 
-# --- shutdown -----------------------------------------------------------------------------------
+# --- reload and shutdown --------------------------------------------------------------------------
+def read_until_closed(sock: socket.socket) -> list[tuple[int, int, int, bytes]]:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return frames(data)
+
+
+def finished_after_goaway(sent: list[tuple[int, int, int, bytes]], sid: int,
+                          path: bytes) -> None:
+    """A GOAWAY NO_ERROR naming `sid` as the last stream, then that stream's whole answer."""
+    goaways = [p for kind, _, _, p in sent if kind == GOAWAY]
+    assert goaways, "no GOAWAY"
+    last, code = int.from_bytes(goaways[0][:4], "big"), int.from_bytes(goaways[0][4:8], "big")
+    assert (last, code) == (sid, 0)
+    body = b"".join(p for kind, _, s, p in sent if kind == 0 and s == sid)
+    assert path in body
+    assert any(kind == 0 and s == sid and flags & 1 for kind, flags, s, _ in sent)
+
+
+def test_a_reload_that_changes_http2_limits_sends_goaway(site: Site) -> None:
+    c = Client(site.gw.port)
+    c.fetch("/status/204")  # stream 1: the connection is up
+    c.h2.send_headers(3, request("/slow?ms=1500", "GET", "gw.test"), end_stream=True)
+    c.flush()
+    path = site.gw.workdir / "edgeward.yaml"
+    path.write_text(path.read_text().replace("glitch_burst: 50", "glitch_burst: 60"))
+    finished_after_goaway(read_until_closed(c.sock), 3, b"/slow?ms=1500")
+    still_serves(site)
+
+
 def test_sigterm_sends_goaway_and_the_stream_in_flight_finishes() -> None:
     with Origin() as origin, GatewayProcess.proxy(origin.address) as gw:
         c = Client(gw.port)
@@ -302,15 +332,5 @@ def test_sigterm_sends_goaway_and_the_stream_in_flight_finishes() -> None:
                    what="the stream at the origin")
         assert gw.proc is not None
         gw.proc.send_signal(signal.SIGTERM)
-        data = b""
-        while chunk := c.sock.recv(65536):  # until the gateway closes the connection
-            data += chunk
-        sent = frames(data)
-        goaways = [p for kind, _, _, p in sent if kind == GOAWAY]
-        assert goaways, "no GOAWAY"
-        last, code = int.from_bytes(goaways[0][:4], "big"), int.from_bytes(goaways[0][4:8], "big")
-        assert (last, code) == (1, 0)  # NO_ERROR, stream 1 is served
-        body = b"".join(p for kind, _, sid, p in sent if kind == 0 and sid == 1)
-        assert b"/slow?ms=500" in body
-        assert any(kind == 0 and sid == 1 and flags & 1 for kind, flags, sid, _ in sent)
+        finished_after_goaway(read_until_closed(c.sock), 1, b"/slow?ms=500")
         assert gw.wait(15) == 0

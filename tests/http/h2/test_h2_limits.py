@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edgeward.gateway import H2_LIMIT_FIELDS, h2_limits_changed
 from edgeward.http.h2.config import Http2Config
 from edgeward.http.h2.limits import (
     PING,
@@ -120,3 +121,20 @@ def test_the_first_settings_frame_is_free_and_window_updates_follow_the_data_sen
     assert all(g.window_update(0.0) == "" for _ in range(600))
     g.window_update(0.0)
     assert g.window_update(0.0) == WINDOW_UPDATE
+
+
+def test_a_reload_changes_http2_limits_when_any_field_differs() -> None:
+    base = Http2Config().limits(32768, 100)
+    assert base is not None
+    # Every limit the codec takes is compared (a field added to the config and not to the
+    # comparison would let a reload leave connections on the old limit).
+    assert set(H2_LIMIT_FIELDS) == (set(Http2Config.__dataclass_fields__) - {"enabled"}
+                                    | {"max_header_bytes", "max_headers"})
+    assert not h2_limits_changed(base, Http2Config().limits(32768, 100))
+    assert h2_limits_changed(base, None) and h2_limits_changed(None, base)
+    assert not h2_limits_changed(None, None)
+    for name in H2_LIMIT_FIELDS:
+        other = Http2Config().limits(32768, 100)
+        assert other is not None
+        setattr(other, name, getattr(other, name) * 2 + 1)
+        assert h2_limits_changed(base, other), name
