@@ -144,14 +144,21 @@ def run_phase(phase: str, pgid: int, port: int, a: argparse.Namespace, data: str
 
 
 def check(port: int, data: str) -> None:
-    """Each contestant answers each phase's request with the origin's body and trailer."""
+    """Each contestant answers each phase's request with the origin's body (it may take a
+    few seconds after its port opens to be ready: Envoy initialises its cluster then)."""
     for path, size in (("/plain", 12), ("/bench.Echo/Unary", 5), ("/bench.Echo/Stream", 102900)):
-        out = subprocess.run(["curl", "-s", "--http2-prior-knowledge", "-X", "POST",
-                              "--data-binary", f"@{data}", "-H", "content-type: application/grpc",
-                              "-o", os.devnull, "-w", "%{http_code} %{size_download}",
-                              f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True)
-        if out.stdout.strip() != f"200 {size}":
-            sys.exit(f"port {port} {path}: expected 200 {size}, got {out.stdout!r}")
+        got = ""
+        deadline = time.monotonic() + 10
+        while got != f"200 {size}" and time.monotonic() < deadline:
+            got = subprocess.run(
+                ["curl", "-s", "--http2-prior-knowledge", "-X", "POST", "--data-binary",
+                 f"@{data}", "-H", "content-type: application/grpc", "-o", os.devnull, "-w",
+                 "%{http_code} %{size_download}", f"http://127.0.0.1:{port}{path}"],
+                capture_output=True, text=True).stdout.strip()
+            if got != f"200 {size}":
+                time.sleep(0.2)
+        if got != f"200 {size}":
+            sys.exit(f"port {port} {path}: expected 200 {size}, got {got!r}")
 
 
 def wait_port(port: int, timeout: float = 20.0) -> None:
