@@ -317,7 +317,8 @@ def _route(cfg: GatewayConfig, index: int, clusters: dict[str, Cluster], rng: ra
     route = Route(name, cluster=single, chain=chain, timeout=rc.timeout,
                   retry=retry, budget=budget, replay_limit=cfg.server.replay_limit,
                   limiter=limiter, concurrency=concurrency,
-                  websocket=rc.websocket.settings() if rc.websocket is not None else None)
+                  websocket=rc.websocket.settings() if rc.websocket is not None else None,
+                  grpc=rc.match.grpc is not None)
     route.described = tuple((f.name, kinds[id(f)], int(type(f).order)) for f in chain.filters)
     return route
 
@@ -344,6 +345,8 @@ def upstream_tls(name: str, up: UpstreamConfig, source: str) -> TlsOrigin | None
         ctx = client_context(up.tls, f"upstreams.{name}.tls", time.time())
     except TlsError as exc:
         raise ConfigError(source, exc.problems) from None
+    if up.protocol == "h2":
+        ctx.set_alpn_protocols(["h2"])  # the only protocol its pools speak
     return TlsOrigin(ctx, up.tls.server_name, ctx.sessions)  # type: ignore[arg-type]
 
 

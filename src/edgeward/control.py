@@ -390,7 +390,7 @@ class Control:
                     "ejected": e.ejected, "in_flight": e.active,
                     "breaker": breaker.state(now) if breaker is not None else None,
                     "ewma_ms": _ewma_ms(cluster, e, now),
-                    "idle_connections": len(cluster.pools[e].idle) if e in cluster.pools else 0,
+                    "idle_connections": cluster.pools[e].idle_count() if e in cluster.pools else 0,
                 })
             out.append({"name": cluster.name, "balance": cluster.config.balance,
                         "active_requests": cluster.active_requests,

@@ -45,6 +45,7 @@ EXPECTED = {
     "edgeward_consumer_requests_total": ("counter", ("route", "consumer")),
     "edgeward_canary_weight": ("gauge", ("route",)),
     "edgeward_canary_decisions_total": ("counter", ("route", "decision")),
+    "edgeward_grpc_responses_total": ("counter", ("route", "grpc_status")),
     "edgeward_access_log_dropped_total": ("counter", ()),
     "edgeward_trace_spans_dropped_total": ("counter", ()),
     "edgeward_filter_errors_total": ("counter", ("route", "filter")),

@@ -216,3 +216,40 @@ def test_config_hosts_are_case_insensitive_and_no_match_is_none() -> None:
     assert t.match(req(host="web.example.com")) is None
     assert RouteTable([]).match(req()) is None
     assert repr(t) == "<RouteTable routes=1 exact_hosts=1 wildcard_hosts=0 any_host=False>"
+
+
+# --- gRPC service and method matches ------------------------------------------------------------
+
+def test_grpc_matches_service_method_and_content_type() -> None:
+    from edgeward.routing.config import GrpcMatchConfig
+
+    table = RouteTable([
+        (MatchConfig(grpc=GrpcMatchConfig(service="pkg.Svc", method="Get")), "get"),
+        (MatchConfig(grpc=GrpcMatchConfig(service="pkg.Svc")), "svc"),
+        (MatchConfig(), "rest"),
+    ])
+    grpc = {"content-type": "application/grpc"}
+    web = {"content-type": "application/grpc-web-text+proto"}
+    assert table.match(req(path="/pkg.Svc/Get", method="POST", headers=grpc)) == "get"
+    assert table.match(req(path="/pkg.Svc/Put", method="POST", headers=web)) == "svc"
+    assert table.match(req(path="/pkg.Svc/Get", method="POST")) == "rest"  # not gRPC
+    assert table.match(req(path="/pkg.Svc/Get", headers={"content-type": "text/plain"})) == "rest"
+    assert table.match(req(path="/pkg.SvcX/Get", method="POST", headers=grpc)) == "rest"
+
+
+def test_a_lone_grpc_route_is_not_a_catch_all() -> None:
+    from edgeward.routing.config import GrpcMatchConfig
+
+    table = RouteTable([(MatchConfig(grpc=GrpcMatchConfig(service="a.B")), "b")])
+    assert table.match(req(path="/")) is None
+    assert table.match(req(path="/a.B/C", headers={"content-type": "application/grpc"})) == "b"
+
+
+def test_grpc_match_config_problems() -> None:
+    from edgeward.routing.config import GrpcMatchConfig
+
+    assert MatchConfig(grpc=GrpcMatchConfig(service="pkg.Svc"), path="/x").check() == [
+        ("grpc", "give either grpc or path, not both")]
+    assert GrpcMatchConfig(service="pkg/Svc", method="a.b").check() == [
+        ("service", "'pkg/Svc' is not a protobuf service name (pkg.Service)"),
+        ("method", "'a.b' is not a protobuf method name")]

@@ -76,6 +76,10 @@ DEFAULT_RESPONSE_HEADER_TIMEOUT = 30.0
 DEFAULT_MAX_IDLE = 64
 # nginx upstream keepalive_timeout default: 60 s.
 DEFAULT_UPSTREAM_IDLE_TIMEOUT = 60.0
+# HTTP/1.1 to upstreams unless asked (nginx proxy_http_version 1.1; Envoy clusters speak
+# HTTP/1.1 unless http2_protocol_options is set; Traefik unless the scheme is h2c).
+UpstreamProtocol = Literal["http1", "h2"]
+DEFAULT_UPSTREAM_PROTOCOL: UpstreamProtocol = "http1"
 
 # --- routes ------------------------------------------------------------------------------
 # nginx proxy_read_timeout is 60 s and Envoy's route timeout 15 s; 60 s lets slow reports
@@ -202,6 +206,10 @@ class UpstreamConfig:
         default=None,
         metadata=doc("connect to the endpoints over TLS (docs/tls.md); https:// targets set "
                      "it to {}; null: plain HTTP"))
+    protocol: UpstreamProtocol = field(
+        default=DEFAULT_UPSTREAM_PROTOCOL,
+        metadata=doc("http1, or h2: HTTP/2 multiplexing many requests per connection (prior "
+                     "knowledge on plain TCP, ALPN h2 over TLS; docs/grpc.md); gRPC needs h2"))
 
     def balancer_options(self) -> BalancerOptions:
         return BalancerOptions(
@@ -240,6 +248,10 @@ class UpstreamConfig:
         for key in ("connect_timeout", "response_header_timeout", "idle_timeout"):
             if getattr(self, key) <= 0:
                 problems.append((key, "must be above 0"))
+        if self.health is not None and self.health.kind == "grpc" and self.tls is not None \
+                and self.protocol != "h2":
+            problems.append(("health.kind", "grpc checks over TLS need protocol: h2 (the "
+                                            "probe offers ALPN h2 with the upstream's context)"))
         return problems
 
 

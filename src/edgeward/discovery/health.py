@@ -31,9 +31,10 @@ import ssl
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from edgeward.balance.endpoint import Endpoint
+from edgeward.grpc.health import grpc_probe
 from edgeward.values import Duration, doc
 
 log = logging.getLogger("edgeward.discovery.health")
@@ -56,6 +57,12 @@ DEFAULT_PATH = "/"
 DEFAULT_JITTER = 0.1
 # Envoy and nginx-plus treat a 2xx (nginx also 3xx) as healthy; we take any 2xx.
 DEFAULT_OK_STATUSES = range(200, 300)
+# An HTTP GET unless asked: nginx-plus, HAProxy and Envoy all default to HTTP checks.
+HealthKind = Literal["http", "grpc"]
+DEFAULT_KIND: HealthKind = "http"
+# Envoy grpc_health_check service_name default "": the server's overall health.
+DEFAULT_GRPC_SERVICE = ""
+
 # Longest status line we read; a real one is ~20 bytes ("HTTP/1.1 200 OK\r\n").
 MAX_STATUS_LINE = 1024
 
@@ -67,6 +74,11 @@ _TOKEN_RE = re.compile(r"^[!-~]+$")  # visible ASCII, no space, CR or LF (no hea
 class HealthConfig:
     """`upstreams.<name>.health`: how to probe each endpoint of the upstream."""
 
+    kind: HealthKind = field(default=DEFAULT_KIND, metadata=doc(
+        "http: a GET of `path`; grpc: a grpc.health.v1.Health/Check call over HTTP/2 "
+        "(Envoy grpc_health_check), healthy when it answers SERVING."))
+    service: str = field(default=DEFAULT_GRPC_SERVICE, metadata=doc(
+        "kind grpc: the service name asked about; \"\" asks about the whole server."))
     path: str = field(default=DEFAULT_PATH, metadata=doc(
         "Path (with optional query) of the GET probe; nginx and HAProxy default to '/'."))
     interval: Duration = field(default=DEFAULT_INTERVAL, metadata=doc(
@@ -342,8 +354,13 @@ class ActiveHealthChecker:
             if ep is None:
                 return
             started = _now()
-            result = await probe(ep.host, ep.port, request, self.cfg.timeout, self._ok,
-                                 self.tls)
+            if self.cfg.kind == "grpc":
+                ok, detail = await grpc_probe(ep.host, ep.port, self.cfg.host or key,
+                                              self.cfg.service, self.cfg.timeout, self.tls)
+                result = ProbeResult(ok, detail)
+            else:
+                result = await probe(ep.host, ep.port, request, self.cfg.timeout, self._ok,
+                                     self.tls)
             self._apply(key, result)
             spent = _now() - started
             await asyncio.sleep(max(0.0, next_delay(self._rng, self.cfg) - spent))

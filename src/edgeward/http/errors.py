@@ -65,7 +65,10 @@ _CATALOGUE = [
               "The TLS handshake with the upstream failed: its certificate did not verify "
               "(CA, name, expiry) or it refused the gateway's."),
     ErrorCode("upstream_reset", 502, "The upstream closed the connection before answering."),
-    ErrorCode("bad_gateway", 502, "The upstream's response was not valid HTTP/1.1."),
+    ErrorCode("upstream_refused", 502,
+              "The HTTP/2 upstream refused the stream unprocessed (GOAWAY or REFUSED_STREAM), "
+              "again after the one resend that allows."),
+    ErrorCode("bad_gateway", 502, "The upstream's response was not valid HTTP/1.1 or HTTP/2."),
     ErrorCode("no_healthy_upstream", 503, "The upstream has no endpoint, or none is available."),
     ErrorCode("circuit_open", 503, "The upstream's circuit breaker is open; origin not tried."),
     ErrorCode("overloaded", 503, "The route's max_concurrent requests are already in flight."),

@@ -146,6 +146,29 @@ class ClientStream:
         raise NotImplementedError
 
 
+class UpstreamPool:
+    """The connections to one endpoint (HTTP/1.1: h1/client.py; HTTP/2: h2/pool.py): `take`
+    a stream on a connection that has room, else `connect` for one. Bookkeeping is
+    synchronous and I/O-free; only `connect` awaits."""
+
+    def take(self) -> ClientStream | None:
+        raise NotImplementedError
+
+    async def connect(self) -> ClientStream:
+        raise NotImplementedError
+
+    def sweep(self, now: float) -> None:
+        """Close connections idle since before `now` less the idle timeout."""
+        raise NotImplementedError
+
+    def close_all(self) -> None:
+        """The endpoint left its cluster: close idle connections, and busy ones when done."""
+        raise NotImplementedError
+
+    def idle_count(self) -> int:
+        raise NotImplementedError
+
+
 class ResponseHandler:
     """What a client codec tells the exchange of its upstream stream."""
 

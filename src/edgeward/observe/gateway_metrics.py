@@ -43,6 +43,8 @@ MAX_AUTH_CHILDREN = 5000
 # route x consumer, for consumers configured with `metrics: true` only; past the cap the
 # `__overflow__` child counts the rest.
 MAX_CONSUMER_CHILDREN = 5000
+# 17 gRPC statuses per route, and a few values an upstream should never send.
+MAX_GRPC_CHILDREN = 5000
 # config hashes: only the current one is kept (old ones are removed on reload).
 MAX_CONFIG_CHILDREN = 16
 
@@ -118,6 +120,10 @@ FAMILIES: tuple[MetricSpec, ...] = (
                help="Authenticated requests by route and consumer, for consumers configured "
                     "with metrics: true.",
                labels=("route", "consumer"), max_children=MAX_CONSUMER_CHILDREN),
+    MetricSpec(kind="counter", name="edgeward_grpc_responses_total",
+               help="gRPC calls finished on routes matching grpc: (and the gateway's own "
+                    "answers to gRPC calls), by route and grpc-status (0 OK ... 16).",
+               labels=("route", "grpc_status"), max_children=MAX_GRPC_CHILDREN),
     MetricSpec(kind="gauge", name="edgeward_endpoint_healthy",
                help="1 if the active health check passes for the endpoint, else 0 "
                     "(min is what matters; exported as max over workers, which all probe).",
@@ -283,7 +289,8 @@ class RouteMetrics:
     __slots__ = ("route", "duration", "upstream_duration", "received_bytes", "sent_bytes",
                  "ratelimit_refused", "_requests", "_retries", "_requests_family",
                  "_retries_family", "_last_upstream", "_last_status", "_last_requests",
-                 "_auth", "_auth_family", "_consumers", "_consumer_family")
+                 "_auth", "_auth_family", "_consumers", "_consumer_family", "_grpc",
+                 "_grpc_family")
 
     def __init__(self, route: str, metrics: GatewayMetrics) -> None:
         self.route = route
@@ -305,6 +312,8 @@ class RouteMetrics:
         self._auth_family = metrics.auth_requests
         self._consumers: dict[str, CounterChild] = {}
         self._consumer_family = metrics.consumer_requests
+        self._grpc: dict[bytes, CounterChild] = {}
+        self._grpc_family = metrics.grpc_responses
 
     def auth(self, result: tuple[str, str]) -> CounterChild:
         """The child for an authentication (method, outcome)."""
@@ -317,6 +326,15 @@ class RouteMetrics:
         child = self._consumers.get(name)
         if child is None:
             child = self._consumers[name] = self._consumer_family.labels(self.route, name)
+        return child
+
+    def grpc(self, status: bytes) -> CounterChild:
+        """The child for a grpc-status value as received (digits; anything else as sent is
+        one label per distinct value, bounded by the family's max_children)."""
+        child = self._grpc.get(status)
+        if child is None:
+            label = status.decode("latin-1")[:8]
+            child = self._grpc[status] = self._grpc_family.labels(self.route, label)
         return child
 
     def requests(self, upstream: str, status: int) -> CounterChild:
@@ -413,6 +431,7 @@ class GatewayMetrics:
         self.retries = counter("edgeward_retries_total")
         self.auth_requests = counter("edgeward_auth_requests_total")
         self.consumer_requests = counter("edgeward_consumer_requests_total")
+        self.grpc_responses = counter("edgeward_grpc_responses_total")
         self.active_connections: GaugeChild = gauge("edgeward_active_connections").labels()
         self.active_requests: GaugeChild = gauge("edgeward_active_requests").labels()
         self.config_last_reload: GaugeChild = gauge(

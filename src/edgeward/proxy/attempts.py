@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from edgeward.balance.endpoint import Endpoint
     from edgeward.proxy.cluster import Cluster
     from edgeward.proxy.route import Route
+    from edgeward.resilience.retry import RetryPolicy
 
 # Methods whose request may be sent twice without changing the outcome (RFC 9110 §9.2.2).
 IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
@@ -121,31 +122,61 @@ class Attempts(RequestBody):
             return False
         return True
 
+    def _settle_grpc(self, resp: ResponseHead, outcome: Outcome, now: float) -> bool:
+        """A trailers-only answer (status 200) with a grpc-status in the route's
+        `retries.grpc_on`: like `_settle`, on the gRPC rule (any method, while attempts and
+        the body allow)."""
+        route, cluster, ex = self.route, self.cluster, self.ex
+        if route is None or not route.grpc_retry or cluster is None or route.retry is None:
+            return False
+        if ex.state == DONE or resp.headers.first(b"grpc-status") not in route.grpc_retry:
+            return False
+        if not route.retry.should_retry_grpc(self.attempt, self.replayable()):
+            return False
+        if ex.total_deadline and now >= ex.total_deadline:
+            return False
+        budget = route.budget
+        if budget is not None and not self.is_retry and not budget.try_acquire(
+                cluster.active_requests, cluster.active_retries):
+            return False
+        self._record(outcome, now)
+        self._schedule(route.retry, cluster)
+        return True
+
     def _settle(self, outcome: Outcome, now: float) -> bool:
         """Record a failed try; when the route's retry policy allows, schedule the next try
         and return True (the caller then stops); else return False."""
         self._record(outcome, now)
         if not self._may_retry(outcome, now):
             return False
-        route, cluster, ex = self.route, self.cluster, self.ex
+        route, cluster = self.route, self.cluster
         assert route is not None and route.retry is not None and cluster is not None
+        self._schedule(route.retry, cluster)
+        return True
+
+    def _schedule(self, retry: RetryPolicy, cluster: Cluster) -> None:
+        ex = self.ex
         if not self.is_retry:
             self.is_retry = True
             cluster.active_retries += 1
         cluster.retries += 1
         ex.to(BACKOFF)
         self.resend = True
-        delay = route.retry.backoff(self.attempt, ex.snapshot.rng)
+        delay = retry.backoff(self.attempt, ex.snapshot.rng)
         self.retry_handle = ex.down.loop.call_later(delay, self._retry)
-        return True
 
     def _retry(self) -> None:
         self.retry_handle = None
         if self.ex.state == BACKOFF:
             self.dispatch(self.ex.factory.clock())
 
-    def _may_resend(self, conn: ClientStream, got_bytes: bool) -> bool:
-        if not conn.reused or got_bytes or self.race_retried:
+    def _may_resend(self, conn: ClientStream, got_bytes: bool, error: str) -> bool:
+        if self.race_retried:
+            return False
+        if error == "upstream_refused":
+            # Not processed by the HTTP/2 upstream (RFC 9113 §8.7): any method.
+            return self.replayable()
+        if not conn.reused or got_bytes:
             return False
         if self.ex.head.method not in IDEMPOTENT:
             return False

@@ -12,7 +12,9 @@ from edgeward.balance.factory import make_balancer
 from edgeward.balance.hashing import hash64
 from edgeward.config.schema import UpstreamConfig
 from edgeward.http.h1.client import EndpointPool, TlsOrigin
+from edgeward.http.h2.pool import H2Pool
 from edgeward.http.message import RequestHead
+from edgeward.http.stream import UpstreamPool
 from edgeward.resilience.breaker import CircuitBreaker
 from edgeward.resilience.outcome import Outcome
 from edgeward.resilience.outlier import OutlierDetector
@@ -37,7 +39,7 @@ class Cluster:
         self.connect_timeout = config.connect_timeout
         self.response_header_timeout = config.response_header_timeout
         self.endpoints: list[Endpoint] = []
-        self.pools: dict[Endpoint, EndpointPool] = {}
+        self.pools: dict[Endpoint, UpstreamPool] = {}
         self._loop = loop
         self.closed = False
         options = config.balancer_options()
@@ -79,10 +81,7 @@ class Cluster:
                 fresh.append(old)
             else:
                 fresh.append(e)
-                self.pools[e] = EndpointPool(
-                    e, max_idle=self.config.max_idle, idle_timeout=self.config.idle_timeout,
-                    loop=self._loop, tls=self.tls,
-                )
+                self.pools[e] = self._pool(e)
         for gone in keep.values():
             pool = self.pools.pop(gone, None)
             if pool is not None:
@@ -107,6 +106,14 @@ class Cluster:
             self.breaker.set_latency_ratio(ratio)
         for breaker in (self.endpoint_breakers or {}).values():
             breaker.set_latency_ratio(ratio)
+
+    def _pool(self, endpoint: Endpoint) -> UpstreamPool:
+        config = self.config
+        if config.protocol == "h2":
+            return H2Pool(endpoint, idle_timeout=config.idle_timeout, loop=self._loop,
+                          tls=self.tls)
+        return EndpointPool(endpoint, max_idle=config.max_idle,
+                            idle_timeout=config.idle_timeout, loop=self._loop, tls=self.tls)
 
     def pick(self, head: RequestHead, route_name: str, now: float) -> Endpoint | None:
         spec = self.hash_key

@@ -18,6 +18,7 @@ import math
 from typing import TYPE_CHECKING, Any, Final
 
 from edgeward.filters.api import Reply
+from edgeward.grpc.status import status_for, status_of, trailers_only
 from edgeward.http.date import DATE, http_date
 from edgeward.http.errors import ERRORS, PROBLEM_JSON, REASONS, error_body
 from edgeward.http.fields import Headers
@@ -90,7 +91,7 @@ class HeldBody:
 
 class Exchange(FilterRun):
     __slots__ = ("fwd", "status", "error_code", "bytes_out", "request_done", "ended", "early",
-                 "reserved")
+                 "reserved", "grpc_status")
 
     def __init__(self, down: ServerStream, head: RequestHead, factory: ExchangeContext) -> None:
         self.down = down
@@ -117,6 +118,9 @@ class Exchange(FilterRun):
         self.total_deadline = 0.0   # the route timeout, from the end of the request
         self.early: HeldBody | None = None  # body read before start()
         self.reserved: TunnelStats | None = None  # a tunnel slot held for a handshake
+        # The call's grpc-status (b"" none or unknown): on routes matching `grpc:`, and in the
+        # gateway's own answers to gRPC calls.
+        self.grpc_status = b""
 
     def to(self, new: int) -> None:
         old = self.state
@@ -269,6 +273,8 @@ class Exchange(FilterRun):
         self.to(STREAMING)
         self.resp = resp
         self.status = resp.status
+        if self.route is not None and self.route.grpc:  # a trailers-only answer's status
+            self.grpc_status = resp.headers.first(b"grpc-status") or b""
         self.down.set_deadline(self.total_deadline or NO_DEADLINE)
         self.down.send_head(resp, self.head)
 
@@ -279,6 +285,8 @@ class Exchange(FilterRun):
         self.down.send_data(data)
 
     def response_end(self, trailers: Trailers) -> None:
+        if trailers and self.route is not None and self.route.grpc:
+            self.grpc_status = status_of(trailers) or self.grpc_status
         if self.chain.response_body:
             resp = self.resp
             assert resp is not None
@@ -343,13 +351,16 @@ class Exchange(FilterRun):
         if reply.code is not None:
             self.error_code = reply.code
         resp = reply.head  # a head made ready beforehand (a cache's), or made here
+        status = reply.status
         if resp is None:
-            body, fields = _reply_message(reply, self.head)
-            resp = ResponseHead(reply.status, Headers(fields), len(body))
+            status, body, fields = _reply_message(reply, self.head)
+            if status != reply.status:
+                self.grpc_status = fields[1][1]  # a gRPC call's: trailers-only (_grpc_reply)
+            resp = ResponseHead(status, Headers(fields), len(body))
         else:
             body = reply.body
         self.resp = resp
-        self.status = reply.status
+        self.status = status
         self._response_filters(resp)
         if self.chain.response_body:
             body = self._response_body(body, True)
@@ -408,20 +419,40 @@ __all__ = ["BACKOFF", "CONNECTING", "DONE", "Exchange", "FILTERING", "HEAD", "ST
            "WAITING"]
 
 
-def _reply_message(reply: Reply, head: RequestHead) -> tuple[bytes, list[tuple[bytes, bytes]]]:
-    """A local reply's body and fields: for a catalogue error (`Reply.error`), the gateway's
-    problem document (RFC 9457, with code, request id and trace id) ahead of the reply's own
-    fields; `Date` unless the reply set its own."""
+def _grpc_reply(reply: Reply, request_type: bytes
+                ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """A gRPC call's local reply: trailers-only, HTTP 200, the gRPC status of the error."""
+    code = reply.code or f"http_{reply.status}"
+    entry = ERRORS.get(code)
+    detail = reply.detail or (entry.meaning if entry is not None else
+                              REASONS.get(reply.status, b"Error").decode())
+    status = status_for(reply.code, reply.status)
+    fields = [f for f in reply.fields if f[0].lower() != b"content-type"]
+    answer = trailers_only(request_type, status, code, detail, fields)
+    answer.append((DATE, http_date()))
+    return 200, b"", answer
+
+
+def _reply_message(reply: Reply, head: RequestHead
+                   ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """A local reply's status, body and fields: for a catalogue error (`Reply.error`), the
+    gateway's problem document (RFC 9457, with code, request id and trace id) ahead of the
+    reply's own fields; for an error to a gRPC call, a trailers-only answer (`_grpc_reply`);
+    `Date` unless the reply set its own."""
+    if reply.status >= 400:
+        request_type = head.headers.first(b"content-type")
+        if request_type is not None and request_type.startswith(b"application/grpc"):
+            return _grpc_reply(reply, request_type)
     fields = list(reply.fields)
     if not any(n == DATE for n, _ in fields):
         fields.append((DATE, http_date()))
     code = reply.code
     if code is None:
-        return reply.body, fields
+        return reply.status, reply.body, fields
     entry = ERRORS.get(code)
     detail = reply.detail or (entry.meaning if entry is not None else
                               REASONS.get(reply.status, b"Error").decode())
     body = error_body(code, head.request_id, detail, getattr(head.trace, "trace_id", None),
                       reply.status)
     fields.insert(0, (b"content-type", PROBLEM_JSON))
-    return body, fields
+    return reply.status, body, fields

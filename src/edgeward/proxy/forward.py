@@ -21,7 +21,8 @@ import logging
 import ssl
 from typing import TYPE_CHECKING, Final
 
-from edgeward.http.message import ResponseHead
+from edgeward.grpc.status import format_timeout, parse_timeout
+from edgeward.http.message import RequestHead, ResponseHead
 from edgeward.http.stream import (
     PAUSE_PENDING_BODY,
     PAUSE_UPSTREAM_FULL,
@@ -48,7 +49,8 @@ _BY_STATUS: Final = [Outcome.of_status(s) for s in range(100, 600)]
 
 
 class Forwarder(Attempts):
-    __slots__ = ("upstream", "connect_task", "upstream_time", "connect_time", "upstream_paused")
+    __slots__ = ("upstream", "connect_task", "upstream_time", "connect_time", "upstream_paused",
+                 "call_deadline")
 
     def __init__(self, ex: Forwarding) -> None:
         super().__init__(ex)
@@ -57,6 +59,7 @@ class Forwarder(Attempts):
         self.upstream_time = 0.0     # from the last try's dispatch to its response head
         self.connect_time = 0.0      # TCP connect of the last new upstream connection
         self.upstream_paused = False
+        self.call_deadline = 0.0     # a gRPC call's deadline from its grpc-timeout (0: none)
 
     # from the exchange ---------------------------------------------------------------------
     def begin(self, cluster: Cluster, route: Route) -> None:
@@ -64,6 +67,8 @@ class Forwarder(Attempts):
         self.route = route
         cluster.active_requests += 1
         self.counted = True
+        if route.grpc:
+            self.call_deadline = _call_deadline(self.ex)
         self.dispatch(self.ex.started)
 
     def send_body(self, data: bytes) -> None:
@@ -80,6 +85,8 @@ class Forwarder(Attempts):
     def send_end(self, trailers: Trailers) -> None:
         self.ended = True
         self.trailers = trailers
+        if self.call_deadline:  # a gRPC call's own deadline, within the route timeout
+            _bound(self.ex, self.call_deadline)
         conn = self.upstream
         if conn is not None:
             conn.send_end(trailers)
@@ -162,6 +169,8 @@ class Forwarder(Attempts):
         self.upstream = conn
         endpoint.active += 1
         ex.to(WAITING)
+        if self.call_deadline:  # what is left of it goes upstream: the service stops with it
+            _propagate(ex.head, self.call_deadline - (now or self.ex.factory.clock()))
         conn.send_head(ex.head, self)
         pending = self.take_pending()
         parts = self.replay if self.resend else pending
@@ -241,6 +250,9 @@ class Forwarder(Attempts):
             self._drop_upstream()
             self._settle(outcome, now)
             return
+        if status == 200 and self._settle_grpc(resp, outcome, now):
+            self._drop_upstream()
+            return
         self._record(outcome, now)
         ex.response_head(resp)
 
@@ -265,9 +277,10 @@ class Forwarder(Attempts):
         if ex.state == STREAMING:
             ex.fail(error)  # the response was cut short: reset the client's stream
             return
-        if self._may_resend(conn, got_bytes):
+        if self._may_resend(conn, got_bytes, error):
             # The keep-alive race: a pooled connection closed as we reused it, before any
-            # response byte. Safe to send again, once, on a fresh connection.
+            # response byte; or an HTTP/2 stream the upstream did not process. Safe to send
+            # again, once, on a fresh connection.
             self.race_retried = True
             self.resend = True
             assert self.endpoint is not None
@@ -338,3 +351,22 @@ class Forwarder(Attempts):
     def __repr__(self) -> str:
         return f"<Forwarder attempt={self.attempt} endpoint={self.endpoint!r}>"
 
+
+def _call_deadline(ex: Forwarding) -> float:
+    """A gRPC call's deadline from its grpc-timeout (0.0: none), which then bounds every try
+    and the whole exchange."""
+    value = ex.head.headers.first(b"grpc-timeout")
+    timeout = parse_timeout(value) if value is not None else None
+    if timeout is None:
+        return 0.0
+    _bound(ex, ex.started + timeout)
+    return ex.started + timeout
+
+
+def _bound(ex: Forwarding, deadline: float) -> None:
+    if not ex.total_deadline or deadline < ex.total_deadline:
+        ex.total_deadline = deadline
+
+
+def _propagate(head: RequestHead, left: float) -> None:
+    head.headers.set("grpc-timeout", format_timeout(left).decode())

@@ -16,7 +16,7 @@ class Route:
     __slots__ = (
         "name", "chain", "cluster", "timeout", "retry", "budget", "per_try_timeout",
         "replay_limit", "metrics", "limiter", "concurrency", "upstream_name", "described",
-        "websocket",
+        "websocket", "grpc", "grpc_retry",
     )
 
     def __init__(
@@ -32,6 +32,7 @@ class Route:
         limiter: Limiter | None = None,
         concurrency: ConcurrencyLimiter | None = None,
         websocket: TunnelSettings | None = None,
+        grpc: bool = False,
     ) -> None:
         self.name = name
         self.chain = chain
@@ -52,6 +53,11 @@ class Route:
         self.concurrency = concurrency
         # WebSocket handshakes are accepted (their tunnels so set) only with this.
         self.websocket = websocket
+        # A route matching `grpc:`: grpc-timeout sets each try's deadline (and goes upstream
+        # reduced by the time spent), grpc-status is counted, `retries.grpc_on` applies.
+        self.grpc = grpc
+        self.grpc_retry: frozenset[bytes] = (
+            retry.grpc_statuses if retry is not None and grpc else frozenset())
         # (name, kind, order) of each filter in chain order, for the admin API's /routes.
         self.described: tuple[tuple[str, str, int], ...] = tuple(
             (f.name, f.name, int(type(f).order)) for f in chain.filters)

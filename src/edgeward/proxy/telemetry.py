@@ -127,6 +127,8 @@ class Telemetry:
                   ex.bytes_out)
         if ex.error_code == "rate_limited":
             rm.ratelimit_refused.value += 1.0
+        if ex.grpc_status:
+            rm.grpc(ex.grpc_status).value += 1.0
         head = ex.head
         auth = head.auth_result
         if auth is not None:

@@ -29,6 +29,14 @@ from edgeward.resilience.outcome import F_CONNECT_FAILURE, Outcome, mask_of
 from edgeward.values import Duration, Size, doc
 
 RetryOn = Literal["connect_failure", "reset", "timeout", "5xx", "502", "503", "504"]
+GrpcRetryOn = Literal["cancelled", "deadline_exceeded", "internal", "resource_exhausted",
+                      "unavailable"]
+# gRPC status numbers of the GrpcRetryOn names (edgeward.grpc.status has them all; the core
+# imports nothing from the shell).
+GRPC_CODES: Final[dict[str, int]] = {
+    "cancelled": 1, "deadline_exceeded": 4, "internal": 13, "resource_exhausted": 8,
+    "unavailable": 14,
+}
 
 # --- defaults, each with its precedent -----------------------------------------------------------
 # Envoy's default num_retries is 1, i.e. two tries in total.
@@ -106,6 +114,11 @@ class RetryConfig:
     per_try_timeout: Duration | None = field(
         default=DEFAULT_PER_TRY_TIMEOUT, metadata=doc("timeout of each try; null = route's")
     )
+    grpc_on: list[GrpcRetryOn] = field(
+        default_factory=list,
+        metadata=doc("gRPC statuses retried on routes matching grpc: (Envoy retry_on "
+                     "cancelled, deadline-exceeded, internal, resource-exhausted, unavailable); "
+                     "any method, as Envoy"))
     backoff: BackoffConfig = field(default_factory=BackoffConfig)
     retry_non_idempotent: bool = field(
         default=DEFAULT_RETRY_NON_IDEMPOTENT,
@@ -126,6 +139,9 @@ class RetryConfig:
         for i, name in enumerate(self.on):
             if name in self.on[:i]:
                 problems.append((f"on[{i}]", f"{name!r} is listed twice"))
+        for i, grpc_name in enumerate(self.grpc_on):
+            if grpc_name in self.grpc_on[:i]:
+                problems.append((f"grpc_on[{i}]", f"{grpc_name!r} is listed twice"))
         if self.per_try_timeout is not None and not self.per_try_timeout > 0:
             problems.append(("per_try_timeout", f"must be > 0, got {self.per_try_timeout}"))
         problems += [(f"backoff.{k}", r) for k, r in self.backoff.check()]
@@ -137,7 +153,8 @@ class RetryConfig:
 class RetryPolicy:
     """Compiled `retries:` of one route; shared by all its requests; stateless."""
 
-    __slots__ = ("cfg", "_attempts", "_mask", "_any_method", "_base", "_max", "_body_limit")
+    __slots__ = ("cfg", "_attempts", "_mask", "_any_method", "_base", "_max", "_body_limit",
+                 "grpc_statuses")
 
     def __init__(self, cfg: RetryConfig | None = None) -> None:
         cfg = cfg if cfg is not None else RetryConfig()
@@ -151,6 +168,9 @@ class RetryPolicy:
         self._base = cfg.backoff.base
         self._max = cfg.backoff.max
         self._body_limit = cfg.replay_body_limit
+        # grpc-status values (as sent) that may be retried: trailers-only answers only, as
+        # Envoy (a status in trailers comes after the response began).
+        self.grpc_statuses = frozenset(b"%d" % GRPC_CODES[n] for n in cfg.grpc_on)
 
     def should_retry(
         self, attempt: int, outcome: Outcome, method: str, body_replayable: bool
@@ -166,6 +186,12 @@ class RetryPolicy:
             or method in IDEMPOTENT_METHODS
             or bool(flags & F_CONNECT_FAILURE)
         )
+
+    def should_retry_grpc(self, attempt: int, body_replayable: bool) -> bool:
+        """May a call be tried again after try `attempt` ended with a status in
+        `grpc_statuses`? Any method (gRPC calls are POSTs): Envoy and gRPC's own retry policy
+        retry on status alone."""
+        return attempt < self._attempts and body_replayable
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
         """Wait before retry number `attempt` (1 = first retry): uniform in [0, ceiling], the

@@ -27,6 +27,10 @@ _LABEL: Final = r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?"
 _HOST_RE: Final = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
 _IPV6_RE: Final = re.compile(r"^[0-9a-f:.]+$")
 
+# A protobuf full name (package and service) and a method name.
+_GRPC_SERVICE_RE: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_GRPC_METHOD_RE: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
 # nginx upstream `server ... weight=1` and Traefik weighted services both default to 1: an entry
 # listed without a weight takes an equal share with the other default entries.
 DEFAULT_WEIGHT: Final = 1
@@ -55,6 +59,28 @@ def _host_problem(host: str) -> str | None:
     if not _HOST_RE.match(name):
         return f"host {host!r} is not a valid host name"
     return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class GrpcMatchConfig:
+    """A gRPC service, or one of its methods: the path `/pkg.Service/Method` of a request
+    whose content-type is application/grpc (or +proto, +json...) or application/grpc-web*."""
+
+    service: str = field(metadata=doc("full service name, package included: pkg.Service"))
+    method: str | None = field(default=None, metadata=doc("one method; None: all of them"))
+
+    def path(self) -> str:
+        """The exact path (with a method) or the path prefix (without) it matches."""
+        return f"/{self.service}/{self.method}" if self.method else f"/{self.service}/"
+
+    def check(self) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        if not _GRPC_SERVICE_RE.match(self.service):
+            problems.append(("service", f"{self.service!r} is not a protobuf service name "
+                                        "(pkg.Service)"))
+        if self.method is not None and not _GRPC_METHOD_RE.match(self.method):
+            problems.append(("method", f"{self.method!r} is not a protobuf method name"))
+        return problems
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,6 +127,11 @@ class MatchConfig:
         default_factory=list,
         metadata=doc("Header names that must be present, with any value."),
     )
+    grpc: GrpcMatchConfig | None = field(
+        default=None,
+        metadata=doc("gRPC calls to a service (or one method): its path, and a gRPC or "
+                     "gRPC-Web content-type; exclusive with path, path_prefix, path_regex."),
+    )
 
     def host_patterns(self) -> tuple[str, ...]:
         """The host patterns, lower-cased; ("*",) when the route takes any host."""
@@ -120,6 +151,10 @@ class MatchConfig:
         given = [
             k for k in ("path", "path_prefix", "path_regex") if getattr(self, k) is not None
         ]
+        if self.grpc is not None and given:
+            problems.append(("grpc", f"give either grpc or {given[0]}, not both"))
+        if self.grpc is not None:
+            problems += [(f"grpc.{k}", r) for k, r in self.grpc.check()]
         if len(given) > 1:
             problems.append(
                 (given[1], f"give at most one of path, path_prefix, path_regex (got {given})")

@@ -32,11 +32,14 @@ from edgeward.routing.regex import Matcher, compile_fullmatch
 
 T = TypeVar("T")
 
+# application/grpc, application/grpc+proto, application/grpc-web-text...
+GRPC_CONTENT_TYPE = "application/grpc"
+
 
 class _Route(Generic[T]):
     """One compiled route: its value and the conditions not resolved by the index."""
 
-    __slots__ = ("value", "order", "methods", "headers", "present", "regex")
+    __slots__ = ("value", "order", "methods", "headers", "present", "regex", "grpc")
 
     def __init__(self, value: T, order: int, match: MatchConfig) -> None:
         self.value = value
@@ -51,6 +54,7 @@ class _Route(Generic[T]):
         self.regex: Matcher | None = (
             compile_fullmatch(match.path_regex) if match.path_regex is not None else None
         )
+        self.grpc = match.grpc is not None  # the content-type must be gRPC's (or gRPC-Web's)
 
     def accepts(self, req: RequestView) -> bool:
         methods = self.methods
@@ -62,6 +66,9 @@ class _Route(Generic[T]):
         for name in self.present:
             if req.header(name) is None:
                 return False
+        if self.grpc:
+            content_type = req.header("content-type")
+            return content_type is not None and content_type.startswith(GRPC_CONTENT_TYPE)
         return True
 
 
@@ -84,7 +91,13 @@ class _PathIndex(Generic[T]):
         regex: list[_Route[T]] = []
         anypath: list[_Route[T]] = []
         for m, r in routes:  # already in config order
-            if m.path is not None:
+            if m.grpc is not None:
+                key = m.grpc.path()
+                if m.grpc.method is not None:
+                    exact.setdefault(key, []).append(r)
+                else:
+                    prefixes.setdefault(key, []).append(r)
+            elif m.path is not None:
                 exact.setdefault(m.path, []).append(r)
             elif m.path_prefix is not None:
                 prefixes.setdefault(m.path_prefix, []).append(r)
@@ -159,7 +172,8 @@ class RouteTable(Generic[T]):
         if len(routes) == 1 and len(anyhost) == 1 and not exact and not wild:
             m, r = anyhost[0]
             if (m.path is None and m.path_regex is None and m.path_prefix in (None, "/")
-                    and r.methods is None and not r.headers and not r.present):
+                    and r.methods is None and not r.headers and not r.present
+                    and not r.grpc):
                 self._catch_all = r
 
     def __len__(self) -> int:

@@ -10,6 +10,7 @@ from edgeward.filters.builtin import (  # noqa: F401
     compress,
     cors,
     fault,
+    grpc_web,
     headers,
     ip,
     mirror,

@@ -43,7 +43,7 @@ from edgeward.http.headers import (
 )
 from edgeward.http.message import NO_BODY, STREAMED, RequestHead, ResponseHead
 from edgeward.http.outbox import Outbox, outbox_for
-from edgeward.http.stream import ClientStream, ResponseHandler, Trailers
+from edgeward.http.stream import ClientStream, ResponseHandler, Trailers, UpstreamPool
 
 if TYPE_CHECKING:
     from edgeward.balance.endpoint import Endpoint
@@ -398,7 +398,7 @@ class TlsOrigin:
             self.sessions[server_name] = session
 
 
-class EndpointPool:
+class EndpointPool(UpstreamPool):
     """Idle keep-alive connections to one endpoint, most recently used first (LIFO).
 
     A pool is plain or TLS for its whole life (its cluster's `tls`): a cluster whose TLS
@@ -476,6 +476,9 @@ class EndpointPool:
         while self.idle and self.idle[0].idle_since <= limit:
             self.idle.pop(0).close()
         self.swept = now
+
+    def idle_count(self) -> int:
+        return len(self.idle)
 
     def close_all(self) -> None:
         self.closed = True

@@ -170,7 +170,12 @@ class H2ServerStream(ServerStream):
         self.stop_timer()
         if not self.request_ended:
             # RFC 9113 §8.1: the response is complete; the rest of the request is not wanted.
-            self.conn.reset_stream(self, NO_ERROR)
+            # After the flush already due has written the response: libnghttp2 drops the
+            # frames still queued for a stream once it is reset (a gRPC client then sees
+            # the reset, not the trailers-only answer).
+            self.conn.schedule_flush()
+            self.loop.call_soon(self.conn.reset_stream, self, NO_ERROR)
+            return
         self.conn.schedule_flush()
 
     def stop_timer(self) -> None:
