@@ -20,7 +20,9 @@ from typing import Any, Final
 
 from edgeward.canary.config import WebhookConfig
 from edgeward.canary.controller import LOOKS_PER_STEP, CanaryStateError, Decision
+from edgeward.canary.fleet import FleetCanary, member_id
 from edgeward.canary.run import CanaryBook, CanaryRun
+from edgeward.discovery.etcd import EtcdConfig
 from edgeward.proxy.cluster import Cluster
 from edgeward.proxy.subrequest import SubrequestError, fetch, make_head
 
@@ -37,8 +39,13 @@ ACTIONS: Final = ("start", "promote", "pause", "abort")
 
 class CanaryRunner:
     def __init__(self, book: Callable[[], CanaryBook],
-                 on_decision: Callable[[str, Decision], None]) -> None:
+                 on_decision: Callable[[str, Decision], None],
+                 etcd: Callable[[], EtcdConfig | None] = lambda: None) -> None:
         self.book = book
+        self.etcd = etcd
+        self.member = member_id()
+        # Fleet canaries this worker takes part in, by route, with the run they serve.
+        self.fleets: dict[str, FleetCanary] = {}
         self.on_decision = on_decision
         self._task: asyncio.Task[None] | None = None
         self._hooks: set[asyncio.Task[None]] = set()
@@ -53,6 +60,9 @@ class CanaryRunner:
         await asyncio.gather(*(t for t in [self._task, *self._hooks] if t is not None),
                              return_exceptions=True)
         self._task = None
+        for fleet in self.fleets.values():
+            await fleet.close()
+        self.fleets.clear()
 
     def tick_interval(self) -> float:
         runs = self.book().runs.values()
@@ -65,9 +75,13 @@ class CanaryRunner:
         while True:
             for run in list(self.book().runs.values()):
                 try:
-                    await self.tick(run, time.monotonic())
-                except Exception:
-                    log.exception("canary %s: tick failed", run.route)
+                    if run.config.fleet is not None:
+                        await self.fleet_tick(run)
+                    else:
+                        await self.tick(run, time.monotonic())
+                except Exception as exc:
+                    log.error("canary %s: tick failed: %s", run.route, exc,
+                              exc_info=not isinstance(exc, ConnectionError))
             await asyncio.sleep(self.tick_interval())
 
     async def tick(self, run: CanaryRun, now: float) -> None:
@@ -79,6 +93,38 @@ class CanaryRunner:
             ok, reason = await self._pre_promotion(run, decision)
             now = time.monotonic()
             self._decided(run, run.apply(run.controller.confirm(now, ok, reason)))
+
+    async def _fleet(self, run: CanaryRun) -> FleetCanary | None:
+        """This worker's part in the run's fleet canary (a new run or a new etcd config gets
+        a new one)."""
+        etcd = self.etcd()
+        fleet = self.fleets.get(run.route)
+        if fleet is not None and fleet.run is run and fleet.etcd == etcd:
+            return fleet
+        if fleet is not None:
+            await fleet.close()
+            del self.fleets[run.route]
+        if etcd is None:
+            return None
+        fleet = self.fleets[run.route] = FleetCanary(run, etcd, self.member)
+        await fleet.start()
+        return fleet
+
+    async def fleet_tick(self, run: CanaryRun) -> None:
+        fleet = await self._fleet(run)
+        if fleet is None:
+            return
+        done = await fleet.tick(time.time())
+        if done is None:
+            return
+        decision, _ = done
+        self._decided(run, decision)
+        if decision.kind == "confirm":
+            ok, reason = await self._pre_promotion(run, decision)
+            done = await fleet.decide(time.time(),
+                                      lambda c, s, k, now: c.confirm(now, ok, reason))
+            if done is not None:
+                self._decided(run, done[0])
 
     def _decided(self, run: CanaryRun, decision: Decision) -> None:
         self.on_decision(run.route, decision)
