@@ -3,7 +3,8 @@
 Both gateways apply the weight of the state in etcd; killing the leader (SIGKILL: its lease
 must expire) hands the decisions to the other gateway, and the canary goes on from its step
 (one `start` in the whole history); a gateway started again reads the state and applies the
-fleet's weight; a failing canary that both gateways serve is rolled back fleet-wide.
+fleet's weight; a failing canary that both gateways serve is rolled back fleet-wide; a
+command given to one gateway is written to etcd and applied by the other.
 """
 
 from __future__ import annotations
@@ -49,6 +50,15 @@ routes:
       max_weight: 50
       step_interval: 400ms
       min_requests: 10
+      fleet: {etcd_prefix: "%(prefix)s", lease_ttl: 2s}
+  - name: manual
+    match: {path_prefix: /manual}
+    canary:
+      stable: stable
+      canary: good
+      step_weight: 30
+      step_interval: 1h
+      autostart: false
       fleet: {etcd_prefix: "%(prefix)s", lease_ttl: 2s}
 """
 
@@ -156,3 +166,17 @@ def test_a_failing_canary_is_rolled_back_fleet_wide(
     finally:
         for t in traffic:
             t.close()
+
+
+def test_a_command_on_one_gateway_applies_on_every_gateway(
+        etcd: EtcdServer, fleet: list[Gateway]) -> None:
+    a, b = fleet
+    assert b.view("manual")["phase"] == "idle" and state(etcd, "manual") == {}
+    status, body = admin_call(a.admin, "POST", "/canaries/start?route=manual")
+    assert status == 200 and body["decision"]["weight"] == 30, body
+    wait_for(lambda: b.view("manual")["phase"] == "progressing"
+             and b.view("manual")["weight"] == 30, state=lambda: b.view("manual"))
+    status, body = admin_call(b.admin, "POST", "/canaries/pause?route=manual")
+    assert status == 200, body
+    wait_for(lambda: a.view("manual")["phase"] == "paused", state=lambda: a.view("manual"))
+    assert [d["decision"] for d in state(etcd, "manual")["decisions"]] == ["start", "pause"]

@@ -149,14 +149,16 @@ class FleetCanary:
         if self.leader and not was:
             log.info("canary %s: %s leads the fleet's decisions", self.route, self.member)
 
-    async def decide(self, now_wall: float, step: Step) -> tuple[Decision, dict[str, Any]] | None:
+    async def decide(self, now_wall: float, step: Step, leader_only: bool = True
+                     ) -> tuple[Decision, dict[str, Any]] | None:
         """Read the state and the counts, take `step` on a restored controller, write the new
-        state if it changed (compare-and-swap); the decision and state written, or None."""
+        state if it changed (compare-and-swap; the leader's writes also compare that the
+        leader key still names it); the decision and state written, or None."""
         got = await self.conn.call(lambda c: c.get(self.state_key))
         members = await self.conn.call(lambda c: c.get_prefix(self.members_prefix))
         controller = CanaryController(self.config.steps(), self.config.judge_settings(),
                                       now_wall)
-        if got is None:
+        if got is None and leader_only:
             if not self.config.autostart:
                 return None
             state: dict[str, Any] = {"window": 0, "decisions": []}
@@ -164,37 +166,41 @@ class FleetCanary:
                                                           "started with the configuration")
             revision = 0
         else:
-            state = json.loads(got.value)
-            restore(controller, state)
+            state = json.loads(got.value) if got is not None else {"window": 0, "decisions": []}
+            if got is not None:
+                restore(controller, state)
             counts = [m for m in (parse_counts(_json(kv.value)) for kv in members.kvs)
                       if m is not None]
             stable, canary = merge_window(counts, int(state.get("window", 0)),
                                           self.config.analysis.samples, self.rng)
             decision = step(controller, stable, canary, now_wall)
-            revision = got.mod_revision
+            revision = got.mod_revision if got is not None else 0
         if decision is None:
             return None
         new = next_state(controller, state, decision, now_wall)
-        if not await self._write(revision, json.dumps(new).encode()):
+        if not await self._write(revision, json.dumps(new).encode(), leader_only):
             return None
         self.run.apply_state(new)
         return decision, new
 
-    async def _write(self, revision: int, value: bytes) -> bool:
+    async def _write(self, revision: int, value: bytes, leader_only: bool) -> bool:
         key, leader, me = self.state_key, self.leader_key, self.member.encode()
 
         async def txn(c: Any) -> tuple[bool, Any]:
             t = c.transactions
+            compare = [t.mod(key) == revision]
+            if leader_only:
+                compare.append(t.value(leader) == me)
             ok, got = await c.transaction(
-                compare=[t.mod(key) == revision, t.value(leader) == me],
+                compare=compare,
                 success=[t.put(key, value)], failure=[])
             return bool(ok), got
 
         ok, _ = await self.conn.call(txn)
         if not ok:
-            log.warning("canary %s: state changed under the leader; decision dropped",
+            log.warning("canary %s: the state changed meanwhile; decision dropped",
                         self.route)
-            self.leader = False
+            self.leader = self.leader and not leader_only
         return bool(ok)
 
 

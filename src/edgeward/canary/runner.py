@@ -12,6 +12,7 @@ max_weight for another step); `post_rollback` is sent and not waited on.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import time
@@ -19,7 +20,12 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from edgeward.canary.config import WebhookConfig
-from edgeward.canary.controller import LOOKS_PER_STEP, CanaryStateError, Decision
+from edgeward.canary.controller import (
+    LOOKS_PER_STEP,
+    CanaryController,
+    CanaryStateError,
+    Decision,
+)
 from edgeward.canary.fleet import FleetCanary, member_id
 from edgeward.canary.run import CanaryBook, CanaryRun
 from edgeward.discovery.etcd import EtcdConfig
@@ -136,21 +142,31 @@ class CanaryRunner:
 
     def command(self, route: str, action: str, now: float) -> Decision:
         """A person's command; KeyError for no such canary, CanaryStateError when the
-        command does not apply now, ValueError for an unknown action."""
+        command does not apply now, ValueError for an unknown action. A fleet canary's
+        command is checked against the state this worker holds and written to etcd (any
+        gateway may write one, with a compare on the state's revision); every gateway then
+        applies it from its watch."""
         run = self.book().runs[route]
-        c = run.controller
-        if action == "start":
-            decision = c.start(now, "started by command")
-        elif action == "pause":
-            decision = c.pause(now, "paused by command")
-        elif action == "abort":
-            decision = c.abort(now, "aborted by command")
-        elif action == "promote":
-            decision = c.promote(now, "promoted by command")
-        else:
-            raise ValueError(f"unknown canary action {action!r} (known: {', '.join(ACTIONS)})")
-        self._decided(run, run.apply(decision))
+        if run.config.fleet is None:
+            decision = act(run.controller, action, now)
+            self._decided(run, run.apply(decision))
+            return decision
+        decision = act(copy.copy(run.controller), action, time.time())
+        task = asyncio.get_running_loop().create_task(self._fleet_command(run, action))
+        self._hooks.add(task)
+        task.add_done_callback(self._hooks.discard)
         return decision
+
+    async def _fleet_command(self, run: CanaryRun, action: str) -> None:
+        try:
+            fleet = await self._fleet(run)
+            done = None if fleet is None else await fleet.decide(
+                time.time(), lambda c, s, k, now: act(c, action, now), leader_only=False)
+        except Exception as exc:
+            log.error("canary %s: %s not written to etcd: %s", run.route, action, exc)
+            return
+        if done is not None:
+            self._decided(run, done[0])
 
     async def _pre_promotion(self, run: CanaryRun, decision: Decision) -> tuple[bool, str]:
         hook = run.config.pre_promotion
@@ -188,6 +204,19 @@ class CanaryRunner:
         log.info("canary %s: webhook %s%s answered %d", run.route, hook.upstream, hook.path,
                  got.status)
         return got.status
+
+
+def act(c: CanaryController, action: str, now: float) -> Decision:
+    """A person's command on a controller."""
+    if action == "start":
+        return c.start(now, "started by command")
+    if action == "pause":
+        return c.pause(now, "paused by command")
+    if action == "abort":
+        return c.abort(now, "aborted by command")
+    if action == "promote":
+        return c.promote(now, "promoted by command")
+    raise ValueError(f"unknown canary action {action!r} (known: {', '.join(ACTIONS)})")
 
 
 def payload(run: CanaryRun, decision: Decision) -> dict[str, Any]:
