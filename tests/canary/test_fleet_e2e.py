@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -129,9 +130,12 @@ def test_the_fleet_splits_alike_and_a_new_leader_resumes_the_canary(
         [other] = [gw for gw in fleet if gw is not old]
         traffic[fleet.index(old)].close()
         old.process.stop(signal.SIGKILL)
+        killed = time.monotonic()
         at_kill = state(etcd, "good")
         wait_for(lambda: leader(etcd, "good").endswith(other.member),
                  state=lambda: leader(etcd, "good"))
+        print(f"leader killed at step {at_kill['step']}; the other gateway leads "
+              f"{(time.monotonic() - killed) * 1000:.0f} ms later (lease_ttl 2s)")
         wait_for(lambda: state(etcd, "good")["step"] > at_kill["step"]
                  or state(etcd, "good")["phase"] == "promoted",
                  state=lambda: state(etcd, "good"))

@@ -109,6 +109,8 @@ class CanaryRun:
     def view(self, now: float) -> dict[str, Any]:
         stable, canary = self.figures()
         c = self.config
+        if c.fleet is not None:
+            now = time.time()       # a fleet state's times are wall-clock (fleetstate.py)
         return {"route": self.route, "stable": c.stable, "canary": c.canary,
                 **self.controller.view(now),
                 "window": {"stable": {"requests": stable.requests, "errors": stable.errors},
