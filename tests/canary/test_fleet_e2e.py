@@ -148,6 +148,12 @@ def test_the_fleet_splits_alike_and_a_new_leader_resumes_the_canary(
         wait_for(lambda: again.view("good")["weight"] == state(etcd, "good")["weight"]
                  and again.view("good")["step"] == state(etcd, "good")["step"],
                  state=lambda: (again.view("good"), state(etcd, "good")))
+        # The new leader takes the canary through confirmation to the promotion.
+        wait_for(lambda: all(gw.view("good")["phase"] == "promoted"
+                             and gw.view("good")["weight"] == 100 for gw in fleet),
+                 state=lambda: state(etcd, "good"))
+        kinds = [d["decision"] for d in state(etcd, "good")["decisions"]]
+        assert kinds.count("start") == 1 and kinds[-2:] == ["confirm", "promote"], kinds
     finally:
         for t in traffic:
             t.close()

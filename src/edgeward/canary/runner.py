@@ -25,6 +25,7 @@ from edgeward.canary.controller import (
     CanaryController,
     CanaryStateError,
     Decision,
+    Phase,
 )
 from edgeward.canary.fleet import FleetCanary, member_id
 from edgeward.canary.run import CanaryBook, CanaryRun
@@ -121,11 +122,17 @@ class CanaryRunner:
         if fleet is None:
             return
         done = await fleet.tick(time.time())
-        if done is None:
-            return
-        decision, _ = done
-        self._decided(run, decision)
-        if decision.kind == "confirm":
+        if done is not None:
+            self._decided(run, done[0])
+        decision = done[0] if done is not None else None
+        if decision is None and fleet.leader and run.controller.phase is Phase.CONFIRMING:
+            # A leader that took over while a promotion awaited its check asks again.
+            c = run.controller
+            decision = Decision(kind="confirm", at=time.time(), phase=c.phase,
+                                weight_before=c.weight, weight=c.weight,
+                                reason="promotion pending (asked again by a new leader)",
+                                step=c.step, new_window=False)
+        if decision is not None and decision.kind == "confirm":
             ok, reason = await self._pre_promotion(run, decision)
             done = await fleet.decide(time.time(),
                                       lambda c, s, k, now: c.confirm(now, ok, reason))
