@@ -80,7 +80,10 @@ class CanaryRunner:
 
     async def _run(self) -> None:
         while True:
-            for run in list(self.book().runs.values()):
+            runs = self.book().runs
+            for route in [r for r in self.fleets if r not in runs]:
+                await self.fleets.pop(route).close()     # the route left the config
+            for run in list(runs.values()):
                 try:
                     if run.config.fleet is not None:
                         await self.fleet_tick(run)
