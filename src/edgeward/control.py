@@ -150,7 +150,8 @@ class Control:
             metrics.h2_glitches.labels(reason).set_function(_h2_closed(worker, reason))
         metrics.config_loaded(True, runtime.hash, time.time())
         self.process = ProcessWatch(metrics, worker.refused_connections)
-        self.canaries = CanaryRunner(lambda: canary_book(runtime.registry), self._on_canary)
+        self.canaries = CanaryRunner(lambda: canary_book(runtime.registry), self._on_canary,
+                                     lambda: runtime.config.etcd)
         runtime.listeners.append(self._on_reload)
 
     async def start(self) -> None:

@@ -79,3 +79,14 @@ def test_webhook_keys() -> None:
 def test_config_object_upstream_names() -> None:
     c = CanaryConfig(stable="a", canary="b")
     assert c.upstream_names() == [("stable", "a"), ("canary", "b")]
+
+
+def test_a_fleet_canary_needs_the_top_level_etcd_settings() -> None:
+    assert "routes[0].canary.fleet: a fleet canary needs a top-level etcd" in problems(
+        "{stable: a, canary: b, fleet: {}}")
+    assert "routes[0].canary.fleet.etcd_prefix: must start and end with /" in problems(
+        "{stable: a, canary: b, fleet: {etcd_prefix: canary/}}")
+    c = load_text("etcd: {endpoints: ['127.0.0.1:2379']}\n" + BASE % "{stable: a, canary: b, "
+                  "fleet: {}}", "gw.yaml").routes[0].canary
+    assert c is not None and c.fleet is not None
+    assert (c.fleet.etcd_prefix, c.fleet.lease_ttl) == ("/edgeward/canary/", 10.0)

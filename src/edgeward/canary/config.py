@@ -39,6 +39,11 @@ DEFAULT_ALPHA: Final = 0.05
 DEFAULT_SAMPLES: Final = 512
 # Flagger's webhook timeout default is 10 s; a gate the gateway waits on should answer sooner.
 DEFAULT_WEBHOOK_TIMEOUT: Final = 5.0
+# Where fleet canaries keep their state: beside /edgeward/services/ and /edgeward/consumers/.
+DEFAULT_FLEET_PREFIX: Final = "/edgeward/canary/"
+# The leader's lease: Kubernetes leader election's leaseDuration is 15 s, etcd's
+# concurrency.Session TTL 60 s; 10 s hands the decisions over within a few steps' ticks.
+DEFAULT_FLEET_LEASE: Final = 10.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,6 +63,31 @@ class WebhookConfig:
             problems.append(("path", f"must start with '/', got {self.path!r}"))
         if self.timeout <= 0:
             problems.append(("timeout", "must be above 0"))
+        return problems
+
+
+@dataclass(frozen=True, kw_only=True)
+class FleetConfig:
+    """`canary.fleet`: the canary's state in etcd, shared by every gateway (docs/canary.md)."""
+
+    etcd_prefix: str = field(
+        default=DEFAULT_FLEET_PREFIX,
+        metadata=doc("etcd prefix of the fleet's canaries: ROUTE/state, ROUTE/leader and "
+                     "ROUTE/members/ID go under it (top-level etcd: settings)"))
+    lease_ttl: Duration = field(
+        default=DEFAULT_FLEET_LEASE,
+        metadata=doc("lease of the leader key and of each gateway's published counts; a "
+                     "stopped leader's successor decides once it expires (Kubernetes leader "
+                     "election: 15 s)"))
+
+    def check(self) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        p = self.etcd_prefix
+        if not p.startswith("/") or not p.endswith("/"):
+            problems.append(("etcd_prefix", "must start and end with /"))
+        if self.lease_ttl < 2:
+            problems.append(("lease_ttl", "must be at least 2s (etcd leases count whole "
+                                          "seconds)"))
         return problems
 
 
@@ -157,6 +187,11 @@ class CanaryConfig:
     post_rollback: WebhookConfig | None = field(
         default=None,
         metadata=doc("POSTed after a rollback or abort (Flagger rollback event webhook)"))
+    fleet: FleetConfig | None = field(
+        default=None,
+        metadata=doc("keep the canary's state in etcd: every gateway applies the same weight "
+                     "and one leader decides from the fleet's merged counts; null: each "
+                     "worker runs its own canary"))
 
     def check(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []

@@ -100,7 +100,7 @@ class CanaryController:
         self.weight = 0
         self.step = 0
         self.step_started = now
-        self._reported = now
+        self.reported = now
 
     def _decide(self, kind: str, now: float, weight: int, phase: Phase, reason: str, *,
                 new_window: bool, figures: dict[str, Any] | None = None) -> Decision:
@@ -108,7 +108,7 @@ class CanaryController:
         self.weight, self.phase = weight, phase
         if new_window:
             self.step_started = now
-        self._reported = now
+        self.reported = now
         return Decision(kind=kind, at=now, phase=phase, weight_before=before, weight=weight,
                         reason=reason, step=self.step, new_window=new_window,
                         figures=figures or {})
@@ -172,7 +172,7 @@ class CanaryController:
                                                     steps.max_weight),
                                 Phase.PROGRESSING, verdict.reason, new_window=True,
                                 figures=verdict.figures)
-        if now - self._reported < steps.step_interval:
+        if now - self.reported < steps.step_interval:
             return None
         return self._decide(verdict.outcome.value, now, self.weight, Phase.PROGRESSING,
                             verdict.reason, new_window=False, figures=verdict.figures)

@@ -19,6 +19,7 @@ from edgeward.canary.arms import CanaryArms
 from edgeward.canary.config import CanaryConfig
 from edgeward.canary.controller import FINAL, CanaryController, Decision, Phase
 from edgeward.canary.filter import CanaryFilter
+from edgeward.canary.fleetstate import restore
 from edgeward.canary.judge import ArmFigures
 from edgeward.canary.stats import quantile
 from edgeward.routing.config import WhenConfig
@@ -49,7 +50,10 @@ class CanaryRun:
         self.counts: Counter[str] = Counter()
         self.last: Decision | None = None
         self.totals: Counter[tuple[str, str]] = totals if totals is not None else Counter()
-        if config.autostart:  # recorded, not logged: `edgeward validate` compiles configs too
+        self.window = -1      # a fleet canary's window number in force (fleetstate.py)
+        # Recorded, not logged: `edgeward validate` compiles configs too. A fleet canary
+        # starts from the state in etcd (canary/fleet.py).
+        if config.autostart and config.fleet is None:
             self.apply(self.controller.start(now, "started with the configuration"), log_it=False)
 
     def make_filter(self, rng: random.Random) -> CanaryFilter:
@@ -103,9 +107,28 @@ class CanaryRun:
                 d.weight_before, d.weight, d.phase.value, d.reason)
         return d
 
+    def apply_state(self, state: dict[str, Any]) -> None:
+        """A fleet canary's shared state (canary/fleet.py): the controller takes its phase,
+        weight and step, the arms its weight; a new window number resets the arms, and the
+        decisions not seen yet join the history."""
+        restore(self.controller, state)
+        self.arms.set_weight(self.controller.weight)
+        window = int(state.get("window", 0))
+        if window != self.window:
+            self.arms.reset()
+            self.window = window
+        seen = self.history[-1]["time"] if self.history else 0.0
+        for d in state.get("decisions", []):
+            if isinstance(d, dict) and float(d.get("time", 0.0)) > seen:
+                self.history.append(d)
+                self.counts[str(d.get("decision"))] += 1
+                self.totals[(self.route, str(d.get("decision")))] += 1
+
     def view(self, now: float) -> dict[str, Any]:
         stable, canary = self.figures()
         c = self.config
+        if c.fleet is not None:
+            now = time.time()       # a fleet state's times are wall-clock (fleetstate.py)
         return {"route": self.route, "stable": c.stable, "canary": c.canary,
                 **self.controller.view(now),
                 "window": {"stable": {"requests": stable.requests, "errors": stable.errors},

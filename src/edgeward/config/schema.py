@@ -428,6 +428,10 @@ class GatewayConfig:
             if up.discovery is not None and up.discovery.etcd is not None and self.etcd is None:
                 problems.append((f"upstreams.{name}.discovery.etcd",
                                  "etcd discovery needs a top-level etcd: {endpoints: [...]}"))
+        for i, route in enumerate(self.routes):
+            if route.canary is not None and route.canary.fleet is not None and self.etcd is None:
+                problems.append((f"routes[{i}].canary.fleet",
+                                 "a fleet canary needs a top-level etcd: {endpoints: [...]}"))
         return problems
 
 
