@@ -21,7 +21,7 @@ from edgeward.filters.api import Reply
 from edgeward.http.date import DATE, http_date
 from edgeward.http.errors import ERRORS, PROBLEM_JSON, REASONS, error_body
 from edgeward.http.fields import Headers
-from edgeward.http.message import RequestHead, ResponseHead
+from edgeward.http.message import STREAMED, RequestHead, ResponseHead
 from edgeward.http.stream import PAUSE_HELD_BODY, ClientStream, ServerStream, Trailers
 from edgeward.http.tunnel import TunnelStats
 from edgeward.http.ws_handshake import Refusal
@@ -41,6 +41,7 @@ from edgeward.proxy.states import (
     STREAMING,
     WAITING,
 )
+from edgeward.proxy.streamed import StreamedReply
 
 if TYPE_CHECKING:
     from edgeward.proxy.route import Route
@@ -90,7 +91,7 @@ class HeldBody:
 
 class Exchange(FilterRun):
     __slots__ = ("fwd", "status", "error_code", "bytes_out", "request_done", "ended", "early",
-                 "reserved")
+                 "reserved", "local")
 
     def __init__(self, down: ServerStream, head: RequestHead, factory: ExchangeContext) -> None:
         self.down = down
@@ -117,6 +118,7 @@ class Exchange(FilterRun):
         self.total_deadline = 0.0   # the route timeout, from the end of the request
         self.early: HeldBody | None = None  # body read before start()
         self.reserved: TunnelStats | None = None  # a tunnel slot held for a handshake
+        self.local: StreamedReply | None = None  # a streamed local reply's output
 
     def to(self, new: int) -> None:
         old = self.state
@@ -215,10 +217,14 @@ class Exchange(FilterRun):
     def on_downstream_paused(self) -> None:
         if self.fwd is not None:
             self.fwd.pause_response()
+        elif self.local is not None:
+            self.local.pause()
 
     def on_downstream_resumed(self) -> None:
         if self.fwd is not None:
             self.fwd.resume_response()
+        elif self.local is not None:
+            self.local.resume()
 
     def cancel(self) -> None:
         """The client went away: release everything this exchange holds."""
@@ -343,6 +349,9 @@ class Exchange(FilterRun):
         if reply.code is not None:
             self.error_code = reply.code
         resp = reply.head  # a head made ready beforehand (a cache's), or made here
+        if reply.stream is not None:
+            self._stream_reply(reply)
+            return
         if resp is None:
             body, fields = _reply_message(reply, self.head)
             resp = ResponseHead(reply.status, Headers(fields), len(body))
@@ -360,6 +369,22 @@ class Exchange(FilterRun):
             self.down.send_data(body)
         self.down.send_end(None)
         self._close(notify=True)
+
+    def _stream_reply(self, reply: Reply) -> None:
+        """Send the head of a reply whose body `reply.stream` writes, then run it."""
+        stream = reply.stream
+        assert stream is not None
+        _, fields = _reply_message(reply, self.head)
+        resp = self.resp = ResponseHead(reply.status, Headers(fields), STREAMED)
+        self.status = reply.status
+        self._response_filters(resp)
+        self.to(STREAMING)
+        self.down.set_deadline(NO_DEADLINE)  # a stream lasts while the client stays
+        self.down.send_head(resp, self.head)
+        out = self.local = StreamedReply(self)
+        task = asyncio.ensure_future(stream(out))
+        self.held = task
+        task.add_done_callback(out.finished)
 
     def _reset(self) -> None:
         """The response cannot be completed: reset the client's stream."""
@@ -396,6 +421,9 @@ class Exchange(FilterRun):
         # The forwarder points back at the exchange: dropping it here lets reference counting
         # free both (the request path makes no garbage for the cyclic collector).
         self.fwd = None
+        if self.local is not None:
+            self.local.resume()  # a producer waiting in drain() sees `closed`
+            self.local = None
         if notify:
             self.down.done(self, self.ended)
 
