@@ -350,7 +350,7 @@ class Exchange(FilterRun):
             self.error_code = reply.code
         resp = reply.head  # a head made ready beforehand (a cache's), or made here
         if reply.stream is not None:
-            self._stream_reply(reply)
+            _stream_reply(self, reply)
             return
         if resp is None:
             body, fields = _reply_message(reply, self.head)
@@ -369,22 +369,6 @@ class Exchange(FilterRun):
             self.down.send_data(body)
         self.down.send_end(None)
         self._close(notify=True)
-
-    def _stream_reply(self, reply: Reply) -> None:
-        """Send the head of a reply whose body `reply.stream` writes, then run it."""
-        stream = reply.stream
-        assert stream is not None
-        _, fields = _reply_message(reply, self.head)
-        resp = self.resp = ResponseHead(reply.status, Headers(fields), STREAMED)
-        self.status = reply.status
-        self._response_filters(resp)
-        self.to(STREAMING)
-        self.down.set_deadline(NO_DEADLINE)  # a stream lasts while the client stays
-        self.down.send_head(resp, self.head)
-        out = self.local = StreamedReply(self)
-        task = asyncio.ensure_future(stream(out))
-        self.held = task
-        task.add_done_callback(out.finished)
 
     def _reset(self) -> None:
         """The response cannot be completed: reset the client's stream."""
@@ -453,3 +437,15 @@ def _reply_message(reply: Reply, head: RequestHead) -> tuple[bytes, list[tuple[b
                       reply.status)
     fields.insert(0, (b"content-type", PROBLEM_JSON))
     return body, fields
+
+
+def _stream_reply(ex: Exchange, reply: Reply) -> None:
+    """Send the head of a reply whose body `reply.stream` writes, then run it (streamed.py)."""
+    _, fields = _reply_message(reply, ex.head)
+    resp = ex.resp = ResponseHead(reply.status, Headers(fields), STREAMED)
+    ex.status = reply.status
+    ex._response_filters(resp)
+    ex.to(STREAMING)
+    ex.down.set_deadline(NO_DEADLINE)  # a stream lasts while the client stays
+    ex.down.send_head(resp, ex.head)
+    ex.local = StreamedReply.run(ex, reply)

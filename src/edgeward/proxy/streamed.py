@@ -10,21 +10,47 @@ the producer instead of growing a buffer.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from edgeward.filters.api import ReplyOutput
+from edgeward.filters.api import Reply, ReplyOutput
+from edgeward.http.stream import ServerStream
+from edgeward.proxy.chain import Chain
 from edgeward.proxy.states import DONE
 
-if TYPE_CHECKING:
-    from edgeward.proxy.exchange import Exchange
+
+class Owner(Protocol):
+    """What a streamed reply uses of its exchange."""
+
+    state: int
+    chain: Chain
+    down: ServerStream
+    bytes_out: int
+    held: asyncio.Future[Any] | None
+    error_code: str | None
+
+    def _response_body(self, data: bytes, end: bool) -> bytes: ...
+
+    def _reset(self) -> None: ...
+
+    def _close(self, notify: bool) -> None: ...
 
 
 class StreamedReply(ReplyOutput):
     __slots__ = ("ex", "paused")
 
-    def __init__(self, ex: Exchange) -> None:
+    def __init__(self, ex: Owner) -> None:
         self.ex = ex
         self.paused: asyncio.Future[None] | None = None
+
+    @staticmethod
+    def run(ex: Owner, reply: Reply) -> StreamedReply:
+        """Run `reply.stream` (the head is sent) as a task held like a filter's wait."""
+        assert reply.stream is not None
+        out = StreamedReply(ex)
+        task = asyncio.ensure_future(reply.stream(out))
+        ex.held = task
+        task.add_done_callback(out.finished)
+        return out
 
     def write(self, data: bytes) -> None:
         ex = self.ex
