@@ -53,6 +53,10 @@ DEFAULT_TOPIC_PREFIX = "edgeward/things"
 # MQTT 5 shared subscription group: each message goes to one gateway of the fleet.
 DEFAULT_SHARE_GROUP = "edgeward"
 DEFAULT_MQTT_KEEPALIVE = 30.0
+# A change-stream entry another gateway took and has not acknowledged for this long is claimed
+# (XAUTOCLAIM) and its delta published here: the gateway died or lost its broker. Amazon SQS's
+# default visibility timeout is 30 s; a live gateway acknowledges within milliseconds.
+DEFAULT_CLAIM_IDLE = 30.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,6 +75,10 @@ class MqttConfig:
                                 metadata=doc("MQTT keep-alive (paho's default 60 s)"))
     client_id: str | None = field(
         default=None, metadata=doc("MQTT client id; default edgeward-<host>-<pid>"))
+    claim_idle: Duration = field(
+        default=DEFAULT_CLAIM_IDLE,
+        metadata=doc("claim (XAUTOCLAIM) delta entries another gateway left unacknowledged "
+                     "this long, checked every claim_idle/2 (Amazon SQS visibility: 30 s)"))
     rate_limit: RateLimitConfig | None = field(
         default=None,
         metadata=doc("per device: the requests and telemetry messages a device may publish "
@@ -82,8 +90,9 @@ class MqttConfig:
             problems.append(("port", f"must be 1-65535, got {self.port}"))
         if not self.topic_prefix or any(c in self.topic_prefix for c in "+#"):
             problems.append(("topic_prefix", "must be non-empty without wildcards + or #"))
-        if self.keepalive <= 0:
-            problems.append(("keepalive", "must be above 0"))
+        for key in ("keepalive", "claim_idle"):
+            if getattr(self, key) <= 0:
+                problems.append((key, "must be above 0"))
         if importlib.util.find_spec("aiomqtt") is None:
             problems.append(("host", "the MQTT bridge needs aiomqtt: pip install "
                                      "'edgeward[mqtt]'"))
