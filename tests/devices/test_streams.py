@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -122,3 +123,18 @@ async def test_streams_go_through_the_routes_filters(pair: list[GatewayProcess])
         assert (await mine.next())["retry"] == "1000"
     finally:
         mine.close()
+
+
+async def test_a_draining_gateway_ends_its_streams_cleanly(redis: RedisServer) -> None:
+    text = config(redis.url).replace("heartbeat: 0.3s", "heartbeat: 30s")
+    with gateways([text]) as (gw,):
+        stream = await EventStream.open(gw.port, "/devices/sse-4/shadow/delta")
+        try:
+            assert (await stream.next())["retry"] == "1000"
+            assert gw.proc is not None
+            gw.proc.send_signal(signal.SIGTERM)
+            # Within the one-second wait slice, not the 30 s heartbeat: the chunked body ends.
+            assert await stream.next(timeout=5) == {} and stream.ended
+        finally:
+            stream.close()
+        assert await asyncio.to_thread(gw.wait, 10) == 0
