@@ -18,8 +18,9 @@ from tests.devices._client import call
 from tests.support.gateway import GatewayProcess
 from tests.support.mosquitto import Mosquitto
 
-from edgeward.devices.config import MqttConfig
+from edgeward.devices.config import DevicesConfig, MqttConfig
 from edgeward.devices.mqtt_bridge import NODELAY, Topic, parse_topic, subscriptions
+from edgeward.devices.store import ShadowStore
 
 PREFIX = "edgeward/things"
 WAIT = 10.0
@@ -30,7 +31,7 @@ def config(redis_url: str, broker: int) -> str:
         "listen: {listen}\n"
         f"redis: {{url: '{redis_url}', timeout: 1s}}\n"
         f"devices: {{shards: 2, mqtt: {{port: {broker}, "
-        "rate_limit: {rate: 1/m, burst: 20, scope: global}}}\n"
+        "claim_idle: 1.5s, rate_limit: {rate: 1/m, burst: 20, scope: global}}}\n"
         "routes:\n"
         "  - {match: {path_prefix: /}, devices: true}\n"
     )
@@ -151,6 +152,30 @@ async def test_desired_changes_over_http_reach_the_device_once_as_deltas(
         versions.append(doc["version"])
     assert doc["state"] == {"rate": 2}
     assert versions == sorted(set(versions))  # no delta twice, none out of order
+
+
+async def test_a_dead_gateways_unacknowledged_delta_is_claimed_and_published(
+        pair: list[GatewayProcess], device: Device, redis: RedisServer) -> None:
+    """An entry delivered to a consumer that never acknowledges it (a gateway that died) is
+    taken over after claim_idle by a live bridge (XAUTOCLAIM), published and acknowledged."""
+    name = device.base.rsplit("/", 1)[1]
+    client = redis_sync.Redis.from_url(redis.url)
+    stream = ShadowStore(None, DevicesConfig(shards=2)).changes_key(name)
+    event = {"kind": "update", "version": 41, "writer": "app", "timestamp": 1.0,
+             "state": {"desired": {"mode": "eco"}}, "delta": {"mode": "eco"}}
+    # Atomically: no live bridge reads the entry before the dead consumer has it pending.
+    pipe = client.pipeline(transaction=True)
+    pipe.xadd(stream, {"device": name, "shadow": "", "version": "41",
+                       "event": json.dumps(event)})
+    pipe.xreadgroup("edgeward:dev:mqtt", "dead-gateway", {stream: ">"}, count=100)
+    entry_id, taken = pipe.execute()
+    assert [e for _, entries in taken for e, _ in entries] == [entry_id]
+    doc = await device.expect("shadow/update/delta")
+    assert (doc["version"], doc["state"]) == (41, {"mode": "eco"})
+    deadline = time.monotonic() + WAIT
+    while client.xpending_range(stream, "edgeward:dev:mqtt", entry_id, entry_id, 1):
+        assert time.monotonic() < deadline, "the claimed entry was never acknowledged"
+        await asyncio.sleep(0.05)
 
 
 async def test_bad_and_conflicting_updates_are_rejected(

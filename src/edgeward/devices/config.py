@@ -43,10 +43,20 @@ DEFAULT_MAX_WAIT = 30.0
 # them). Through a general broker the device and the gateway are both clients, so the prefix
 # has no `$`; mosquitto 2.0 also delivers no $-topic to a shared subscription (measured), which
 # several gateways need.
+# SSE heartbeat comment: the HTML standard's server-sent events section advises a comment
+# "every 15 seconds or so" to keep proxies from closing an idle stream.
+DEFAULT_HEARTBEAT = 15.0
+# Delta streams (SSE) one device may hold open per worker: a device reconnecting before its
+# old stream has been noticed dead needs a second; AWS IoT allows one connection per client id.
+DEFAULT_MAX_STREAMS = 2
 DEFAULT_TOPIC_PREFIX = "edgeward/things"
 # MQTT 5 shared subscription group: each message goes to one gateway of the fleet.
 DEFAULT_SHARE_GROUP = "edgeward"
 DEFAULT_MQTT_KEEPALIVE = 30.0
+# A change-stream entry another gateway took and has not acknowledged for this long is claimed
+# (XAUTOCLAIM) and its delta published here: the gateway died or lost its broker. Amazon SQS's
+# default visibility timeout is 30 s; a live gateway acknowledges within milliseconds.
+DEFAULT_CLAIM_IDLE = 30.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +75,10 @@ class MqttConfig:
                                 metadata=doc("MQTT keep-alive (paho's default 60 s)"))
     client_id: str | None = field(
         default=None, metadata=doc("MQTT client id; default edgeward-<host>-<pid>"))
+    claim_idle: Duration = field(
+        default=DEFAULT_CLAIM_IDLE,
+        metadata=doc("claim (XAUTOCLAIM) delta entries another gateway left unacknowledged "
+                     "this long, checked every claim_idle/2 (Amazon SQS visibility: 30 s)"))
     rate_limit: RateLimitConfig | None = field(
         default=None,
         metadata=doc("per device: the requests and telemetry messages a device may publish "
@@ -76,8 +90,9 @@ class MqttConfig:
             problems.append(("port", f"must be 1-65535, got {self.port}"))
         if not self.topic_prefix or any(c in self.topic_prefix for c in "+#"):
             problems.append(("topic_prefix", "must be non-empty without wildcards + or #"))
-        if self.keepalive <= 0:
-            problems.append(("keepalive", "must be above 0"))
+        for key in ("keepalive", "claim_idle"):
+            if getattr(self, key) <= 0:
+                problems.append((key, "must be above 0"))
         if importlib.util.find_spec("aiomqtt") is None:
             problems.append(("host", "the MQTT bridge needs aiomqtt: pip install "
                                      "'edgeward[mqtt]'"))
@@ -132,8 +147,20 @@ class RouteDevicesConfig:
                                metadata=doc("longest long poll (GET .../delta?wait=)"))
     telemetry: bool = field(default=True,
                             metadata=doc("accept POST /devices/{id}/telemetry"))
+    heartbeat: Duration = field(
+        default=DEFAULT_HEARTBEAT,
+        metadata=doc("a delta stream (SSE) sends a comment after this long without an event "
+                     "(HTML standard: every 15 s or so)"))
+    max_streams: int = field(
+        default=DEFAULT_MAX_STREAMS,
+        metadata=doc("delta streams (SSE) one device may hold open per worker; over it 429 "
+                     "device_streams_exceeded"))
 
     def check(self) -> list[tuple[str, str]]:
-        if self.max_wait <= 0:
-            return [("max_wait", "must be above 0")]
-        return []
+        problems: list[tuple[str, str]] = []
+        for key in ("max_wait", "heartbeat"):
+            if getattr(self, key) <= 0:
+                problems.append((key, "must be above 0"))
+        if self.max_streams < 1:
+            problems.append(("max_streams", "must be at least 1"))
+        return problems

@@ -3,7 +3,8 @@
     GET    .../devices/{id}/shadow[/{name}]            the document (ETag: "version")
     PATCH  .../devices/{id}/shadow[/{name}]            a merge-patch update (If-Match: version)
     DELETE .../devices/{id}/shadow[/{name}]            clear desired and reported
-    GET    .../devices/{id}/shadow[/{name}]/delta      the delta; ?version=N&wait=S long-polls
+    GET    .../devices/{id}/shadow[/{name}]/delta      the delta; ?version=N&wait=S long-polls;
+                                                       Accept: text/event-stream streams (SSE)
     POST   .../devices/{id}/telemetry                  append once per Idempotency-Key
 
 It runs last (ORDER_RESPOND), after the route's CORS, IP, authentication and rate-limit
@@ -23,6 +24,7 @@ from typing import Any, ClassVar, Final
 
 from edgeward.devices.config import RouteDevicesConfig
 from edgeward.devices.shadow import Result, Shadow, Update, UpdateError, parse_update
+from edgeward.devices.sse import DeltaStreams, wants_events
 from edgeward.devices.store import ShadowStore, StoreError, TooLarge
 from edgeward.filters.api import ORDER_RESPOND, Filter, Reply, Request, RequestResult
 from edgeward.http.errors import error_body
@@ -96,6 +98,7 @@ class DeviceApi(Filter):
         self.config = config
         self.limit = store.config.max_document_bytes
         self.clock = time.time  # metadata timestamps are wall-clock seconds, as AWS's
+        self.streams = DeltaStreams(store, config.heartbeat, config.max_streams)
 
     def on_request(self, req: Request) -> RequestResult:
         found = parse_path(req.path)
@@ -207,7 +210,9 @@ class DeviceApi(Filter):
                         version=expected)
         return await self._store(req, device, name, update, kind="delete")
 
-    def _delta(self, req: Request, device: str, name: str) -> Awaitable[Reply]:
+    def _delta(self, req: Request, device: str, name: str) -> Reply | Awaitable[Reply]:
+        if wants_events(req):
+            return self.streams.reply(req, device, name)
         after, wait = req.query("version"), req.query("wait")
         return self._poll(device, name, _number(after), _number(wait))
 

@@ -10,7 +10,8 @@ Several gateways share the work without coordinating among themselves:
   HiveMQ) hands each message to one gateway;
 - deltas: one Redis consumer group (`PREFIX:mqtt`) over the shards' change streams hands
   each change to one gateway, which publishes its delta and acknowledges it (XACK) after the
-  broker took it; an entry left unacknowledged by a gateway that died stays pending for it.
+  broker took it; an entry a gateway left unacknowledged for `claim_idle` (it died, or lost
+  its broker) is claimed by another with XAUTOCLAIM and its delta published there.
 Messages of one device are handled in order (a device hashes to one of LANES queues); devices
 are handled concurrently.
 
@@ -103,7 +104,7 @@ class MqttBridge:
                           f"-{os.getpid()}")
         self.outbox = Outbox()
         # edgeward_device_mqtt_messages_total{kind} (docs/devices.md).
-        self.stats = {"received": 0, "accepted": 0, "rejected": 0, "delta": 0}
+        self.stats = {"received": 0, "accepted": 0, "rejected": 0, "delta": 0, "claimed": 0}
         self.reconnects = 0
         self._task: asyncio.Task[None] | None = None
         self._client: aiomqtt.Client | None = None
@@ -145,6 +146,7 @@ class MqttBridge:
                 for lane in lanes:
                     tasks.create_task(self._lane(lane))
                 tasks.create_task(self._deltas())
+                tasks.create_task(self._claims())
                 tasks.create_task(self._sender(client))
                 async for message in client.messages:
                     topic = parse_topic(message.topic.value, self.prefix)
@@ -282,6 +284,32 @@ class MqttBridge:
             if cursor == "0" and all(len(entries) < DELTA_BATCH for _, entries in got or []):
                 cursor = ">"
 
+    async def _claims(self) -> None:
+        """Every claim_idle/2: take over the entries other consumers of the group have left
+        unacknowledged for claim_idle (XAUTOCLAIM, Redis 6.2+) and publish their deltas."""
+        await self._ready.wait()
+        group = f"{self.config.key_prefix}:mqtt"
+        streams = [f"{self.config.key_prefix}:{{{s}}}:changes" for s in range(self.config.shards)]
+        client = self.store.client
+        idle_ms = int(self.mqtt.claim_idle * 1000)
+        while True:
+            await asyncio.sleep(self.mqtt.claim_idle / 2)
+            for stream in streams:
+                start = "0-0"
+                while True:
+                    got = await client.xautoclaim(stream, group, self.client_id, idle_ms,
+                                                  start_id=start, count=DELTA_BATCH)
+                    start, entries = _text(got[0]), got[1]
+                    for entry_id, fields in entries:
+                        if fields is None:  # trimmed from the stream meanwhile
+                            continue
+                        self.stats["claimed"] += 1
+                        ack = functools.partial(client.xack, stream, group, entry_id)
+                        if not self._publish_delta(fields, ack):
+                            await ack()
+                    if start == "0-0":
+                        break
+
     def _publish_delta(self, fields: dict[bytes, bytes],
                        ack: Callable[[], Awaitable[object]]) -> bool:
         """Queue the change's delta (acknowledged once the broker took it); False when the
@@ -309,6 +337,10 @@ class MqttBridge:
             await client.publish(item.topic, item.payload, qos=1)
             for call in item.after:
                 await call()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _token(payload: bytes) -> Any:

@@ -54,13 +54,24 @@ def _shadow_ops(params: list[dict[str, Any]]) -> dict[str, Any]:
 def _delta_ops(params: list[dict[str, Any]]) -> dict[str, Any]:
     return {"parameters": params, "get": {
         "summary": "The delta; with version and wait, a long poll until the shadow passes "
-                   "that version (at most the route's devices.max_wait)",
+                   "that version (at most the route's devices.max_wait); with Accept: "
+                   "text/event-stream, server-sent events: one `delta` event per change, its "
+                   "id the version; Last-Event-ID resumes",
         "operationId": "getDelta",
         "parameters": [
             {"name": "version", "in": "query", "schema": {"type": "integer", "minimum": 0}},
             {"name": "wait", "in": "query", "description": "seconds",
-             "schema": {"type": "number", "minimum": 0}}],
-        "responses": {"200": _json("the delta", "Delta", True), **_ERRORS}}}
+             "schema": {"type": "number", "minimum": 0}},
+            {"name": "Last-Event-ID", "in": "header", "description": "SSE: resume after "
+             "this version", "schema": {"type": "string"}}],
+        "responses": {"200": _delta_answers(), "429": _PROBLEM, **_ERRORS}}}
+
+
+def _delta_answers() -> dict[str, Any]:
+    answer = _json("the delta", "Delta", True)
+    answer["content"]["text/event-stream"] = {"schema": {
+        "type": "string", "description": "events `delta` (id: version, data: a Delta)"}}
+    return answer
 
 
 _OBJ = {"type": "object"}

@@ -23,6 +23,7 @@ from edgeward.filters.api import (
     ORDER_USER,
     Filter,
     Reply,
+    ReplyOutput,
     Request,
     RequestResult,
     Response,
@@ -34,5 +35,5 @@ __all__ = [
     "NO_BODY", "ORDER_AUTH", "ORDER_CACHE", "ORDER_COMPRESS", "ORDER_CONCURRENCY", "ORDER_CORS",
     "ORDER_FAULT", "ORDER_IP", "ORDER_MIRROR", "ORDER_RATE_LIMIT", "ORDER_RESPOND",
     "ORDER_REWRITE", "ORDER_SPLIT", "ORDER_USER", "STREAMED", "Filter", "Headers", "Reply",
-    "Request", "RequestResult", "Response",
+    "ReplyOutput", "Request", "RequestResult", "Response",
 ]

@@ -20,7 +20,7 @@ A filter that raises (or returns something else) gets the request a 500 with cod
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import ClassVar, Final, Union
 
 from mypy_extensions import mypyc_attr
@@ -87,6 +87,25 @@ class Filter:
         return None
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
+class ReplyOutput:
+    """Where a streamed reply writes its body (implemented by the exchange's side)."""
+
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    @property
+    def closed(self) -> bool:
+        """Stop producing and return: the client went away (the task is cancelled too, but
+        a library that swallows a cancellation would keep it looping), or the gateway is
+        draining (returning ends the response, and the client reconnects elsewhere)."""
+        raise NotImplementedError
+
+    async def drain(self) -> None:
+        """Returns when the client reads again (at once unless its connection is paused)."""
+        raise NotImplementedError
+
+
 def _fields(headers: Mapping[str, str] | Sequence[tuple[str, str]] | None
             ) -> list[tuple[bytes, bytes]]:
     if headers is None:
@@ -102,9 +121,16 @@ class Reply:
     own refusals: RFC 9457 `application/problem+json` with `type`, `title`, `status`,
     `detail`, `code`, `request_id` and `trace_id`); the code is counted and logged as the
     exchange's error code. Every reply carries `Date` unless its headers set one.
+
+    `stream`, when set, makes the body a stream of unknown length (chunked on HTTP/1.1): once
+    the head is sent the exchange runs `stream(out)` as a task; it writes with `out.write`,
+    awaits `out.drain()` to respect the client's flow control, and the response ends when it
+    returns (or is reset if it raises). The task is cancelled when the client goes away, and
+    `out.closed` turns true.
+    Server-sent events (docs/devices.md) use it; `body` is ignored then.
     """
 
-    __slots__ = ("status", "fields", "body", "code", "detail", "head")
+    __slots__ = ("status", "fields", "body", "code", "detail", "head", "stream")
 
     def __init__(self, status: int, body: bytes | str = b"",
                  headers: Mapping[str, str] | Sequence[tuple[str, str]] | None = None) -> None:
@@ -118,6 +144,7 @@ class Reply:
         # A head made ready beforehand (a cache's stored response, its wire kept): sent in
         # place of one made from `status` and `fields`.
         self.head: ResponseHead | None = None
+        self.stream: Callable[[ReplyOutput], Awaitable[None]] | None = None
 
     @staticmethod
     def error(status: int, code: str, detail: str | None = None,
@@ -131,4 +158,4 @@ class Reply:
         return f"<Reply {self.status} {self.code or ''}>"
 
 
-__all__ = ["Filter", "Headers", "Reply", "Request", "Response", "RequestResult"]
+__all__ = ["Filter", "Headers", "Reply", "ReplyOutput", "Request", "Response", "RequestResult"]

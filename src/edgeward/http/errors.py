@@ -54,6 +54,9 @@ _CATALOGUE = [
     ErrorCode("payload_too_large", 413, "The request body exceeds the route's max_body_size."),
     ErrorCode("uri_too_long", 414, "The request line exceeds server.max_request_line."),
     ErrorCode("rate_limited", 429, "The route's rate limit refused the request; see Retry-After."),
+    ErrorCode("device_streams_exceeded", 429,
+              "The device already has the route's devices.max_streams delta streams (SSE or "
+              "WebSocket) open in this worker."),
     ErrorCode(
         "header_too_large", 431, "The request head exceeds server.max_header_bytes."
     ),

@@ -60,6 +60,11 @@ class ServerStream:
     def resume_reading(self, reason: int) -> None:
         raise NotImplementedError
 
+    def draining(self) -> bool:
+        """The gateway is draining: a response that streams for as long as the client
+        stays (server-sent events) should end now, so the client reconnects elsewhere."""
+        return False
+
     def set_deadline(self, when: float) -> None:
         """Call the handler's `on_deadline` at `when` (loop time); math.inf for none."""
         raise NotImplementedError

@@ -255,7 +255,8 @@ FAMILIES: tuple[MetricSpec, ...] = (
                labels=("result",)),
     MetricSpec(kind="counter", name="edgeward_device_mqtt_messages_total",
                help="MQTT bridge messages: received requests; accepted, rejected and delta "
-                    "replies published.",
+                    "replies published; claimed: change entries taken over from another "
+                    "gateway (XAUTOCLAIM).",
                labels=("kind",)),
     MetricSpec(kind="counter", name="edgeward_device_outbox_messages_total",
                help="Messages to devices by class (command, delta, ack) and outcome (queued, "

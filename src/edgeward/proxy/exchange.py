@@ -22,7 +22,7 @@ from edgeward.grpc.status import status_for, status_of, trailers_only
 from edgeward.http.date import DATE, http_date
 from edgeward.http.errors import ERRORS, PROBLEM_JSON, REASONS, error_body
 from edgeward.http.fields import Headers
-from edgeward.http.message import RequestHead, ResponseHead
+from edgeward.http.message import STREAMED, RequestHead, ResponseHead
 from edgeward.http.stream import PAUSE_HELD_BODY, ClientStream, ServerStream, Trailers
 from edgeward.http.tunnel import TunnelStats
 from edgeward.http.ws_handshake import Refusal
@@ -42,6 +42,7 @@ from edgeward.proxy.states import (
     STREAMING,
     WAITING,
 )
+from edgeward.proxy.streamed import StreamedReply
 
 if TYPE_CHECKING:
     from edgeward.proxy.route import Route
@@ -91,7 +92,7 @@ class HeldBody:
 
 class Exchange(FilterRun):
     __slots__ = ("fwd", "status", "error_code", "bytes_out", "request_done", "ended", "early",
-                 "reserved", "grpc_status")
+                 "reserved", "grpc_status", "local")
 
     def __init__(self, down: ServerStream, head: RequestHead, factory: ExchangeContext) -> None:
         self.down = down
@@ -121,6 +122,7 @@ class Exchange(FilterRun):
         # The call's grpc-status (b"" none or unknown): on routes matching `grpc:`, and in the
         # gateway's own answers to gRPC calls.
         self.grpc_status = b""
+        self.local: StreamedReply | None = None  # a streamed local reply's output
 
     def to(self, new: int) -> None:
         old = self.state
@@ -219,10 +221,14 @@ class Exchange(FilterRun):
     def on_downstream_paused(self) -> None:
         if self.fwd is not None:
             self.fwd.pause_response()
+        elif self.local is not None:
+            self.local.pause()
 
     def on_downstream_resumed(self) -> None:
         if self.fwd is not None:
             self.fwd.resume_response()
+        elif self.local is not None:
+            self.local.resume()
 
     def cancel(self) -> None:
         """The client went away: release everything this exchange holds."""
@@ -351,6 +357,9 @@ class Exchange(FilterRun):
         if reply.code is not None:
             self.error_code = reply.code
         resp = reply.head  # a head made ready beforehand (a cache's), or made here
+        if reply.stream is not None:
+            _stream_reply(self, reply)
+            return
         status = reply.status
         if resp is None:
             status, body, fields = _reply_message(reply, self.head)
@@ -407,6 +416,9 @@ class Exchange(FilterRun):
         # The forwarder points back at the exchange: dropping it here lets reference counting
         # free both (the request path makes no garbage for the cyclic collector).
         self.fwd = None
+        if self.local is not None:
+            self.local.resume()  # a producer waiting in drain() sees `closed`
+            self.local = None
         if notify:
             self.down.done(self, self.ended)
 
@@ -456,3 +468,15 @@ def _reply_message(reply: Reply, head: RequestHead
                       reply.status)
     fields.insert(0, (b"content-type", PROBLEM_JSON))
     return reply.status, body, fields
+
+
+def _stream_reply(ex: Exchange, reply: Reply) -> None:
+    """Send the head of a reply whose body `reply.stream` writes, then run it (streamed.py)."""
+    _, _, fields = _reply_message(reply, ex.head)
+    resp = ex.resp = ResponseHead(reply.status, Headers(fields), STREAMED)
+    ex.status = reply.status
+    ex._response_filters(resp)
+    ex.to(STREAMING)
+    ex.down.set_deadline(NO_DEADLINE)  # a stream lasts while the client stays
+    ex.down.send_head(resp, ex.head)
+    ex.local = StreamedReply.run(ex, reply)

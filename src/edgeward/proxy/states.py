@@ -4,7 +4,8 @@
                  │    └──────────────────────▲ │  ▲        
                  │            (pooled)         │  │ (keep-alive race: resend)
                  │              BACKOFF ◀──────┴──┘ (a try failed; the retry policy allows another)
-                 └──▶ DONE (a local reply)   and every state ──▶ DONE (failure, client gone)
+                 ├──▶ DONE (a local reply)   and every state ──▶ DONE (failure, client gone)
+                 └──▶ STREAMING (a local reply whose body a filter streams: Reply.stream)
 
 HEAD: the request head is known. FILTERING: the route's request filters run, or one of them
 waits. CONNECTING: an upstream connection is being opened. WAITING: the request is sent (or
@@ -32,7 +33,7 @@ NAMES: Final = ("HEAD", "FILTERING", "CONNECTING", "WAITING", "BACKOFF", "STREAM
 # The table: from each state, the states it may go to.
 TRANSITIONS: Final = {
     HEAD: (FILTERING, DONE),
-    FILTERING: (CONNECTING, WAITING, DONE),
+    FILTERING: (CONNECTING, WAITING, STREAMING, DONE),
     CONNECTING: (WAITING, BACKOFF, DONE),
     WAITING: (STREAMING, BACKOFF, CONNECTING, DONE),
     BACKOFF: (CONNECTING, WAITING, DONE),
@@ -42,7 +43,7 @@ TRANSITIONS: Final = {
 
 # The same table as one integer, bit `8 * old + new` set for each transition: a check is a
 # shift and a mask (a test holds the two forms together).
-ALLOWED_BITS: Final = 0x40_4C_74_58_4C_42
+ALLOWED_BITS: Final = 0x40_4C_74_58_6C_42
 
 
 @mypyc_attr(native_class=False)

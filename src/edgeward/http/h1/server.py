@@ -482,6 +482,9 @@ class H1ServerStream(ServerStream):
     def resume_reading(self, reason: int) -> None:
         self.conn.resume_reading(reason)
 
+    def draining(self) -> bool:
+        return self.conn.state.draining
+
     def set_deadline(self, when: float) -> None:
         self.conn.set_deadline(when)
 

@@ -242,6 +242,9 @@ class H2Connection(StreamOwner):
         self.codec.reset(stream.stream_id, code)
         self.schedule_flush()
 
+    def draining(self) -> bool:
+        return self.state.draining
+
     def schedule_flush(self) -> None:
         if not self.flush_due:
             self.flush_due = True

@@ -50,6 +50,9 @@ class StreamOwner(CodecSink):
     def schedule_flush(self) -> None:
         raise NotImplementedError
 
+    def draining(self) -> bool:
+        raise NotImplementedError
+
 
 class H2ServerStream(ServerStream):
     """The client side of one request stream (see the module docstring)."""
@@ -138,6 +141,9 @@ class H2ServerStream(ServerStream):
             self.conn.codec.ack(self.stream_id, size)
 
     # deadlines and the end ----------------------------------------
+    def draining(self) -> bool:
+        return self.conn.draining()
+
     def set_deadline(self, when: float) -> None:
         self.deadline = when
         if when == NO_DEADLINE:
