@@ -50,13 +50,16 @@ class StreamOwner(CodecSink):
     def schedule_flush(self) -> None:
         raise NotImplementedError
 
+    def deadline_at(self, when: float) -> None:
+        """A stream's deadline is `when`: the connection's timer fires by then."""
+        raise NotImplementedError
+
 
 class H2ServerStream(ServerStream):
     """The client side of one request stream (see the module docstring)."""
 
     __slots__ = ("conn", "stream_id", "handler", "head", "head_only", "request_ended",
-                 "response_ended", "paused", "unacked", "blocked", "deadline", "timer",
-                 "timer_at", "reset_sent")
+                 "response_ended", "paused", "unacked", "blocked", "deadline", "reset_sent")
 
     def __init__(self, conn: StreamOwner, stream_id: int, request_ended: bool) -> None:
         self.conn = conn
@@ -70,9 +73,7 @@ class H2ServerStream(ServerStream):
         self.paused = 0          # reasons the exchange paused the request body
         self.unacked = 0         # DATA bytes taken while paused: acknowledged on resume
         self.blocked = False     # the exchange was told the downstream paused
-        self.deadline = NO_DEADLINE
-        self.timer: asyncio.TimerHandle | None = None
-        self.timer_at = 0.0
+        self.deadline = NO_DEADLINE  # enforced by the connection's one timer
         self.reset_sent = False
 
     # the response ----------------------------------------
@@ -140,43 +141,25 @@ class H2ServerStream(ServerStream):
     # deadlines and the end ----------------------------------------
     def set_deadline(self, when: float) -> None:
         self.deadline = when
-        if when == NO_DEADLINE:
-            return
-        timer = self.timer
-        if timer is None or when < self.timer_at:
-            if timer is not None:
-                timer.cancel()
-            self.timer_at = when
-            self.timer = self.loop.call_at(when, self._on_timer)
+        if when != NO_DEADLINE:
+            self.conn.deadline_at(when)
 
-    def _on_timer(self) -> None:
-        self.timer = None
+    def expire(self, now: float) -> None:
+        """The connection's timer found the deadline passed: the exchange is told, once."""
         handler = self.handler
-        if handler is None:
-            return
-        now = self.loop.time()
-        if now < self.deadline:
-            if self.deadline != NO_DEADLINE:
-                self.timer_at = self.deadline
-                self.timer = self.loop.call_at(self.deadline, self._on_timer)
-            return
-        handler.on_deadline(now)
-        self.conn.schedule_flush()
+        self.deadline = NO_DEADLINE
+        if handler is not None:
+            handler.on_deadline(now)
 
     def done(self, handler: StreamHandler, now: float) -> None:
         if handler is not self.handler:
             return
         self.handler = None
-        self.stop_timer()
+        self.deadline = NO_DEADLINE
         if not self.request_ended:
             # RFC 9113 §8.1: the response is complete; the rest of the request is not wanted.
             self.conn.reset_stream(self, NO_ERROR)
         self.conn.schedule_flush()
-
-    def stop_timer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
 
     def upgrade(self, resp: ResponseHead, request: RequestHead, upstream: asyncio.Transport,
                 upstream_early: bytes, settings: TunnelSettings, stats: TunnelStats) -> bool:
