@@ -68,7 +68,7 @@ class H2Connection(StreamOwner):
     __slots__ = ("state", "loop", "limits", "transport", "codec", "guard", "builder", "streams",
                  "closing", "going_away", "write_paused", "flush_due", "timer", "timer_at",
                  "idle_since",
-                 "extra_fields", "blocked", "client_reset")
+                 "extra_fields", "blocked", "client_reset", "holding")
 
     def __init__(self, state: ListenerState, loop: asyncio.AbstractEventLoop,
                  limits: H2Limits) -> None:
@@ -90,6 +90,7 @@ class H2Connection(StreamOwner):
         self.extra_fields = _fields_of(state.response_line)
         self.blocked: set[H2ServerStream] = set()  # streams whose exchange was told to pause
         self.client_reset = 0  # the stream the client reset last (its close is no glitch)
+        self.holding: list[H2ServerStream] = []  # streams with a body chunk held back
 
     # asyncio protocol ----------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -254,6 +255,10 @@ class H2Connection(StreamOwner):
         self.codec.reset(stream.stream_id, code)
         self.schedule_flush()
 
+    def hold(self, stream: H2ServerStream) -> None:
+        self.holding.append(stream)
+        self.schedule_flush()
+
     def deadline_at(self, when: float) -> None:
         timer = self.timer
         if timer is None or when < self.timer_at:
@@ -274,6 +279,11 @@ class H2Connection(StreamOwner):
         if transport is None or transport.is_closing():
             return
         codec = self.codec
+        holding = self.holding
+        if holding:
+            for stream in holding:
+                stream.release()
+            holding.clear()
         out = codec.pending(self)
         if self.closing:
             out += codec.pending(self)  # a close reported while writing ended the connection

@@ -1,10 +1,12 @@
 """One HTTP/2 request stream as the exchange sees it: `H2ServerStream` (a `ServerStream`).
 
 The response head is held until the first body bytes or the end, so a response without a
-body leaves as one HEADERS frame with END_STREAM. Body bytes are handed to the codec, which
-sends them as the client's windows allow; when more than QUEUED_HIGH wait for its window
-(or the connection's socket is full), the exchange is told the downstream paused, so it stops
-reading its upstream; below QUEUED_LOW it resumes.
+body leaves as one HEADERS frame with END_STREAM; the last body chunk is held until the next
+chunk, the end or the connection's next write (within the same loop iteration), so a body
+that arrives with its end leaves as HEADERS + one DATA frame with END_STREAM. Body bytes are
+handed to the codec, which sends them as the client's windows allow; when more than
+QUEUED_HIGH wait for its window (or the connection's socket is full), the exchange is told the
+downstream paused, so it stops reading its upstream; below QUEUED_LOW it resumes.
 
 Received DATA is acknowledged (window given back to the client) as the exchange takes it: the
 connection acknowledges each DATA frame after handing it over unless the exchange paused
@@ -50,6 +52,10 @@ class StreamOwner(CodecSink):
     def schedule_flush(self) -> None:
         raise NotImplementedError
 
+    def hold(self, stream: H2ServerStream) -> None:
+        """`stream` holds a body chunk back: its `release` is called before the next write."""
+        raise NotImplementedError
+
     def deadline_at(self, when: float) -> None:
         """A stream's deadline is `when`: the connection's timer fires by then."""
         raise NotImplementedError
@@ -59,7 +65,7 @@ class H2ServerStream(ServerStream):
     """The client side of one request stream (see the module docstring)."""
 
     __slots__ = ("conn", "stream_id", "handler", "head", "head_only", "request_ended",
-                 "response_ended", "paused", "unacked", "blocked", "deadline", "reset_sent")
+                 "response_ended", "paused", "unacked", "blocked", "deadline", "reset_sent", "held")
 
     def __init__(self, conn: StreamOwner, stream_id: int, request_ended: bool) -> None:
         self.conn = conn
@@ -75,6 +81,7 @@ class H2ServerStream(ServerStream):
         self.blocked = False     # the exchange was told the downstream paused
         self.deadline = NO_DEADLINE  # enforced by the connection's one timer
         self.reset_sent = False
+        self.held = b""  # the last body chunk, written with the next one, the end or the flush
 
     # the response ----------------------------------------
     def send_head(self, resp: ResponseHead, request: RequestHead) -> None:
@@ -84,6 +91,21 @@ class H2ServerStream(ServerStream):
     def send_data(self, data: bytes) -> None:
         if not data or self.head_only or self.response_ended:
             return
+        held = self.held
+        self.held = data
+        if held:
+            self._push(held)
+        else:
+            self.conn.hold(self)
+
+    def release(self) -> None:
+        """The connection writes: the chunk held back goes to the codec."""
+        held = self.held
+        if held:
+            self.held = b""
+            self._push(held)
+
+    def _push(self, data: bytes) -> None:
         conn = self.conn
         head = self.head
         if head is not None:
@@ -96,19 +118,30 @@ class H2ServerStream(ServerStream):
         if self.response_ended:
             return
         self.response_ended = True
-        codec = self.conn.codec
+        conn = self.conn
+        codec = conn.codec
         sid = self.stream_id
-        head = self.head
+        held = self.held
+        self.held = b""
         if trailers and not self.head_only:
+            if held:
+                self._push(held)
+            head = self.head
             if head is not None:
                 codec.respond(sid, head, False)
             codec.trailers(sid, [(n.lower(), v) for n, v in trailers])
-        elif head is not None:
-            codec.respond(sid, head, True)
+        elif held:
+            head = self.head
+            if head is not None:
+                codec.respond(sid, head, False)
+            codec.data(sid, held, True)  # the last chunk carries END_STREAM: no empty frame
+            conn.sent_data(self)
+        elif self.head is not None:
+            codec.respond(sid, self.head, True)
         else:
             codec.end(sid)
         self.head = None
-        self.conn.schedule_flush()
+        conn.schedule_flush()
 
     def send_continue(self) -> None:
         self.conn.codec.informational(self.stream_id, [(b":status", b"100")])
@@ -116,6 +149,7 @@ class H2ServerStream(ServerStream):
 
     def reset(self) -> None:
         self.response_ended = True
+        self.held = b""
         self.conn.reset_stream(self, INTERNAL_ERROR)
 
     # the request body ----------------------------------------
@@ -173,17 +207,37 @@ def response_fields(resp: ResponseHead, request: RequestHead,
                     extra: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """The HTTP/2 header list of a response: `:status`, its end-to-end fields in lower case
     (connection-specific ones never, RFC 9113 §8.2.2), Content-Length when known, the request
-    id and the listener's own fields (`extra`)."""
+    id and the listener's own fields (`extra`). A head nobody took apart is read from its
+    received lines directly (`wire`), without making its `headers` first."""
     status = _STATUS.get(resp.status)
     out = [(b":status", status if status is not None else str(resp.status).encode())]
-    for name, value in resp.headers.fields:
-        lowered = name.lower()
-        if lowered in HOP_BY_HOP or lowered == _CONTENT_LENGTH:
-            continue
-        out.append((lowered, value))
+    wire = resp.wire()
+    if wire is not None:
+        _wire_fields(wire, out)
+    else:
+        for name, value in resp.headers.fields:
+            lowered = name.lower()
+            if lowered in HOP_BY_HOP or lowered == _CONTENT_LENGTH:
+                continue
+            out.append((lowered, value))
     if resp.body_length > 0:
         out.append((_CONTENT_LENGTH, b"%d" % resp.body_length))
     out.append((b"x-request-id", request.request_id.encode()))
     if extra:
         out.extend(extra)
     return out
+
+
+def _wire_fields(wire: bytes, out: list[tuple[bytes, bytes]]) -> None:
+    """The end-to-end fields of a received head (a parser checked it; its first line is the
+    status line) appended to `out`, as `response_fields` takes them from `headers`."""
+    lines = wire.split(b"\r\n")
+    for i in range(1, len(lines)):
+        line = lines[i]
+        if not line:
+            continue
+        name, _, value = line.partition(b":")
+        lowered = name.lower()
+        if lowered in HOP_BY_HOP or lowered == _CONTENT_LENGTH:
+            continue
+        out.append((lowered, value.strip(b" \t")))
