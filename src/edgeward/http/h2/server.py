@@ -241,7 +241,9 @@ class H2Connection(StreamOwner):
     # for the streams ----------------------------------------
     def sent_data(self, stream: H2ServerStream) -> None:
         self.guard.data_sent += 1
-        if not stream.blocked and self.codec.queued(stream.stream_id) > QUEUED_HIGH:
+        # A response that ended has nothing more to pause: its queue is not asked for.
+        if (not stream.blocked and not stream.response_ended
+                and self.codec.queued(stream.stream_id) > QUEUED_HIGH):
             self._block(stream)
         self.schedule_flush()
 

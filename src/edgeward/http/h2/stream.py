@@ -34,6 +34,8 @@ NO_DEADLINE: Final = math.inf
 _CONTENT_LENGTH: Final = b"content-length"
 _STATUS: Final = {code: str(code).encode() for code in range(100, 600)}
 _NO_BODY_STATUS: Final = frozenset({204, 304})
+# Received fields a response's header list never carries (Content-Length is the codec's).
+_NOT_RELAYED: Final = HOP_BY_HOP | {_CONTENT_LENGTH}
 
 
 class StreamOwner(CodecSink):
@@ -238,6 +240,5 @@ def _wire_fields(wire: bytes, out: list[tuple[bytes, bytes]]) -> None:
             continue
         name, _, value = line.partition(b":")
         lowered = name.lower()
-        if lowered in HOP_BY_HOP or lowered == _CONTENT_LENGTH:
-            continue
-        out.append((lowered, value.strip(b" \t")))
+        if lowered not in _NOT_RELAYED:
+            out.append((lowered, value.strip(b" \t")))
