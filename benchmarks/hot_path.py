@@ -63,6 +63,9 @@ class FakeTransport:
     def resume_reading(self) -> None:
         pass
 
+    def is_reading(self) -> bool:
+        return True
+
     def close(self) -> None:
         pass
 

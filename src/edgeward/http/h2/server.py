@@ -14,6 +14,10 @@ the codec or the gateway resets cancels its exchange too (MadeYouReset).
 Shutdown and reloads: `close_if_idle` sends GOAWAY (NO_ERROR, the last stream received): the
 streams in flight finish, new ones are refused, and the connection closes when the last ends.
 A connection without streams for server.idle_timeout gets the same GOAWAY and closes.
+
+Deadlines: one timer per connection, armed for the earliest deadline it was told of (a
+stream's, or the idle timeout's); a stream's deadline moving later costs nothing, and when the
+timer fires it checks every stream, tells those past their deadline, and re-arms for the next.
 """
 
 from __future__ import annotations
@@ -43,7 +47,13 @@ from edgeward.http.h2.limits import (
     H2Limits,
 )
 from edgeward.http.h2.request_head import Malformed, build_head
-from edgeward.http.h2.stream import QUEUED_HIGH, QUEUED_LOW, H2ServerStream, StreamOwner
+from edgeward.http.h2.stream import (
+    NO_DEADLINE,
+    QUEUED_HIGH,
+    QUEUED_LOW,
+    H2ServerStream,
+    StreamOwner,
+)
 from edgeward.http.headers import keep_trailer
 from edgeward.http.listener import ListenerState
 
@@ -56,8 +66,9 @@ class H2Connection(StreamOwner):
     """One HTTP/2 client connection (an asyncio protocol by shape)."""
 
     __slots__ = ("state", "loop", "limits", "transport", "codec", "guard", "builder", "streams",
-                 "closing", "going_away", "write_paused", "flush_due", "timer", "idle_since",
-                 "extra_fields", "blocked", "client_reset")
+                 "closing", "going_away", "write_paused", "flush_due", "timer", "timer_at",
+                 "idle_since",
+                 "extra_fields", "blocked", "client_reset", "holding")
 
     def __init__(self, state: ListenerState, loop: asyncio.AbstractEventLoop,
                  limits: H2Limits) -> None:
@@ -73,11 +84,13 @@ class H2Connection(StreamOwner):
         self.going_away = False  # GOAWAY sent or received: no new streams
         self.write_paused = False
         self.flush_due = False
-        self.timer: asyncio.TimerHandle | None = None
+        self.timer: asyncio.TimerHandle | None = None  # the streams' deadlines and idleness
+        self.timer_at = 0.0
         self.idle_since = loop.time()
         self.extra_fields = _fields_of(state.response_line)
         self.blocked: set[H2ServerStream] = set()  # streams whose exchange was told to pause
         self.client_reset = 0  # the stream the client reset last (its close is no glitch)
+        self.holding: list[H2ServerStream] = []  # streams with a body chunk held back
 
     # asyncio protocol ----------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -97,7 +110,7 @@ class H2Connection(StreamOwner):
         if state.peer_cert is not None:
             self.builder.client_cert = state.peer_cert(transport.get_extra_info("ssl_object"))
         state.connections.add(self)
-        self._arm_idle()
+        self.deadline_at(self.idle_since + state.settings.idle_timeout)
         self.flush()
 
     def data_received(self, data: bytes) -> None:
@@ -228,7 +241,9 @@ class H2Connection(StreamOwner):
     # for the streams ----------------------------------------
     def sent_data(self, stream: H2ServerStream) -> None:
         self.guard.data_sent += 1
-        if not stream.blocked and self.codec.queued(stream.stream_id) > QUEUED_HIGH:
+        # A response that ended has nothing more to pause: its queue is not asked for.
+        if (not stream.blocked and not stream.response_ended
+                and self.codec.queued(stream.stream_id) > QUEUED_HIGH):
             self._block(stream)
         self.schedule_flush()
 
@@ -245,6 +260,18 @@ class H2Connection(StreamOwner):
     def draining(self) -> bool:
         return self.state.draining
 
+    def hold(self, stream: H2ServerStream) -> None:
+        self.holding.append(stream)
+        self.schedule_flush()
+
+    def deadline_at(self, when: float) -> None:
+        timer = self.timer
+        if timer is None or when < self.timer_at:
+            if timer is not None:
+                timer.cancel()
+            self.timer_at = when
+            self.timer = self.loop.call_at(when, self._on_timer)
+
     def schedule_flush(self) -> None:
         if not self.flush_due:
             self.flush_due = True
@@ -257,6 +284,11 @@ class H2Connection(StreamOwner):
         if transport is None or transport.is_closing():
             return
         codec = self.codec
+        holding = self.holding
+        if holding:
+            for stream in holding:
+                stream.release()
+            holding.clear()
         out = codec.pending(self)
         if self.closing:
             out += codec.pending(self)  # a close reported while writing ended the connection
@@ -288,7 +320,6 @@ class H2Connection(StreamOwner):
 
     def _forget(self, stream: H2ServerStream) -> None:
         """The stream is gone: its exchange (if still running) is cancelled."""
-        stream.stop_timer()
         self.blocked.discard(stream)
         handler = stream.handler
         stream.handler = None
@@ -296,6 +327,7 @@ class H2Connection(StreamOwner):
             handler.cancel()
         if not self.streams:
             self.idle_since = self.loop.time()
+            self.deadline_at(self.idle_since + self.state.settings.idle_timeout)
             if self.going_away:
                 self.closing = True
                 self.schedule_flush()
@@ -345,21 +377,31 @@ class H2Connection(StreamOwner):
                 if handler is not None:
                     handler.on_downstream_resumed()
 
-    def _arm_idle(self) -> None:
-        self.timer = self.loop.call_at(self.idle_since + self.state.settings.idle_timeout,
-                                       self._on_idle_timer)
-
-    def _on_idle_timer(self) -> None:
+    def _on_timer(self) -> None:
+        """The connection's one timer: the streams whose deadline passed are told so; without
+        streams for server.idle_timeout the connection goes away. Re-armed for what is next."""
         self.timer = None
         if self.transport is None or self.closing:
             return
-        if not self.streams and self.loop.time() >= self.idle_since + \
-                self.state.settings.idle_timeout:
-            self.close_if_idle()
+        now = self.loop.time()
+        if not self.streams:
+            idle_end = self.idle_since + self.state.settings.idle_timeout
+            if now >= idle_end:
+                self.close_if_idle()
+            else:
+                self.deadline_at(idle_end)
             return
-        if self.streams:
-            self.idle_since = self.loop.time()
-        self._arm_idle()
+        due: list[H2ServerStream] = []
+        for stream in self.streams.values():
+            when = stream.deadline
+            if when <= now:
+                due.append(stream)
+            elif when != NO_DEADLINE:
+                self.deadline_at(when)
+        for stream in due:
+            stream.expire(now)  # may set a new deadline, which arms the timer again
+        if due:
+            self.schedule_flush()
 
     def __repr__(self) -> str:
         return f"<H2Connection {self.builder.client_ip} streams={len(self.streams)}>"

@@ -1,10 +1,12 @@
 """One HTTP/2 request stream as the exchange sees it: `H2ServerStream` (a `ServerStream`).
 
 The response head is held until the first body bytes or the end, so a response without a
-body leaves as one HEADERS frame with END_STREAM. Body bytes are handed to the codec, which
-sends them as the client's windows allow; when more than QUEUED_HIGH wait for its window
-(or the connection's socket is full), the exchange is told the downstream paused, so it stops
-reading its upstream; below QUEUED_LOW it resumes.
+body leaves as one HEADERS frame with END_STREAM; the last body chunk is held until the next
+chunk, the end or the connection's next write (within the same loop iteration), so a body
+that arrives with its end leaves as HEADERS + one DATA frame with END_STREAM. Body bytes are
+handed to the codec, which sends them as the client's windows allow; when more than
+QUEUED_HIGH wait for its window (or the connection's socket is full), the exchange is told the
+downstream paused, so it stops reading its upstream; below QUEUED_LOW it resumes.
 
 Received DATA is acknowledged (window given back to the client) as the exchange takes it: the
 connection acknowledges each DATA frame after handing it over unless the exchange paused
@@ -32,6 +34,8 @@ NO_DEADLINE: Final = math.inf
 _CONTENT_LENGTH: Final = b"content-length"
 _STATUS: Final = {code: str(code).encode() for code in range(100, 600)}
 _NO_BODY_STATUS: Final = frozenset({204, 304})
+# Received fields a response's header list never carries (Content-Length is the codec's).
+_NOT_RELAYED: Final = HOP_BY_HOP | {_CONTENT_LENGTH}
 
 
 class StreamOwner(CodecSink):
@@ -51,6 +55,15 @@ class StreamOwner(CodecSink):
         raise NotImplementedError
 
     def draining(self) -> bool:
+        """Whether the connection is draining (a GOAWAY sent or about to be)."""
+        raise NotImplementedError
+
+    def hold(self, stream: H2ServerStream) -> None:
+        """`stream` holds a body chunk back: its `release` is called before the next write."""
+        raise NotImplementedError
+
+    def deadline_at(self, when: float) -> None:
+        """A stream's deadline is `when`: the connection's timer fires by then."""
         raise NotImplementedError
 
 
@@ -58,8 +71,7 @@ class H2ServerStream(ServerStream):
     """The client side of one request stream (see the module docstring)."""
 
     __slots__ = ("conn", "stream_id", "handler", "head", "head_only", "request_ended",
-                 "response_ended", "paused", "unacked", "blocked", "deadline", "timer",
-                 "timer_at", "reset_sent")
+                 "response_ended", "paused", "unacked", "blocked", "deadline", "reset_sent", "held")
 
     def __init__(self, conn: StreamOwner, stream_id: int, request_ended: bool) -> None:
         self.conn = conn
@@ -73,10 +85,9 @@ class H2ServerStream(ServerStream):
         self.paused = 0          # reasons the exchange paused the request body
         self.unacked = 0         # DATA bytes taken while paused: acknowledged on resume
         self.blocked = False     # the exchange was told the downstream paused
-        self.deadline = NO_DEADLINE
-        self.timer: asyncio.TimerHandle | None = None
-        self.timer_at = 0.0
+        self.deadline = NO_DEADLINE  # enforced by the connection's one timer
         self.reset_sent = False
+        self.held = b""  # the last body chunk, written with the next one, the end or the flush
 
     # the response ----------------------------------------
     def send_head(self, resp: ResponseHead, request: RequestHead) -> None:
@@ -86,6 +97,21 @@ class H2ServerStream(ServerStream):
     def send_data(self, data: bytes) -> None:
         if not data or self.head_only or self.response_ended:
             return
+        held = self.held
+        self.held = data
+        if held:
+            self._push(held)
+        else:
+            self.conn.hold(self)
+
+    def release(self) -> None:
+        """The connection writes: the chunk held back goes to the codec."""
+        held = self.held
+        if held:
+            self.held = b""
+            self._push(held)
+
+    def _push(self, data: bytes) -> None:
         conn = self.conn
         head = self.head
         if head is not None:
@@ -98,19 +124,30 @@ class H2ServerStream(ServerStream):
         if self.response_ended:
             return
         self.response_ended = True
-        codec = self.conn.codec
+        conn = self.conn
+        codec = conn.codec
         sid = self.stream_id
-        head = self.head
+        held = self.held
+        self.held = b""
         if trailers and not self.head_only:
+            if held:
+                self._push(held)
+            head = self.head
             if head is not None:
                 codec.respond(sid, head, False)
             codec.trailers(sid, [(n.lower(), v) for n, v in trailers])
-        elif head is not None:
-            codec.respond(sid, head, True)
+        elif held:
+            head = self.head
+            if head is not None:
+                codec.respond(sid, head, False)
+            codec.data(sid, held, True)  # the last chunk carries END_STREAM: no empty frame
+            conn.sent_data(self)
+        elif self.head is not None:
+            codec.respond(sid, self.head, True)
         else:
             codec.end(sid)
         self.head = None
-        self.conn.schedule_flush()
+        conn.schedule_flush()
 
     def send_continue(self) -> None:
         self.conn.codec.informational(self.stream_id, [(b":status", b"100")])
@@ -118,6 +155,7 @@ class H2ServerStream(ServerStream):
 
     def reset(self) -> None:
         self.response_ended = True
+        self.held = b""
         self.conn.reset_stream(self, INTERNAL_ERROR)
 
     # the request body ----------------------------------------
@@ -146,34 +184,21 @@ class H2ServerStream(ServerStream):
 
     def set_deadline(self, when: float) -> None:
         self.deadline = when
-        if when == NO_DEADLINE:
-            return
-        timer = self.timer
-        if timer is None or when < self.timer_at:
-            if timer is not None:
-                timer.cancel()
-            self.timer_at = when
-            self.timer = self.loop.call_at(when, self._on_timer)
+        if when != NO_DEADLINE:
+            self.conn.deadline_at(when)
 
-    def _on_timer(self) -> None:
-        self.timer = None
+    def expire(self, now: float) -> None:
+        """The connection's timer found the deadline passed: the exchange is told, once."""
         handler = self.handler
-        if handler is None:
-            return
-        now = self.loop.time()
-        if now < self.deadline:
-            if self.deadline != NO_DEADLINE:
-                self.timer_at = self.deadline
-                self.timer = self.loop.call_at(self.deadline, self._on_timer)
-            return
-        handler.on_deadline(now)
-        self.conn.schedule_flush()
+        self.deadline = NO_DEADLINE
+        if handler is not None:
+            handler.on_deadline(now)
 
     def done(self, handler: StreamHandler, now: float) -> None:
         if handler is not self.handler:
             return
         self.handler = None
-        self.stop_timer()
+        self.deadline = NO_DEADLINE
         if not self.request_ended:
             # RFC 9113 §8.1: the response is complete; the rest of the request is not wanted.
             # After the flush already due has written the response: libnghttp2 drops the
@@ -183,11 +208,6 @@ class H2ServerStream(ServerStream):
             self.loop.call_soon(self.conn.reset_stream, self, NO_ERROR)
             return
         self.conn.schedule_flush()
-
-    def stop_timer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
 
     def upgrade(self, resp: ResponseHead, request: RequestHead, upstream: asyncio.Transport,
                 upstream_early: bytes, settings: TunnelSettings, stats: TunnelStats) -> bool:
@@ -201,17 +221,36 @@ def response_fields(resp: ResponseHead, request: RequestHead,
                     extra: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """The HTTP/2 header list of a response: `:status`, its end-to-end fields in lower case
     (connection-specific ones never, RFC 9113 §8.2.2), Content-Length when known, the request
-    id and the listener's own fields (`extra`)."""
+    id and the listener's own fields (`extra`). A head nobody took apart is read from its
+    received lines directly (`wire`), without making its `headers` first."""
     status = _STATUS.get(resp.status)
     out = [(b":status", status if status is not None else str(resp.status).encode())]
-    for name, value in resp.headers.fields:
-        lowered = name.lower()
-        if lowered in HOP_BY_HOP or lowered == _CONTENT_LENGTH:
-            continue
-        out.append((lowered, value))
+    wire = resp.wire()
+    if wire is not None:
+        _wire_fields(wire, out)
+    else:
+        for name, value in resp.headers.fields:
+            lowered = name.lower()
+            if lowered in HOP_BY_HOP or lowered == _CONTENT_LENGTH:
+                continue
+            out.append((lowered, value))
     if resp.body_length > 0:
         out.append((_CONTENT_LENGTH, b"%d" % resp.body_length))
     out.append((b"x-request-id", request.request_id.encode()))
     if extra:
         out.extend(extra)
     return out
+
+
+def _wire_fields(wire: bytes, out: list[tuple[bytes, bytes]]) -> None:
+    """The end-to-end fields of a received head (a parser checked it; its first line is the
+    status line) appended to `out`, as `response_fields` takes them from `headers`."""
+    lines = wire.split(b"\r\n")
+    for i in range(1, len(lines)):
+        line = lines[i]
+        if not line:
+            continue
+        name, _, value = line.partition(b":")
+        lowered = name.lower()
+        if lowered not in _NOT_RELAYED:
+            out.append((lowered, value.strip(b" \t")))
