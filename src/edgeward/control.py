@@ -10,25 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Callable
 from typing import Any
 
-from edgeward.auth.etcd import ConsumerWatcher
 from edgeward.balance.endpoint import Endpoint, clamp_weight
 from edgeward.balance.peak_ewma import PeakEwmaBalancer
-from edgeward.cache.fleet import Fleet
-from edgeward.cache.runtime import default_node
 from edgeward.canary.controller import Decision
 from edgeward.canary.runner import CanaryRunner
-from edgeward.compose import auth_context, cache_runtime, canary_book, filter_events
+from edgeward.compose import cache_runtime, canary_book, filter_events
 from edgeward.config.schema import GatewayConfig
 from edgeward.config.sources import ConfigSource, EtcdSource
 from edgeward.discovery.dns import DnsResolverWatcher
 from edgeward.discovery.etcd import EtcdRegistryWatcher
 from edgeward.discovery.health import ActiveHealthChecker
 from edgeward.discovery.health import Transition as HealthTransition
+from edgeward.followers import Followers
 from edgeward.gateway import Worker
 from edgeward.http.h2.limits import REASONS as H2_REASONS
 from edgeward.observe.exchange import SnapshotExchange
@@ -135,9 +132,7 @@ class Control:
         self.source: ConfigSource | None = None  # set when the config comes from a watched source
         self.workers = workers
         self.worker_id = worker_id
-        self.consumers: ConsumerWatcher | None = None
-        self._consumers_key: object = None
-        self._fleet_key: object = None
+        self.followers = Followers(runtime, worker_id, workers)
         # Seconds left per served certificate name, per TLS listener (listening.py), for
         # edgeward_tls_certificate_expiry_seconds; None: no TLS listener.
         self.tls_expiry: Callable[[], list[dict[str, float]]] | None = None
@@ -162,69 +157,14 @@ class Control:
                 log.error("metrics of other workers not shared: %s", exc)
                 self.exchange = None
         await self._sync_watches(self.runtime.snapshot)
-        await self._sync_consumers()
+        await self.followers.sync_consumers()
         self.canaries.start()
-        await self._sync_fleet()
+        await self.followers.sync_fleet()
         self._upkeep = asyncio.get_running_loop().create_task(self._run_upkeep())
-
-    async def _sync_consumers(self) -> None:
-        """Follow etcd's consumers while `etcd.consumers_prefix` is set (restarted when the
-        etcd endpoints or the prefix change)."""
-        etcd = self.runtime.config.etcd
-        key = (tuple(etcd.endpoints), etcd.consumers_prefix, etcd.timeout, etcd.access) if (
-            etcd is not None and etcd.consumers_prefix) else None
-        if key == self._consumers_key:
-            return
-        self._consumers_key = key
-        directory = auth_context(self.runtime.registry).consumers
-        if self.consumers is not None:
-            await self.consumers.close()
-            self.consumers = None
-            directory.set_dynamic([], {})
-        if etcd is None or etcd.consumers_prefix is None:
-            return
-        self.consumers = ConsumerWatcher(etcd.endpoints, etcd.consumers_prefix, directory,
-                                         dict(os.environ), timeout=etcd.timeout,
-                                         access=etcd.access)
-        try:
-            await self.consumers.start()
-        except Exception as exc:
-            log.error("etcd consumers under %s: %s; retrying in the background",
-                      etcd.consumers_prefix, exc)
-            self.consumers.retry_in_background()
-
-    async def _sync_fleet(self) -> None:
-        """Read the cache's purge stream while `cache.fleet` is set (restarted when it or the
-        Redis client changes)."""
-        cache = cache_runtime(self.runtime.registry)
-        cfg = self.runtime.config
-        fc = cfg.cache.fleet
-        key = (fc, id(cache.redis)) if fc is not None and cache.redis is not None else None
-        if key == self._fleet_key:
-            return
-        self._fleet_key = key
-        if cache.fleet is not None:
-            await cache.fleet.stop()
-            cache.set_fleet(None, "")
-        if fc is None or cache.redis is None:
-            return
-        listeners = cfg.served_listeners()
-        listen = str(listeners[0][1].address) if listeners else "none"
-        node = fc.node if fc.node is not None else default_node(listen, self.worker_id)
-        if fc.node is not None and self.workers > 1:
-            node = f"{node}-{self.worker_id}"
-        fleet = Fleet(cache.redis, stream=fc.stream, group=node, window=fc.window,
-                      apply=cache.from_stream, flush=cache.flush_after_gap)
-        cache.set_fleet(fleet, node)
-        fleet.start()
 
     async def stop(self) -> None:
         await self.canaries.stop()
-        cache = cache_runtime(self.runtime.registry)
-        if cache.fleet is not None:
-            await cache.fleet.stop()
-        if self.consumers is not None:
-            await self.consumers.close()
+        await self.followers.close()
         if self._upkeep is not None:
             self._upkeep.cancel()
         for watch in list(self.watches.values()):
@@ -264,8 +204,8 @@ class Control:
         for cluster in self.runtime.snapshot.clusters.values():
             cluster.on_attempt = self.telemetry.attempt
         asyncio.get_running_loop().create_task(self._sync_watches(self.runtime.snapshot))
-        asyncio.get_running_loop().create_task(self._sync_consumers())
-        asyncio.get_running_loop().create_task(self._sync_fleet())
+        asyncio.get_running_loop().create_task(self.followers.sync_consumers())
+        asyncio.get_running_loop().create_task(self.followers.sync_fleet())
 
     async def _sync_watches(self, snapshot: Snapshot) -> None:
         live = {id(c): c for c in snapshot.clusters.values()}

@@ -338,25 +338,7 @@ class AdminServer:
                               request.request_id)
 
     async def _canary_action(self, request: AdminRequest) -> AdminResponse:
-        rid = request.request_id
-        action = request.path.rsplit("/", 1)[1]
-        route = _query_route(request.query)
-        if route is None and request.body.strip():
-            try:
-                body = json.loads(request.body)
-            except ValueError:
-                body = None
-            route = body.get("route") if isinstance(body, dict) else None
-        if not isinstance(route, str) or not route:
-            return error_response(400, "bad_request", "name the route: ?route=NAME or a JSON "
-                                  'body {"route": "NAME"}', rid)
-        try:
-            result = self.backend.canary_command(route, action)
-        except KeyError:
-            return error_response(404, "canary_not_found", f"no canary on route {route!r}", rid)
-        except CanaryStateError as exc:
-            return error_response(409, "canary_conflict", str(exc), rid)
-        return json_response(200, result)
+        return canary_action(self.backend, request)
 
     async def _cache(self, request: AdminRequest) -> AdminResponse:
         return json_response(200, self.backend.cache_view())
@@ -385,6 +367,34 @@ class AdminServer:
     async def _dashboard_page(self, request: AdminRequest) -> AdminResponse:
         return AdminResponse(200, self._dashboard, HTML_TYPE,
                              (("Content-Security-Policy", self._csp),))
+
+
+def _route_named(request: AdminRequest) -> str | None:
+    """The route a canary command names: `?route=NAME`, or a JSON body `{"route": NAME}`."""
+    route = _query_route(request.query)
+    if route is None and request.body.strip():
+        try:
+            body = json.loads(request.body)
+        except ValueError:
+            body = None
+        route = body.get("route") if isinstance(body, dict) else None
+    return route if isinstance(route, str) and route else None
+
+
+def canary_action(backend: AdminBackend, request: AdminRequest) -> AdminResponse:
+    """POST /canaries/{start,promote,pause,abort}: the command, or why it does not apply."""
+    rid = request.request_id
+    route = _route_named(request)
+    if route is None:
+        return error_response(400, "bad_request", "name the route: ?route=NAME or a JSON "
+                              'body {"route": "NAME"}', rid)
+    try:
+        result = backend.canary_command(route, request.path.rsplit("/", 1)[1])
+    except KeyError:
+        return error_response(404, "canary_not_found", f"no canary on route {route!r}", rid)
+    except CanaryStateError as exc:
+        return error_response(409, "canary_conflict", str(exc), rid)
+    return json_response(200, result)
 
 
 def _query_route(query: str) -> str | None:

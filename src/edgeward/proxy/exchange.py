@@ -350,36 +350,8 @@ class Exchange(FilterRun):
 
     def reply(self, reply: Reply) -> None:
         """Answer the client with `reply` (the response filters the request passed see it)."""
-        if self.state == DONE:
-            return
-        if self.fwd is not None:
-            self.fwd.abandon()
-        if reply.code is not None:
-            self.error_code = reply.code
-        resp = reply.head  # a head made ready beforehand (a cache's), or made here
-        if reply.stream is not None:
-            _stream_reply(self, reply)
-            return
-        status = reply.status
-        if resp is None:
-            status, body, fields = _reply_message(reply, self.head)
-            if status != reply.status:
-                self.grpc_status = fields[1][1]  # a gRPC call's: trailers-only (_grpc_reply)
-            resp = ResponseHead(status, Headers(fields), len(body))
-        else:
-            body = reply.body
-        self.resp = resp
-        self.status = status
-        self._response_filters(resp)
-        if self.chain.response_body:
-            body = self._response_body(body, True)
-            if self.state == DONE:
-                return
-        self.down.send_head(resp, self.head)
-        if body and self.head.method != "HEAD":
-            self.down.send_data(body)
-        self.down.send_end(None)
-        self._close(notify=True)
+        if self.state != DONE:
+            _answer(self, reply)
 
     def _reset(self) -> None:
         """The response cannot be completed: reset the client's stream."""
@@ -429,6 +401,39 @@ class Exchange(FilterRun):
 # Kept for readers of the state constants through this module.
 __all__ = ["BACKOFF", "CONNECTING", "DONE", "Exchange", "FILTERING", "HEAD", "STREAMING",
            "WAITING"]
+
+
+def _answer(ex: Exchange, reply: Reply) -> None:
+    """`Exchange.reply`: a local reply, made here or ready beforehand (a cache's stored head),
+    through the response filters the request passed, then the client's stream."""
+    if ex.fwd is not None:
+        ex.fwd.abandon()
+    if reply.code is not None:
+        ex.error_code = reply.code
+    if reply.stream is not None:
+        _stream_reply(ex, reply)
+        return
+    resp = reply.head
+    status = reply.status
+    if resp is None:
+        status, body, fields = _reply_message(reply, ex.head)
+        if status != reply.status:
+            ex.grpc_status = fields[1][1]  # a gRPC call's: trailers-only (_grpc_reply)
+        resp = ResponseHead(status, Headers(fields), len(body))
+    else:
+        body = reply.body
+    ex.resp = resp
+    ex.status = status
+    ex._response_filters(resp)
+    if ex.chain.response_body:
+        body = ex._response_body(body, True)
+        if ex.state == DONE:
+            return
+    ex.down.send_head(resp, ex.head)
+    if body and ex.head.method != "HEAD":
+        ex.down.send_data(body)
+    ex.down.send_end(None)
+    ex._close(notify=True)
 
 
 def _grpc_reply(reply: Reply, request_type: bytes

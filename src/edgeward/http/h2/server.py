@@ -25,7 +25,8 @@ from __future__ import annotations
 import asyncio
 from typing import Final
 
-from edgeward.http.errors import ERRORS, error_body
+from edgeward.http.date import DATE, http_date
+from edgeward.http.errors import ERRORS, PROBLEM_JSON, error_body
 from edgeward.http.h1.head import HeadBuilder, Refused
 from edgeward.http.h1.wire import set_nodelay
 from edgeward.http.h2.codec import (
@@ -139,11 +140,11 @@ class H2Connection(StreamOwner):
     def pause_writing(self) -> None:
         self.write_paused = True
         for stream in self.streams.values():
-            self._block(stream)
+            _block(self, stream)
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        self._unblock()
+        _unblock(self)
 
     # the codec's reports ----------------------------------------
     def on_request(self, stream_id: int, headers: Fields, end_stream: bool) -> None:
@@ -244,7 +245,7 @@ class H2Connection(StreamOwner):
         # A response that ended has nothing more to pause: its queue is not asked for.
         if (not stream.blocked and not stream.response_ended
                 and self.codec.queued(stream.stream_id) > QUEUED_HIGH):
-            self._block(stream)
+            _block(self, stream)
         self.schedule_flush()
 
     def reset_stream(self, stream: H2ServerStream, code: int) -> None:
@@ -301,7 +302,7 @@ class H2Connection(StreamOwner):
             transport.close()
             return
         if self.blocked:
-            self._unblock()
+            _unblock(self)
 
     # draining, idling and ending ----------------------------------------
     def close_if_idle(self) -> bool:
@@ -356,55 +357,62 @@ class H2Connection(StreamOwner):
         for stream in streams:
             self._forget(stream)
 
-    def _block(self, stream: H2ServerStream) -> None:
-        if stream.blocked:
-            return
-        stream.blocked = True
-        self.blocked.add(stream)
-        handler = stream.handler
-        if handler is not None:
-            handler.on_downstream_paused()
-
-    def _unblock(self) -> None:
-        if self.write_paused:
-            return
-        codec = self.codec
-        for stream in list(self.blocked):
-            if codec.queued(stream.stream_id) <= QUEUED_LOW:
-                stream.blocked = False
-                self.blocked.discard(stream)
-                handler = stream.handler
-                if handler is not None:
-                    handler.on_downstream_resumed()
-
     def _on_timer(self) -> None:
-        """The connection's one timer: the streams whose deadline passed are told so; without
-        streams for server.idle_timeout the connection goes away. Re-armed for what is next."""
         self.timer = None
-        if self.transport is None or self.closing:
-            return
-        now = self.loop.time()
-        if not self.streams:
-            idle_end = self.idle_since + self.state.settings.idle_timeout
-            if now >= idle_end:
-                self.close_if_idle()
-            else:
-                self.deadline_at(idle_end)
-            return
-        due: list[H2ServerStream] = []
-        for stream in self.streams.values():
-            when = stream.deadline
-            if when <= now:
-                due.append(stream)
-            elif when != NO_DEADLINE:
-                self.deadline_at(when)
-        for stream in due:
-            stream.expire(now)  # may set a new deadline, which arms the timer again
-        if due:
-            self.schedule_flush()
+        if self.transport is not None and not self.closing:
+            _sweep(self, self.loop.time())
 
     def __repr__(self) -> str:
         return f"<H2Connection {self.builder.client_ip} streams={len(self.streams)}>"
+
+
+def _block(conn: H2Connection, stream: H2ServerStream) -> None:
+    """`stream`'s output is over the queue's high mark: its exchange is told to pause."""
+    if stream.blocked:
+        return
+    stream.blocked = True
+    conn.blocked.add(stream)
+    handler = stream.handler
+    if handler is not None:
+        handler.on_downstream_paused()
+
+
+def _unblock(conn: H2Connection) -> None:
+    """The paused streams whose output drained below the low mark are told to resume."""
+    if conn.write_paused:
+        return
+    codec = conn.codec
+    for stream in list(conn.blocked):
+        if codec.queued(stream.stream_id) <= QUEUED_LOW:
+            stream.blocked = False
+            conn.blocked.discard(stream)
+            handler = stream.handler
+            if handler is not None:
+                handler.on_downstream_resumed()
+
+
+def _sweep(conn: H2Connection, now: float) -> None:
+    """The connection's one timer fired: the streams whose deadline passed are told so;
+    without streams for server.idle_timeout the connection goes away. Re-armed for what is
+    next."""
+    if not conn.streams:
+        idle_end = conn.idle_since + conn.state.settings.idle_timeout
+        if now >= idle_end:
+            conn.close_if_idle()
+        else:
+            conn.deadline_at(idle_end)
+        return
+    due: list[H2ServerStream] = []
+    for stream in conn.streams.values():
+        when = stream.deadline
+        if when <= now:
+            due.append(stream)
+        elif when != NO_DEADLINE:
+            conn.deadline_at(when)
+    for stream in due:
+        stream.expire(now)  # may set a new deadline, which arms the timer again
+    if due:
+        conn.schedule_flush()
 
 
 def _refuse(codec: H2Codec, state: ListenerState, stream_id: int, refused: Refused,
@@ -416,8 +424,8 @@ def _refuse(codec: H2Codec, state: ListenerState, stream_id: int, refused: Refus
     request_id = state.ids.new()
     body = error_body(code, request_id, refused.message)
     head = [(b":status", str(entry.status).encode()),
-            (b"content-type", b"application/json"),
-            (b"content-length", b"%d" % len(body)), (b"x-request-id", request_id.encode())]
+            (b"content-type", PROBLEM_JSON), (b"content-length", b"%d" % len(body)),
+            (DATE, http_date()), (b"x-request-id", request_id.encode())]
     codec.respond(stream_id, head, False)
     codec.data(stream_id, body, True)
     if not end_stream:
