@@ -154,9 +154,10 @@ def _cache(cfg: GatewayConfig, registry: Registry) -> CacheRuntime:
     runtime.configure(cc.max_size, cc.max_entry_size, cc.prewarm_concurrency)
     redis_cfg = cfg.redis
     runtime.redis = None
-    if cc.fleet is not None and redis_cfg is not None:
+    if (cc.fleet is not None or cc.shared is not None) and redis_cfg is not None:
         runtime.redis = registry.get("redis", "default", redis_cfg,
                                      lambda: connect_redis(redis_cfg))
+    runtime.set_shared(runtime.redis, cc.shared)
     return runtime
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from edgeward.balance.endpoint import Endpoint, clamp_weight
 from edgeward.balance.peak_ewma import PeakEwmaBalancer
+from edgeward.cache.runtime import PurgeResult
 from edgeward.canary.controller import Decision
 from edgeward.canary.runner import CanaryRunner
 from edgeward.compose import cache_runtime, canary_book, filter_events
@@ -288,12 +289,7 @@ class Control:
         return cache_runtime(self.runtime.registry).view()
 
     async def purge_cache(self, purges: list[tuple[str, str]]) -> dict[str, Any]:
-        purged, entry_id, error = await cache_runtime(self.runtime.registry).purge(purges)
-        if error is not None:
-            return {"code": "purge_not_published", "purged": purged,
-                    "detail": redact_text(f"purged in this worker but not published to "
-                                           f"the fleet: {error}")}
-        return {"purged": purged, "id": entry_id}
+        return _purge_answer(await cache_runtime(self.runtime.registry).purge(purges))
 
     def routes_view(self) -> list[dict[str, Any]]:
         cfg = self.runtime.config
@@ -464,3 +460,16 @@ def _plain(obj: Any) -> Any:
 def _h2_closed(worker: Worker, reason: str) -> Callable[[], float]:
     """Reads edgeward_h2_glitches_total{reason} from the worker's listeners."""
     return lambda: float(worker.h2_closed(reason))
+
+
+def _purge_answer(done: PurgeResult) -> dict[str, Any]:
+    """POST /cache/purge's answer (edgeward.admin.backend.Backend.purge_cache)."""
+    if done.error is not None:
+        return {"code": "purge_not_published", "purged": done.removed,
+                "detail": redact_text(f"purged in this worker but not published to "
+                                      f"the fleet: {done.error}")}
+    if done.shared_error is not None:
+        return {"code": "purge_not_shared", "purged": done.removed,
+                "detail": redact_text(f"purged in this worker but not in the shared "
+                                      f"cache tier: {done.shared_error}")}
+    return {"purged": done.removed, "id": done.stream_id, "shared_purged": done.shared_removed}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgeward.cache.config import CacheConfig, FleetConfig
+from edgeward.cache.config import CacheConfig, FleetConfig, SharedConfig
 from edgeward.config.text import load_text
 from edgeward.filters.builtin.cache import CacheFilterConfig, KeyConfig
 from edgeward.structs import ConfigError
@@ -23,8 +23,11 @@ routes:
 
 def test_defaults() -> None:
     top = CacheConfig()
-    assert (top.max_size, top.max_entry_size, top.prewarm_concurrency, top.fleet) == (
-        100 * 1024 * 1024, 1024 * 1024, 4, None)
+    assert (top.max_size, top.max_entry_size, top.prewarm_concurrency, top.fleet,
+            top.shared) == (100 * 1024 * 1024, 1024 * 1024, 4, None, None)
+    shared = SharedConfig()
+    assert (shared.max_entry_size, shared.timeout, shared.prefix) == (
+        64 * 1024, 0.020, "{edgeward:cache}")
     fleet = FleetConfig()
     assert (fleet.stream, fleet.window, fleet.node) == ("edgeward:cache:purge", 10_000, None)
     f = CacheFilterConfig()
@@ -53,6 +56,11 @@ CASES = [
      "must not exceed max_size"),
     ("redis: redis://127.0.0.1:1\ncache: {fleet: {node: 'a b'}}", "{}", "cache.fleet.node",
      "1-128 of"),
+    ("cache: {shared: {}}", "{}", "cache.shared", "needs a top-level redis"),
+    ("redis: redis://127.0.0.1:1\ncache: {shared: {timeout: 0s}}", "{}",
+     "cache.shared.timeout", "above 0"),
+    ("redis: redis://127.0.0.1:1\ncache: {shared: {prefix: ''}}", "{}",
+     "cache.shared.prefix", "must not be empty"),
 ]
 
 

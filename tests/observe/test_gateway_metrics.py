@@ -59,6 +59,7 @@ EXPECTED = {
     "edgeward_cache_served_bytes_total": ("counter", ("route",)),
     "edgeward_cache_stored_bytes_total": ("counter", ("route",)),
     "edgeward_cache_purges_total": ("counter", ("kind", "source")),
+    "edgeward_cache_shared_total": ("counter", ("route", "result")),
     "process_cpu_seconds_total": ("counter", ()),
     "process_resident_memory_bytes": ("gauge", ()),
     "process_open_fds": ("gauge", ()),

@@ -79,8 +79,9 @@ class AdminBackend(Protocol):
 
     async def purge_cache(self, purges: list[tuple[str, str]]) -> dict[str, Any]:
         """Apply (kind, argument) purges here and publish them to the fleet: `purged` (entries
-        removed here), `id` (the stream entry, null without a fleet); with `code`
-        (`purge_not_published`) and `detail` when the fleet could not be told."""
+        removed here), `id` (the stream entry, null without a fleet), `shared_purged`
+        (entries removed from the shared tier); with `code` (`purge_not_published`,
+        `purge_not_shared`) and `detail` when the fleet or the shared tier could not be told."""
         ...
 
     def stats_sample(self) -> dict[str, Any]:

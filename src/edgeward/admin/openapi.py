@@ -171,8 +171,9 @@ OPENAPI: dict[str, Any] = {
             "responses": {"200": _json("cache")},
         }},
         "/cache/purge": {"post": {
-            "summary": "Purge cached responses by key, prefix or tag (or all), here and, "
-                       "with cache.fleet, on every gateway",
+            "summary": "Purge cached responses by key, prefix or tag (or all), here, "
+                       "in the shared tier with cache.shared and, with cache.fleet, on "
+                       "every gateway",
             "operationId": "cachePurge",
             "security": [{"bearer": []}],
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
@@ -185,7 +186,10 @@ OPENAPI: dict[str, Any] = {
                 "200": _json("purged", {"type": "object", "properties": {
                     "purged": {"type": "integer"},
                     "id": {"type": ["string", "null"],
-                           "description": "the purge stream entry"}}}),
+                           "description": "the purge stream entry"},
+                    "shared_purged": {"type": "integer",
+                                      "description": "entries removed from the shared "
+                                                     "tier (cache.shared)"}}}),
                 "400": _ERROR,
                 "401": _UNAUTHORIZED,
                 "403": _ERROR,

@@ -5,6 +5,7 @@
       max_size: 100MiB
       max_entry_size: 1MiB
       fleet: {stream: "edgeward:cache:purge", window: 10000, node: gw-eu-1}   # needs redis:
+      shared: {max_entry_size: 64KiB, timeout: 20ms}                          # needs redis:
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Final
 
-from edgeward.values import Size, doc
+from edgeward.values import Duration, Size, doc
 
 # Varnish's default storage is `-s default,100m`; the store is per worker, bounded in bytes
 # (body, fields and a fixed per-entry overhead).
@@ -32,6 +33,17 @@ DEFAULT_WINDOW: Final = 10_000
 # loader_files = 100 files, but those are disk reads, not origin requests: kept small so a
 # prewarm list never looks like a burst to the origin).
 DEFAULT_PREWARM_CONCURRENCY: Final = 4
+# The shared tier keeps small responses only: 64 KiB is Redis' own advice for values served
+# at low latency (big values block its single thread), and nginx's proxy_buffers default is
+# 8 x 4-8 KiB: an API answer fits; images and downloads stay in each worker's local tier.
+DEFAULT_SHARED_MAX_ENTRY: Final = 64 * 1024
+# A local miss waits at most this long for Redis before going upstream (the rate limiter's
+# redis.timeout default is 50 ms for a decision that must be taken; a cache lookup is only an
+# optimisation, so it gives up sooner: Envoy's rate limit filter times out at 20 ms).
+DEFAULT_SHARED_TIMEOUT: Final = 0.020
+# Every key of the shared tier starts with this; the hash tag keeps them in one slot on
+# Redis Cluster (the purge scripts touch entries and index sets together).
+DEFAULT_SHARED_PREFIX: Final = "{edgeward:cache}"
 _NODE: Final = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
 
@@ -59,6 +71,29 @@ class FleetConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SharedConfig:
+    max_entry_size: Size = field(
+        default=DEFAULT_SHARED_MAX_ENTRY,
+        metadata=doc("larger responses stay in the worker's local tier only"))
+    timeout: Duration = field(
+        default=DEFAULT_SHARED_TIMEOUT,
+        metadata=doc("how long a local miss waits for Redis; slower counts as a miss"))
+    prefix: str = field(
+        default=DEFAULT_SHARED_PREFIX,
+        metadata=doc("start of every key; keep a {hash tag} on Redis Cluster"))
+
+    def check(self) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        if self.max_entry_size < 1:
+            problems.append(("max_entry_size", "must be at least 1"))
+        if not self.timeout > 0:
+            problems.append(("timeout", "must be above 0"))
+        if not self.prefix:
+            problems.append(("prefix", "must not be empty"))
+        return problems
+
+
+@dataclass(frozen=True, kw_only=True)
 class CacheConfig:
     max_size: Size = field(default=DEFAULT_MAX_SIZE,
                            metadata=doc("the worker's store, in bytes (LRU beyond)"))
@@ -70,6 +105,10 @@ class CacheConfig:
         default=None,
         metadata=doc("fleet-wide purges over a Redis Stream (needs top-level redis:); "
                      "off: purges stay in the worker that got them"))
+    shared: SharedConfig | None = field(
+        default=None,
+        metadata=doc("a shared tier in Redis beside each worker's (needs top-level redis:); "
+                     "off: each worker caches alone"))
 
     def check(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []

@@ -19,14 +19,17 @@ import socket
 from collections.abc import Mapping
 from typing import Any, Final
 
+from edgeward.cache.config import SharedConfig
 from edgeward.cache.fleet import Fleet
 from edgeward.cache.key import variant, vary_names
+from edgeward.cache.shared import SharedTier
 from edgeward.cache.store import Entry, Store
 from edgeward.cache.tier import ADMIN, STREAM, Tier, refreshed, storable, stored_fields, tags_of
 from edgeward.filters.cache import Cache
 from edgeward.filters.events import FilterEvents
 from edgeward.http.message import RequestHead
 from edgeward.proxy.subrequest import SubrequestError, fetch, make_head
+from edgeward.ratelimit.redis_client import STORE_ERRORS
 
 log = logging.getLogger("edgeward.cache")
 
@@ -47,6 +50,20 @@ class Prewarm:
         self.upstream = upstream
         self.host = host
         self.paths = paths
+
+
+class PurgeResult:
+    """What an admin purge did: entries removed here and in the shared tier, the stream
+    entry, and what failed (Redis errors, as text)."""
+
+    __slots__ = ("removed", "shared_removed", "stream_id", "error", "shared_error")
+
+    def __init__(self) -> None:
+        self.removed = 0
+        self.shared_removed = 0
+        self.stream_id: str | None = None
+        self.error: str | None = None           # not published to the fleet
+        self.shared_error: str | None = None    # not removed from the shared tier
 
 
 class CacheRuntime:
@@ -87,13 +104,35 @@ class CacheRuntime:
                 for path in p.paths:
                     self._spawn(self._prewarm(p, path))
 
+    @property
+    def shared(self) -> SharedTier | None:
+        shared = self.tier.shared
+        return shared if isinstance(shared, SharedTier) else None
+
+    def set_shared(self, client: Any, config: SharedConfig | None) -> None:
+        """Use (or stop using) the shared tier; a new SharedTier when its settings or the
+        Redis client changed."""
+        if config is None or client is None:
+            self.tier.shared = None
+            return
+        current = self.shared
+        if (current is not None and current.client is client
+                and current.prefix == config.prefix and current.timeout == config.timeout
+                and current.max_entry == config.max_entry_size):
+            return
+        self.tier.shared = SharedTier(client, self.tier.events, prefix=config.prefix,
+                                      max_entry=config.max_entry_size, timeout=config.timeout)
+
     def set_fleet(self, fleet: Fleet | None, node: str) -> None:
         self.fleet = fleet
         self.node = node
 
     # purges (Tier's shell) ------------------------------------------------------------------
     def published(self, kind: str, arg: str) -> None:
-        """A purge applied here by a rule: to the stream, in order, batched."""
+        """A purge applied here by a rule: out of the shared tier, and to the stream, in
+        order, batched."""
+        if self.shared is not None:
+            self._spawn(self._purge_shared(self.shared, kind, arg))
         if self.fleet is None:
             return
         self._outbox.append((kind, arg))
@@ -112,6 +151,12 @@ class CacheRuntime:
         finally:
             self._sending = False
 
+    async def _purge_shared(self, shared: SharedTier, kind: str, arg: str) -> None:
+        try:
+            await shared.purge(kind, arg)
+        except STORE_ERRORS as exc:
+            log.error("cache purge %s %r not applied to the shared tier: %s", kind, arg, exc)
+
     def purged(self, entries: list[Entry]) -> None:
         if not entries or not self.prewarms:
             return
@@ -121,19 +166,25 @@ class CacheRuntime:
                 if p.cache.key.base(make_head("GET", path, p.host)) in gone:
                     self._spawn(self._prewarm(p, path))
 
-    async def purge(self, purges: list[tuple[str, str]]) -> tuple[int, str | None, str | None]:
-        """The admin API's purge: applied here, then appended to the stream (awaited, so
-        when it returns every other worker will see it once it reads).
-        (entries removed here, stream id, why it was not published)."""
-        removed = 0
+    async def purge(self, purges: list[tuple[str, str]]) -> PurgeResult:
+        """The admin API's purge: applied here, removed from the shared tier, then appended
+        to the stream (both awaited: when it returns, no gateway finds the entries in Redis,
+        and every other worker will drop its local copies once it reads the stream)."""
+        result = PurgeResult()
         for kind, arg in purges:
-            removed += self.tier.purge(kind, arg, ADMIN, publish=False)
-        if self.fleet is None:
-            return removed, None, None
-        try:
-            return removed, await self.fleet.publish(purges, self.node), None
-        except Exception as exc:  # noqa: BLE001 - a Redis error: reported to the caller
-            return removed, None, str(exc) or type(exc).__name__
+            result.removed += self.tier.purge(kind, arg, ADMIN, publish=False)
+        if self.shared is not None:
+            try:
+                for kind, arg in purges:
+                    result.shared_removed += await self.shared.purge(kind, arg)
+            except Exception as exc:  # noqa: BLE001 - a Redis error: reported to the caller
+                result.shared_error = str(exc) or type(exc).__name__
+        if self.fleet is not None:
+            try:
+                result.stream_id = await self.fleet.publish(purges, self.node)
+            except Exception as exc:  # noqa: BLE001 - a Redis error: reported to the caller
+                result.error = str(exc) or type(exc).__name__
+        return result
 
     def from_stream(self, kind: str, arg: str) -> None:
         self.tier.purge(kind, arg, STREAM)
@@ -186,7 +237,10 @@ class CacheRuntime:
         now, wall = tier.clock(), tier.wall()
         headers = got.head.headers
         if got.status == 304 and stale is not None:
-            return tier.store.put(refreshed(stale, headers, cache.policy, now, wall))
+            fresh_copy = refreshed(stale, headers, cache.policy, now, wall)
+            if tier.store.put(fresh_copy) and self.shared is not None:
+                self.shared.write(fresh_copy, "")
+            return True
         fresh = storable(got.status, headers, "authorization" in head.headers, cache.policy,
                          wall)
         if fresh is None:
@@ -199,7 +253,11 @@ class CacheRuntime:
                   if n.lower() not in (b"cache-tag", b"surrogate-key")]
         entry = Entry(variant(primary, head, vary), primary, base, got.status, fields, got.body,
                       fresh, now, headers.get("etag"), headers.get("last-modified"), tags, vary)
-        return tier.store.put(entry)
+        if not tier.store.put(entry):
+            return False
+        if self.shared is not None:
+            self.shared.write(entry, "")
+        return True
 
     def _spawn(self, coro: Any) -> None:
         try:
@@ -214,6 +272,7 @@ class CacheRuntime:
     def view(self) -> dict[str, Any]:
         store = self.tier.store
         fleet = self.fleet
+        shared = self.shared
         return {
             "entries": len(store), "size": store.size, "max_size": store.max_bytes,
             "evictions": store.evictions, "purges_applied": self.tier.applied,
@@ -221,6 +280,9 @@ class CacheRuntime:
             "fleet": None if fleet is None else {
                 "stream": fleet.stream, "group": fleet.group, "connected": fleet.connected,
                 "applied_id": fleet.applied_id, "window_flushes": fleet.flushes},
+            "shared": None if shared is None else {
+                "prefix": shared.prefix, "max_entry_size": shared.max_entry,
+                "timeout": shared.timeout, "writes_in_flight": len(shared._writes)},
         }
 
 

@@ -19,6 +19,7 @@ from edgeward.cache.key import base_of
 from edgeward.cache.policy import Freshness, RoutePolicy, freshness, parse_directives, refusal
 from edgeward.cache.store import Entry, Store
 from edgeward.http.fields import Headers
+from edgeward.http.message import RequestHead
 
 if TYPE_CHECKING:  # the filters package imports the cache filter, which imports this
     from edgeward.filters.events import FilterEvents
@@ -56,8 +57,16 @@ class Shell(Protocol):
     def purged(self, entries: list[Entry]) -> None: ...
 
 
+class Shared(Protocol):
+    """The shared tier in Redis, when configured (edgeward.cache.shared.SharedTier)."""
+
+    async def lookup(self, primary: str, req: RequestHead, route: str) -> Entry | None: ...
+
+    def write(self, entry: Entry, route: str) -> None: ...
+
+
 class Tier:
-    __slots__ = ("store", "inflight", "events", "shell", "clock", "wall", "applied")
+    __slots__ = ("store", "inflight", "events", "shell", "clock", "wall", "applied", "shared")
 
     def __init__(self, store: Store, events: FilterEvents,
                  clock: Callable[[], float] = time.monotonic,
@@ -69,6 +78,7 @@ class Tier:
         self.clock = clock
         self.wall = wall
         self.applied = 0  # purges applied here, from anywhere
+        self.shared: Shared | None = None  # cache.shared: looked in after a local miss
 
     # purges -------------------------------------------------------------------------------
     def purge(self, kind: str, arg: str, source: str, publish: bool = True) -> int:

@@ -401,6 +401,8 @@ class GatewayConfig:
                              "top-level redis: URL"))
         if self.cache.fleet is not None and self.redis is None:
             problems.append(("cache.fleet", "fleet-wide purges need a top-level redis: URL"))
+        if self.cache.shared is not None and self.redis is None:
+            problems.append(("cache.shared", "the shared cache tier needs a top-level redis: URL"))
         named = read_definitions(self.filters, problems)
         for key, spec in named.items():
             for ref, upstream in spec.upstreams():

@@ -13,7 +13,10 @@ Per request, in `on_request`:
 - no entry: when another request is already fetching the same key, this one waits for it
   (up to `lock_timeout`) and is then answered from the cache (coalescing, nginx
   proxy_cache_lock); otherwise it goes upstream (`MISS`) and its response, when storable,
-  streams into the store part by part as it streams to the client.
+  streams into the store part by part as it streams to the client;
+- with `cache.shared`, a local miss first asks the shared tier in Redis (bounded by
+  `cache.shared.timeout`); a copy found there is stored locally and served (`X-Cache: HIT`
+  with `X-Cache-Tier: shared`); what the local tier stores is copied there in the background.
 Responses the cache did not serve or store get `X-Cache: BYPASS`.
 """
 
@@ -35,7 +38,16 @@ from edgeward.cache.policy import (
 )
 from edgeward.cache.rules import PurgeRule
 from edgeward.cache.store import Entry
-from edgeward.cache.tier import RULE, TAG_FIELDS, Tier, refreshed, storable, stored_fields, tags_of
+from edgeward.cache.tier import (
+    RULE,
+    TAG_FIELDS,
+    Shared,
+    Tier,
+    refreshed,
+    storable,
+    stored_fields,
+    tags_of,
+)
 from edgeward.filters.api import ORDER_CACHE, Filter, Reply, Request, RequestResult, Response
 from edgeward.filters.events import CACHE as REQUESTS
 from edgeward.filters.events import CACHE_SERVED_BYTES as SERVED_BYTES
@@ -120,16 +132,17 @@ class Cache(Filter):
             return self._follow(req, flight, base, primary)
         return self._miss(req, base, primary, key)
 
-    def _stored(self, req: Request, entry: Entry, base: str, primary: str) -> RequestResult:
+    def _stored(self, req: Request, entry: Entry, base: str, primary: str,
+                shared: bool = False) -> RequestResult:
         now = req.started
         use = usability(entry.fresh, entry.stored_at, now)
         if use == FRESH:
-            return self._hit(req, entry, now, HIT)
+            return self._hit(req, entry, now, HIT, shared)
         if use == STALE_REVALIDATE:
             revalidate = self.revalidate
             if revalidate is not None and entry.key not in self.tier.inflight:
                 revalidate(self, req, entry)
-            return self._hit(req, entry, now, STALE)
+            return self._hit(req, entry, now, STALE, shared)
         p = Pending(MISS, base, primary)
         p.authorized = "authorization" in req.headers
         if req.method == "GET":
@@ -151,11 +164,29 @@ class Cache(Filter):
             fut = asyncio.get_running_loop().create_future()
             self.tier.inflight[key] = fut
             p.leader, p.flight = fut, key
-            for name in _CONDITIONALS:  # fill the cache: the whole response, answered below
-                if name in headers:
-                    headers.remove(name)
         req.vars[_SLOT] = p
+        shared = self.tier.shared
+        if shared is not None:
+            return self._look_shared(req, shared, p)
+        if req.method == "GET":
+            _drop_conditionals(req)
         return None
+
+    async def _look_shared(self, req: Request, shared: Shared, p: Pending) -> Reply | None:
+        """A local miss asks the shared tier (bounded; a failure is a miss). Whoever follows
+        this request's fetch waits for the lookup too, then finds the copy locally."""
+        entry = await shared.lookup(p.primary, req, req.route_name)
+        if entry is None or not self.tier.store.put(entry):
+            if req.method == "GET":
+                _drop_conditionals(req)
+            return None
+        self._release(p)
+        del req.vars[_SLOT]
+        now = self.tier.clock()
+        if usability(entry.fresh, entry.stored_at, now) == FRESH:
+            return self._hit(req, entry, now, HIT, True)
+        result = self._stored(req, entry, p.base, p.primary, True)
+        return result if isinstance(result, Reply) else None
 
     async def _follow(self, req: Request, flight: asyncio.Future[None], base: str,
                       primary: str) -> Reply | None:
@@ -174,7 +205,8 @@ class Cache(Filter):
         req.vars[_SLOT] = p
         return None
 
-    def _hit(self, req: Request, entry: Entry, now: float, label: bytes) -> Reply:
+    def _hit(self, req: Request, entry: Entry, now: float, label: bytes,
+             shared: bool = False) -> Reply:
         age = str(int(current_age(entry.fresh, entry.stored_at, now))).encode()
         inm, ims = _conditionals(req)
         if (inm is not None or ims is not None) and not_modified(
@@ -184,14 +216,22 @@ class Cache(Filter):
                             if n.lower() in _NOT_MODIFIED_FIELDS]
             reply.fields.append((b"age", age))
             reply.fields.append((b"x-cache", label))
+            if shared:
+                reply.fields.append((b"x-cache-tier", b"shared"))
         else:
             body = entry.body
             reply = Reply(entry.status)
             reply.body = body
             # The stored head as written once, with this answer's Age and X-Cache lines.
             head = ResponseHead(entry.status, None, len(body), entry.wire)
-            head.append_block([(b"age", age), (b"x-cache", label)],
-                              b"age: " + age + b"\r\nx-cache: " + label + b"\r\n")
+            if shared:
+                head.append_block([(b"age", age), (b"x-cache", label),
+                                   (b"x-cache-tier", b"shared")],
+                                  b"age: " + age + b"\r\nx-cache: " + label
+                                  + b"\r\nx-cache-tier: shared\r\n")
+            else:
+                head.append_block([(b"age", age), (b"x-cache", label)],
+                                  b"age: " + age + b"\r\nx-cache: " + label + b"\r\n")
             reply.head = head
             self.tier.events.count(SERVED_BYTES, req.route_name, "", "", len(body))
         self.tier.events.count(REQUESTS, req.route_name, _NAMES[label])
@@ -223,7 +263,8 @@ class Cache(Filter):
         status = resp.status
         if status == 304:
             entry = refreshed(entry, resp.headers, self.policy, now, tier.wall())
-            tier.store.put(entry)
+            if tier.store.put(entry) and tier.shared is not None:
+                tier.shared.write(entry, req.route_name)
             p.label = REVALIDATED
         elif status >= 500 and serves_on_error(entry.fresh, entry.stored_at, now):
             p.label = STALE
@@ -283,13 +324,19 @@ class Cache(Filter):
         entry = Entry(partial.key, partial.primary, partial.base, partial.status,
                       partial.fields, body, partial.fresh, partial.stored_at, partial.etag,
                       partial.last_modified, partial.tags, partial.vary)
-        if self.tier.store.put(entry):
-            self.tier.events.count(STORED_BYTES, req.route_name, "", "", len(body))
+        tier = self.tier
+        if tier.store.put(entry):
+            tier.events.count(STORED_BYTES, req.route_name, "", "", len(body))
+            if tier.shared is not None:
+                tier.shared.write(entry, req.route_name)
 
     def on_done(self, req: Request, resp: Response | None) -> None:
         p = req.vars.get(_SLOT)
-        if not isinstance(p, Pending):
-            return
+        if isinstance(p, Pending):
+            self._release(p)
+
+    def _release(self, p: Pending) -> None:
+        """Wake the requests waiting on this one's fetch."""
         fut = p.leader
         if fut is not None:
             p.leader = None
@@ -306,6 +353,15 @@ class Cache(Filter):
         for rule in self.rules:
             for kind, arg in rule.targets(req):
                 tier.purge(kind, arg, RULE)
+
+
+def _drop_conditionals(req: Request) -> None:
+    """A miss fills the cache: the whole response is asked for, the client's conditional
+    answered from it."""
+    headers = req.headers
+    for name in _CONDITIONALS:
+        if name in headers:
+            headers.remove(name)
 
 
 def _conditionals(req: Request) -> tuple[str | None, str | None]:

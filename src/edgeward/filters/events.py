@@ -22,6 +22,7 @@ CACHE: Final = "cache"              # (route, result: HIT/MISS/STALE/REVALIDATED
 CACHE_SERVED_BYTES: Final = "cache_served_bytes"  # (route,) += body bytes
 CACHE_STORED_BYTES: Final = "cache_stored_bytes"  # (route,) += body bytes
 CACHE_PURGE: Final = "cache_purge"  # (kind, source): the first label is the kind, not a route
+CACHE_SHARED: Final = "cache_shared"  # (route, result): the shared tier (edgeward.cache.shared)
 
 
 class FilterEvents:

@@ -94,6 +94,9 @@ _CATALOGUE = [
     ErrorCode("purge_not_published", 503,
               "A purge was applied in this worker but could not be appended to the fleet's "
               "purge stream (Redis error): the other gateways did not get it."),
+    ErrorCode("purge_not_shared", 503,
+              "A purge was applied in this worker but Redis refused removing it from the "
+              "shared cache tier (cache.shared): other gateways may still find it there."),
     ErrorCode("headers_too_large", 431, "The admin API request head exceeds admin.max_head."),
     ErrorCode("body_too_large", 413, "The admin API request body exceeds admin.max_body."),
 ]

@@ -190,6 +190,11 @@ FAMILIES: tuple[MetricSpec, ...] = (
                help="Purges applied in this worker, by kind (key, prefix, tag, flush) and "
                     "source (admin, rule, stream).",
                labels=("kind", "source"), max_children=MAX_ROUTE_CHILDREN),
+    MetricSpec(kind="counter", name="edgeward_cache_shared_total",
+               help="The shared (Redis) cache tier, by route and result: lookups after a "
+                    "local miss (hit, miss, error: failed or slower than cache.shared.timeout), "
+                    "writes (stored, write_error, too_large, dropped).",
+               labels=("route", "result"), max_children=MAX_ROUTE_CHILDREN),
     # The process (edgeward.observe.process), the names Prometheus client libraries use.
     MetricSpec(kind="counter", name="process_cpu_seconds_total",
                help="User and system CPU time of the worker processes (summed)."),
@@ -281,6 +286,7 @@ FILTER_FAMILIES: dict[str, tuple[str, int]] = {
     "cache_served_bytes": ("edgeward_cache_served_bytes_total", 0),
     "cache_stored_bytes": ("edgeward_cache_stored_bytes_total", 0),
     "cache_purge": ("edgeward_cache_purges_total", 1),
+    "cache_shared": ("edgeward_cache_shared_total", 1),
 }
 
 
