@@ -331,8 +331,13 @@ def _global_limiter(client: Any, name: str, rl: RateLimitConfig, redis_cfg: Redi
 
 
 def _maker(name: str, up: UpstreamConfig, loop: asyncio.AbstractEventLoop,
-           rng: random.Random, source: str) -> Callable[[], Cluster]:
-    return lambda: Cluster(name, up, loop, rng, tls=upstream_tls(name, up, source))
+           rng: random.Random, source: str, zone: str) -> Callable[[], Cluster]:
+    return lambda: Cluster(name, up, loop, rng, tls=upstream_tls(name, up, source), zone=zone)
+
+
+def gateway_zone(cfg: GatewayConfig) -> str:
+    """The gateway's zone: server.zone, else EDGEWARD_ZONE, else "" (zone routing off)."""
+    return cfg.server.zone or os.environ.get("EDGEWARD_ZONE", "")
 
 
 def upstream_tls(name: str, up: UpstreamConfig, source: str) -> TlsOrigin | None:
@@ -370,8 +375,10 @@ def compile_snapshot(
         auth.upstreams = frozenset(cfg.upstreams)
         auth.environ = environ
         clusters: dict[str, Cluster] = {}
+        zone = gateway_zone(cfg)
         for name, up in cfg.upstreams.items():
-            clusters[name] = registry.get("cluster", name, up, _maker(name, up, loop, rng, source))
+            clusters[name] = registry.get("cluster", name, (up, zone),
+                                           _maker(name, up, loop, rng, source, zone))
         cache = _cache(cfg, registry)
         ctx = BuildContext(clusters=clusters, fetch=fetch, events=filter_events(registry),
                            max_header_bytes=cfg.server.max_header_bytes, rng=rng,
