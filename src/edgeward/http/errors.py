@@ -67,6 +67,12 @@ _CATALOGUE = [
     ErrorCode("upstream_reset", 502, "The upstream closed the connection before answering."),
     ErrorCode("bad_gateway", 502, "The upstream's response was not valid HTTP/1.1."),
     ErrorCode("no_healthy_upstream", 503, "The upstream has no endpoint, or none is available."),
+    ErrorCode("no_subset", 503,
+              "The route's subset filter maps this request to no label subset and its "
+              "fallback is none."),
+    ErrorCode("no_subset_endpoint", 503,
+              "The label subset chosen for this request has no available endpoint and the "
+              "fallback is none."),
     ErrorCode("circuit_open", 503, "The upstream's circuit breaker is open; origin not tried."),
     ErrorCode("overloaded", 503, "The route's max_concurrent requests are already in flight."),
     ErrorCode("auth_unavailable", 503,

@@ -15,4 +15,5 @@ from edgeward.filters.builtin import (  # noqa: F401
     mirror,
     reply,
     rewrite,
+    subset,
 )

@@ -1,0 +1,121 @@
+"""Zone-aware routing and label subsets through a real gateway and six real origins.
+
+Origins a1..a3 are in zone a (the gateway's zone, from EDGEWARD_ZONE), b1..b3 in zone b.
+`zoned` balances over all six (zone-aware, min_cluster_size 3, active health checks);
+`devices` carries labels and is reached through `subset` filters on two routes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from tests.observability.obskit import AdminGateway, value, wait_until
+
+from support.origin import Origin
+from support.rawhttp import get
+
+CONFIG = """
+listen: {listen}
+admin: {admin}
+upstreams:
+  zoned:
+    targets:
+%(zoned)s
+    zone_aware: {min_cluster_size: 3}
+    health: {path: /status/200, interval: 100ms, timeout: 100ms, unhealthy_after: 1, healthy_after: 1}
+  devices:
+    targets:
+%(devices)s
+routes:
+  - name: zoned
+    match: {host: zoned.test}
+    upstream: zoned
+  - name: strict
+    match: {host: strict.test}
+    upstream: devices
+    filters:
+      - subset:
+          key: header:x-device-type
+          map: {sensor: {class: iot}, camera: {class: video}}
+  - name: lenient
+    match: {host: lenient.test}
+    upstream: devices
+    filters:
+      - subset: {key: header:x-device-type, map: {sensor: {class: iot}}, fallback: any}
+"""
+
+
+@dataclass
+class Fleet:
+    gw: AdminGateway
+    origins: dict[str, Origin]
+
+    def spread(self, host: str, n: int, headers: list[tuple[str, str]] | None = None
+               ) -> Counter[str]:
+        """Which origins n requests reached (by name), all answered 200."""
+        marks = {name: o.mark() for name, o in self.origins.items()}
+        for _ in range(n):
+            assert get(self.gw.port, "/echo", headers=headers or [], host=host).status == 200
+        seen = {name: sum(r.path == "/echo" for r in o.requests_since(marks[name]))
+                for name, o in self.origins.items()}  # health checks ask for /status/200
+        return Counter({name: n for name, n in seen.items() if n})
+
+
+@pytest.fixture(scope="module")
+def fleet() -> Iterator[Fleet]:
+    names = ["a1", "a2", "a3", "b1", "b2", "b3"]
+    origins = {name: Origin().start() for name in names}
+    zoned = "\n".join(f"      - {{address: {o.address}, zone: {n[0]}}}"
+                      for n, o in origins.items())
+    labels = {"a1": "iot", "b1": "iot", "a2": "phone", "b2": "phone", "a3": "phone",
+              "b3": "phone"}
+    devices = "\n".join(f"      - {{address: {o.address}, labels: {{class: {labels[n]}}}}}"
+                        for n, o in origins.items())
+    text = CONFIG % {"zoned": zoned, "devices": devices}
+    try:
+        with AdminGateway(text, env={"EDGEWARD_ZONE": "a"}) as gw:
+            yield Fleet(gw, origins)
+    finally:
+        for o in origins.values():
+            o.stop()
+
+
+def test_a_header_picks_the_labelled_subset(fleet: Fleet) -> None:
+    seen = fleet.spread("strict.test", 12, [("x-device-type", "sensor")])
+    assert set(seen) == {"a1", "b1"}
+    assert set(fleet.spread("lenient.test", 12, [("x-device-type", "sensor")])) == {"a1", "b1"}
+
+
+def test_no_subset_answers_503_with_fallback_none_and_any_endpoint_with_fallback_any(
+        fleet: Fleet) -> None:
+    resp = get(fleet.gw.port, "/echo", headers=[("x-device-type", "toaster")],
+               host="strict.test")
+    assert resp.status == 503 and resp.json()["code"] == "no_subset"
+    resp = get(fleet.gw.port, "/echo", headers=[("x-device-type", "camera")],
+               host="strict.test")
+    assert resp.status == 503 and resp.json()["code"] == "no_subset_endpoint"
+    assert len(fleet.spread("lenient.test", 18, [("x-device-type", "toaster")])) > 2
+
+
+def test_traffic_stays_in_the_gateway_zone_then_spills_when_it_loses_capacity(
+        fleet: Fleet) -> None:
+    assert set(fleet.spread("zoned.test", 30)) == {"a1", "a2", "a3"}
+    fleet.origins["a1"].stop()
+    fleet.origins["a2"].stop()
+    admin = fleet.gw
+
+    def both_down() -> bool:
+        samples = admin.scrape()
+        return all(value(samples, "edgeward_endpoint_healthy", upstream="zoned",
+                         endpoint=fleet.origins[n].address) == 0 for n in ("a1", "a2"))
+
+    wait_until(both_down, what="a1 and a2 marked unhealthy")
+    # a keeps 1 of 4 healthy (0.25) against its expected half: half stays on a3, half spills
+    # to b, spread over b1..b3.
+    seen = fleet.spread("zoned.test", 200)
+    assert set(seen) == {"a3", "b1", "b2", "b3"}
+    assert seen["a3"] > max(seen["b1"], seen["b2"], seen["b3"])
+    assert seen["b1"] + seen["b2"] + seen["b3"] > 50
