@@ -7,13 +7,19 @@ Origins a1..a3 are in zone a (the gateway's zone, from EDGEWARD_ZONE), b1..b3 in
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from tests.fixtures_etcd import EtcdServer, etcd_fixture  # noqa: F401 - fixtures
 from tests.observability.obskit import AdminGateway, value, wait_until
 
+from support.gateway import GatewayProcess
 from support.origin import Origin
 from support.rawhttp import get
 
@@ -25,7 +31,8 @@ upstreams:
     targets:
 %(zoned)s
     zone_aware: {min_cluster_size: 3}
-    health: {path: /status/200, interval: 100ms, timeout: 100ms, unhealthy_after: 1, healthy_after: 1}
+    health: {path: /status/200, interval: 100ms, timeout: 100ms, unhealthy_after: 1,
+             healthy_after: 1}
   devices:
     targets:
 %(devices)s
@@ -119,3 +126,40 @@ def test_traffic_stays_in_the_gateway_zone_then_spills_when_it_loses_capacity(
     assert set(seen) == {"a3", "b1", "b2", "b3"}
     assert seen["a3"] > max(seen["b1"], seen["b2"], seen["b3"])
     assert seen["b1"] + seen["b2"] + seen["b3"] > 50
+
+
+def test_registered_zone_and_labels_reach_the_gateway(etcd: EtcdServer) -> None:
+    """`edgeward register --zone --label` -> etcd -> discovery -> a subset route."""
+    with Origin() as iot, Origin() as phone:
+        text = f"""
+listen: {{listen}}
+etcd: {{endpoints: ["{etcd.url}"]}}
+upstreams:
+  reg: {{discovery: {{etcd: devices}}}}
+routes:
+  - match: {{host: reg.test}}
+    upstream: reg
+    filters:
+      - subset: {{key: header:x-device-type, map: {{sensor: {{class: iot, zone: b}}}}}}
+"""
+        procs = [subprocess.Popen(
+            [sys.executable, "-m", "edgeward.discovery.register", "--etcd", etcd.url,
+             "--service", "devices", "--address", o.address, "--zone", "b",
+             "--label", f"class={cls}", "--label", "zone=b"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for o, cls in ((iot, "iot"), (phone, "phone"))]
+        try:
+            with GatewayProcess.config(text) as gw:
+                def reached() -> bool:
+                    return get(gw.port, "/echo", headers=[("x-device-type", "sensor")],
+                               host="reg.test").status == 200
+                wait_until(reached, what="the registered iot origin")
+                mark = phone.mark()
+                for _ in range(10):
+                    assert get(gw.port, "/echo", headers=[("x-device-type", "sensor")],
+                               host="reg.test").status == 200
+                assert phone.requests_since(mark) == []
+        finally:
+            for p in procs:
+                os.kill(p.pid, signal.SIGTERM)
+                p.wait(10)
