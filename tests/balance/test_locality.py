@@ -187,3 +187,45 @@ def test_subsets_pick_only_matching_available_endpoints(
     # Membership changes reach the subsets already built.
     index.set_endpoints(eps[:1])
     assert set(b.endpoints) <= set(eps[:1])
+
+
+UPSTREAM = """\
+listen: 127.0.0.1:8080
+upstreams:
+  u:
+    UPSTREAM
+routes:
+  - {match: {path_prefix: /}, upstream: u}
+"""
+
+
+@pytest.mark.parametrize(("lines", "path", "reason"), [
+    ("targets: [{address: 10.0.0.1:80, zone: a, colour: red}]", "upstreams.u.targets[0]", ""),
+    ("targets: [10.0.0.1:80]\n    zones: {10.0.0.2:80: a}", "upstreams.u.zones.10.0.0.2:80",
+     "not one of targets"),
+    ("targets: [10.0.0.1:80]\n    zone_aware: {routing_enabled: 120}",
+     "upstreams.u.zone_aware.routing_enabled", "percentage"),
+    ("targets: [10.0.0.1:80]\n    zone_aware: {min_cluster_size: -1}",
+     "upstreams.u.zone_aware.min_cluster_size", "0 or more"),
+])
+def test_locality_config_errors_name_the_key(lines: str, path: str, reason: str) -> None:
+    from edgeward.config.text import load_text
+    from edgeward.structs import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        load_text(UPSTREAM.replace("UPSTREAM", lines), "gw.yaml")
+    text = str(info.value)
+    assert path in text and reason in text, text
+
+
+def test_target_mappings_fill_zones_labels_and_weights() -> None:
+    from edgeward.config.text import load_text
+
+    cfg = load_text(UPSTREAM.replace(
+        "UPSTREAM", "targets: [{address: 10.0.0.1:80, zone: a, labels: {class: iot}, "
+                    "weight: 3}, 10.0.0.2:80]"), "gw.yaml")
+    up = cfg.upstreams["u"]
+    assert up.targets == [("10.0.0.1", 80), ("10.0.0.2", 80)]
+    assert up.zones == {"10.0.0.1:80": "a"}
+    assert up.labels == {"10.0.0.1:80": {"class": "iot"}}
+    assert up.weights == {"10.0.0.1:80": 3}
