@@ -229,3 +229,17 @@ def test_target_mappings_fill_zones_labels_and_weights() -> None:
     assert up.zones == {"10.0.0.1:80": "a"}
     assert up.labels == {"10.0.0.1:80": {"class": "iot"}}
     assert up.weights == {"10.0.0.1:80": 3}
+
+
+def test_the_gateway_zone_comes_from_server_zone_then_edgeward_zone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgeward.compose import gateway_zone
+    from edgeward.config.text import load_text
+
+    plain = load_text(UPSTREAM.replace("UPSTREAM", "targets: [10.0.0.1:80]"), "gw.yaml")
+    zoned = load_text("server: {zone: a}\n" + UPSTREAM.replace(
+        "UPSTREAM", "targets: [10.0.0.1:80]"), "gw.yaml")
+    monkeypatch.delenv("EDGEWARD_ZONE", raising=False)
+    assert gateway_zone(plain) == "" and gateway_zone(zoned) == "a"
+    monkeypatch.setenv("EDGEWARD_ZONE", "b")
+    assert gateway_zone(plain) == "b" and gateway_zone(zoned) == "a"
