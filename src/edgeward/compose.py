@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from edgeward.auth.context import AuthContext, SubrequestFailed, SubResponse
 from edgeward.auth.directory import ConsumerDirectory
+from edgeward.balance.locality import selector_of
 from edgeward.cache.runtime import CacheRuntime, Prewarm
 from edgeward.canary.run import CanaryBook, CanaryRun
 from edgeward.config.schema import GatewayConfig, UpstreamConfig
@@ -32,6 +33,7 @@ from edgeward.filters.config import (
 )
 from edgeward.filters.events import FilterEvents
 from edgeward.filters.governance import BodyLimit, Concurrency, ConsumerLimits, RateLimit, Split
+from edgeward.filters.subset import Chain as SubsetChain
 from edgeward.http.h1.client import TlsOrigin
 from edgeward.proxy.chain import Chain
 from edgeward.proxy.cluster import Cluster
@@ -44,6 +46,7 @@ from edgeward.ratelimit.limiter import Limiter, build_local_limiter
 from edgeward.ratelimit.redis_client import connect as connect_redis
 from edgeward.ratelimit.redis_store import GlobalLimiter
 from edgeward.resilience.retry import RetryBudget, RetryPolicy
+from edgeward.routing.config import SplitEntryConfig
 from edgeward.routing.split import TrafficSplit
 from edgeward.routing.table import RouteTable
 from edgeward.structs import ConfigError, Problem
@@ -200,7 +203,7 @@ def _governance(cfg: GatewayConfig, index: int, name: str, rng: random.Random,
         filters.append(Concurrency(concurrency))
     if rc.split is not None:
         try:
-            split = TrafficSplit.from_config(rc.split, str, rng)
+            split = TrafficSplit.from_entries(rc.split, split_value, rng)
         except ValueError as exc:
             raise ConfigError("<config>", [Problem(f"routes[{index}].split", str(exc))]) from None
         filters.append(Split(split, name))
@@ -333,6 +336,13 @@ def _global_limiter(client: Any, name: str, rl: RateLimitConfig, redis_cfg: Redi
 def _maker(name: str, up: UpstreamConfig, loop: asyncio.AbstractEventLoop,
            rng: random.Random, source: str, zone: str) -> Callable[[], Cluster]:
     return lambda: Cluster(name, up, loop, rng, tls=upstream_tls(name, up, source), zone=zone)
+
+
+def split_value(entry: SplitEntryConfig) -> tuple[str, SubsetChain | None]:
+    """A split entry's choice: its upstream, and its label subset (docs/locality.md)."""
+    if not entry.labels:
+        return entry.upstream, None
+    return entry.upstream, (selector_of(entry.labels),)
 
 
 def gateway_zone(cfg: GatewayConfig) -> str:

@@ -52,6 +52,12 @@ routes:
     upstream: devices
     filters:
       - subset: {key: header:x-device-type, map: {sensor: {class: iot}}, fallback: any}
+  - name: split
+    match: {host: split.test}
+    split:
+      - {upstream: devices, labels: {class: iot}, when: {header: {x-device-type: sensor}}}
+      - {upstream: devices, labels: {class: video}, when: {header: {x-device-type: camera}}}
+      - {upstream: devices}
 """
 
 
@@ -105,6 +111,13 @@ def test_no_subset_answers_503_with_fallback_none_and_any_endpoint_with_fallback
                host="strict.test")
     assert resp.status == 503 and resp.json()["code"] == "no_subset_endpoint"
     assert len(fleet.spread("lenient.test", 18, [("x-device-type", "toaster")])) > 2
+
+
+def test_a_split_entry_selects_endpoints_by_labels(fleet: Fleet) -> None:
+    assert set(fleet.spread("split.test", 12, [("x-device-type", "sensor")])) == {"a1", "b1"}
+    assert len(fleet.spread("split.test", 18)) > 2
+    resp = get(fleet.gw.port, "/echo", headers=[("x-device-type", "camera")], host="split.test")
+    assert resp.status == 503 and resp.json()["code"] == "no_subset_endpoint"
 
 
 def test_traffic_stays_in_the_gateway_zone_then_spills_when_it_loses_capacity(
