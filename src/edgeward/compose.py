@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from edgeward.auth.context import AuthContext, SubrequestFailed, SubResponse
 from edgeward.auth.directory import ConsumerDirectory
+from edgeward.balance.locality import selector_of
 from edgeward.cache.runtime import CacheRuntime, Prewarm
 from edgeward.canary.run import CanaryBook, CanaryRun
 from edgeward.config.schema import GatewayConfig, UpstreamConfig
@@ -32,6 +33,7 @@ from edgeward.filters.config import (
 )
 from edgeward.filters.events import FilterEvents
 from edgeward.filters.governance import BodyLimit, Concurrency, ConsumerLimits, RateLimit, Split
+from edgeward.filters.subset import Chain as SubsetChain
 from edgeward.http.h1.client import TlsOrigin
 from edgeward.proxy.chain import Chain
 from edgeward.proxy.cluster import Cluster
@@ -44,6 +46,7 @@ from edgeward.ratelimit.limiter import Limiter, build_local_limiter
 from edgeward.ratelimit.redis_client import connect as connect_redis
 from edgeward.ratelimit.redis_store import GlobalLimiter
 from edgeward.resilience.retry import RetryBudget, RetryPolicy
+from edgeward.routing.config import SplitEntryConfig
 from edgeward.routing.split import TrafficSplit
 from edgeward.routing.table import RouteTable
 from edgeward.structs import ConfigError, Problem
@@ -201,7 +204,7 @@ def _governance(cfg: GatewayConfig, index: int, name: str, rng: random.Random,
         filters.append(Concurrency(concurrency))
     if rc.split is not None:
         try:
-            split = TrafficSplit.from_config(rc.split, str, rng)
+            split = TrafficSplit.from_entries(rc.split, split_value, rng)
         except ValueError as exc:
             raise ConfigError("<config>", [Problem(f"routes[{index}].split", str(exc))]) from None
         filters.append(Split(split, name))
@@ -333,8 +336,20 @@ def _global_limiter(client: Any, name: str, rl: RateLimitConfig, redis_cfg: Redi
 
 
 def _maker(name: str, up: UpstreamConfig, loop: asyncio.AbstractEventLoop,
-           rng: random.Random, source: str) -> Callable[[], Cluster]:
-    return lambda: Cluster(name, up, loop, rng, tls=upstream_tls(name, up, source))
+           rng: random.Random, source: str, zone: str) -> Callable[[], Cluster]:
+    return lambda: Cluster(name, up, loop, rng, tls=upstream_tls(name, up, source), zone=zone)
+
+
+def split_value(entry: SplitEntryConfig) -> tuple[str, SubsetChain | None]:
+    """A split entry's choice: its upstream, and its label subset (docs/locality.md)."""
+    if not entry.labels:
+        return entry.upstream, None
+    return entry.upstream, (selector_of(entry.labels),)
+
+
+def gateway_zone(cfg: GatewayConfig) -> str:
+    """The gateway's zone: server.zone, else EDGEWARD_ZONE, else "" (zone routing off)."""
+    return cfg.server.zone or os.environ.get("EDGEWARD_ZONE", "")
 
 
 def upstream_tls(name: str, up: UpstreamConfig, source: str) -> TlsOrigin | None:
@@ -374,8 +389,10 @@ def compile_snapshot(
         auth.upstreams = frozenset(cfg.upstreams)
         auth.environ = environ
         clusters: dict[str, Cluster] = {}
+        zone = gateway_zone(cfg)
         for name, up in cfg.upstreams.items():
-            clusters[name] = registry.get("cluster", name, up, _maker(name, up, loop, rng, source))
+            clusters[name] = registry.get("cluster", name, (up, zone),
+                                           _maker(name, up, loop, rng, source, zone))
         cache = _cache(cfg, registry)
         ctx = BuildContext(clusters=clusters, fetch=fetch, events=filter_events(registry),
                            max_header_bytes=cfg.server.max_header_bytes, rng=rng,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from edgeward.balance.endpoint import Endpoint, clamp_weight
@@ -23,7 +23,7 @@ from edgeward.compose import cache_runtime, canary_book, filter_events
 from edgeward.config.schema import GatewayConfig
 from edgeward.config.sources import ConfigSource, EtcdSource
 from edgeward.discovery.dns import DnsResolverWatcher
-from edgeward.discovery.etcd import EtcdRegistryWatcher
+from edgeward.discovery.etcd import EtcdRegistryWatcher, Member
 from edgeward.discovery.health import ActiveHealthChecker
 from edgeward.discovery.health import Transition as HealthTransition
 from edgeward.followers import Followers
@@ -91,9 +91,9 @@ class ClusterWatch:
         elif self.discovery is not None:
             await self.discovery.stop()
 
-    def _on_members(self, members: list[tuple[str, int, int]]) -> None:
+    def _on_members(self, members: Sequence[Member]) -> None:
         cluster = self.cluster
-        fresh = [Endpoint(h, p, clamp_weight(w)) for h, p, w in members]
+        fresh = [Endpoint(m[0], m[1], clamp_weight(m[2]), *m[3:]) for m in members]
         known = {e.key for e in cluster.endpoints}
         cluster.set_endpoints(fresh)
         if self.checker is not None:

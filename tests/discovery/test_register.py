@@ -17,7 +17,12 @@ from tests.fixtures_etcd import (  # noqa: F401 - fixtures
     free_port,
 )
 
-from edgeward.discovery.etcd import EtcdRegistryWatcher, EtcdUnavailable
+from edgeward.discovery.etcd import (
+    EtcdRegistryWatcher,
+    EtcdUnavailable,
+    Member,
+    parse_registry_value,
+)
 from edgeward.discovery.register import DEFAULT_TTL, Registration, main
 
 PREFIX = "/edgeward/services/"
@@ -178,3 +183,26 @@ def test_registration_errors_are_connection_errors() -> None:
 
     with pytest.raises(EtcdUnavailable):
         asyncio.run(run())
+
+
+async def test_zone_and_labels_round_trip_through_the_registry(
+    etcd: EtcdServer, registrants: list[Registrant]
+) -> None:
+    updates: list[list[Member]] = []
+    async with EtcdRegistryWatcher([etcd.endpoint], "edge", updates.append):
+        r = Registrant("--etcd", etcd.url, "--service", "edge", "--address", "10.0.3.1:82",
+                       "--zone", "eu-1b", "--label", "class=iot", "--label", "sla=gold")
+        registrants.append(r)
+        await until(lambda: bool(updates[-1]), timeout=10)
+        assert updates[-1] == [("10.0.3.1", 82, 1, "eu-1b", {"class": "iot", "sla": "gold"})]
+        r.signal(signal.SIGTERM)
+        assert r.wait() == 0
+
+
+def test_registry_locality_is_checked() -> None:
+    good = b'{"address": "10.0.0.1:80", "zone": "a", "labels": {"k": "v"}}'
+    assert parse_registry_value(b"k", good) == ("10.0.0.1", 80, 1, "a", {"k": "v"})
+    assert parse_registry_value(b"k", b'{"address": "10.0.0.1:80", "zone": 3}') is None
+    assert parse_registry_value(b"k", b'{"address": "10.0.0.1:80", "labels": {"k": 1}}') is None
+    assert main(["--etcd", "127.0.0.1:1", "--service", "s", "--address", "10.0.0.1:80",
+                 "--label", "novalue"]) == 2

@@ -183,6 +183,19 @@ CASES = [
      "routes[0].filters[0].fault.when", "needs at least one of header, cookie, percent_of"),
     ("unknown fault key", F + "[{fault: {abort: {}, chance: 5}}]",
      "routes[0].filters[0].fault.chance", "unknown key"),
+    # subset
+    ("subset bad key", F + "[{subset: {key: 'header:a b', map: {s: {c: i}}}}]",
+     "routes[0].filters[0].subset.key", "header"),
+    ("subset route key", F + "[{subset: {key: route, map: {s: {c: i}}}}]",
+     "routes[0].filters[0].subset.key", "not a per-request attribute"),
+    ("subset empty map", F + "[{subset: {key: 'header:x', map: {}}}]",
+     "routes[0].filters[0].subset.map", "at least one"),
+    ("subset empty labels", F + "[{subset: {key: 'header:x', map: {s: {}}}}]",
+     "routes[0].filters[0].subset.map.s", "must not be empty"),
+    ("subset default missing", F + "[{subset: {key: 'header:x', map: {s: {c: i}}, "
+     "fallback: default}}]", "routes[0].filters[0].subset.default", "needs default labels"),
+    ("subset fallback", F + "[{subset: {key: 'header:x', map: {s: {c: i}}, fallback: all}}]",
+     "routes[0].filters[0].subset.fallback", "all"),
 ]
 
 

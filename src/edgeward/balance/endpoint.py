@@ -28,11 +28,14 @@ class Endpoint:
     `active` is the number of requests in flight to it (the shell increments on dispatch and
     decrements on completion); `healthy` is the active health check's verdict (True until a
     check says otherwise); `ejected` is set by outlier detection. `available` combines them.
+    `zone` ("" when unknown) and `labels` come from config or the registry (docs/locality.md).
     """
 
-    __slots__ = ("host", "port", "key", "weight", "active", "healthy", "ejected")
+    __slots__ = ("host", "port", "key", "weight", "active", "healthy", "ejected", "zone",
+                 "labels")
 
-    def __init__(self, host: str, port: int, weight: int = 1) -> None:
+    def __init__(self, host: str, port: int, weight: int = 1, zone: str = "",
+                 labels: dict[str, str] | None = None) -> None:
         if not 1 <= weight <= MAX_WEIGHT:
             raise ValueError(f"weight must be between 1 and {MAX_WEIGHT}, got {weight}")
         self.host = host
@@ -42,6 +45,8 @@ class Endpoint:
         self.active = 0
         self.healthy = True
         self.ejected = False
+        self.zone = zone
+        self.labels: dict[str, str] = labels if labels is not None else {}
 
     @property
     def available(self) -> bool:

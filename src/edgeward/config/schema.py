@@ -14,6 +14,7 @@ import edgeward.auth.kinds  # noqa: F401  (registers the authentication filter k
 from edgeward.admin.config import AdminConfig
 from edgeward.auth.config import ConsumerConfig, check_consumer_name
 from edgeward.balance.endpoint import MAX_WEIGHT
+from edgeward.balance.locality import DEFAULT_MIN_CLUSTER_SIZE, DEFAULT_ROUTING_ENABLED
 from edgeward.balance.options import (
     DEFAULT_ACTIVE_REQUEST_BIAS,
     DEFAULT_BALANCE,
@@ -89,6 +90,10 @@ DEFAULT_ROUTE_TIMEOUT = 60.0
 
 @dataclass(frozen=True, kw_only=True)
 class ServerConfig:
+    zone: str | None = field(
+        default=None,
+        metadata=doc("the gateway's own zone for zone-aware routing (docs/locality.md); "
+                     "null: EDGEWARD_ZONE, or no zone (zone routing off)"))
     header_timeout: Duration = field(
         default=DEFAULT_HEADER_TIMEOUT,
         metadata=doc("time to receive a request head; then 408 and close"))
@@ -169,12 +174,48 @@ class ServerConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ZoneAwareConfig:
+    enabled: bool = field(
+        default=True,
+        metadata=doc("prefer the gateway's zone while it has enough healthy capacity; only "
+                     "when the gateway has a zone (server.zone or EDGEWARD_ZONE)"))
+    min_cluster_size: int = field(
+        default=DEFAULT_MIN_CLUSTER_SIZE,
+        metadata=doc("below this many available endpoints zone routing is off; 6 as Envoy "
+                     "zone_aware_lb_config.min_cluster_size"))
+    routing_enabled: float = field(
+        default=DEFAULT_ROUTING_ENABLED * 100,
+        metadata=doc("percent of requests that use zone routing; 100 as Envoy "
+                     "zone_aware_lb_config.routing_enabled"))
+
+    def check(self) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        if self.min_cluster_size < 0:
+            problems.append(("min_cluster_size", "must be 0 or more"))
+        if not 0 <= self.routing_enabled <= 100:
+            problems.append(("routing_enabled", "must be a percentage from 0 to 100"))
+        return problems
+
+
+@dataclass(frozen=True, kw_only=True)
 class UpstreamConfig:
     targets: list[Address] = field(
         default_factory=list, metadata=doc("static HOST:PORT endpoints"))
     weights: dict[str, int] = field(
         default_factory=dict,
         metadata=doc("weight per target (HOST:PORT -> weight), default 1, at most 65535"))
+    zones: dict[str, str] = field(
+        default_factory=dict,
+        metadata=doc("zone per target (HOST:PORT -> zone), for zone-aware routing "
+                     "(docs/locality.md); a target mapping's `zone:` lands here"))
+    labels: dict[str, dict[str, str]] = field(
+        default_factory=dict,
+        metadata=doc("labels per target (HOST:PORT -> {key: value}), for label subsets "
+                     "(docs/locality.md); a target mapping's `labels:` lands here"))
+    zone_aware: ZoneAwareConfig = field(
+        default_factory=ZoneAwareConfig,
+        metadata=doc("zone-aware routing thresholds, used while the gateway has a zone "
+                     "(server.zone or EDGEWARD_ZONE)"))
     discovery: DiscoveryConfig | None = field(
         default=None, metadata=doc("follow an etcd registry or DNS name instead of targets"))
     balance: BalanceKind = field(default=DEFAULT_BALANCE, metadata=doc("balancing algorithm"))
@@ -234,6 +275,10 @@ class UpstreamConfig:
                 if spec.kind in ("route", "consumer"):
                     problems.append(("hash_on", f"{self.hash_on!r} is not a per-request key"))
         known = {f"{h}:{p}" for h, p in self.targets}
+        for section in ("zones", "labels"):
+            for key in getattr(self, section):
+                if key not in known:
+                    problems.append((f"{section}.{key}", "not one of targets"))
         for key, weight in self.weights.items():
             if key not in known:
                 problems.append((f"weights.{key}", "not one of targets"))
@@ -489,11 +534,45 @@ def normalize(raw: Any) -> Any:
     if isinstance(out.get("redis"), str):
         out["redis"] = {"url": out["redis"]}
     if isinstance(out.get("upstreams"), dict):
-        out["upstreams"] = {k: normalize_targets(v) for k, v in out["upstreams"].items()}
+        out["upstreams"] = {k: normalize_targets(target_mappings(v))
+                            for k, v in out["upstreams"].items()}
     routes = out.get("routes")
     if isinstance(routes, list):
         out["routes"] = [
             _route_shorthands(r) if isinstance(r, dict) else r for r in routes]
+    return out
+
+
+TARGET_KEYS: frozenset[str] = frozenset({"address", "weight", "zone", "labels"})
+
+
+def target_mappings(upstream: Any) -> Any:
+    """`targets: [{address: A, zone: Z, labels: {...}, weight: W}, "B"]` -> `targets: [A, B]`
+    plus `zones: {A: Z}`, `labels: {A: {...}}`, `weights: {A: W}`. A mapping with other keys
+    or without a string address is left for the typed reader to refuse at its index."""
+    if not isinstance(upstream, dict) or not isinstance(upstream.get("targets"), list):
+        return upstream
+    if not any(isinstance(t, dict) for t in upstream["targets"]):
+        return upstream
+    out = dict(upstream)
+    sections: dict[str, dict[Any, Any]] = {
+        key: dict(upstream[key]) if isinstance(upstream.get(key), dict) else {}
+        for key in ("zones", "labels", "weights")}
+    targets: list[Any] = []
+    for t in upstream["targets"]:
+        if (not isinstance(t, dict) or not isinstance(t.get("address"), str)
+                or not set(t) <= TARGET_KEYS):
+            targets.append(t)
+            continue
+        address = t["address"]
+        targets.append(address)
+        for key, section in (("zone", "zones"), ("labels", "labels"), ("weight", "weights")):
+            if key in t:
+                sections[section][address] = t[key]
+    out["targets"] = targets
+    for name, entries in sections.items():
+        if entries:
+            out[name] = entries
     return out
 
 

@@ -4,6 +4,9 @@ Registry layout (written by `discovery.register`, read here):
 
     /edgeward/services/NAME/HOST:PORT  ->  {"address": "HOST:PORT", "weight": W}   (under a lease)
 
+with optional `"zone": "Z"` and `"labels": {"k": "v"}`; an entry with either is read as
+(host, port, weight, zone, labels), one without as (host, port, weight).
+
 `EtcdRegistryWatcher` reads the prefix once, then watches it from the revision that read
 returned, so no change between the read and the watch is lost. When the stream breaks (etcd
 restarted, network gone) it keeps the last list (endpoints keep being served), reconnects
@@ -37,6 +40,8 @@ from edgeward.values import Address, Duration, doc
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# A registry member: (host, port, weight), or with locality (host, port, weight, zone, labels).
+Member = tuple[str, int, int] | tuple[str, int, int, str, dict[str, str]]
 
 # etcd's own default client URL (`--listen-client-urls http://localhost:2379`).
 DEFAULT_ETCD_ENDPOINT: tuple[str, int] = ("127.0.0.1", 2379)
@@ -241,8 +246,9 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def parse_registry_value(key: bytes, value: bytes) -> tuple[str, int, int] | None:
-    """Registry key/value -> (host, port, weight); None (and a warning) if malformed."""
+def parse_registry_value(key: bytes, value: bytes) -> Member | None:
+    """Registry key/value -> (host, port, weight[, zone, labels]); None (and a warning) if
+    malformed."""
     from edgeward.values import parse_address
 
     try:
@@ -251,6 +257,13 @@ def parse_registry_value(key: bytes, value: bytes) -> tuple[str, int, int] | Non
         weight = data.get("weight", 1)
         if isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:
             raise ValueError(f"weight must be an integer >= 1, got {weight!r}")
+        zone = data.get("zone", "")
+        labels = data.get("labels", {})
+        if not isinstance(zone, str):
+            raise ValueError(f"zone must be a string, got {zone!r}")
+        if not isinstance(labels, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+            raise ValueError(f"labels must map strings to strings, got {labels!r}")
     except (ValueError, KeyError, TypeError) as exc:
         log.warning("ignoring malformed registry entry %r: %s", key, exc)
         return None
@@ -258,6 +271,8 @@ def parse_registry_value(key: bytes, value: bytes) -> tuple[str, int, int] | Non
         log.warning("registry entry %r: weight %d clamped to %d (the largest weight)",
                     key, weight, MAX_WEIGHT)
         weight = MAX_WEIGHT
+    if zone or labels:
+        return host, port, weight, zone, labels
     return host, port, weight
 
 
@@ -396,7 +411,7 @@ class EtcdPrefixWatcher(Generic[T]):
             log.exception("on_update callback failed for %s", self.prefix.decode())
 
 
-class EtcdRegistryWatcher(EtcdPrefixWatcher[tuple[str, int, int]]):
+class EtcdRegistryWatcher(EtcdPrefixWatcher[Member]):
     """Keeps the endpoint list of one registered service, pushing every change to `on_update`
     (see EtcdPrefixWatcher)."""
 
@@ -404,7 +419,7 @@ class EtcdRegistryWatcher(EtcdPrefixWatcher[tuple[str, int, int]]):
         self,
         endpoints: list[tuple[str, int]],
         service: str,
-        on_update: Callable[[list[tuple[str, int, int]]], None],
+        on_update: Callable[[list[Member]], None],
         *,
         timeout: float = DEFAULT_ETCD_TIMEOUT,
         backoff: Backoff | None = None,
@@ -417,11 +432,11 @@ class EtcdRegistryWatcher(EtcdPrefixWatcher[tuple[str, int, int]]):
         super().__init__(endpoints, f"{prefix.rstrip('/')}/{service}/".encode(), on_update,
                          timeout=timeout, backoff=backoff, access=access)
 
-    def parse(self, key: bytes, value: bytes) -> tuple[str, int, int] | None:
+    def parse(self, key: bytes, value: bytes) -> Member | None:
         return parse_registry_value(key, value)
 
     @property
-    def endpoints(self) -> list[tuple[str, int, int]]:
+    def endpoints(self) -> list[Member]:
         """The current list, sorted by key (stable order for balancers and tests)."""
         return self.entries
 

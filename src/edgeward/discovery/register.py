@@ -4,6 +4,7 @@
         await serve_forever()
 
 puts `/edgeward/services/orders/10.0.0.7:8000 = {"address": "10.0.0.7:8000", "weight": 2}`
+(plus `"zone": Z` and `"labels": {...}` when given: `--zone Z --label k=v`)
 under a lease of `ttl` seconds and refreshes the lease every ttl/3 (the ratio etcd's own
 clientv3 KeepAlive and Consul's TTL checks use: two refreshes may be lost before expiry).
 Closing revokes the lease, so the key disappears at once; a process that dies without closing
@@ -62,6 +63,8 @@ class Registration:
         address: tuple[str, int],
         *,
         weight: int = 1,
+        zone: str = "",
+        labels: dict[str, str] | None = None,
         ttl: float = DEFAULT_TTL,
         timeout: float = DEFAULT_ETCD_TIMEOUT,
         backoff: Backoff | None = None,
@@ -77,7 +80,12 @@ class Registration:
             raise ValueError(f"ttl must be >= {MIN_TTL:g}s, got {ttl:g}s")
         name = format_endpoint(address)
         self.key = f"{prefix.rstrip('/')}/{service}/{name}".encode()
-        self.value = json.dumps({"address": name, "weight": weight}).encode()
+        value: dict[str, object] = {"address": name, "weight": weight}
+        if zone:
+            value["zone"] = zone
+        if labels:
+            value["labels"] = dict(labels)
+        self.value = json.dumps(value).encode()
         self.ttl = ttl
         self._lease_ttl = max(1, math.ceil(ttl))
         self._conn = EtcdConnection(endpoints, timeout, access)
@@ -159,6 +167,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="address the gateway should send traffic to")
     p.add_argument("--weight", type=int, default=1,
                    help=f"balancing weight, 1..{MAX_WEIGHT} (default 1)")
+    p.add_argument("--zone", default="", help="the instance's zone (zone-aware routing)")
+    p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
+                   help="a label for subsets; repeat for several")
     p.add_argument("--ttl", default=f"{DEFAULT_TTL:g}s",
                    help=f"lease TTL, e.g. 10s (default {DEFAULT_TTL:g}s)")
     p.add_argument("--timeout", default=f"{DEFAULT_ETCD_TIMEOUT:g}s",
@@ -178,8 +189,9 @@ def main(argv: list[str]) -> int:
         address = parse_address(args.address)
         ttl = parse_duration(args.ttl)
         timeout = parse_duration(args.timeout)
+        labels = parse_labels(args.label)
         registration = Registration(endpoints, args.service, address, weight=args.weight,
-                                    ttl=ttl, timeout=timeout,
+                                    zone=args.zone, labels=labels, ttl=ttl, timeout=timeout,
                                     access=access_from_env(os.environ))
     except ValueError as exc:
         print(f"edgeward register: {exc}", file=sys.stderr)
@@ -191,6 +203,17 @@ def main(argv: list[str]) -> int:
         print(f"edgeward register: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def parse_labels(items: list[str]) -> dict[str, str]:
+    """`["class=iot", "sla=gold"]` -> `{"class": "iot", "sla": "gold"}`; ValueError if malformed."""
+    labels: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--label wants KEY=VALUE, got {item!r}")
+        labels[key] = value
+    return labels
 
 
 async def _serve(registration: Registration) -> None:

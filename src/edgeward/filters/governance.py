@@ -23,6 +23,7 @@ from edgeward.filters.api import (
     RequestResult,
     Response,
 )
+from edgeward.filters.subset import Chain as SubsetChain
 from edgeward.ratelimit.concurrency import ConcurrencyLimiter
 from edgeward.ratelimit.decision import Decision, response_fields, response_headers
 from edgeward.ratelimit.keys import KeySpec
@@ -174,11 +175,15 @@ class Split(Filter):
 
     order: ClassVar[int] = ORDER_SPLIT
 
-    def __init__(self, split: TrafficSplit[str], route: str) -> None:
+    def __init__(self, split: TrafficSplit[tuple[str, SubsetChain | None]],
+                 route: str) -> None:
         self.name = "split"
         self.split = split
         self.route = route
 
     def on_request(self, req: Request) -> RequestResult:
-        req.upstream = self.split.choose(req, self.route)
+        upstream, subset = self.split.choose(req, self.route)
+        req.upstream = upstream
+        if subset is not None:  # the entry's labels win over a subset filter's
+            req.subset = subset
         return None

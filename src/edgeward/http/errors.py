@@ -73,6 +73,12 @@ _CATALOGUE = [
               "again after the one resend that allows."),
     ErrorCode("bad_gateway", 502, "The upstream's response was not valid HTTP/1.1 or HTTP/2."),
     ErrorCode("no_healthy_upstream", 503, "The upstream has no endpoint, or none is available."),
+    ErrorCode("no_subset", 503,
+              "The route's subset filter maps this request to no label subset and its "
+              "fallback is none."),
+    ErrorCode("no_subset_endpoint", 503,
+              "The label subset chosen for this request has no available endpoint and the "
+              "fallback is none."),
     ErrorCode("circuit_open", 503, "The upstream's circuit breaker is open; origin not tried."),
     ErrorCode("overloaded", 503, "The route's max_concurrent requests are already in flight."),
     ErrorCode("auth_unavailable", 503,

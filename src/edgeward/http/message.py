@@ -61,7 +61,7 @@ class RequestHead:
         "body_length", "client_ip", "peer_ip", "request_id", "scheme", "id_line",
         "expect_continue", "keep_alive", "http10", "trace", "upstream", "route_name",
         "body_received", "trailers", "owned", "started", "_vars", "_cookies", "_query",
-        "consumer", "auth_result", "client_cert", "upgrade",
+        "consumer", "auth_result", "client_cert", "upgrade", "subset",
     )
 
     def __init__(
@@ -112,6 +112,9 @@ class RequestHead:
         # The protocol a client asks to switch to (only b"websocket" gets this far: the codec
         # refuses other upgrades); None for a plain request.
         self.upgrade: bytes | None = None
+        # Set by the `subset` filter: label selectors to try in order (None in it: any
+        # endpoint of the upstream); None: the whole upstream (docs/locality.md).
+        self.subset: tuple[tuple[tuple[str, str], ...] | None, ...] | None = None
         self._vars: dict[str, object] | None = None
         self._cookies: dict[str, str] | None = None
         self._query: dict[str, str] | None = None

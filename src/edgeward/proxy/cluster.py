@@ -10,6 +10,7 @@ from edgeward.balance.base import Balancer
 from edgeward.balance.endpoint import Endpoint
 from edgeward.balance.factory import make_balancer
 from edgeward.balance.hashing import hash64
+from edgeward.balance.locality import Selector, SubsetIndex, ZoneRouter
 from edgeward.config.schema import UpstreamConfig
 from edgeward.http.h1.client import EndpointPool, TlsOrigin
 from edgeward.http.h2.pool import H2Pool
@@ -26,12 +27,13 @@ class Cluster:
         "name", "config", "endpoints", "pools", "balancer", "hash_key", "connect_timeout",
         "response_header_timeout", "_loop", "closed", "breaker", "endpoint_breakers",
         "rollout_ratio", "outlier", "active_requests", "active_retries", "events",
-        "records_latency", "retries", "on_attempt", "pick_plain", "guarded", "tls",
+        "records_latency", "retries", "on_attempt", "pick_plain", "guarded", "tls", "zones",
+        "subsets",
     )
 
     def __init__(
         self, name: str, config: UpstreamConfig, loop: asyncio.AbstractEventLoop,
-        rng: random.Random | None = None, tls: TlsOrigin | None = None,
+        rng: random.Random | None = None, tls: TlsOrigin | None = None, zone: str = "",
     ) -> None:
         self.name = name
         self.tls = tls  # every connection of this cluster is TLS (None: every one is plain)
@@ -43,10 +45,20 @@ class Cluster:
         self._loop = loop
         self.closed = False
         options = config.balancer_options()
-        self.balancer: Balancer = make_balancer(options, [], rng or random.Random())
+        rng = rng or random.Random()
+        self.balancer: Balancer = make_balancer(options, [], rng)
         self.hash_key: KeySpec | None = parse_key(config.hash_on) if config.hash_on else None
-        # Without a hash key the exchange calls the balancer directly (one call fewer).
-        self.pick_plain = self.balancer.pick if self.hash_key is None else None
+        za = config.zone_aware
+        # Zone-aware routing while the gateway has a zone and the upstream does not opt out.
+        self.zones: ZoneRouter | None = (
+            ZoneRouter(zone, options, rng, min_cluster_size=za.min_cluster_size,
+                       routing_enabled=za.routing_enabled / 100.0)
+            if zone and za.enabled else None)
+        # Label subsets, built when a route first asks for a selector (docs/locality.md).
+        self.subsets = SubsetIndex(options, rng)
+        # Without a hash key, zones or subsets the exchange calls the balancer directly.
+        self.pick_plain = (self.balancer.pick if self.hash_key is None and self.zones is None
+                           else None)
         bc = config.circuit_breaker
         self.breaker = CircuitBreaker(bc) if bc is not None and not bc.per_endpoint else None
         self.endpoint_breakers: dict[str, CircuitBreaker] | None = (
@@ -64,7 +76,9 @@ class Cluster:
         self.events: list[object] = []
         self.records_latency = config.balance == "peak_ewma"
         static = [
-            Endpoint(host, port, config.weights.get(f"{host}:{port}", 1))
+            Endpoint(host, port, config.weights.get(f"{host}:{port}", 1),
+                     config.zones.get(f"{host}:{port}", ""),
+                     dict(config.labels.get(f"{host}:{port}", {})))
             for host, port in config.targets
         ]
         if static:
@@ -78,6 +92,8 @@ class Cluster:
             old = keep.pop(e.key, None)
             if old is not None:
                 old.weight = e.weight
+                old.zone = e.zone
+                old.labels = e.labels
                 fresh.append(old)
             else:
                 fresh.append(e)
@@ -88,6 +104,9 @@ class Cluster:
                 pool.close_all()
         self.endpoints = fresh
         self.balancer.set_endpoints(fresh)
+        self.subsets.set_endpoints(fresh)
+        if self.zones is not None:
+            self.zones.set_endpoints(fresh, self.balancer.panicking)
         if self.outlier is not None:
             self.outlier.set_endpoints(fresh, self._loop.time())
         if self.endpoint_breakers is not None:
@@ -117,10 +136,32 @@ class Cluster:
 
     def pick(self, head: RequestHead, route_name: str, now: float) -> Endpoint | None:
         spec = self.hash_key
-        if spec is None:
-            return self.balancer.pick(None, now)
-        key = spec.extract(head, route_name)
-        return self.balancer.pick(hash64(key) if key is not None else None, now)
+        hashed: int | None = None
+        if spec is not None:
+            key = spec.extract(head, route_name)
+            hashed = hash64(key) if key is not None else None
+        if self.zones is not None:
+            return self.zones.pick(hashed, now, self.balancer)
+        return self.balancer.pick(hashed, now)
+
+    def pick_subsets(self, head: RequestHead, route_name: str, now: float,
+                     chain: tuple[Selector | None, ...]) -> Endpoint | None:
+        """Pick in the first label subset of `chain` with an endpoint to pick (None in the
+        chain: the whole upstream); None when none has one."""
+        spec = self.hash_key
+        hashed: int | None = None
+        if spec is not None:
+            key = spec.extract(head, route_name)
+            hashed = hash64(key) if key is not None else None
+        for selector in chain:
+            if selector is None:
+                found = (self.zones.pick(hashed, now, self.balancer) if self.zones is not None
+                         else self.balancer.pick(hashed, now))
+            else:
+                found = self.subsets.balancer(selector).pick(hashed, now)
+            if found is not None:
+                return found
+        return None
 
     def admit(self, endpoint: Endpoint | None, now: float) -> bool:
         """Circuit breaker admission (per upstream, or per endpoint when configured)."""
@@ -151,7 +192,7 @@ class Cluster:
             events = self.outlier.record(endpoint, outcome, now)
             if events:
                 self.events.extend(events)
-                self.balancer.refresh()
+                self.availability_changed()
         if self.records_latency:
             self.balancer.record(endpoint, duration, now)
 
@@ -163,6 +204,9 @@ class Cluster:
 
     def availability_changed(self) -> None:
         self.balancer.refresh()
+        self.subsets.refresh()
+        if self.zones is not None:
+            self.zones.refresh(self.balancer.panicking)
 
     def sweep(self, now: float) -> None:
         for pool in self.pools.values():
@@ -171,7 +215,7 @@ class Cluster:
             events = self.outlier.tick(now)
             if events:
                 self.events.extend(events)
-                self.balancer.refresh()
+                self.availability_changed()
         # Transitions caused by time alone (open -> half-open, a probe timing out).
         breakers = [self.breaker] if self.breaker is not None else list(
             (self.endpoint_breakers or {}).values())

@@ -106,12 +106,20 @@ class Forwarder(Attempts):
         cluster = self.cluster
         ex = self.ex
         assert cluster is not None
-        pick = cluster.pick_plain
-        endpoint = (pick(None, now) if pick is not None
-                    else cluster.pick(ex.head, ex.head.route_name, now))
-        if endpoint is None:
-            ex.fail("no_healthy_upstream")
-            return
+        head = ex.head
+        subset = head.subset
+        if subset is not None:
+            endpoint = cluster.pick_subsets(head, head.route_name, now, subset)
+            if endpoint is None:
+                ex.fail("no_subset_endpoint" if None not in subset else "no_healthy_upstream")
+                return
+        else:
+            pick = cluster.pick_plain
+            endpoint = (pick(None, now) if pick is not None
+                        else cluster.pick(head, head.route_name, now))
+            if endpoint is None:
+                ex.fail("no_healthy_upstream")
+                return
         if cluster.guarded and not cluster.admit(endpoint, now):
             ex.fail("circuit_open")
             return

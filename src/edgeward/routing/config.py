@@ -247,6 +247,12 @@ class SplitEntryConfig:
         default=None,
         metadata=doc("If set, the entry takes exactly the requests that satisfy it (first wins)."),
     )
+    labels: dict[str, str] | None = field(
+        default=None,
+        metadata=doc("If set, the entry's requests go only to the upstream's endpoints carrying "
+                     "all these labels; none available: 503 no_subset_endpoint "
+                     "(docs/locality.md)."),
+    )
 
     def check(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []

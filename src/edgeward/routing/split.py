@@ -115,6 +115,19 @@ class TrafficSplit(Generic[T]):
         sticky_key: KeySpec | None = None,
     ) -> TrafficSplit[T]:
         """Compile checked config entries; `resolve` maps an upstream name to its value."""
+        return cls.from_entries(entries, lambda e: resolve(e.upstream), rng,
+                                sticky_key=sticky_key)
+
+    @classmethod
+    def from_entries(
+        cls,
+        entries: Sequence[SplitEntryConfig],
+        resolve: Callable[[SplitEntryConfig], T],
+        rng: random.Random,
+        *,
+        sticky_key: KeySpec | None = None,
+    ) -> TrafficSplit[T]:
+        """As from_config, with `resolve` mapping each whole entry to its value."""
         problems = split_problems(entries)
         if problems:
             raise ValueError("; ".join(f"{k}: {r}" for k, r in problems))
@@ -122,7 +135,7 @@ class TrafficSplit(Generic[T]):
         weighted: list[tuple[T, int]] = []
         for e in entries:
             if e.when is None:
-                weighted.append((resolve(e.upstream), e.weight))
+                weighted.append((resolve(e), e.weight))
                 continue
             p = e.when.percent_of
             cond = Condition(
@@ -131,7 +144,7 @@ class TrafficSplit(Generic[T]):
                 key=parse_key(p.key) if p else None,
                 percent=p.percent if p else None,
             )
-            conditional.append((cond, resolve(e.upstream)))
+            conditional.append((cond, resolve(e)))
         return cls(conditional, weighted, rng, sticky_key)
 
     @classmethod

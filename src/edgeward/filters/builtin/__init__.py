@@ -16,4 +16,5 @@ from edgeward.filters.builtin import (  # noqa: F401
     mirror,
     reply,
     rewrite,
+    subset,
 )
