@@ -13,6 +13,7 @@ import signal
 import socket
 import statistics
 import subprocess
+from collections.abc import Callable
 
 
 def free_port() -> int:
@@ -88,3 +89,15 @@ def stop(procs: list[subprocess.Popen[bytes]], tmp: str) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(p.pid, signal.SIGKILL)
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def starter(procs: list[subprocess.Popen[bytes]], tmp: str
+            ) -> Callable[[list[str]], subprocess.Popen[bytes]]:
+    """A `start(cmd)` for a benchmark's processes: each in its own session (so its group's
+    CPU is measured and `stop` ends the whole group), stderr kept in `tmp`, added to `procs`."""
+    def start(cmd: list[str]) -> subprocess.Popen[bytes]:
+        err = open(os.path.join(tmp, f"proc{len(procs)}.err"), "w")  # noqa: SIM115
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+        procs.append(p)
+        return p
+    return start

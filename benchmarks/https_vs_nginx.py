@@ -170,11 +170,7 @@ def main() -> int:
         f.write(EDGEWARD.format(port=gw, up=up, cert=cert, key=key))
     procs: list[subprocess.Popen[bytes]] = []
 
-    def start(cmd: list[str]) -> subprocess.Popen[bytes]:
-        err = open(os.path.join(tmp, f"proc{len(procs)}.err"), "w")  # noqa: SIM115
-        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
-        procs.append(p)
-        return p
+    start = benchkit.starter(procs, tmp)
 
     try:
         start([nginx, "-c", up_conf])

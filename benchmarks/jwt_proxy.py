@@ -106,11 +106,7 @@ def main() -> int:
                     f"http {{ access_log off; {block} }}\n")
         return path
 
-    def start(cmd: list[str]) -> subprocess.Popen[bytes]:
-        err = open(os.path.join(tmp, f"p{len(procs)}.err"), "w")  # noqa: SIM115
-        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
-        procs.append(p)
-        return p
+    start = benchkit.starter(procs, tmp)
 
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     try:
