@@ -22,30 +22,12 @@ from tests.cluster._cluster import (
     redis_server,
 )
 from tests.devices._client import call
+from tests.devices._pair import config
 from tests.support.gateway import GatewayProcess
 
 from edgeward.devices.config import DevicesConfig
 from edgeward.devices.http_api import parse_path
 from edgeward.devices.store import ShadowStore
-
-
-def config(redis_url: str) -> str:
-    return (
-        "listen: {listen}\nadmin: {admin}\n"
-        f"redis: {{url: '{redis_url}'}}\n"
-        "devices: {shards: 4, stream_maxlen: 1000}\n"
-        "consumers:\n"
-        "  dev-1: {api_keys: [k-dev-1]}\n"
-        "  dev-2: {api_keys: [k-dev-2]}\n"
-        "routes:\n"
-        "  - name: own\n"
-        "    match: {path_prefix: /own/}\n"
-        "    devices: {own_device_only: true}\n"
-        "    filters: [{api_key: {}}]\n"
-        "  - name: api\n"
-        "    match: {path_prefix: /}\n"
-        "    devices: {max_wait: 5s}\n"
-    )
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +38,8 @@ def redis() -> Iterator[RedisServer]:
 
 @pytest.fixture(scope="module")
 def pair(redis: RedisServer) -> Iterator[list[GatewayProcess]]:
-    with gateways([config(redis.url), config(redis.url)]) as gws:
+    text = config(redis.url, ("dev-1", "dev-2"), "{max_wait: 5s}")
+    with gateways([text, text]) as gws:
         yield gws
 
 

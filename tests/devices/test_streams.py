@@ -11,26 +11,9 @@ from collections.abc import Iterator
 import pytest
 from tests.cluster._cluster import RedisServer, gateways, redis_server
 from tests.devices._client import call
+from tests.devices._pair import config
 from tests.devices._sse import EventStream
 from tests.support.gateway import GatewayProcess
-
-
-def config(redis_url: str) -> str:
-    return (
-        "listen: {listen}\nadmin: {admin}\n"
-        f"redis: {{url: '{redis_url}'}}\n"
-        "devices: {shards: 4, stream_maxlen: 1000}\n"
-        "consumers:\n"
-        "  dev-1: {api_keys: [k-dev-1]}\n"
-        "routes:\n"
-        "  - name: own\n"
-        "    match: {path_prefix: /own/}\n"
-        "    devices: {own_device_only: true}\n"
-        "    filters: [{api_key: {}}]\n"
-        "  - name: api\n"
-        "    match: {path_prefix: /}\n"
-        "    devices: {max_wait: 5s, heartbeat: 0.3s, max_streams: 2}\n"
-    )
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +24,8 @@ def redis() -> Iterator[RedisServer]:
 
 @pytest.fixture(scope="module")
 def pair(redis: RedisServer) -> Iterator[list[GatewayProcess]]:
-    with gateways([config(redis.url), config(redis.url)]) as gws:
+    text = config(redis.url, ("dev-1",), "{max_wait: 5s, heartbeat: 0.3s, max_streams: 2}")
+    with gateways([text, text]) as gws:
         yield gws
 
 
