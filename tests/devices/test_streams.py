@@ -15,6 +15,8 @@ from tests.devices._pair import config
 from tests.devices._sse import EventStream
 from tests.support.gateway import GatewayProcess
 
+API = "{max_wait: 5s, heartbeat: 0.3s, max_streams: 2}"
+
 
 @pytest.fixture(scope="module")
 def redis() -> Iterator[RedisServer]:
@@ -24,7 +26,7 @@ def redis() -> Iterator[RedisServer]:
 
 @pytest.fixture(scope="module")
 def pair(redis: RedisServer) -> Iterator[list[GatewayProcess]]:
-    text = config(redis.url, ("dev-1",), "{max_wait: 5s, heartbeat: 0.3s, max_streams: 2}")
+    text = config(redis.url, ("dev-1",), API)
     with gateways([text, text]) as gws:
         yield gws
 
@@ -110,7 +112,7 @@ async def test_streams_go_through_the_routes_filters(pair: list[GatewayProcess])
 
 
 async def test_a_draining_gateway_ends_its_streams_cleanly(redis: RedisServer) -> None:
-    text = config(redis.url).replace("heartbeat: 0.3s", "heartbeat: 30s")
+    text = config(redis.url, ("dev-1",), "{max_wait: 5s, heartbeat: 30s, max_streams: 2}")
     with gateways([text]) as (gw,):
         stream = await EventStream.open(gw.port, "/devices/sse-4/shadow/delta")
         try:
