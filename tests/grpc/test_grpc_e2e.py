@@ -11,10 +11,10 @@ import json
 import queue
 from collections.abc import Iterator
 
+import grpc
 import pytest
 from tests.observability.obskit import AdminGateway, value, wait_until
 
-import grpc
 from support.grpc_origin import GrpcOrigin
 from support.grpc_web import GRPC, WEB, WEB_TEXT, call, frame, unframe
 from support.rawhttp import exchange, get
