@@ -436,13 +436,18 @@ def _answer(ex: Exchange, reply: Reply) -> None:
     ex._close(notify=True)
 
 
+def _detail(reply: Reply, code: str) -> str:
+    """What a local error reply says: the filter's detail, else the catalogue's meaning of
+    `code`, else the status's reason phrase."""
+    entry = ERRORS.get(code)
+    return reply.detail or (entry.meaning if entry is not None else
+                            REASONS.get(reply.status, b"Error").decode())
+
 def _grpc_reply(reply: Reply, request_type: bytes
                 ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
     """A gRPC call's local reply: trailers-only, HTTP 200, the gRPC status of the error."""
     code = reply.code or f"http_{reply.status}"
-    entry = ERRORS.get(code)
-    detail = reply.detail or (entry.meaning if entry is not None else
-                              REASONS.get(reply.status, b"Error").decode())
+    detail = _detail(reply, code)
     status = status_for(reply.code, reply.status)
     fields = [f for f in reply.fields if f[0].lower() != b"content-type"]
     answer = trailers_only(request_type, status, code, detail, fields)
@@ -466,9 +471,7 @@ def _reply_message(reply: Reply, head: RequestHead
     code = reply.code
     if code is None:
         return reply.status, reply.body, fields
-    entry = ERRORS.get(code)
-    detail = reply.detail or (entry.meaning if entry is not None else
-                              REASONS.get(reply.status, b"Error").decode())
+    detail = _detail(reply, code)
     body = error_body(code, head.request_id, detail, getattr(head.trace, "trace_id", None),
                       reply.status)
     fields.insert(0, (b"content-type", PROBLEM_JSON))
