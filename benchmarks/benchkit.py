@@ -13,6 +13,7 @@ import signal
 import socket
 import statistics
 import subprocess
+import time
 from collections.abc import Callable
 
 
@@ -101,3 +102,16 @@ def starter(procs: list[subprocess.Popen[bytes]], tmp: str
         procs.append(p)
         return p
     return start
+
+
+def answers(probe: Callable[[], object], timeout: float = 20.0) -> bool:
+    """Whether `probe()` (a request to a process just started) succeeds within `timeout`,
+    retried every 0.2 s."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            probe()
+            return True
+        except Exception:  # noqa: BLE001 - not up yet, whatever the error
+            time.sleep(0.2)
+    return False

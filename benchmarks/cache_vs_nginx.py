@@ -24,7 +24,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 
 import benchkit
@@ -49,15 +48,8 @@ def fetch(port: int) -> tuple[str | None, bytes]:
         return resp.headers.get("X-Cache"), resp.read()
 
 
-def wait_ready(port: int, timeout: float = 20.0) -> bool:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            fetch(port)
-            return True
-        except Exception:  # noqa: BLE001
-            time.sleep(0.2)
-    return False
+def wait_ready(port: int) -> bool:
+    return benchkit.answers(lambda: fetch(port))
 
 
 def main() -> int:

@@ -25,7 +25,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 
 import benchkit
@@ -57,15 +56,8 @@ def fetch(port: int) -> tuple[str | None, bytes]:
         return resp.headers.get("Content-Encoding"), resp.read()
 
 
-def wait_ready(port: int, timeout: float = 20.0) -> bool:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            fetch(port)
-            return True
-        except Exception:  # noqa: BLE001
-            time.sleep(0.2)
-    return False
+def wait_ready(port: int) -> bool:
+    return benchkit.answers(lambda: fetch(port))
 
 
 NGINX = """worker_processes 1; daemon off; pid {tmp}/{name}.pid; error_log {tmp}/{name}.err;
