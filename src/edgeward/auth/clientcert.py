@@ -64,18 +64,24 @@ class ClientCertMethod(Method):
 
 
 def _lookup(table: dict[str, Consumer], kind: str, cert: ClientCert) -> Consumer | None:
+    found: Consumer | None = None
     if kind == "fingerprint":
         return table.get(cert.sha256)
     if kind == "cn":
         return table.get(cert.cn) if cert.cn else None
     if kind == "uri":
-        names = cert.uris
+        for name in cert.uris:
+            found = table.get(name)
+            if found is not None:
+                return found
     elif kind == "dns":
-        names = tuple(dns_name(n) for n in cert.dns)
+        for name in cert.dns:
+            found = table.get(dns_name(name))
+            if found is not None:
+                return found
     else:
-        names = tuple(email(n) for n in cert.emails)
-    for name in names:
-        found = table.get(name)
-        if found is not None:
-            return found
+        for name in cert.emails:
+            found = table.get(email(name))
+            if found is not None:
+                return found
     return None
