@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from tests.observability.obskit import AdminGateway, value
+from tests.observability.obskit import AdminGateway, get, value
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -36,39 +36,39 @@ listen: "{listen}"
 admin: "{admin}"
 server: {drain_timeout: 300ms}
 consumers:
-  tester: {api_keys: ["%(key)s"]}
+  tester: {api_keys: ["APIKEY"]}
 routes:
   - name: local
     match: {path_prefix: /local}
     respond: {status: 404}
     websocket: {max_message: 64KiB}
-    filters: [%(echo)s]
+    filters: [ECHO]
   - name: keyed
     match: {path_prefix: /keyed}
     respond: {status: 404}
     websocket: true
-    filters: [{api_key: {}}, %(echo)s]
+    filters: [{api_key: {}}, ECHO]
   - name: limited
     match: {path_prefix: /limited}
     respond: {status: 404}
     websocket: {max_tunnels: 2}
-    filters: [%(echo)s]
+    filters: [ECHO]
   - name: idle
     match: {path_prefix: /idle}
     respond: {status: 404}
     websocket: {idle_timeout: 300ms}
-    filters: [%(echo)s]
+    filters: [ECHO]
   - name: pinged
     match: {path_prefix: /pinged}
     respond: {status: 404}
     websocket: {ping_interval: 100ms, idle_timeout: null}
-    filters: [%(echo)s]
+    filters: [ECHO]
   - name: flood
     match: {path_prefix: /flood}
     respond: {status: 404}
     websocket: true
-    filters: [%(echo)s]
-""" % {"key": API_KEY, "echo": ECHO}
+    filters: [ECHO]
+""".replace("APIKEY", API_KEY).replace("ECHO", ECHO)
 
 
 def gateway() -> AdminGateway:
@@ -242,9 +242,7 @@ async def test_authentication_runs_before_the_accepting_filter(gw: AdminGateway)
 async def test_refusals_of_reply_websocket(gw: AdminGateway, path: str,
                                            headers: dict[str, str] | None, code: str) -> None:
     if headers is not None:  # a plain GET: not a handshake
-        reply = await asyncio.to_thread(
-            lambda: __import__("tests.observability.obskit", fromlist=["get"]).get(
-                gw.port, path))
+        reply = await asyncio.to_thread(get, gw.port, path)
         assert (reply.status, reply.json()["code"]) == (400, code)
         return
     with pytest.raises(InvalidStatus) as refused:
