@@ -1,7 +1,10 @@
-"""WebSocket connections a filter accepts itself (`Reply.websocket`), end to end: a real
-`edgeward run` with the test filter `tests.http.ws_filters:EchoFilter`, real `websockets`
-clients and raw sockets over 127.0.0.1. One gateway serves the module (the drain test starts
-its own); tests wait for conditions, never for time.
+"""WebSocket connections a filter accepts itself (`Reply.websocket`).
+
+First the endpoint alone on a fake transport (what it writes, what the handler is told);
+then end to end: a real `edgeward run` with the test filter
+`tests.http.ws_filters:EchoFilter`, real `websockets` clients and raw sockets over 127.0.0.1.
+One gateway serves the module (the drain test starts its own); tests wait for conditions,
+never for time.
 """
 
 from __future__ import annotations
@@ -21,7 +24,11 @@ from tests.observability.obskit import AdminGateway, get, value
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from edgeward.http.ws_codec import OP_TEXT, close_payload, frame
+from edgeward.http.fields import Headers
+from edgeward.http.message import NO_BODY, RequestHead
+from edgeward.http.tunnel import TunnelSettings, TunnelStats
+from edgeward.http.ws_codec import OP_PONG, OP_TEXT, close_payload, frame
+from edgeward.http.ws_endpoint import WebSocket, WebSocketHandler
 from edgeward.http.ws_handshake import accept_for
 
 T = TypeVar("T")
@@ -142,6 +149,147 @@ def frames_of(data: bytes) -> list[tuple[int, bytes]]:
         out.append((data[0] & 0x0F, data[at:at + n]))
         data = data[at + n:]
     return out
+
+
+# --- the endpoint on a fake transport -------------------------------------------------------
+class FakeTransport:
+    def __init__(self) -> None:
+        self.written = b""
+        self.closed = self.aborted = False
+        self.reading = False
+        self.protocol: Any = None
+
+    def set_protocol(self, protocol: Any) -> None:
+        self.protocol = protocol
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def writelines(self, parts: list[bytes]) -> None:
+        self.written += b"".join(parts)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+
+class Recorder(WebSocketHandler):
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def on_open(self, ws: WebSocket) -> None:
+        self.calls.append(("open",))
+
+    def on_message(self, ws: WebSocket, message: str | bytes) -> None:
+        if message == "raise":
+            raise RuntimeError("on purpose")
+        self.calls.append(("message", message))
+
+    def on_resume(self, ws: WebSocket) -> None:
+        self.calls.append(("resume",))
+
+    def on_close(self, ws: WebSocket, code: int, reason: str) -> None:
+        self.calls.append(("close", code, reason))
+
+
+def endpoint(early: bytes = b"") -> tuple[WebSocket, FakeTransport, Recorder, TunnelStats]:
+    registry: set[WebSocket] = set()
+    stats = TunnelStats("r")
+    stats.open = 1  # the slot the exchange reserved
+    handler = Recorder()
+    head = RequestHead("GET", b"/ws", "/ws", "h", b"h", Headers([]), NO_BODY, "127.0.0.1")
+    ws = WebSocket(head, handler, asyncio.get_running_loop(), registry,
+                   TunnelSettings(max_message=1000), stats)
+    transport = FakeTransport()
+    ws.start(transport, early)  # type: ignore[arg-type]  # a transport by shape
+    assert ws in registry and transport.reading
+    return ws, transport, handler, stats
+
+
+def masked(opcode: int, payload: bytes) -> bytes:
+    return frame(opcode, payload, mask_key=os.urandom(4))
+
+
+async def test_messages_pings_and_the_clients_close() -> None:
+    ws, transport, handler, stats = endpoint(early=masked(OP_TEXT, b"first"))
+    ws.data_received(masked(0x9, b"ping?") + masked(0x2, b"\x00bin"))
+    ws.send("answer")
+    assert frames_of(transport.written) == [(OP_PONG, b"ping?"), (OP_TEXT, b"answer")]
+    transport.written = b""
+    ws.data_received(masked(0x8, (4000).to_bytes(2, "big") + b"bye"))
+    assert frames_of(transport.written) == [(0x8, (4000).to_bytes(2, "big"))]  # the code echoed
+    assert transport.closed and ws.closed
+    ws.send("too late")
+    assert frames_of(transport.written) == [(0x8, (4000).to_bytes(2, "big"))]
+    ws.connection_lost(None)
+    ws.connection_lost(None)
+    assert handler.calls == [("open",), ("message", "first"), ("message", b"\x00bin"),
+                             ("close", 4000, "bye")]
+    assert stats.open == 0 and stats.ended == {"closed": 1}
+
+
+async def test_protocol_errors_close_at_once_with_their_code() -> None:
+    ws, transport, handler, stats = endpoint()
+    ws.data_received(masked(0x2, b"x" * 1001))  # over max_message
+    assert frames_of(transport.written) == [(0x8, (1009).to_bytes(2, "big")
+                                             + b"message over 1000 bytes")]
+    assert transport.closed
+    ws.connection_lost(None)
+    assert handler.calls[-1] == ("close", 1009, "message over 1000 bytes")
+    assert stats.ended == {"protocol_error": 1}
+
+
+async def test_a_handler_that_raises_gets_1011_and_the_connection_is_cut_if_unanswered(
+) -> None:
+    ws, transport, handler, stats = endpoint()
+    ws.data_received(masked(OP_TEXT, b"raise"))
+    assert frames_of(transport.written) == [(0x8, (1011).to_bytes(2, "big")
+                                             + b"internal error")]
+    assert not transport.closed  # the client's close is awaited (CLOSE_WAIT), then abort
+    ws.abort()
+    assert transport.aborted
+    ws.connection_lost(None)
+    assert handler.calls[-1] == ("close", 1011, "internal error")
+    assert stats.ended == {"handler_error": 1}
+
+
+async def test_pause_and_resume_drive_paused_drain_and_on_resume() -> None:
+    ws, transport, handler, _ = endpoint()
+    await ws.drain()  # not paused: returns at once
+    ws.pause_writing()
+    assert ws.paused and not transport.reading  # the client is not read while it lags
+    waiting = asyncio.ensure_future(ws.drain())
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    ws.resume_writing()
+    await asyncio.wait_for(waiting, 1)
+    assert not ws.paused and transport.reading
+    assert handler.calls[-1] == ("resume",)
+    ws.pause_writing()
+    waiting = asyncio.ensure_future(ws.drain())
+    await asyncio.sleep(0)
+    ws.connection_lost(ConnectionResetError())  # closing also ends a drain
+    await asyncio.wait_for(waiting, 1)
+    assert handler.calls[-1] == ("close", 1006, "")
+
+
+async def test_close_refuses_codes_an_endpoint_may_not_send() -> None:
+    ws, transport, _, _ = endpoint()
+    with pytest.raises(ValueError, match="1005"):
+        ws.close(1005)
+    ws.close(4100, "done")
+    assert frames_of(transport.written) == [(0x8, (4100).to_bytes(2, "big") + b"done")]
+    ws.close(1000)  # once closing, a no-op
+    assert len(frames_of(transport.written)) == 1
+    ws.abort()
 
 
 # --- messages -----------------------------------------------------------------------------------

@@ -241,6 +241,7 @@ class WebSocket:
         if error is not None and self.state != _CLOSED:
             if self.state == _OPEN:
                 self.ended = ENDED_PROTOCOL
+                self.code, self.reason = error.code, error.reason
                 self._send_close(error.code, error.reason)
             self._shut()
 
