@@ -182,10 +182,13 @@ class FakeTransport:
 
 
 class Recorder(WebSocketHandler):
-    def __init__(self) -> None:
+    def __init__(self, fail_open: bool = False) -> None:
         self.calls: list[tuple[Any, ...]] = []
+        self.fail_open = fail_open
 
     def on_open(self, ws: WebSocket) -> None:
+        if self.fail_open:
+            raise RuntimeError("on purpose")
         self.calls.append(("open",))
 
     def on_message(self, ws: WebSocket, message: str | bytes) -> None:
@@ -200,11 +203,12 @@ class Recorder(WebSocketHandler):
         self.calls.append(("close", code, reason))
 
 
-def endpoint(early: bytes = b"") -> tuple[WebSocket, FakeTransport, Recorder, TunnelStats]:
+def endpoint(early: bytes = b"", fail_open: bool = False
+             ) -> tuple[WebSocket, FakeTransport, Recorder, TunnelStats]:
     registry: set[WebSocket] = set()
     stats = TunnelStats("r")
     stats.open = 1  # the slot the exchange reserved
-    handler = Recorder()
+    handler = Recorder(fail_open)
     head = RequestHead("GET", b"/ws", "/ws", "h", b"h", Headers([]), NO_BODY, "127.0.0.1")
     ws = WebSocket(head, handler, asyncio.get_running_loop(), registry,
                    TunnelSettings(max_message=1000), stats)
@@ -259,6 +263,17 @@ async def test_a_handler_that_raises_gets_1011_and_the_connection_is_cut_if_unan
     ws.connection_lost(None)
     assert handler.calls[-1] == ("close", 1011, "internal error")
     assert stats.ended == {"handler_error": 1}
+
+
+async def test_a_handler_that_fails_to_open_closes_with_1011_and_reads_the_answer() -> None:
+    ws, transport, handler, _ = endpoint(fail_open=True)
+    assert frames_of(transport.written) == [(0x8, (1011).to_bytes(2, "big")
+                                             + b"internal error")]
+    assert transport.reading  # the client's close answer is read
+    ws.data_received(masked(0x8, (1011).to_bytes(2, "big")))
+    assert transport.closed
+    ws.connection_lost(None)
+    assert handler.calls == [("close", 1011, "internal error")]
 
 
 async def test_pause_and_resume_drive_paused_drain_and_on_resume() -> None:

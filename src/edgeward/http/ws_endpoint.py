@@ -195,8 +195,8 @@ class WebSocket:
             self._handler_failed("on_open")
         if early:
             self.data_received(early)
-        if self.state == _OPEN:
-            transport.resume_reading()
+        if self.state != _CLOSED:
+            transport.resume_reading()  # also when closing: the client's close is read
         settings = self.settings
         first = self.read_at + min(settings.idle_timeout, settings.ping_interval)
         if first != math.inf and self.timer is None:
