@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -49,7 +50,7 @@ routes:
     match: {path_prefix: /local}
     respond: {status: 404}
     websocket: {max_message: 64KiB}
-    filters: [ECHO]
+    filters: [{response_headers: {set: {x-route: "${route}"}}}, ECHO]
   - name: keyed
     match: {path_prefix: /keyed}
     respond: {status: 404}
@@ -125,16 +126,28 @@ HANDSHAKE = (f"GET /local/raw HTTP/1.1\r\nHost: gw.test\r\nUpgrade: websocket\r\
              f"Sec-WebSocket-Key: {KEY}\r\n\r\n").encode()
 
 
-def raw_session(port: int, after_handshake: bytes) -> tuple[bytes, bytes]:
-    """A handshake and `after_handshake` in one write; (the 101 head, everything after it
-    until the gateway closes)."""
+def raw_session(port: int, after_handshake: bytes, path: str = "/local/raw"
+                ) -> tuple[bytes, bytes]:
+    """A handshake and `after_handshake` in one write, then only reading (pings are never
+    answered; the gateway's close is); (the 101 head, everything after it until the gateway
+    closes)."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(HANDSHAKE + after_handshake)
+        s.sendall(HANDSHAKE.replace(b"/local/raw", path.encode()) + after_handshake)
         data = b""
-        while chunk := s.recv(65536):
+        answered = False
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break  # the gateway closed first and our answer came too late: fine
+            if not chunk:
+                break
             data += chunk
-            if b"\r\n\r\n" in data and data.endswith(b"\x88\x02\x03\xea"):
-                s.sendall(frame(0x8, b"\x03\xea", mask_key=b"abcd"))  # answer a 1002
+            rest = data.partition(b"\r\n\r\n")[2]
+            if not answered and rest and frames_of(rest)[-1][0] == 0x8:
+                answered = True
+                with contextlib.suppress(OSError):
+                    s.sendall(frame(0x8, frames_of(rest)[-1][1][:2], mask_key=b"abcd"))
     head, _, rest = data.partition(b"\r\n\r\n")
     return head, rest
 
@@ -142,7 +155,7 @@ def raw_session(port: int, after_handshake: bytes) -> tuple[bytes, bytes]:
 def frames_of(data: bytes) -> list[tuple[int, bytes]]:
     """Server frames (unmasked, payload < 64 KiB) in `data`."""
     out = []
-    while data:
+    while len(data) >= 2:  # a frame cut by the read is taken as far as it came
         n, at = data[1] & 0x7F, 2
         if n == 126:
             n, at = int.from_bytes(data[2:4], "big"), 4
@@ -312,6 +325,7 @@ async def test_echo_of_text_binary_fragmented_and_large_messages(gw: AdminGatewa
     async with client(gw, "/local/echo", subprotocols=["other", "echo.v1"]) as ws:
         assert ws.subprotocol == "echo.v1"
         assert ws.response.headers["x-echo"] == "1"
+        assert ws.response.headers["x-route"] == "local"  # response filters see the 101
         assert ws.response.headers["sec-websocket-accept"]  # checked by the client library
         await ws.send("hello, gateway ✓")
         assert await ws.recv() == "hello, gateway ✓"
@@ -443,6 +457,15 @@ async def test_an_idle_connection_gets_1001(gw: AdminGateway) -> None:
     assert closed_with(closed.value) == (1001, "idle timeout")
 
 
+async def test_a_client_that_never_answers_a_ping_is_dead(gw: AdminGateway) -> None:
+    head, rest = await asyncio.to_thread(raw_session, gw.port, b"", "/pinged/dead")
+    assert head.startswith(b"HTTP/1.1 101")
+    frames = frames_of(rest)
+    assert frames[0] == (0x9, b"edgeward")
+    assert frames[-1][0] == 0x8
+    assert close_payload(frames[-1][1]) == (1001, "peer did not answer a ping")
+
+
 async def test_gateway_pings_are_answered_by_a_live_client(gw: AdminGateway) -> None:
     async with client(gw, "/pinged/1") as ws:
         await until(lambda: metric(gw, "edgeward_websocket_pings_total", route="pinged") >= 3,
@@ -485,3 +508,19 @@ async def test_shutdown_drain_closes_with_1001() -> None:
                 await ws.recv()
             assert await stopping == 0
     assert closed_with(closed.value) == (1001, "gateway shutting down")
+
+
+async def test_a_reload_that_withdraws_the_route_closes_with_1001() -> None:
+    with gateway() as g:
+        text = CONFIG.replace("{listen}", f"127.0.0.1:{g.port}").replace(
+            "{admin}", f"127.0.0.1:{g.admin_port}")
+        async with client(g, "/local/kept") as kept, client(g, "/limited/gone") as gone:
+            withdrawn = text.replace("    websocket: {max_tunnels: 2}\n", "")
+            assert withdrawn != text
+            reply = g.admin("POST", "/config", withdrawn)
+            assert reply.status == 200, reply
+            with pytest.raises(ConnectionClosed) as closed:
+                await gone.recv()
+            assert closed_with(closed.value) == (1001, "route withdrawn by a reload")
+            await kept.send("still open")  # its route still takes WebSocket
+            assert await kept.recv() == "still open"
