@@ -115,9 +115,8 @@ class ListenerState:
     """What all connections of one listener of a worker share."""
 
     __slots__ = ("settings", "factory", "ids", "connections", "tunnels", "endpoints",
-                 "draining",
-                 "underscore_headers", "refused_connections", "scheme", "response_line",
-                 "peer_cert", "h2_closed")
+                 "draining", "underscore_headers", "refused_connections", "scheme",
+                 "response_line", "peer_cert", "h2_closed")
 
     def __init__(self, settings: ListenerSettings, factory: HandlerFactory, *,
                  scheme: str = "http", response_line: bytes = b"",
