@@ -32,6 +32,7 @@ from edgeward.http.message import NO_BODY, STREAMED, RequestHead, ResponseHead
 from edgeward.http.outbox import outbox_for
 from edgeward.http.stream import ServerStream, StreamHandler, Trailers
 from edgeward.http.tunnel import Tunnel, TunnelSettings, TunnelStats
+from edgeward.http.ws_endpoint import WebSocket, WebSocketHandler
 
 PAUSE_PIPELINE: Final = 4  # too many pipelined requests are waiting for their turn
 PAUSE_REFUSED: Final = 8   # bad bytes were read: nothing more is parsed on this connection
@@ -60,7 +61,7 @@ class H1Connection:
         "state", "loop", "transport", "parser", "builder", "stream", "client_ip", "parsing",
         "current", "queue", "paused", "closing", "deadline", "timer", "timer_at", "keep_alive",
         "refusal", "outbox", "in_head", "in_body", "wire_bytes", "head_timed", "trailers",
-        "feeding", "begun", "fresh", "early",
+        "feeding", "begun", "fresh", "early", "switched",
     )
 
     def __init__(self, state: ListenerState, loop: asyncio.AbstractEventLoop) -> None:
@@ -93,6 +94,9 @@ class H1Connection:
         self.begun = 0
         self.fresh = False
         self.early = b""  # bytes read after a WebSocket handshake (for its tunnel)
+        # A WebSocket connection a filter accepted during the read being parsed (it gets
+        # the rest of that read).
+        self.switched: WebSocket | None = None
 
     # asyncio protocol ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -132,6 +136,15 @@ class H1Connection:
             # After a WebSocket handshake (other upgrades are refused with their head): the
             # rest of this read is the tunnel's, if there is to be one.
             self.early = data[int(exc.args[0]):]
+            switched = self.switched
+            if switched is not None:
+                # A filter accepted the handshake while this read was parsed: the rest of
+                # the read is the first frames of its connection.
+                self.switched = None
+                early, self.early = self.early, b""
+                if early:
+                    switched.data_received(early)
+                return
             if len(self.early) > _MAX_EARLY:
                 # Not a WebSocket client: one waits for the 101 before it sends (RFC 6455
                 # §4.1). Reading pauses after the head, so this is one read at most.
@@ -146,6 +159,7 @@ class H1Connection:
             return
         finally:
             self.feeding = b""
+            self.switched = None
         if self.in_head:
             # A head still incomplete after this read: bound what llhttp may be buffering,
             # and the time it may take (from here: a head that arrives whole, as most do,
@@ -504,6 +518,25 @@ class H1ServerStream(ServerStream):
         client, client_early = detached
         Tunnel(conn.loop, conn.state.tunnels, client, upstream, settings, stats).start(
             client_early, upstream_early)
+        return True
+
+    def accept_websocket(self, resp: ResponseHead, request: RequestHead,
+                         handler: WebSocketHandler, settings: TunnelSettings,
+                         stats: TunnelStats) -> bool:
+        conn = self.conn
+        transport = conn.transport
+        if (transport is None or conn.state.draining or conn.queue or conn.closing
+                or conn.refusal is not None):
+            return False
+        conn.outbox.write(transport, _start(resp, False) + request.id_line + _SWITCH)
+        detached = conn.detach()
+        if detached is None:
+            return False  # cannot happen after the checks above; nothing more is sent
+        client, early = detached
+        ws = WebSocket(request, handler, conn.loop, conn.state.endpoints, settings, stats)
+        if conn.feeding:
+            conn.switched = ws  # the handshake's read is being parsed: the rest comes after
+        ws.start(client, early)
         return True
 
 
