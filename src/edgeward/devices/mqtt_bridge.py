@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import socket
-import time
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -37,10 +36,11 @@ from typing import Any, Final
 import aiomqtt
 from redis.exceptions import ResponseError
 
+from edgeward.devices import requests
 from edgeward.devices.config import DevicesConfig, MqttConfig
 from edgeward.devices.outbox import ACK, COMMAND, DELTA, Outbox
-from edgeward.devices.shadow import Result, UpdateError, parse_update
-from edgeward.devices.store import ShadowStore, StoreError, TooLarge
+from edgeward.devices.requests import Answer, rejection
+from edgeward.devices.store import ShadowStore
 from edgeward.ratelimit.limiter import Limiter
 
 log = logging.getLogger("edgeward.devices")
@@ -167,44 +167,25 @@ class MqttBridge:
 
     async def _handle(self, topic: Topic, payload: bytes) -> None:
         base = topic.base(self.prefix)
+        where = (f"{self.prefix}/{topic.device}/telemetry" if topic.op == "telemetry"
+                 else f"{base}/{topic.op}")
         if self.limiter is not None and not await self._admit(topic):
-            where = (f"{self.prefix}/{topic.device}/telemetry" if topic.op == "telemetry"
-                     else f"{base}/{topic.op}")
-            self._reject(where, 429, "rate_limited", _token(payload),
-                         "the device's devices.mqtt.rate_limit refused the message")
+            self._send(topic.device, where, DELTA, rejection(
+                429, "rate_limited", _token(payload),
+                "the device's devices.mqtt.rate_limit refused the message"))
             return
         if topic.op == "telemetry":
-            await self._telemetry(topic, payload)
+            answer = await requests.telemetry(self.store, topic.device, payload)
+            self._send(topic.device, where, ACK if answer.accepted else DELTA, answer)
             return
-        token: Any = None
         try:
             body = json.loads(payload) if payload else {}
-            if not isinstance(body, dict):
-                raise UpdateError("the payload must be a JSON object")
-            token = body.get("clientToken")
-            if topic.op == "get":
-                shadow, _ = await self.store.read(topic.device, topic.name)
-                if shadow is None:
-                    self._reject(f"{base}/get", 404, "shadow_not_found", token)
-                    return
-                doc = shadow.document()
-                doc["clientToken"] = token
-                self._accept(f"{base}/get", doc)
-                return
-            update = parse_update(body, writer=str(body.get("writer") or topic.device),
-                                  version=None)
-            result = await self.store.update(topic.device, topic.name, update,
-                                             time.time())
-        except (UpdateError, ValueError) as exc:
-            self._reject(f"{base}/{topic.op}", 400, "invalid_shadow_update", token, str(exc))
-            return
-        except TooLarge as exc:
-            self._reject(f"{base}/{topic.op}", 413, "shadow_too_large", token, str(exc))
-            return
-        except StoreError as exc:
-            self._reject(f"{base}/{topic.op}", 503, "device_store_unavailable", token, str(exc))
-            return
-        self._answer_update(base, body, result, token)
+        except ValueError as exc:
+            answer = rejection(400, "invalid_shadow_update", None, str(exc))
+        else:
+            answer = await requests.shadow_request(self.store, topic.device, topic.name,
+                                                   topic.op, body, topic.device)
+        self._send(topic.device, where, DELTA, answer)
 
     async def _admit(self, topic: Topic) -> bool:
         assert self.limiter is not None
@@ -214,51 +195,11 @@ class MqttBridge:
             decision = await self.limiter.decide(topic.device, now)
         return bool(decision.allowed)
 
-    def _answer_update(self, base: str, body: dict[str, Any], result: Result,
-                       token: Any) -> None:
-        shadow = result.shadow
-        if result.outcome == "conflict":
-            self._reject(f"{base}/update", 409, "version_conflict", token,
-                         f"the shadow is at version {shadow.version}",
-                         current=shadow.document())
-            return
-        self._accept(f"{base}/update", {
-            "state": body.get("state"), "metadata": shadow.metadata(),
-            "version": shadow.version, "clock": shadow.clock, "timestamp": shadow.timestamp,
-            "outcome": result.outcome, "suppressed": list(result.suppressed),
-            "clientToken": token})
-
-    async def _telemetry(self, topic: Topic, payload: bytes) -> None:
-        try:
-            body = json.loads(payload)
-            key = str(body["id"]) if isinstance(body, dict) and "id" in body else None
-        except ValueError:
-            key = None
-        base = f"{self.prefix}/{topic.device}/telemetry"
-        if key is None:
-            self._reject(base, 400, "invalid_shadow_update", None,
-                         "telemetry needs a JSON object with an `id` (its idempotency key)")
-            return
-        try:
-            stored, entry = await self.store.ingest(topic.device, key, payload)
-        except StoreError as exc:
-            self._reject(base, 503, "device_store_unavailable", None, str(exc))
-            return
-        self.outbox.put(topic.device, ACK, f"{base}/accepted",
-                        json.dumps({"id": key, "stored": stored, "entry": entry}).encode())
-
-    def _accept(self, topic: str, doc: dict[str, Any]) -> None:
-        self.stats["accepted"] += 1
-        device = topic[len(self.prefix) + 1:].split("/", 1)[0]
-        self.outbox.put(device, DELTA, topic + "/accepted", json.dumps(doc).encode())
-
-    def _reject(self, topic: str, status: int, code: str, token: Any,
-                message: str | None = None, **extra: Any) -> None:
-        self.stats["rejected"] += 1
-        device = topic[len(self.prefix) + 1:].split("/", 1)[0]
-        doc = {"code": status, "error": code, "message": message or code,
-               "clientToken": token, **extra}
-        self.outbox.put(device, DELTA, topic + "/rejected", json.dumps(doc).encode())
+    def _send(self, device: str, where: str, klass: int, answer: Answer) -> None:
+        """An answer on `where`/accepted or `where`/rejected."""
+        self.stats["accepted" if answer.accepted else "rejected"] += 1
+        suffix = "/accepted" if answer.accepted else "/rejected"
+        self.outbox.put(device, klass, where + suffix, json.dumps(answer.doc).encode())
 
     # -- deltas from the change streams ----------------------------------------------------
 
