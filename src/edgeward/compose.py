@@ -22,6 +22,7 @@ from edgeward.cache.runtime import CacheRuntime, Prewarm
 from edgeward.canary.run import CanaryBook, CanaryRun
 from edgeward.config.schema import GatewayConfig, UpstreamConfig
 from edgeward.devices.http_api import DeviceApi
+from edgeward.devices.sessions import DeviceSessions
 from edgeward.devices.store import ShadowStore
 from edgeward.filters.api import Filter
 from edgeward.filters.cache import Cache
@@ -289,7 +290,10 @@ def _terminal(cfg: GatewayConfig, index: int, source: str,
     """The filter a route without an upstream ends in (`redirect:`, `respond:`, `devices:`)."""
     rc = cfg.routes[index]
     if rc.devices is not None:
-        return [(DeviceApi(device_store(cfg, registry), rc.devices), "devices")]
+        store = device_store(cfg, registry)
+        sessions = registry.get("device_sessions", "default", (cfg.redis, cfg.devices),
+                                lambda: DeviceSessions(store))
+        return [(DeviceApi(store, rc.devices, sessions), "devices")]
     try:
         if rc.redirect is not None:
             return [(rc.redirect.build(rc.match.path_prefix), "redirect")]

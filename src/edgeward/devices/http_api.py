@@ -6,6 +6,7 @@
     GET    .../devices/{id}/shadow[/{name}]/delta      the delta; ?version=N&wait=S long-polls;
                                                        Accept: text/event-stream streams (SSE)
     POST   .../devices/{id}/telemetry                  append once per Idempotency-Key
+    GET    .../devices/{id}/connect                    a WebSocket session (sessions.py)
 
 It runs last (ORDER_RESPOND), after the route's CORS, IP, authentication and rate-limit
 filters, so they apply to devices and applications as to any request. It reads a request
@@ -17,12 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 from collections.abc import Awaitable
 from typing import Any, ClassVar, Final
 
 from edgeward.devices.config import RouteDevicesConfig
+from edgeward.devices.requests import valid_id, valid_name
+from edgeward.devices.sessions import DeviceSession, DeviceSessions
 from edgeward.devices.shadow import Result, Shadow, Update, UpdateError, parse_update
 from edgeward.devices.sse import DeltaStreams, wants_events
 from edgeward.devices.store import ShadowStore, StoreError, TooLarge
@@ -30,10 +32,11 @@ from edgeward.filters.api import ORDER_RESPOND, Filter, Reply, Request, RequestR
 from edgeward.http.errors import error_body
 from edgeward.http.message import NO_BODY
 
-_ID: Final = re.compile(r"[A-Za-z0-9:_.-]{1,128}")
 _BODY: Final = "devices.body"
+# Named shadows one WebSocket session follows (AWS IoT: 10 named shadows per thing by
+# default, a soft limit).
+MAX_SESSION_SHADOWS: Final = 10
 _JSON: Final = (("content-type", "application/json"),)
-RESERVED_NAMES: Final = frozenset({"delta"})
 
 
 class _Body:
@@ -51,11 +54,11 @@ def parse_path(path: str) -> tuple[str, str, str] | None:
     if at < 0:
         return None
     parts = path[at + len("/devices/"):].split("/")
-    if not parts or _ID.fullmatch(parts[0]) is None:
+    if not parts or not valid_id(parts[0]):
         return None
     device, rest = parts[0], parts[1:]
-    if rest == ["telemetry"]:
-        return device, "", "telemetry"
+    if rest == ["telemetry"] or rest == ["connect"]:
+        return device, "", rest[0]
     if not rest or rest[0] != "shadow" or len(rest) > 4:
         return None
     rest = rest[1:]
@@ -64,7 +67,7 @@ def parse_path(path: str) -> tuple[str, str, str] | None:
         resource, rest = "delta", rest[:-1]
     if not rest:
         return device, "", resource
-    if len(rest) == 1 and _ID.fullmatch(rest[0]) and rest[0] not in RESERVED_NAMES:
+    if len(rest) == 1 and valid_name(rest[0]):
         return device, rest[0], resource
     return None
 
@@ -92,9 +95,11 @@ class DeviceApi(Filter):
 
     order: ClassVar[int] = ORDER_RESPOND
 
-    def __init__(self, store: ShadowStore, config: RouteDevicesConfig) -> None:
+    def __init__(self, store: ShadowStore, config: RouteDevicesConfig,
+                 sessions: DeviceSessions) -> None:
         self.name = "devices"
         self.store = store
+        self.sessions = sessions
         self.config = config
         self.limit = store.config.max_document_bytes
         self.clock = time.time  # metadata timestamps are wall-clock seconds, as AWS's
@@ -105,19 +110,22 @@ class DeviceApi(Filter):
         if found is None:
             return Reply.error(404, "route_not_found",
                                "device API paths: /devices/{id}/shadow[/{name}][/delta], "
-                               "/devices/{id}/telemetry")
+                               "/devices/{id}/telemetry, /devices/{id}/connect")
         device, name, resource = found
         if self.config.own_device_only and (req.consumer is None
                                              or req.consumer.name != device):
             return Reply.error(403, "forbidden", "a device may only use its own shadow")
         method = req.method
         allowed = {"shadow": ("GET", "PATCH", "POST", "DELETE"), "delta": ("GET",),
-                   "telemetry": ("POST",) if self.config.telemetry else ()}[resource]
+                   "telemetry": ("POST",) if self.config.telemetry else (),
+                   "connect": ("GET",)}[resource]
         if method not in allowed:
             return Reply.error(405, "method_not_allowed", f"{resource} takes {allowed}",
                                [("allow", ", ".join(allowed))])
         if resource == "delta":
             return self._delta(req, device, name)
+        if resource == "connect":
+            return self._connect(req, device)
         if method == "GET":
             return self._get(device, name)
         if method == "DELETE":
@@ -210,6 +218,19 @@ class DeviceApi(Filter):
                         version=expected)
         return await self._store(req, device, name, update, kind="delete")
 
+    def _connect(self, req: Request, device: str) -> Reply:
+        """A device's WebSocket session: the classic shadow's deltas and those of the named
+        shadows in `?shadows=a,b`."""
+        names = [n for n in (req.query("shadows") or "").split(",") if n]
+        bad = [n for n in names if not valid_name(n)]
+        if bad or len(names) > MAX_SESSION_SHADOWS:
+            return Reply.error(400, "invalid_shadow_update",
+                               f"shadows= takes up to {MAX_SESSION_SHADOWS} shadow names; "
+                               f"not names: {bad}")
+        writer = req.consumer.name if req.consumer is not None else device
+        session = DeviceSession(self.sessions, device, ("", *dict.fromkeys(names)), writer)
+        return Reply.websocket(session)
+
     def _delta(self, req: Request, device: str, name: str) -> Reply | Awaitable[Reply]:
         if wants_events(req):
             return self.streams.reply(req, device, name)
@@ -233,7 +254,7 @@ class DeviceApi(Filter):
 
     async def _telemetry(self, req: Request, device: str, raw: bytes) -> Reply:
         key = req.headers.get("idempotency-key") or req.request_id
-        if _ID.fullmatch(key) is None:
+        if not valid_id(key):
             return Reply.error(400, "invalid_shadow_update",
                                "Idempotency-Key must be 1-128 of A-Z a-z 0-9 : _ . -")
         try:

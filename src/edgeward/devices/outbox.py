@@ -144,6 +144,18 @@ class PriorityBuffer:
                     return item
         return None
 
+    def forget(self, device: str) -> None:
+        """Drop what waits for `device` (lanes mode: its connection closed), counted as
+        dropped."""
+        lane = self._lanes.get(device)
+        if lane is None:
+            return
+        for queue in lane:
+            for item in queue:
+                if item.alive:
+                    self.stats.dropped[item.klass] += 1
+                    self._remove(item)
+
     def __len__(self) -> int:
         return self.size
 

@@ -9,12 +9,27 @@ to rebase on); the transport decides where it goes (a topic, a WebSocket message
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from edgeward.devices.shadow import Result, UpdateError, parse_update
 from edgeward.devices.store import ShadowStore, StoreError, TooLarge
+
+# Device ids and shadow names: 1-128 of A-Z a-z 0-9 : _ . - (AWS IoT thing names' alphabet).
+ID: Final = re.compile(r"[A-Za-z0-9:_.-]{1,128}")
+# Path words that cannot be shadow names.
+RESERVED_NAMES: Final = frozenset({"delta"})
+
+
+def valid_id(text: str) -> bool:
+    return ID.fullmatch(text) is not None
+
+
+def valid_name(text: str) -> bool:
+    """A named shadow's name (the classic shadow is "")."""
+    return valid_id(text) and text not in RESERVED_NAMES
 
 
 @dataclass(slots=True)
