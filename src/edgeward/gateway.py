@@ -25,6 +25,7 @@ from edgeward.http.h2.select import connection_factory
 from edgeward.http.h2.server import H2Connection
 from edgeward.http.listener import Connection, ListenerSettings, ListenerState
 from edgeward.http.tunnel import ENDED_SHUTDOWN, GOING_AWAY_GRACE, Tunnel
+from edgeward.http.ws_endpoint import WebSocket
 from edgeward.proxy.factory import ExchangeFactory
 from edgeward.proxy.snapshot import Snapshot
 
@@ -189,8 +190,13 @@ class Worker:
     def _connections(self) -> list[Connection]:
         return [conn for state in self.states for conn in state.connections]
 
-    def _tunnels(self) -> list[Tunnel]:
-        return [tunnel for state in self.states for tunnel in state.tunnels]
+    def _tunnels(self) -> list[Tunnel | WebSocket]:
+        """Open tunnels and WebSocket connections filters accepted (drained alike)."""
+        found: list[Tunnel | WebSocket] = []
+        for state in self.states:
+            found.extend(state.tunnels)
+            found.extend(state.endpoints)
+        return found
 
     async def _sweep(self) -> None:
         while True:

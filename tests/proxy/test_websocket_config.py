@@ -57,5 +57,11 @@ def test_a_route_that_does_not_forward_cannot_tunnel() -> None:
     with pytest.raises(ConfigError) as info:
         load_text(BASE + "  - {match: {path: /a}, respond: {status: 200}, websocket: true}\n",
                   "gw.yaml")
-    assert "gw.yaml: routes[0].websocket: needs an upstream or split to tunnel to" in \
-        info.value.lines()
+    assert ("gw.yaml: routes[0].websocket: needs an upstream or split to tunnel to, or a "
+            "filter that accepts the handshake (Reply.websocket)") in info.value.lines()
+
+
+def test_a_route_with_filters_may_take_websocket_without_forwarding() -> None:
+    # One of its filters may accept handshakes itself (Reply.websocket).
+    load_text(BASE + "  - {match: {path: /a}, respond: {status: 404}, websocket: true,\n"
+              "     filters: [{headers: {response: {set: {x-a: b}}}}]}\n", "gw.yaml")

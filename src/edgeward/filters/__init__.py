@@ -27,6 +27,8 @@ from edgeward.filters.api import (
     Request,
     RequestResult,
     Response,
+    WebSocket,
+    WebSocketHandler,
 )
 from edgeward.http.fields import Headers
 from edgeward.http.message import NO_BODY, STREAMED
@@ -35,5 +37,5 @@ __all__ = [
     "NO_BODY", "ORDER_AUTH", "ORDER_CACHE", "ORDER_COMPRESS", "ORDER_CONCURRENCY", "ORDER_CORS",
     "ORDER_FAULT", "ORDER_IP", "ORDER_MIRROR", "ORDER_RATE_LIMIT", "ORDER_RESPOND",
     "ORDER_REWRITE", "ORDER_SPLIT", "ORDER_USER", "STREAMED", "Filter", "Headers", "Reply",
-    "ReplyOutput", "Request", "RequestResult", "Response",
+    "ReplyOutput", "Request", "RequestResult", "Response", "WebSocket", "WebSocketHandler",
 ]

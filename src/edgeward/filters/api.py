@@ -28,6 +28,7 @@ from mypy_extensions import mypyc_attr
 from edgeward.http.errors import REASONS
 from edgeward.http.fields import Headers, check_name, check_value
 from edgeward.http.message import RequestHead, ResponseHead
+from edgeward.http.ws_endpoint import WebSocket, WebSocketHandler
 
 Request = RequestHead
 Response = ResponseHead
@@ -128,9 +129,14 @@ class Reply:
     returns (or is reset if it raises). The task is cancelled when the client goes away, and
     `out.closed` turns true.
     Server-sent events (docs/devices.md) use it; `body` is ignored then.
+
+    `Reply.websocket(handler)` accepts a WebSocket handshake: the gateway answers 101 and
+    talks WebSocket with the client itself, `handler` (a `WebSocketHandler`) getting its
+    messages (docs/websocket.md).
     """
 
-    __slots__ = ("status", "fields", "body", "code", "detail", "head", "stream")
+    __slots__ = ("status", "fields", "body", "code", "detail", "head", "stream", "handler",
+                 "subprotocol")
 
     def __init__(self, status: int, body: bytes | str = b"",
                  headers: Mapping[str, str] | Sequence[tuple[str, str]] | None = None) -> None:
@@ -145,6 +151,9 @@ class Reply:
         # place of one made from `status` and `fields`.
         self.head: ResponseHead | None = None
         self.stream: Callable[[ReplyOutput], Awaitable[None]] | None = None
+        # Reply.websocket: the handler of the connection, and the subprotocol chosen.
+        self.handler: WebSocketHandler | None = None
+        self.subprotocol: str | None = None
 
     @staticmethod
     def error(status: int, code: str, detail: str | None = None,
@@ -154,8 +163,26 @@ class Reply:
         reply.detail = detail or REASONS.get(status, b"Error").decode()
         return reply
 
+    @staticmethod
+    def websocket(handler: WebSocketHandler, *, subprotocol: str | None = None,
+                  headers: Mapping[str, str] | Sequence[tuple[str, str]] | None = None
+                  ) -> Reply:
+        """Accept the request's WebSocket handshake: a 101 with the right
+        Sec-WebSocket-Accept, `subprotocol` (one the client offered) and `headers`, then
+        `handler` talks to the client (`WebSocketHandler`). A request that is not a handshake
+        (or came over HTTP/2) gets 400 websocket_handshake_required instead; a subprotocol
+        the client did not offer, 400 websocket_subprotocol_not_offered."""
+        if not isinstance(handler, WebSocketHandler):
+            raise TypeError(f"Reply.websocket takes a WebSocketHandler, got {handler!r}")
+        reply = Reply(200, b"", headers)
+        reply.status = 101
+        reply.handler = handler
+        reply.subprotocol = subprotocol
+        return reply
+
     def __repr__(self) -> str:
         return f"<Reply {self.status} {self.code or ''}>"
 
 
-__all__ = ["Filter", "Headers", "Reply", "ReplyOutput", "Request", "Response", "RequestResult"]
+__all__ = ["Filter", "Headers", "Reply", "ReplyOutput", "Request", "RequestResult", "Response",
+           "WebSocket", "WebSocketHandler"]

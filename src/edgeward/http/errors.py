@@ -29,6 +29,13 @@ _CATALOGUE = [
     ErrorCode("websocket_bad_handshake", 400,
               "A WebSocket handshake that is not a GET on HTTP/1.1 without a body, or whose "
               "Sec-WebSocket-Key is not 16 bytes in base64 given once."),
+    ErrorCode("websocket_handshake_required", 400,
+              "A filter answers this route's requests only as WebSocket connections "
+              "(Reply.websocket), and this request is not a handshake (or came over HTTP/2, "
+              "where WebSocket is not offered)."),
+    ErrorCode("websocket_subprotocol_not_offered", 400,
+              "The filter that accepts the handshake speaks a subprotocol the client did not "
+              "offer in Sec-WebSocket-Protocol."),
     ErrorCode("websocket_version_unsupported", 426,
               "A WebSocket handshake for another version than 13; Sec-WebSocket-Version "
               "names 13."),

@@ -16,6 +16,7 @@ from edgeward.http.headers import ForwardedPolicy, RequestIds
 from edgeward.http.message import ClientCert
 from edgeward.http.stream import HandlerFactory
 from edgeward.http.tunnel import Tunnel
+from edgeward.http.ws_endpoint import WebSocket
 
 # What the listener asks of a TLS connection's `ssl_object` for its verified client
 # certificate (tls/peer.py makes it); None on a listener without client certificates.
@@ -113,7 +114,8 @@ class Connection(Protocol):
 class ListenerState:
     """What all connections of one listener of a worker share."""
 
-    __slots__ = ("settings", "factory", "ids", "connections", "tunnels", "draining",
+    __slots__ = ("settings", "factory", "ids", "connections", "tunnels", "endpoints",
+                 "draining",
                  "underscore_headers", "refused_connections", "scheme", "response_line",
                  "peer_cert", "h2_closed")
 
@@ -131,6 +133,8 @@ class ListenerState:
         self.connections: set[Connection] = set()
         # WebSocket tunnels: their client connections left `connections` when they switched.
         self.tunnels: set[Tunnel] = set()
+        # WebSocket connections a filter accepted itself (ws_endpoint), drained like tunnels.
+        self.endpoints: set[WebSocket] = set()
         self.draining = False
         self.underscore_headers = 0  # request fields with `_` in their name dropped or refused
         self.refused_connections = 0  # closed at once: max_connections were open

@@ -21,6 +21,7 @@ from typing import Final
 
 from edgeward.http.message import RequestHead, ResponseHead
 from edgeward.http.tunnel import TunnelSettings, TunnelStats
+from edgeward.http.ws_endpoint import WebSocketHandler
 
 Trailers = list[tuple[bytes, bytes]] | None
 
@@ -78,6 +79,15 @@ class ServerStream:
         """Answer `request` with the upstream's 101 `resp` and make the client's connection
         and `upstream` (with what it sent after its 101) one tunnel. False when the client
         side cannot switch (gone, draining, more requests behind it): nothing was sent."""
+        raise NotImplementedError
+
+    def accept_websocket(self, resp: ResponseHead, request: RequestHead,
+                         handler: WebSocketHandler, settings: TunnelSettings,
+                         stats: TunnelStats) -> bool:
+        """Answer the handshake `request` with the 101 `resp` and end the WebSocket
+        connection in the gateway, `handler` talking to the client (ws_endpoint). False when
+        the client side cannot switch (HTTP/2, gone, draining, more requests behind it):
+        nothing was sent."""
         raise NotImplementedError
 
 

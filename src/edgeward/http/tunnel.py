@@ -49,6 +49,9 @@ GOING_AWAY_GRACE: Final = 2.0
 # application that keeps a connection open longer without a message pings (most clients
 # and servers do, e.g. websockets every 20 s).
 DEFAULT_IDLE_TIMEOUT: Final = 60.0
+# The largest message (all its fragments) a WebSocket connection the gateway ends itself
+# accepts; beyond, close 1009. The `websockets` library's max_size default, 1 MiB.
+DEFAULT_MAX_MESSAGE: Final = 1024 * 1024
 
 # How a tunnel ended (the `reason` label of edgeward_websocket_closed_total).
 ENDED_CLOSED: Final = "closed"              # a peer closed (after its close handshake, usually)
@@ -69,13 +72,16 @@ PING_PAYLOAD: Final = b"edgeward"
 class TunnelSettings:
     """A route's WebSocket settings, compiled from its `websocket:` section."""
 
-    __slots__ = ("idle_timeout", "max_tunnels", "ping_interval")
+    __slots__ = ("idle_timeout", "max_tunnels", "ping_interval", "max_message")
 
     def __init__(self, *, idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
-                 max_tunnels: int | None = None, ping_interval: float = math.inf) -> None:
+                 max_tunnels: int | None = None, ping_interval: float = math.inf,
+                 max_message: int = DEFAULT_MAX_MESSAGE) -> None:
         self.idle_timeout = idle_timeout  # math.inf: none
         self.max_tunnels = max_tunnels  # open at once per worker; None: no limit
         self.ping_interval = ping_interval  # math.inf: the gateway never pings
+        # Largest message a connection the gateway ends itself takes (tunnels relay any).
+        self.max_message = max_message
 
 
 class TunnelStats:

@@ -26,7 +26,7 @@ from edgeward.http.message import STREAMED, RequestHead, ResponseHead
 from edgeward.http.stream import PAUSE_HELD_BODY, ClientStream, ServerStream, Trailers
 from edgeward.http.tunnel import TunnelStats
 from edgeward.http.ws_handshake import Refusal
-from edgeward.proxy import states, upgrade
+from edgeward.proxy import local_ws, states, upgrade
 from edgeward.proxy.body import PENDING_LIMIT
 from edgeward.proxy.chain import EMPTY, Chain
 from edgeward.proxy.context import ExchangeContext
@@ -408,6 +408,9 @@ def _answer(ex: Exchange, reply: Reply) -> None:
     through the response filters the request passed, then the client's stream."""
     if ex.fwd is not None:
         ex.fwd.abandon()
+    if reply.handler is not None:
+        _accept_websocket(ex, reply)
+        return
     if reply.code is not None:
         ex.error_code = reply.code
     if reply.stream is not None:
@@ -433,6 +436,33 @@ def _answer(ex: Exchange, reply: Reply) -> None:
     if body and ex.head.method != "HEAD":
         ex.down.send_data(body)
     ex.down.send_end(None)
+    ex._close(notify=True)
+
+
+def _accept_websocket(ex: Exchange, reply: Reply) -> None:
+    """A filter accepted the handshake (`Reply.websocket`): the checks and the 101 are
+    `local_ws`'s; the connection holds the tunnel slot until it closes; the exchange ends
+    with 101 (`upgraded`)."""
+    route, handler = ex.route, reply.handler
+    refused = local_ws.refusal(ex.head, route, reply)
+    if refused is not None:
+        ex.fail(refused.code, refused.detail)
+        return
+    assert route is not None and route.websocket is not None and handler is not None
+    if ex.reserved is None:
+        ex.reserved = upgrade.reserve(ex.factory.websocket, route)
+        if ex.reserved is None:
+            ex.fail("websocket_limit")
+            return
+    resp = local_ws.switching_head(ex.head, reply)
+    ex._response_filters(resp)
+    if not ex.down.accept_websocket(resp, ex.head, handler, route.websocket, ex.reserved):
+        ex.fail("shutting_down")  # the worker began draining, or the client is going
+        return
+    ex.reserved = None  # the connection holds the slot now
+    ex.to(STREAMING)
+    ex.resp = resp
+    ex.status = 101
     ex._close(notify=True)
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from edgeward.http.tunnel import DEFAULT_IDLE_TIMEOUT, TunnelSettings
-from edgeward.values import Duration, doc
+from edgeward.http.tunnel import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_MESSAGE, TunnelSettings
+from edgeward.values import Duration, Size, doc
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,6 +30,11 @@ class WebSocketConfig:
         metadata=doc("tunnels open at once on this route, per worker; a handshake beyond "
                      "gets 503 websocket_limit. null = no limit but the file descriptors "
                      "(nginx and Envoy set none either)"))
+    max_message: Size = field(
+        default=DEFAULT_MAX_MESSAGE,
+        metadata=doc("largest message (all its fragments) a filter that accepts the "
+                     "handshake itself (Reply.websocket) takes; beyond, close 1009. Tunnels "
+                     "relay any size. 1 MiB as the `websockets` library's max_size"))
 
     def check(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
@@ -39,13 +44,15 @@ class WebSocketConfig:
             problems.append(("ping_interval", "must be above 0 (or null for none)"))
         if self.max_tunnels is not None and self.max_tunnels < 1:
             problems.append(("max_tunnels", "must be at least 1 (or null for no limit)"))
+        if self.max_message < 1:
+            problems.append(("max_message", "must be at least 1 byte"))
         return problems
 
     def settings(self) -> TunnelSettings:
         idle = self.idle_timeout if self.idle_timeout is not None else math.inf
         ping = self.ping_interval if self.ping_interval is not None else math.inf
         return TunnelSettings(idle_timeout=idle, max_tunnels=self.max_tunnels,
-                              ping_interval=ping)
+                              ping_interval=ping, max_message=int(self.max_message))
 
 
 def expand_shorthand(raw: object) -> object:

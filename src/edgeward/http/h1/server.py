@@ -32,6 +32,7 @@ from edgeward.http.message import NO_BODY, STREAMED, RequestHead, ResponseHead
 from edgeward.http.outbox import outbox_for
 from edgeward.http.stream import ServerStream, StreamHandler, Trailers
 from edgeward.http.tunnel import Tunnel, TunnelSettings, TunnelStats
+from edgeward.http.ws_endpoint import WebSocket, WebSocketHandler
 
 PAUSE_PIPELINE: Final = 4  # too many pipelined requests are waiting for their turn
 PAUSE_REFUSED: Final = 8   # bad bytes were read: nothing more is parsed on this connection
@@ -504,6 +505,23 @@ class H1ServerStream(ServerStream):
         client, client_early = detached
         Tunnel(conn.loop, conn.state.tunnels, client, upstream, settings, stats).start(
             client_early, upstream_early)
+        return True
+
+    def accept_websocket(self, resp: ResponseHead, request: RequestHead,
+                         handler: WebSocketHandler, settings: TunnelSettings,
+                         stats: TunnelStats) -> bool:
+        conn = self.conn
+        transport = conn.transport
+        if (transport is None or conn.state.draining or conn.queue or conn.closing
+                or conn.refusal is not None):
+            return False
+        conn.outbox.write(transport, _start(resp, False) + request.id_line + _SWITCH)
+        detached = conn.detach()
+        if detached is None:
+            return False  # cannot happen after the checks above; nothing more is sent
+        client, early = detached
+        WebSocket(request, handler, conn.loop, conn.state.endpoints, settings, stats).start(
+            client, early)
         return True
 
 

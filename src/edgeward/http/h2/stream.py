@@ -25,6 +25,7 @@ from edgeward.http.headers import HOP_BY_HOP
 from edgeward.http.message import RequestHead, ResponseHead
 from edgeward.http.stream import ServerStream, StreamHandler, Trailers
 from edgeward.http.tunnel import TunnelSettings, TunnelStats
+from edgeward.http.ws_endpoint import WebSocketHandler
 
 # Response body bytes waiting for a stream's window before its upstream is paused: one
 # initial window (64 KiB), as the HTTP/1.1 codec's socket high-water mark.
@@ -212,6 +213,11 @@ class H2ServerStream(ServerStream):
     def upgrade(self, resp: ResponseHead, request: RequestHead, upstream: asyncio.Transport,
                 upstream_early: bytes, settings: TunnelSettings, stats: TunnelStats) -> bool:
         return False  # WebSocket over HTTP/2 (RFC 8441) is not offered
+
+    def accept_websocket(self, resp: ResponseHead, request: RequestHead,
+                         handler: WebSocketHandler, settings: TunnelSettings,
+                         stats: TunnelStats) -> bool:
+        return False  # nor ended in the gateway
 
     def __repr__(self) -> str:
         return f"<H2ServerStream {self.stream_id}>"
