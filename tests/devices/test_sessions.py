@@ -11,12 +11,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
-
 from tests.cluster._cluster import RedisServer, admin_port, gateways, http_get, redis_server
 from tests.devices._client import call
 from tests.support.gateway import GatewayProcess
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 WAIT = 10.0
 

@@ -88,6 +88,7 @@ class DeviceSession(WebSocketHandler):
 
     __slots__ = ("hub", "device", "shadows", "writer", "ws", "latest", "inflight", "inbox",
                  "task")
+    ws: WebSocket  # set by on_open
 
     def __init__(self, hub: DeviceSessions, device: str, shadows: tuple[str, ...],
                  writer: str) -> None:
@@ -95,7 +96,6 @@ class DeviceSession(WebSocketHandler):
         self.device = device
         self.shadows = shadows
         self.writer = writer
-        self.ws: WebSocket | None = None  # type: ignore[assignment]
         # Per shadow: the newest delta known (version, message; None once acknowledged) and
         # the version in flight (sent, not yet acknowledged).
         self.latest: dict[str, tuple[int, bytes | None]] = {}
@@ -269,7 +269,7 @@ class DeviceSession(WebSocketHandler):
         def done(t: asyncio.Task[None]) -> None:
             if self.task is t:
                 self.task = None
-            if not t.cancelled() and t.exception() is not None and self.ws is not None:
+            if not t.cancelled() and t.exception() is not None:
                 log.error("device %s: session failed", self.device, exc_info=t.exception())
                 self._close(1011, "internal error")
 
