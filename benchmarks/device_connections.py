@@ -201,7 +201,12 @@ async def latency(port: int, devices: dict[str, Device], samples: int) -> list[f
         dev.waiter = loop.create_future()
         started = time.perf_counter()
         await patch(reader, writer, dev.name, i)
-        await asyncio.wait_for(dev.waiter, 10)
+        try:
+            await asyncio.wait_for(dev.waiter, 10)
+        except TimeoutError:
+            raise SystemExit(f"sample {i}: no delta reached {dev.name} within 10 s "
+                             f"(closed: {dev.transport is None or dev.transport.is_closing()})"
+                             ) from None
         out.append((time.perf_counter() - started) * 1000)
     writer.close()
     return out

@@ -32,6 +32,12 @@ from edgeward.ratelimit.redis_store import LuaScript
 
 # XREAD BLOCK per call: below the client's 2 s socket timeout.
 BLOCK_SLICE: Final = 1.0
+# Short store calls (reads, compare-and-sets, telemetry appends) in flight at once per worker;
+# more wait for a slot within the call's deadline instead of failing. redis-py's asyncio pool
+# holds at most 100 connections and refuses the 101st at once (MaxConnectionsError): this
+# leaves room for long polls, delta streams, the change feed and global rate limits, which
+# share the client.
+MAX_CALLS: Final = 64
 STORE_ERRORS: Final = (RedisError, OSError, TimeoutError)
 
 # KEYS: shadow hash, change stream. ARGV: expected version, new version, document, maxlen,
@@ -80,6 +86,7 @@ class ShadowStore:
         self.conflicts = 0        # CAS rounds lost to another writer
         self.outcomes = {"applied": 0, "duplicate": 0, "stale": 0, "conflict": 0}
         self.telemetry = {"stored": 0, "duplicate": 0}
+        self.calls = asyncio.Semaphore(MAX_CALLS)
 
     # -- keys ------------------------------------------------------------------------------
 
@@ -103,7 +110,7 @@ class ShadowStore:
     async def read(self, device: str, name: str) -> tuple[Shadow | None, str]:
         """The stored shadow (None if none) and the change stream id to wait after."""
         try:
-            async with asyncio.timeout(self.config.timeout):
+            async with asyncio.timeout(self.config.timeout), self.calls:
                 doc, last = await self.client.hmget(self.shadow_key(device, name), "doc", "id")
                 if last is None:
                     newest = await self.client.xrevrange(self.changes_key(device), count=1)
@@ -144,7 +151,7 @@ class ShadowStore:
         args = (expected, new.version, new.dumps(), self.config.stream_maxlen, device, name,
                 event)
         try:
-            async with asyncio.timeout(self.config.timeout):
+            async with asyncio.timeout(self.config.timeout), self.calls:
                 done, _ = await CAS_SCRIPT.call(self.client, keys, args)
         except STORE_ERRORS as exc:
             raise StoreError(f"redis: {exc!r}") from None
@@ -179,7 +186,7 @@ class ShadowStore:
         args = (int(self.config.dedup_ttl * 1000), self.config.telemetry_maxlen, device,
                 message_id, payload)
         try:
-            async with asyncio.timeout(self.config.timeout):
+            async with asyncio.timeout(self.config.timeout), self.calls:
                 stored, entry = await TELEMETRY_SCRIPT.call(self.client, keys, args)
         except STORE_ERRORS as exc:
             raise StoreError(f"redis: {exc!r}") from None
