@@ -103,6 +103,6 @@ def test_a_newer_connection_takes_over_and_the_old_one_sends_nothing() -> None:
     new.on_change("", 2, change({"a": 2}, 2))
     assert new_ws.sent[0]["version"] == 2
     old.on_close(old_ws, REPLACED, "")  # type: ignore[arg-type]
-    assert h.sessions["d"] is new and h.feed.subscribers["d"] is new
+    assert h.sessions["d"] is new and h.feed.subscribers["d"] == [new]
     new.on_close(new_ws, 1000, "")  # type: ignore[arg-type]
     assert not h.sessions and not h.feed.subscribers

@@ -184,3 +184,19 @@ async def test_the_route_filters_run_before_the_handshake(pair: list[GatewayProc
     status, _, doc = await call(a, "GET", "/devices/dev-1/shadow")
     assert doc["state"]["reported"] == {"ok": 1}
     assert doc["version_vector"] == {"dev-1": 5}   # the consumer is the writer
+
+
+async def test_long_polls_past_the_redis_pool_all_wait_on_the_one_change_feed(
+        pair: list[GatewayProcess]) -> None:
+    """150 long polls on one worker (redis-py's pool holds 100 connections): each waits on
+    the worker's change feed, not on a Redis connection of its own."""
+    a, b = pair[0].port, pair[1].port
+    path = "/devices/ws-5/shadow"
+    await call(b, "PATCH", path, {"state": {"desired": {"v": 0}}})
+    polls = [asyncio.ensure_future(call(a, "GET", path + "/delta?version=1&wait=8"))
+             for _ in range(150)]
+    await asyncio.sleep(0.5)
+    assert not any(p.done() for p in polls)
+    await call(b, "PATCH", path, {"state": {"desired": {"v": 1}}})
+    answers = await asyncio.gather(*polls)
+    assert {(status, doc["version"]) for status, _, doc in answers} == {(200, 2)}

@@ -1,10 +1,11 @@
 """One worker's view of every shadow change: one XREAD over the shards' change streams.
 
-Devices connected to this worker (WebSocket sessions) subscribe by device id; the feed reads
+Devices connected to this worker (WebSocket sessions), delta streams (SSE) and long polls
+subscribe by device id; the feed reads
 each shard's change stream from where it last read (explicit ids, never `$` after the first
 call, so nothing written between two reads is skipped) and hands each entry whose device is
-subscribed to its subscriber. One blocking read serves any number of devices: the cost per
-connected device is one dict entry, not a Redis connection.
+subscribed to its subscribers. One blocking read serves any number of waiters: the cost per
+waiting device is a dict entry, not a Redis connection (redis-py's pool holds 100).
 
 Ordering against a subscriber's own first read: a subscriber first awaits `ready()` (the
 feed has taken the streams' current ends), subscribes, then reads the shadow. A change stored
@@ -18,6 +19,7 @@ import asyncio
 import logging
 from typing import Any, Final, Protocol
 
+from edgeward.devices.shadow import Shadow
 from edgeward.devices.store import STORE_ERRORS, ShadowStore
 
 log = logging.getLogger("edgeward.devices")
@@ -32,12 +34,27 @@ class Subscriber(Protocol):
     def on_change(self, name: str, version: int, event: bytes) -> None: ...
 
 
+class _Waiter:
+    """A wait for one shadow to pass a version (`ChangeFeed.wait_change`)."""
+
+    __slots__ = ("name", "after", "future")
+
+    def __init__(self, name: str, after: int, future: asyncio.Future[None]) -> None:
+        self.name = name
+        self.after = after
+        self.future = future
+
+    def on_change(self, name: str, version: int, event: bytes) -> None:
+        if name == self.name and version > self.after and not self.future.done():
+            self.future.set_result(None)
+
+
 class ChangeFeed:
     def __init__(self, store: ShadowStore) -> None:
         self.store = store
         prefix, shards = store.config.key_prefix, store.config.shards
         self.streams = [f"{prefix}:{{{s}}}:changes" for s in range(shards)]
-        self.subscribers: dict[str, Subscriber] = {}
+        self.subscribers: dict[str, list[Subscriber]] = {}
         self.errors = 0
         self._ids: dict[str, str] = {}
         self._ready = asyncio.Event()
@@ -50,11 +67,35 @@ class ChangeFeed:
         await self._ready.wait()
 
     def subscribe(self, device: str, sub: Subscriber) -> None:
-        self.subscribers[device] = sub
+        self.subscribers.setdefault(device, []).append(sub)
 
     def unsubscribe(self, device: str, sub: Subscriber) -> None:
-        if self.subscribers.get(device) is sub:
-            del self.subscribers[device]
+        subs = self.subscribers.get(device)
+        if subs is not None and sub in subs:
+            subs.remove(sub)
+            if not subs:
+                del self.subscribers[device]
+
+    async def wait_change(self, device: str, name: str, after: int,
+                          timeout: float) -> Shadow | None:
+        """The shadow once its version is above `after`, or as it is after `timeout` (None
+        if there is none). Raises StoreError when the shadow cannot be read."""
+        await self.ready()
+        waiter = _Waiter(name, after, asyncio.get_running_loop().create_future())
+        self.subscribe(device, waiter)
+        try:
+            shadow, _ = await self.store.read(device, name)
+            if shadow is not None and shadow.version > after:
+                return shadow
+            try:
+                async with asyncio.timeout(timeout):
+                    await waiter.future
+            except TimeoutError:
+                return shadow
+            shadow, _ = await self.store.read(device, name)
+            return shadow
+        finally:
+            self.unsubscribe(device, waiter)
 
     def stop(self) -> None:
         if self._task is not None:
@@ -93,13 +134,15 @@ class ChangeFeed:
         device = fields.get(b"device")
         if device is None:
             return
-        sub = self.subscribers.get(device.decode())
-        if sub is None:
+        subs = self.subscribers.get(device.decode())
+        if subs is None:
             return
-        try:
-            sub.on_change(fields[b"shadow"].decode(), int(fields[b"version"]), fields[b"event"])
-        except Exception:  # noqa: BLE001 - one session's bug must not stop every device's feed
-            log.exception("device change feed: a subscriber failed")
+        name, version = fields[b"shadow"].decode(), int(fields[b"version"])
+        for sub in list(subs):
+            try:
+                sub.on_change(name, version, fields[b"event"])
+            except Exception:  # noqa: BLE001 - one subscriber's bug must not stop the feed
+                log.exception("device change feed: a subscriber failed")
 
 
 def _text(value: Any) -> str:

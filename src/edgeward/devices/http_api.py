@@ -103,7 +103,7 @@ class DeviceApi(Filter):
         self.config = config
         self.limit = store.config.max_document_bytes
         self.clock = time.time  # metadata timestamps are wall-clock seconds, as AWS's
-        self.streams = DeltaStreams(store, config.heartbeat, config.max_streams)
+        self.streams = DeltaStreams(sessions.feed, config.heartbeat, config.max_streams)
 
     def on_request(self, req: Request) -> RequestResult:
         found = parse_path(req.path)
@@ -244,7 +244,7 @@ class DeviceApi(Filter):
                 shadow, _ = await self.store.read(device, name)
             else:
                 timeout = min(wait, self.config.max_wait)
-                shadow = await self.store.wait_change(device, name, int(after), timeout)
+                shadow = await self.sessions.feed.wait_change(device, name, int(after), timeout)
         except StoreError as exc:
             return Reply.error(503, "device_store_unavailable", str(exc))
         shadow = shadow or Shadow()

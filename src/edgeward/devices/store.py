@@ -13,8 +13,8 @@ Keys of one device share a Redis Cluster hash tag, its shard: `PREFIX:{S}:shadow
 the streams (XREAD, or XREADGROUP with their own consumer groups).
 
 The client is the limiter's (`ratelimit.redis_client.connect`, one per worker through the
-registry): redis-py speaks EVALSHA, XADD, XREAD and XREADGROUP already. Its socket timeout
-(2 s) bounds each call, so a long poll blocks in slices of BLOCK_SLICE.
+registry): redis-py speaks EVALSHA, XADD, XREAD and XREADGROUP already. Waiting for a change
+(long polls, delta streams, sessions) is the worker's change feed (feed.py), not the store.
 """
 
 from __future__ import annotations
@@ -30,13 +30,11 @@ from edgeward.devices.config import DevicesConfig
 from edgeward.devices.shadow import Result, Shadow, Update, apply
 from edgeward.ratelimit.redis_store import LuaScript
 
-# XREAD BLOCK per call: below the client's 2 s socket timeout.
-BLOCK_SLICE: Final = 1.0
 # Short store calls (reads, compare-and-sets, telemetry appends) in flight at once per worker;
 # more wait for a slot within the call's deadline instead of failing. redis-py's asyncio pool
 # holds at most 100 connections and refuses the 101st at once (MaxConnectionsError): this
-# leaves room for long polls, delta streams, the change feed and global rate limits, which
-# share the client.
+# leaves room for the change feed (feed.py, one blocking read per worker) and global rate
+# limits, which share the client.
 MAX_CALLS: Final = 64
 STORE_ERRORS: Final = (RedisError, OSError, TimeoutError)
 
@@ -156,27 +154,6 @@ class ShadowStore:
         except STORE_ERRORS as exc:
             raise StoreError(f"redis: {exc!r}") from None
         return int(done) == 1
-
-    async def wait_change(self, device: str, name: str, after: int,
-                          timeout: float) -> Shadow | None:
-        """The shadow once its version is above `after`, or as it is after `timeout`."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        shadow, last = await self.read(device, name)
-        stream = self.changes_key(device)
-        want = (device.encode(), name.encode())
-        while (shadow is None or shadow.version <= after) and loop.time() < deadline:
-            block = max(1, int(min(deadline - loop.time(), BLOCK_SLICE) * 1000))
-            try:
-                got = await self.client.xread({stream: last}, block=block, count=100)
-            except STORE_ERRORS as exc:
-                raise StoreError(f"redis: {exc!r}") from None
-            for _, entries in got or []:
-                for entry_id, fields in entries:
-                    last = _text(entry_id)
-                    if (fields.get(b"device"), fields.get(b"shadow")) == want:
-                        shadow, last = await self.read(device, name)
-        return shadow
 
     # -- telemetry -------------------------------------------------------------------------
 
