@@ -123,6 +123,8 @@ def test_topics_parse_as_aws_iot_names_them() -> None:
     assert parse_topic(f"{PREFIX}/d1/shadow/update", PREFIX) == Topic("d1", "", "update")
     assert parse_topic(f"{PREFIX}/d1/shadow/name/cfg/get", PREFIX) == Topic("d1", "cfg", "get")
     assert parse_topic(f"{PREFIX}/d1/telemetry", PREFIX) == Topic("d1", "", "telemetry")
+    assert parse_topic(f"{PREFIX}/d1/commands/ack", PREFIX) == Topic("d1", "", "command_ack")
+    assert parse_topic(f"{PREFIX}/d1/commands", PREFIX) is None
     assert parse_topic(f"{PREFIX}/d1/shadow/update/accepted", PREFIX) is None
     assert subscriptions(MqttConfig())[0] == f"$share/edgeward/{PREFIX}/+/shadow/update"
 
@@ -176,6 +178,24 @@ async def test_a_dead_gateways_unacknowledged_delta_is_claimed_and_published(
     while client.xpending_range(stream, "edgeward:dev:mqtt", entry_id, entry_id, 1):
         assert time.monotonic() < deadline, "the claimed entry was never acknowledged"
         await asyncio.sleep(0.05)
+
+
+async def test_commands_reach_the_device_and_its_acknowledgement_clears_them(
+        pair: list[GatewayProcess], device: Device) -> None:
+    name = device.base.rsplit("/", 1)[1]
+    status, _, sent = await call(pair[1].port, "POST", f"/devices/{name}/commands",
+                                 {"op": "reboot", "delay_s": 5})
+    assert status == 202
+    got = await device.expect("commands")
+    assert got["id"] == sent["id"] and got["command"] == {"op": "reboot", "delay_s": 5}
+    await device.send("commands/ack", {"id": got["id"]})
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        _, _, doc = await call(pair[0].port, "GET", f"/devices/{name}/commands")
+        if doc["commands"] == []:
+            break
+        await asyncio.sleep(0.05)
+    assert doc["commands"] == []
 
 
 async def test_bad_and_conflicting_updates_are_rejected(

@@ -24,7 +24,7 @@ def config(redis_url: str) -> str:
     return (
         "listen: {listen}\nadmin: {admin}\n"
         f"redis: {{url: '{redis_url}'}}\n"
-        "devices: {shards: 4, stream_maxlen: 1000}\n"
+        "devices: {shards: 4, stream_maxlen: 1000, max_pending_commands: 3}\n"
         "consumers:\n  dev-1: {api_keys: [k-dev-1]}\n"
         "routes:\n"
         "  - name: own\n"
@@ -200,3 +200,38 @@ async def test_long_polls_past_the_redis_pool_all_wait_on_the_one_change_feed(
     await call(b, "PATCH", path, {"state": {"desired": {"v": 1}}})
     answers = await asyncio.gather(*polls)
     assert {(status, doc["version"]) for status, _, doc in answers} == {(200, 2)}
+
+
+async def test_commands_wait_for_the_device_and_go_before_anything_else(
+        pair: list[GatewayProcess]) -> None:
+    a, b = pair[0].port, pair[1].port
+    base = "/devices/ws-6"
+    await call(b, "PATCH", base + "/shadow", {"state": {"desired": {"fan": 1}}})
+    status, _, first = await call(b, "POST", base + "/commands", {"op": "reboot"})
+    assert status == 202
+    async with device(a, base + "/connect") as ws:
+        got = await receive(ws)       # the pending command before the delta
+        assert got == {"type": "command", "id": first["id"], "command": {"op": "reboot"},
+                       "timestamp": got["timestamp"]}
+        assert (await receive(ws))["type"] == "delta"
+        _, _, second = await call(b, "POST", base + "/commands", [1, 2])
+        live = await receive(ws)
+        assert (live["id"], live["command"]) == (second["id"], [1, 2])
+        await ws.send(json.dumps({"type": "command_ack", "id": first["id"]}))
+        bad = await ask(ws, {"type": "command_ack", "id": "nope"})
+        assert bad["error"] == "invalid_message"
+    _, _, doc = await call(a, "GET", base + "/commands")
+    assert [c["id"] for c in doc["commands"]] == [second["id"]]
+    async with device(b, base + "/connect") as ws:
+        again = await receive(ws)     # not acknowledged: sent again on the next connection
+        assert again["id"] == second["id"]
+    status, _, _ = await call(a, "DELETE", f"{base}/commands/{second['id']}")
+    assert status == 204
+    status, _, gone = await call(a, "DELETE", f"{base}/commands/{second['id']}")
+    assert (status, gone["code"]) == (404, "command_not_found")
+    for _ in range(3):
+        assert (await call(a, "POST", base + "/commands", {"n": 1}))[0] == 202
+    status, _, full = await call(a, "POST", base + "/commands", {"n": 1})
+    assert (status, full["code"]) == (429, "device_commands_exceeded")
+    status, _, bad = await call(a, "POST", base + "/commands", b"{not json")
+    assert (status, bad["code"]) == (400, "invalid_shadow_update")

@@ -7,6 +7,9 @@
                                                        Accept: text/event-stream streams (SSE)
     POST   .../devices/{id}/telemetry                  append once per Idempotency-Key
     GET    .../devices/{id}/connect                    a WebSocket session (sessions.py)
+    POST   .../devices/{id}/commands                   a command for the device (commands.py)
+    GET    .../devices/{id}/commands                   its pending commands
+    DELETE .../devices/{id}/commands/{command}         the device did it
 
 It runs last (ORDER_RESPOND), after the route's CORS, IP, authentication and rate-limit
 filters, so they apply to devices and applications as to any request. It reads a request
@@ -22,6 +25,7 @@ import time
 from collections.abc import Awaitable
 from typing import Any, ClassVar, Final
 
+from edgeward.devices import commands
 from edgeward.devices.config import RouteDevicesConfig
 from edgeward.devices.requests import valid_id, valid_name
 from edgeward.devices.sessions import DeviceSession, DeviceSessions
@@ -57,8 +61,10 @@ def parse_path(path: str) -> tuple[str, str, str] | None:
     if not parts or not valid_id(parts[0]):
         return None
     device, rest = parts[0], parts[1:]
-    if rest == ["telemetry"] or rest == ["connect"]:
+    if rest == ["telemetry"] or rest == ["connect"] or rest == ["commands"]:
         return device, "", rest[0]
+    if len(rest) == 2 and rest[0] == "commands" and commands.valid_id(rest[1]):
+        return device, rest[1], "command"
     if not rest or rest[0] != "shadow" or len(rest) > 4:
         return None
     rest = rest[1:]
@@ -110,7 +116,8 @@ class DeviceApi(Filter):
         if found is None:
             return Reply.error(404, "route_not_found",
                                "device API paths: /devices/{id}/shadow[/{name}][/delta], "
-                               "/devices/{id}/telemetry, /devices/{id}/connect")
+                               "/devices/{id}/telemetry, /devices/{id}/connect, "
+                               "/devices/{id}/commands[/{command}]")
         device, name, resource = found
         if self.config.own_device_only and (req.consumer is None
                                              or req.consumer.name != device):
@@ -118,7 +125,9 @@ class DeviceApi(Filter):
         method = req.method
         allowed = {"shadow": ("GET", "PATCH", "POST", "DELETE"), "delta": ("GET",),
                    "telemetry": ("POST",) if self.config.telemetry else (),
-                   "connect": ("GET",)}[resource]
+                   "connect": ("GET",),
+                   "commands": ("GET", "POST") if self.config.commands else (),
+                   "command": ("DELETE",) if self.config.commands else ()}[resource]
         if method not in allowed:
             return Reply.error(405, "method_not_allowed", f"{resource} takes {allowed}",
                                [("allow", ", ".join(allowed))])
@@ -126,6 +135,10 @@ class DeviceApi(Filter):
             return self._delta(req, device, name)
         if resource == "connect":
             return self._connect(req, device)
+        if resource == "command":
+            return self._command_done(device, name)
+        if resource == "commands" and method == "GET":
+            return self._pending(device)
         if method == "GET":
             return self._get(device, name)
         if method == "DELETE":
@@ -158,6 +171,8 @@ class DeviceApi(Filter):
             raw = b"".join(body.parts)
         if resource == "telemetry":
             return await self._telemetry(req, device, raw)
+        if resource == "commands":
+            return await self._command(device, raw)
         try:
             parsed = json.loads(raw)
         except ValueError:
@@ -217,6 +232,36 @@ class DeviceApi(Filter):
         update = Update(clear=frozenset({"desired", "reported"}), writer=writer,
                         version=expected)
         return await self._store(req, device, name, update, kind="delete")
+
+    async def _command(self, device: str, raw: bytes) -> Reply:
+        try:
+            text = json.dumps(json.loads(raw), separators=(",", ":"))
+        except ValueError:
+            return Reply.error(400, "invalid_shadow_update", "a command is a JSON document")
+        try:
+            command_id = await commands.send(self.store, device, text, self.clock())
+        except commands.CommandsFull as exc:
+            return Reply.error(429, "device_commands_exceeded", str(exc))
+        except StoreError as exc:
+            return Reply.error(503, "device_store_unavailable", str(exc))
+        return _json(202, {"id": command_id})
+
+    async def _pending(self, device: str) -> Reply:
+        try:
+            waiting = await commands.pending(self.store, device)
+        except StoreError as exc:
+            return Reply.error(503, "device_store_unavailable", str(exc))
+        return _json(200, {"commands": waiting})
+
+    async def _command_done(self, device: str, command_id: str) -> Reply:
+        try:
+            removed = await commands.done(self.store, device, command_id)
+        except StoreError as exc:
+            return Reply.error(503, "device_store_unavailable", str(exc))
+        if not removed:
+            return Reply.error(404, "command_not_found",
+                               f"device {device!r} has no pending command {command_id!r}")
+        return Reply(204)
 
     def _connect(self, req: Request, device: str) -> Reply:
         """A device's WebSocket session: the classic shadow's deltas and those of the named

@@ -36,11 +36,11 @@ from typing import Any, Final
 import aiomqtt
 from redis.exceptions import ResponseError
 
-from edgeward.devices import requests
+from edgeward.devices import commands, requests
 from edgeward.devices.config import DevicesConfig, MqttConfig
 from edgeward.devices.outbox import ACK, COMMAND, DELTA, Outbox
 from edgeward.devices.requests import Answer, rejection
-from edgeward.devices.store import ShadowStore
+from edgeward.devices.store import ShadowStore, StoreError
 from edgeward.ratelimit.limiter import Limiter
 
 log = logging.getLogger("edgeward.devices")
@@ -73,6 +73,8 @@ def parse_topic(topic: str, prefix: str) -> Topic | None:
     parts = topic[len(prefix) + 1:].split("/")
     if len(parts) == 2 and parts[1] == "telemetry":
         return Topic(parts[0], "", "telemetry")
+    if len(parts) == 3 and parts[1:] == ["commands", "ack"]:
+        return Topic(parts[0], "", "command_ack")
     if len(parts) == 3 and parts[1] == "shadow" and parts[2] in ("update", "get"):
         return Topic(parts[0], "", parts[2])
     if (len(parts) == 5 and parts[1] == "shadow" and parts[2] == "name"
@@ -86,7 +88,7 @@ def subscriptions(config: MqttConfig) -> list[str]:
     p = config.topic_prefix
     return [share + t for t in (f"{p}/+/shadow/update", f"{p}/+/shadow/get",
                                 f"{p}/+/shadow/name/+/update", f"{p}/+/shadow/name/+/get",
-                                f"{p}/+/telemetry")]
+                                f"{p}/+/telemetry", f"{p}/+/commands/ack")]
 
 
 class MqttBridge:
@@ -104,7 +106,8 @@ class MqttBridge:
                           f"-{os.getpid()}")
         self.outbox = Outbox()
         # edgeward_device_mqtt_messages_total{kind} (docs/devices.md).
-        self.stats = {"received": 0, "accepted": 0, "rejected": 0, "delta": 0, "claimed": 0}
+        self.stats = {"received": 0, "accepted": 0, "rejected": 0, "delta": 0, "command": 0,
+                      "claimed": 0}
         self.reconnects = 0
         self._task: asyncio.Task[None] | None = None
         self._client: aiomqtt.Client | None = None
@@ -174,6 +177,9 @@ class MqttBridge:
                 429, "rate_limited", _token(payload),
                 "the device's devices.mqtt.rate_limit refused the message"))
             return
+        if topic.op == "command_ack":
+            await self._command_done(topic.device, payload)
+            return
         if topic.op == "telemetry":
             answer = await requests.telemetry(self.store, topic.device, payload)
             self._send(topic.device, where, ACK if answer.accepted else DELTA, answer)
@@ -186,6 +192,23 @@ class MqttBridge:
             answer = await requests.shadow_request(self.store, topic.device, topic.name,
                                                    topic.op, body, topic.device)
         self._send(topic.device, where, DELTA, answer)
+
+    async def _command_done(self, device: str, payload: bytes) -> None:
+        """`PREFIX/{id}/commands/ack` with `{"id": ...}`: the device did the command."""
+        try:
+            body = json.loads(payload)
+            command_id = body.get("id") if isinstance(body, dict) else None
+        except ValueError:
+            command_id = None
+        if not isinstance(command_id, str) or not commands.valid_id(command_id):
+            self._send(device, f"{self.prefix}/{device}/commands/ack", DELTA, rejection(
+                400, "invalid_message", None, "a command acknowledgement is {\"id\": ...}"))
+            return
+        try:
+            await commands.done(self.store, device, command_id)
+        except StoreError as exc:
+            self._send(device, f"{self.prefix}/{device}/commands/ack", DELTA, rejection(
+                503, "device_store_unavailable", None, str(exc)))
 
     async def _admit(self, topic: Topic) -> bool:
         assert self.limiter is not None
@@ -256,17 +279,22 @@ class MqttBridge:
         """Queue the change's delta (acknowledged once the broker took it); False when the
         change has none (the caller acknowledges it now)."""
         event = json.loads(fields[b"event"])
+        device, name = fields[b"device"].decode(), fields[b"shadow"].decode()
+        if event.get("kind") == "command":
+            doc = commands.message(event["id"], event["command"], event["timestamp"])
+            self.stats["command"] += 1
+            # A refused command stays unacknowledged in the stream: pending, so it is
+            # delivered again (claimed, or after a reconnect) rather than lost.
+            self.outbox.put(device, COMMAND, f"{self.prefix}/{device}/commands",
+                            json.dumps(doc).encode(), after=[ack])
+            return True
         if event.get("delta") is None:
             return False
-        device, name = fields[b"device"].decode(), fields[b"shadow"].decode()
         base = Topic(device, name, "update").base(self.prefix)
         doc = {"state": event["delta"], "version": event["version"],
                "timestamp": event["timestamp"]}
-        kind = COMMAND if event.get("kind") == "command" else DELTA
         self.stats["delta"] += 1
-        # A refused command stays unacknowledged in the stream: pending, so it is delivered
-        # again after a reconnect rather than lost.
-        self.outbox.put(device, kind, f"{base}/update/delta", json.dumps(doc).encode(),
+        self.outbox.put(device, DELTA, f"{base}/update/delta", json.dumps(doc).encode(),
                         coalesce=f"{base}/update/delta", after=[ack])
         return True
 

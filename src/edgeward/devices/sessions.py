@@ -8,13 +8,16 @@ device -> gateway                               gateway -> device
   {"type": "update", "shadow", "state", ...}      {"type": "accepted"|"rejected", "op", ...}
   {"type": "get", "shadow"}                       {"type": "delta", "shadow", "version", ...}
   {"type": "telemetry", "id", ...}                {"type": "telemetry_accepted", "id", ...}
-  {"type": "ack", "shadow", "version"}
+  {"type": "ack", "shadow", "version"}            {"type": "command", "id", "command", ...}
+  {"type": "command_ack", "id"}
 
 Deltas are pushed from the worker's change feed (`feed.py`), one in flight per shadow: the
 next goes out after the device acknowledges the last (`ack` with its version); changes made
 meanwhile coalesce into the newest delta. An unacknowledged delta is sent again when the
-device connects again (MQTT 5 resends only on reconnection too, §4.4). Everything sent waits
-in the worker's priority outbox (`outbox.py`, lanes mode): replies and deltas before telemetry
+device connects again (MQTT 5 resends only on reconnection too, §4.4). Commands
+(`commands.py`) go out when sent and, those still pending, when the session opens; a
+`command_ack` removes one. Everything sent waits in the worker's priority outbox
+(`outbox.py`, lanes mode): commands, then replies and deltas, then telemetry
 acknowledgements, bounded per device and in all. A second connection of a device replaces
 the first (close 4000), as AWS IoT does for a client id.
 """
@@ -27,9 +30,9 @@ import logging
 from collections import deque
 from typing import Any, Final
 
-from edgeward.devices import requests
+from edgeward.devices import commands, requests
 from edgeward.devices.feed import ChangeFeed
-from edgeward.devices.outbox import ACK, DELTA, Item, PriorityBuffer
+from edgeward.devices.outbox import ACK, COMMAND, DELTA, Item, PriorityBuffer, Pushed
 from edgeward.devices.requests import Answer, rejection, valid_name
 from edgeward.devices.store import ShadowStore, StoreError
 from edgeward.filters.api import WebSocket, WebSocketHandler
@@ -87,7 +90,7 @@ class DeviceSession(WebSocketHandler):
     """One device's connection (see the module docstring)."""
 
     __slots__ = ("hub", "device", "shadows", "writer", "ws", "latest", "inflight", "inbox",
-                 "task")
+                 "task", "commands", "refused")
     ws: WebSocket  # set by on_open
 
     def __init__(self, hub: DeviceSessions, device: str, shadows: tuple[str, ...],
@@ -102,6 +105,10 @@ class DeviceSession(WebSocketHandler):
         self.inflight: dict[str, int] = {}
         self.inbox: deque[str | bytes] | None = None  # made when a request must wait
         self.task: asyncio.Task[None] | None = None
+        # Commands sent and not yet acknowledged (ids): a command seen twice (the opening read
+        # and the feed) goes once; None while there are none.
+        self.commands: set[str] | None = None
+        self.refused = False  # a command did not fit the outbox: read the pending ones again
 
     # -- WebSocketHandler ------------------------------------------------------------------
 
@@ -113,7 +120,8 @@ class DeviceSession(WebSocketHandler):
     def on_message(self, ws: WebSocket, message: str | bytes) -> None:
         self.hub.stats["received"] += 1
         body = _decode(message)
-        if isinstance(body, dict) and body.get("type") == "ack":
+        kind = body.get("type") if isinstance(body, dict) else None
+        if kind == "ack":
             self._acked(body)
             return
         inbox = self.inbox
@@ -141,6 +149,12 @@ class DeviceSession(WebSocketHandler):
     # -- from the change feed --------------------------------------------------------------
 
     def on_change(self, name: str, version: int, event: bytes) -> None:
+        if version == 0:  # a command (commands.py)
+            change = json.loads(event)
+            if change.get("kind") == "command":
+                self._command(commands.message(change["id"], change["command"],
+                                               change["timestamp"]))
+            return
         if name not in self.shadows:
             return
         held = self.latest.get(name)
@@ -181,27 +195,48 @@ class DeviceSession(WebSocketHandler):
         else:
             self.latest[name] = (newest, None)
 
+    def _command(self, doc: dict[str, Any]) -> None:
+        sent = self.commands
+        if sent is None:
+            sent = self.commands = set()
+        if doc["id"] in sent:
+            return
+        sent.add(doc["id"])
+        pushed = self._push(COMMAND, json.dumps({"type": "command", **doc},
+                                                separators=(",", ":")).encode())
+        if pushed == "refused":
+            # Still pending in Redis: sent again after the device acknowledges another
+            # command, or on its next connection. Never dropped.
+            sent.discard(doc["id"])
+            self.refused = True
+
     # -- requests --------------------------------------------------------------------------
 
     async def _begin(self) -> None:
         """The current delta of each shadow the session follows, once the feed runs."""
         await self.hub.feed.ready()
-        for name in self.shadows:
-            try:
-                shadow, _ = await self.hub.store.read(self.device, name)
-            except StoreError as exc:
-                log.warning("device %s: %s", self.device, exc)
-                self._close(STORE_DOWN, "device store unavailable")
-                return
-            if shadow is not None:
-                delta = shadow.state().get("delta")
-                held = self.latest.get(name)
-                if delta and (held is None or held[0] < shadow.version):
-                    self._offer(name, shadow.version, delta, shadow.timestamp)
+        try:
+            for doc in await commands.pending(self.hub.store, self.device):
+                self._command(doc)
+            for name in self.shadows:
+                await self._current(name)
+        except StoreError as exc:
+            log.warning("device %s: %s", self.device, exc)
+            self._close(STORE_DOWN, "device store unavailable")
+            return
         if self.inbox:
             await self._work()
         elif self.task is asyncio.current_task():
             self.task = None
+
+    async def _current(self, name: str) -> None:
+        """The shadow's delta as it is now, unless a newer one came meanwhile."""
+        shadow, _ = await self.hub.store.read(self.device, name)
+        if shadow is not None:
+            delta = shadow.state().get("delta")
+            held = self.latest.get(name)
+            if delta and (held is None or held[0] < shadow.version):
+                self._offer(name, shadow.version, delta, shadow.timestamp)
 
     async def _work(self) -> None:
         while self.inbox:
@@ -219,14 +254,16 @@ class DeviceSession(WebSocketHandler):
 
     async def _handle(self, body: dict[str, Any], raw: str | bytes) -> None:
         op, name = body.get("type"), body.get("shadow", "")
-        if op == "telemetry":
+        if op == "command_ack":
+            await self._command_done(body)
+        elif op == "telemetry":
             payload = raw.encode() if isinstance(raw, str) else raw
             answer = await requests.telemetry(self.hub.store, self.device, payload)
             self._answer(op, "", ACK if answer.accepted else DELTA, answer)
         elif op not in ("get", "update"):
             self._answer("request", "", DELTA, rejection(
                 400, "invalid_message", _token(body),
-                "type must be update, get, telemetry or ack"))
+                "type must be update, get, telemetry, ack or command_ack"))
         elif not isinstance(name, str) or (name and not valid_name(name)):
             self._answer(op, "", DELTA, rejection(
                 400, "invalid_message", _token(body), f"not a shadow name: {name!r}"))
@@ -234,6 +271,24 @@ class DeviceSession(WebSocketHandler):
             answer = await requests.shadow_request(self.hub.store, self.device, name, op,
                                                    body, self.writer)
             self._answer(op, name, DELTA, answer)
+
+    async def _command_done(self, body: dict[str, Any]) -> None:
+        command_id = body.get("id")
+        if not isinstance(command_id, str) or not commands.valid_id(command_id):
+            self._answer("command_ack", "", DELTA, rejection(
+                400, "invalid_message", None, "command_ack needs the command's `id`"))
+            return
+        if self.commands is not None:
+            self.commands.discard(command_id)
+        try:
+            await commands.done(self.hub.store, self.device, command_id)
+            if self.refused:
+                self.refused = False
+                for doc in await commands.pending(self.hub.store, self.device):
+                    self._command(doc)
+        except StoreError as exc:
+            self._answer("command_ack", "", DELTA, rejection(
+                503, "device_store_unavailable", None, str(exc)))
 
     def _answer(self, op: str, name: str, klass: int, answer: Answer) -> None:
         accepted = answer.accepted
@@ -245,11 +300,12 @@ class DeviceSession(WebSocketHandler):
 
     # -- sending ---------------------------------------------------------------------------
 
-    def _push(self, klass: int, payload: bytes, coalesce: str | None = None) -> None:
+    def _push(self, klass: int, payload: bytes, coalesce: str | None = None) -> Pushed | None:
         if self.hub.sessions.get(self.device) is not self:
-            return  # replaced or closed: the newer session sends its own
-        self.hub.buffer.push(Item(self.device, klass, "", payload, coalesce))
+            return None  # replaced or closed: the newer session sends its own
+        pushed = self.hub.buffer.push(Item(self.device, klass, "", payload, coalesce))
         self._flush()
+        return pushed
 
     def _flush(self) -> None:
         ws, buffer = self.ws, self.hub.buffer
