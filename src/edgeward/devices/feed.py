@@ -52,8 +52,7 @@ class _Waiter:
 class ChangeFeed:
     def __init__(self, store: ShadowStore) -> None:
         self.store = store
-        prefix, shards = store.config.key_prefix, store.config.shards
-        self.streams = [f"{prefix}:{{{s}}}:changes" for s in range(shards)]
+        self.streams = store.change_streams()
         self.subscribers: dict[str, list[Subscriber]] = {}
         self.errors = 0
         self._ids: dict[str, str] = {}
@@ -103,28 +102,41 @@ class ChangeFeed:
             self._task = None
 
     async def _run(self) -> None:
+        while not self._ids:
+            try:
+                await self._ends()
+            except STORE_ERRORS as exc:
+                self._failed(exc)
+                await asyncio.sleep(RETRY_DELAY)
+        self._ready.set()
+        async with asyncio.TaskGroup() as readers:
+            for group in self.store.read_groups():
+                readers.create_task(self._reader(group))
+
+    async def _reader(self, streams: list[str]) -> None:
         while True:
             try:
-                if not self._ids:
-                    await self._ends()
-                    self._ready.set()
-                await self._read()
-            except asyncio.CancelledError:
-                raise
+                await self._read(streams)
             except STORE_ERRORS as exc:
                 # The ids are kept: after Redis comes back, reading resumes where it stopped.
-                self.errors += 1
-                log.warning("device change feed: %r; retrying in %.0fs", exc, RETRY_DELAY)
+                self._failed(exc)
                 await asyncio.sleep(RETRY_DELAY)
+
+    def _failed(self, exc: BaseException) -> None:
+        self.errors += 1
+        log.warning("device change feed: %r; retrying in %.0fs", exc, RETRY_DELAY)
 
     async def _ends(self) -> None:
         client = self.store.client
+        ids = {}
         for stream in self.streams:
             newest = await client.xrevrange(stream, count=1)
-            self._ids[stream] = _text(newest[0][0]) if newest else "0-0"
+            ids[stream] = _text(newest[0][0]) if newest else "0-0"
+        self._ids = ids
 
-    async def _read(self) -> None:
-        got = await self.store.client.xread(self._ids, block=BLOCK_MS, count=BATCH)
+    async def _read(self, streams: list[str]) -> None:
+        got = await self.store.client.xread({s: self._ids[s] for s in streams},
+                                            block=BLOCK_MS, count=BATCH)
         for stream, entries in got or []:
             for entry_id, fields in entries:
                 self._ids[_text(stream)] = _text(entry_id)

@@ -228,14 +228,19 @@ class MqttBridge:
 
     async def _deltas(self) -> None:
         group = f"{self.config.key_prefix}:mqtt"
-        streams = [f"{self.config.key_prefix}:{{{s}}}:changes" for s in range(self.config.shards)]
         client = self.store.client
-        for stream in streams:
+        for stream in self.store.change_streams():
             with contextlib.suppress(ResponseError):  # BUSYGROUP: another gateway made it
                 await client.xgroup_create(stream, group, id="$", mkstream=True)
         self._ready.set()
+        async with asyncio.TaskGroup() as readers:
+            for streams in self.store.read_groups():
+                readers.create_task(self._read_deltas(group, streams))
+
+    async def _read_deltas(self, group: str, streams: list[str]) -> None:
         # First the entries this consumer took before and never acknowledged (the broker went
         # away before they were sent), once; then new ones.
+        client = self.store.client
         cursor = "0"
         while True:
             got = await client.xreadgroup(group, self.client_id, dict.fromkeys(streams, cursor),
@@ -253,7 +258,7 @@ class MqttBridge:
         unacknowledged for claim_idle (XAUTOCLAIM, Redis 6.2+) and publish their deltas."""
         await self._ready.wait()
         group = f"{self.config.key_prefix}:mqtt"
-        streams = [f"{self.config.key_prefix}:{{{s}}}:changes" for s in range(self.config.shards)]
+        streams = self.store.change_streams()
         client = self.store.client
         idle_ms = int(self.mqtt.claim_idle * 1000)
         while True:

@@ -24,6 +24,7 @@ import json
 import zlib
 from typing import Any, Final
 
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from edgeward.devices.config import DevicesConfig
@@ -102,6 +103,18 @@ class ShadowStore:
 
     def telemetry_key(self, device: str) -> str:
         return f"{self._base(device)}:telemetry"
+
+    def change_streams(self) -> list[str]:
+        """Every shard's change stream."""
+        prefix = self.config.key_prefix
+        return [f"{prefix}:{{{s}}}:changes" for s in range(self.config.shards)]
+
+    def read_groups(self) -> list[list[str]]:
+        """The change streams as one XREAD may take them: all together, or one by one on a
+        Redis Cluster (it refuses a command over keys in several slots, and each shard's
+        hash tag is its own slot)."""
+        streams = self.change_streams()
+        return [[s] for s in streams] if isinstance(self.client, RedisCluster) else [streams]
 
     # -- shadows ---------------------------------------------------------------------------
 
