@@ -24,7 +24,8 @@ def config(redis_url: str) -> str:
     return (
         "listen: {listen}\nadmin: {admin}\n"
         f"redis: {{url: '{redis_url}'}}\n"
-        "devices: {shards: 4, stream_maxlen: 1000, max_pending_commands: 3}\n"
+        "devices: {shards: 4, stream_maxlen: 1000, max_pending_commands: 3,\n"
+        "          session_rate_limit: {rate: 1/m, burst: 20}}\n"
         "consumers:\n  dev-1: {api_keys: [k-dev-1]}\n"
         "routes:\n"
         "  - name: own\n"
@@ -235,3 +236,13 @@ async def test_commands_wait_for_the_device_and_go_before_anything_else(
     assert (status, full["code"]) == (429, "device_commands_exceeded")
     status, _, bad = await call(a, "POST", base + "/commands", b"{not json")
     assert (status, bad["code"]) == (400, "invalid_shadow_update")
+
+
+async def test_a_session_over_its_rate_limit_is_rejected_429(
+        pair: list[GatewayProcess]) -> None:
+    async with device(pair[0].port, "/devices/ws-7/connect") as ws:
+        answers = [await ask(ws, {"type": "get", "clientToken": i}) for i in range(22)]
+    codes = [a.get("code") for a in answers]
+    assert codes[:20] == [404] * 20          # admitted: the shadow does not exist yet
+    assert codes[20:] == [429, 429]
+    assert answers[21]["error"] == "rate_limited" and answers[21]["clientToken"] == 21

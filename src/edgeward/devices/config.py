@@ -129,6 +129,11 @@ class DevicesConfig:
         default=DEFAULT_COMMAND_TTL,
         metadata=doc("a device's pending commands are kept this long after the newest (Azure "
                      "IoT Hub cloud-to-device TTL: 1 h)"))
+    session_rate_limit: RateLimitConfig | None = field(
+        default=None,
+        metadata=doc("per device: the requests and telemetry messages a WebSocket session may "
+                     "send (the key is always the device id; acknowledgements are free); "
+                     "over it: rejected 429 rate_limited"))
     mqtt: MqttConfig | None = field(
         default=None, metadata=doc("bridge shadow topics on this broker; off by default"))
 

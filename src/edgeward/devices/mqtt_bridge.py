@@ -172,7 +172,7 @@ class MqttBridge:
         base = topic.base(self.prefix)
         where = (f"{self.prefix}/{topic.device}/telemetry" if topic.op == "telemetry"
                  else f"{base}/{topic.op}")
-        if self.limiter is not None and not await self._admit(topic):
+        if self.limiter is not None and not await requests.admitted(self.limiter, topic.device):
             self._send(topic.device, where, DELTA, rejection(
                 429, "rate_limited", _token(payload),
                 "the device's devices.mqtt.rate_limit refused the message"))
@@ -209,14 +209,6 @@ class MqttBridge:
         except StoreError as exc:
             self._send(device, f"{self.prefix}/{device}/commands/ack", DELTA, rejection(
                 503, "device_store_unavailable", None, str(exc)))
-
-    async def _admit(self, topic: Topic) -> bool:
-        assert self.limiter is not None
-        now = asyncio.get_running_loop().time()
-        decision = self.limiter.decide_sync(topic.device, now)
-        if decision is None:
-            decision = await self.limiter.decide(topic.device, now)
-        return bool(decision.allowed)
 
     def _send(self, device: str, where: str, klass: int, answer: Answer) -> None:
         """An answer on `where`/accepted or `where`/rejected."""

@@ -8,6 +8,7 @@ to rebase on); the transport decides where it goes (a topic, a WebSocket message
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -16,6 +17,7 @@ from typing import Any, Final
 
 from edgeward.devices.shadow import Result, UpdateError, parse_update
 from edgeward.devices.store import ShadowStore, StoreError, TooLarge
+from edgeward.ratelimit.limiter import Limiter
 
 # Device ids and shadow names: 1-128 of A-Z a-z 0-9 : _ . - (AWS IoT thing names' alphabet).
 ID: Final = re.compile(r"[A-Za-z0-9:_.-]{1,128}")
@@ -81,6 +83,15 @@ def update_answer(body: dict[str, Any], result: Result, token: Any) -> Answer:
         "version": shadow.version, "clock": shadow.clock, "timestamp": shadow.timestamp,
         "outcome": result.outcome, "suppressed": list(result.suppressed),
         "clientToken": token})
+
+
+async def admitted(limiter: Limiter, device: str) -> bool:
+    """Whether the device's rate limit (keyed by its id) lets one more message through."""
+    now = asyncio.get_running_loop().time()
+    decision = limiter.decide_sync(device, now)
+    if decision is None:
+        decision = await limiter.decide(device, now)
+    return bool(decision.allowed)
 
 
 def telemetry_key(payload: bytes) -> str | None:

@@ -36,6 +36,7 @@ from edgeward.devices.outbox import ACK, COMMAND, DELTA, Item, PriorityBuffer, P
 from edgeward.devices.requests import Answer, rejection, valid_name
 from edgeward.devices.store import ShadowStore, StoreError
 from edgeward.filters.api import WebSocket, WebSocketHandler
+from edgeward.ratelimit.limiter import Limiter
 
 log = logging.getLogger("edgeward.devices")
 
@@ -51,8 +52,9 @@ class DeviceSessions:
     """One worker's device sessions (at most one per device), their outbox and change feed;
     kept by the registry while `redis:` and `devices:` are unchanged."""
 
-    def __init__(self, store: ShadowStore) -> None:
+    def __init__(self, store: ShadowStore, limiter: Limiter | None = None) -> None:
         self.store = store
+        self.limiter = limiter  # devices.session_rate_limit, keyed by device id
         self.feed = ChangeFeed(store)
         self.buffer = PriorityBuffer(lanes=True)
         self.sessions: dict[str, DeviceSession] = {}
@@ -254,7 +256,13 @@ class DeviceSession(WebSocketHandler):
 
     async def _handle(self, body: dict[str, Any], raw: str | bytes) -> None:
         op, name = body.get("type"), body.get("shadow", "")
-        if op == "command_ack":
+        limiter = self.hub.limiter
+        if limiter is not None and op != "command_ack" and not await requests.admitted(
+                limiter, self.device):
+            self._answer(str(op), "", DELTA, rejection(
+                429, "rate_limited", _token(body),
+                "the device's devices.session_rate_limit refused the message"))
+        elif op == "command_ack":
             await self._command_done(body)
         elif op == "telemetry":
             payload = raw.encode() if isinstance(raw, str) else raw
