@@ -106,3 +106,19 @@ def test_a_newer_connection_takes_over_and_the_old_one_sends_nothing() -> None:
     assert h.sessions["d"] is new and h.feed.subscribers["d"] == [new]
     new.on_close(new_ws, 1000, "")  # type: ignore[arg-type]
     assert not h.sessions and not h.feed.subscribers
+
+
+def test_an_announcement_from_elsewhere_replaces_only_an_older_session() -> None:
+    h = hub()
+    s, ws = session(h)
+    assert h.feed.on_session is not None
+    announce = h.feed.on_session
+    announce("d", "another", "7-0")      # ours is still being announced: newer
+    s.announced = "8-3"
+    announce("d", s.token, "9-0")        # our own announcement, read back
+    announce("d", "another", "8-2")      # an older connection's
+    announce("x", "another", "10-0")     # another device's
+    assert not ws.closed
+    announce("d", "another", "8-4")      # a newer connection elsewhere
+    assert ws.close_code == REPLACED and "d" not in h.sessions
+    assert h.stats["replaced"] == 1

@@ -158,6 +158,14 @@ async def test_a_second_connection_of_a_device_replaces_the_first(
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 4000
             done = await ask(new, {"type": "update", "state": {"reported": {"up": True}}})
             assert done["type"] == "accepted"
+            # On another gateway: the announcement on the shard's sessions stream reaches
+            # this one's change feed.
+            async with device(pair[1].port, "/devices/ws-4/connect") as newest:
+                with pytest.raises(ConnectionClosed) as elsewhere:
+                    await asyncio.wait_for(new.recv(), WAIT)
+                assert elsewhere.value.rcvd is not None and elsewhere.value.rcvd.code == 4000
+                got = await ask(newest, {"type": "get"})
+                assert got["state"]["reported"] == {"up": True}
 
 
 async def test_the_route_filters_run_before_the_handshake(pair: list[GatewayProcess]) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 from edgeward.devices.shadow import Shadow
@@ -52,7 +53,11 @@ class _Waiter:
 class ChangeFeed:
     def __init__(self, store: ShadowStore) -> None:
         self.store = store
-        self.streams = store.change_streams()
+        self.groups = store.read_groups(("changes", "sessions"))
+        self.streams = [s for group in self.groups for s in group]
+        # Called with (device, session, stream id) for each session announcement
+        # (`ShadowStore.announce`): the device sessions replace an older connection.
+        self.on_session: Callable[[str, str, str], None] | None = None
         self.subscribers: dict[str, list[Subscriber]] = {}
         self.errors = 0
         self._ids: dict[str, str] = {}
@@ -110,7 +115,7 @@ class ChangeFeed:
                 await asyncio.sleep(RETRY_DELAY)
         self._ready.set()
         async with asyncio.TaskGroup() as readers:
-            for group in self.store.read_groups():
+            for group in self.groups:
                 readers.create_task(self._reader(group))
 
     async def _reader(self, streams: list[str]) -> None:
@@ -139,12 +144,17 @@ class ChangeFeed:
                                             block=BLOCK_MS, count=BATCH)
         for stream, entries in got or []:
             for entry_id, fields in entries:
-                self._ids[_text(stream)] = _text(entry_id)
-                self._dispatch(fields)
+                self._ids[_text(stream)] = entry = _text(entry_id)
+                self._dispatch(fields, entry)
 
-    def _dispatch(self, fields: dict[bytes, bytes]) -> None:
+    def _dispatch(self, fields: dict[bytes, bytes], entry: str) -> None:
         device = fields.get(b"device")
         if device is None:
+            return
+        session = fields.get(b"session")
+        if session is not None:
+            if self.on_session is not None:
+                self.on_session(device.decode(), session.decode(), entry)
             return
         subs = self.subscribers.get(device.decode())
         if subs is None:

@@ -19,7 +19,9 @@ device connects again (MQTT 5 resends only on reconnection too, §4.4). Commands
 `command_ack` removes one. Everything sent waits in the worker's priority outbox
 (`outbox.py`, lanes mode): commands, then replies and deltas, then telemetry
 acknowledgements, bounded per device and in all. A second connection of a device replaces
-the first (close 4000), as AWS IoT does for a client id.
+the first (close 4000), as AWS IoT does for a client id: at once in the same worker, and
+through an announcement on the shard's sessions stream (read by every worker's change feed)
+when the first is on another worker or gateway.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from collections import deque
 from typing import Any, Final
 
@@ -61,6 +64,7 @@ class DeviceSessions:
         # edgeward_device_session_messages_total{kind} (docs/devices.md).
         self.stats = {"received": 0, "accepted": 0, "rejected": 0, "delta": 0, "acked": 0,
                       "replaced": 0}
+        self.feed.on_session = self._announced
 
     def attach(self, session: DeviceSession) -> None:
         old = self.sessions.get(session.device)
@@ -70,6 +74,17 @@ class DeviceSessions:
             old.ws.close(REPLACED, "replaced by a newer connection")
         self.sessions[session.device] = session
         self.feed.subscribe(session.device, session)
+
+    def _announced(self, device: str, token: str, entry: str) -> None:
+        """A session of `device` opened somewhere (announced on its shard's sessions
+        stream): the one here is older if its own announcement came before."""
+        session = self.sessions.get(device)
+        if session is None or session.token == token or session.announced is None:
+            return  # none here, our own, or ours is still being announced (so it is newer)
+        if _stream_id(entry) > _stream_id(session.announced):
+            self.stats["replaced"] += 1
+            self._forget(session)
+            session.ws.close(REPLACED, "replaced by a newer connection")
 
     def detach(self, session: DeviceSession) -> None:
         if self.sessions.get(session.device) is session:
@@ -92,7 +107,7 @@ class DeviceSession(WebSocketHandler):
     """One device's connection (see the module docstring)."""
 
     __slots__ = ("hub", "device", "shadows", "writer", "ws", "latest", "inflight", "inbox",
-                 "task", "commands", "refused")
+                 "task", "commands", "refused", "token", "announced")
     ws: WebSocket  # set by on_open
 
     def __init__(self, hub: DeviceSessions, device: str, shadows: tuple[str, ...],
@@ -111,6 +126,8 @@ class DeviceSession(WebSocketHandler):
         # and the feed) goes once; None while there are none.
         self.commands: set[str] | None = None
         self.refused = False  # a command did not fit the outbox: read the pending ones again
+        self.token = uuid.uuid4().hex   # this connection, in announcements to other gateways
+        self.announced: str | None = None  # the stream id of this session's announcement
 
     # -- WebSocketHandler ------------------------------------------------------------------
 
@@ -218,6 +235,7 @@ class DeviceSession(WebSocketHandler):
         """The current delta of each shadow the session follows, once the feed runs."""
         await self.hub.feed.ready()
         try:
+            self.announced = await self.hub.store.announce(self.device, self.token)
             for doc in await commands.pending(self.hub.store, self.device):
                 self._command(doc)
             for name in self.shadows:
@@ -341,6 +359,11 @@ class DeviceSession(WebSocketHandler):
 
     def __repr__(self) -> str:
         return f"<DeviceSession {self.device} inflight={self.inflight}>"
+
+
+def _stream_id(entry: str) -> tuple[int, int]:
+    ms, _, seq = entry.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def _decode(message: str | bytes) -> Any:

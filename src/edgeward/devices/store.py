@@ -37,6 +37,8 @@ from edgeward.ratelimit.redis_store import LuaScript
 # leaves room for the change feed (feed.py, one blocking read per worker) and global rate
 # limits, which share the client.
 MAX_CALLS: Final = 64
+# Session announcements kept per shard: a reader only needs the ones since its last read.
+SESSIONS_MAXLEN: Final = 1000
 STORE_ERRORS: Final = (RedisError, OSError, TimeoutError)
 
 # KEYS: shadow hash, change stream. ARGV: expected version, new version, document, maxlen,
@@ -106,15 +108,33 @@ class ShadowStore:
 
     def change_streams(self) -> list[str]:
         """Every shard's change stream."""
-        prefix = self.config.key_prefix
-        return [f"{prefix}:{{{s}}}:changes" for s in range(self.config.shards)]
+        return [group[0] for group in self._shard_streams(("changes",))]
 
-    def read_groups(self) -> list[list[str]]:
-        """The change streams as one XREAD may take them: all together, or one by one on a
-        Redis Cluster (it refuses a command over keys in several slots, and each shard's
-        hash tag is its own slot)."""
-        streams = self.change_streams()
-        return [[s] for s in streams] if isinstance(self.client, RedisCluster) else [streams]
+    def _shard_streams(self, kinds: tuple[str, ...]) -> list[list[str]]:
+        prefix = self.config.key_prefix
+        return [[f"{prefix}:{{{s}}}:{kind}" for kind in kinds]
+                for s in range(self.config.shards)]
+
+    def read_groups(self, kinds: tuple[str, ...] = ("changes",)) -> list[list[str]]:
+        """The shards' streams of `kinds` as one XREAD may take them: all together, or shard
+        by shard on a Redis Cluster (it refuses a command over keys in several slots, and
+        each shard's hash tag is its own slot)."""
+        per_shard = self._shard_streams(kinds)
+        if isinstance(self.client, RedisCluster):
+            return per_shard
+        return [[s for group in per_shard for s in group]]
+
+    async def announce(self, device: str, session: str) -> str:
+        """Tell every gateway's change feed that `session` of `device` opened: the stream
+        id of the announcement (ids order announcements of one device)."""
+        try:
+            async with asyncio.timeout(self.config.timeout), self.calls:
+                entry = await self.client.xadd(
+                    f"{self._base(device)}:sessions", {"device": device, "session": session},
+                    maxlen=SESSIONS_MAXLEN, approximate=True)
+        except STORE_ERRORS as exc:
+            raise StoreError(f"redis: {exc!r}") from None
+        return _text(entry)
 
     # -- shadows ---------------------------------------------------------------------------
 
