@@ -70,6 +70,8 @@ MODULES = (
     "edgeward/http/ws_handshake.py",
     "edgeward/http/ws_liveness.py",
     "edgeward/http/tunnel.py",
+    "edgeward/http/ws_codec.py",
+    "edgeward/http/ws_endpoint.py",
     "edgeward/filters/api.py",
     "edgeward/filters/governance.py",
     "edgeward/filters/events.py",

@@ -64,4 +64,4 @@ def test_a_route_that_does_not_forward_cannot_tunnel() -> None:
 def test_a_route_with_filters_may_take_websocket_without_forwarding() -> None:
     # One of its filters may accept handshakes itself (Reply.websocket).
     load_text(BASE + "  - {match: {path: /a}, respond: {status: 404}, websocket: true,\n"
-              "     filters: [{headers: {response: {set: {x-a: b}}}}]}\n", "gw.yaml")
+              "     filters: [{python: \"tests.http.ws_filters:EchoFilter\"}]}\n", "gw.yaml")

@@ -38,7 +38,7 @@ from typing import Final
 from mypy_extensions import mypyc_attr
 
 from edgeward.http.message import RequestHead
-from edgeward.http.outbox import Outbox, outbox_for
+from edgeward.http.outbox import outbox_for
 from edgeward.http.tunnel import (
     CLOSE_TEXT,
     ENDED_CLOSED,
@@ -117,7 +117,7 @@ class WebSocket:
     """
 
     __slots__ = ("request", "handler", "transport", "decoder", "settings", "stats",
-                 "registry", "outbox", "loop", "state", "_paused", "waiter", "timer",
+                 "registry", "loop", "state", "_paused", "waiter", "timer",
                  "retiring", "read_at", "sent_at", "pinged_at", "code", "reason", "ended")
 
     def __init__(self, request: RequestHead, handler: WebSocketHandler,
@@ -130,7 +130,6 @@ class WebSocket:
         self.settings = settings
         self.stats = stats
         self.decoder = Decoder(settings.max_message)
-        self.outbox: Outbox = outbox_for(loop)
         self.transport: asyncio.Transport | None = None
         self.state = _OPEN
         self._paused = False
@@ -151,7 +150,7 @@ class WebSocket:
         data = message_frame(message)
         self.stats.bytes_down += len(data)
         self.sent_at = self.loop.time()
-        self.outbox.write(transport, data)
+        transport.write(data)  # at once, so that `paused` tells what this write did
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake with `code` (RFC 6455 §7.4) and `reason`; the client's
@@ -185,6 +184,9 @@ class WebSocket:
         after its handshake are its first frames."""
         self.transport = transport
         self.registry.add(self)
+        # The 101 (and anything before it) leaves now: from here writes go straight to the
+        # transport, whose high-water mark then says at once when the client lags.
+        outbox_for(self.loop).flush()
         transport.set_protocol(self)  # type: ignore[arg-type]  # a protocol by shape
         self.read_at = self.sent_at = self.loop.time()
         try:
@@ -193,8 +195,8 @@ class WebSocket:
             self._handler_failed("on_open")
         if early:
             self.data_received(early)
-        if self.state == _OPEN:
-            transport.resume_reading()
+        if self.state != _CLOSED:
+            transport.resume_reading()  # also when closing: the client's close is read
         settings = self.settings
         first = self.read_at + min(settings.idle_timeout, settings.ping_interval)
         if first != math.inf and self.timer is None:
@@ -239,6 +241,7 @@ class WebSocket:
         if error is not None and self.state != _CLOSED:
             if self.state == _OPEN:
                 self.ended = ENDED_PROTOCOL
+                self.code, self.reason = error.code, error.reason
                 self._send_close(error.code, error.reason)
             self._shut()
 
@@ -292,7 +295,7 @@ class WebSocket:
     def _pong(self, payload: str | bytes) -> None:
         transport = self.transport
         if self.state == _OPEN and transport is not None and isinstance(payload, bytes):
-            self.outbox.write(transport, frame(OP_PONG, payload))
+            transport.write(frame(OP_PONG, payload))
 
     def _closed_by_client(self, payload: bytes) -> None:
         """The client's close frame: answered with the same code (§5.5.1), then the server
@@ -303,7 +306,7 @@ class WebSocket:
             self.state = _CLOSING
             transport = self.transport
             if transport is not None:
-                self.outbox.write(transport, frame(OP_CLOSE, payload[:2]))
+                transport.write(frame(OP_CLOSE, payload[:2]))
         self._shut()
 
     def _close(self, code: int, reason: str) -> None:
@@ -321,7 +324,7 @@ class WebSocket:
         self.state = _CLOSING
         transport = self.transport
         if transport is not None:
-            self.outbox.write(transport, close_frame(code, reason))
+            transport.write(close_frame(code, reason))
             if self._paused:
                 transport.resume_reading()  # the client's close must be read
 
@@ -330,7 +333,7 @@ class WebSocket:
         transport = self.transport
         if self.state != _CLOSED and transport is not None:
             self.state = _CLOSING
-            self.outbox.close(transport)
+            transport.close()  # after what was written
 
     def _handler_failed(self, phase: str) -> None:
         log.exception("WebSocket handler %r raised in %s (%s)", self.handler, phase,
@@ -364,7 +367,7 @@ class WebSocket:
         if verdict == PING and self.transport is not None:
             self.pinged_at = now
             self.stats.pings += 1
-            self.outbox.write(self.transport, frame(OP_PING, PING_PAYLOAD))
+            self.transport.write(frame(OP_PING, PING_PAYLOAD))
         when = min(when, at)
         if when != math.inf:
             self.timer = self.loop.call_at(when, self._on_timer)

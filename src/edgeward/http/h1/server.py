@@ -61,7 +61,7 @@ class H1Connection:
         "state", "loop", "transport", "parser", "builder", "stream", "client_ip", "parsing",
         "current", "queue", "paused", "closing", "deadline", "timer", "timer_at", "keep_alive",
         "refusal", "outbox", "in_head", "in_body", "wire_bytes", "head_timed", "trailers",
-        "feeding", "begun", "fresh", "early",
+        "feeding", "begun", "fresh", "early", "switched",
     )
 
     def __init__(self, state: ListenerState, loop: asyncio.AbstractEventLoop) -> None:
@@ -94,6 +94,9 @@ class H1Connection:
         self.begun = 0
         self.fresh = False
         self.early = b""  # bytes read after a WebSocket handshake (for its tunnel)
+        # A WebSocket connection a filter accepted during the read being parsed (it gets
+        # the rest of that read).
+        self.switched: WebSocket | None = None
 
     # asyncio protocol ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -133,6 +136,15 @@ class H1Connection:
             # After a WebSocket handshake (other upgrades are refused with their head): the
             # rest of this read is the tunnel's, if there is to be one.
             self.early = data[int(exc.args[0]):]
+            switched = self.switched
+            if switched is not None:
+                # A filter accepted the handshake while this read was parsed: the rest of
+                # the read is the first frames of its connection.
+                self.switched = None
+                early, self.early = self.early, b""
+                if early:
+                    switched.data_received(early)
+                return
             if len(self.early) > _MAX_EARLY:
                 # Not a WebSocket client: one waits for the 101 before it sends (RFC 6455
                 # §4.1). Reading pauses after the head, so this is one read at most.
@@ -147,6 +159,7 @@ class H1Connection:
             return
         finally:
             self.feeding = b""
+            self.switched = None
         if self.in_head:
             # A head still incomplete after this read: bound what llhttp may be buffering,
             # and the time it may take (from here: a head that arrives whole, as most do,
@@ -520,8 +533,10 @@ class H1ServerStream(ServerStream):
         if detached is None:
             return False  # cannot happen after the checks above; nothing more is sent
         client, early = detached
-        WebSocket(request, handler, conn.loop, conn.state.endpoints, settings, stats).start(
-            client, early)
+        ws = WebSocket(request, handler, conn.loop, conn.state.endpoints, settings, stats)
+        if conn.feeding:
+            conn.switched = ws  # the handshake's read is being parsed: the rest comes after
+        ws.start(client, early)
         return True
 
 
