@@ -178,3 +178,6 @@ async def test_metrics_count_outcomes_and_the_openapi_document_is_served(
                         'outcome="duplicate"') >= 1
     doc = get_json(admin, "/openapi/devices.json")
     assert isinstance(doc, dict) and "/devices/{device}/shadow" in doc["paths"]
+    # Every path the API answers is described.
+    assert {"/devices/{device}/connect", "/devices/{device}/commands",
+            "/devices/{device}/commands/{command}"} <= set(doc["paths"])
