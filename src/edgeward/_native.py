@@ -145,6 +145,8 @@ MODULES = (
     "edgeward/auth/filter.py",
     "edgeward/auth/jwt.py",
     "edgeward/auth/keyauth.py",
+    "edgeward/auth/certnames.py",
+    "edgeward/auth/clientcert.py",
 )
 
 _SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

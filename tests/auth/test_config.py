@@ -66,8 +66,8 @@ routes:
             "no upstream named 'nope'") in lines
     with pytest.raises(ConfigError) as err:
         load_text(text.replace("{jwt: {jwks: {upstream: idp}}}", "{saml: {}}"), "f.yaml")
-    assert "auth.methods[0].saml: unknown method (known: jwt, api_key, basic, forward)" in str(
-        err.value)
+    assert ("auth.methods[0].saml: unknown method (known: jwt, api_key, basic, forward, "
+            "client_cert)") in str(err.value)
 
 
 def test_a_secret_in_a_refused_value_is_never_shown() -> None:

@@ -32,8 +32,21 @@ def test_subject_san_and_hash(root: Authority) -> None:
     assert cert.dns == ("svc.test",) and cert.emails == ("ops@test",)
     assert cert.uris == ("spiffe://test/ns/a/sa/svc",)
     assert len(cert.sha256) == 64
+    assert cert.cn == "svc"
     assert cert.forwarded == (f'Hash={cert.sha256};Subject="O=Ex,CN=svc";'
                               "URI=spiffe://test/ns/a/sa/svc;DNS=svc.test").encode()
+
+
+def test_a_subject_with_two_common_names_has_none() -> None:
+    key = new_key()
+    root = Authority.root("two cns")
+    two = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "alice"),
+                     x509.NameAttribute(NameOID.COMMON_NAME, "admin")])
+    der = (x509.CertificateBuilder().subject_name(two).issuer_name(root.cert.subject)
+           .public_key(key.public_key()).serial_number(8).not_valid_before(utcnow() - DAY)
+           .not_valid_after(utcnow() + DAY).sign(root.key, hashes.SHA256())
+           .public_bytes(serialization.Encoding.DER))
+    assert describe(der).cn == ""  # ambiguous: never a consumer by CN
 
 
 def test_forwarded_value_is_always_a_valid_field_value() -> None:

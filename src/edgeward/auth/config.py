@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from edgeward.auth import certnames
 from edgeward.auth.secrets import check_reference
 from edgeward.routing.keys import parse_key
 from edgeward.structs import ConfigError, load_struct
@@ -69,6 +70,11 @@ class ConsumerConfig:
         default_factory=list,
         metadata=doc("values of the JWT consumer claim (sub) that are this consumer, besides "
                      "its name"))
+    client_certs: list[str] = field(
+        default_factory=list,
+        metadata=doc("client certificates that are this consumer (client_cert method): a "
+                     "SHA-256 fingerprint (hex, colons allowed), or uri:, dns:, email:, cn: "
+                     "and the name"))
     rate_limit: ConsumerLimitConfig | None = field(
         default=None,
         metadata=doc("own rate and burst where a route limits with key: consumer (Kong's "
@@ -88,6 +94,10 @@ class ConsumerConfig:
             reason = check_reference(self.password)
             if reason is not None:
                 problems.append(("password", reason))
+        for i, entry in enumerate(self.client_certs):
+            reason = certnames.check(entry)
+            if reason is not None:
+                problems.append((f"client_certs[{i}]", reason))
         if self.username is not None and (not self.username or ":" in self.username):
             problems.append(("username", "must be non-empty without ':' (RFC 7617)"))
         return problems
@@ -341,9 +351,45 @@ class ForwardConfig:
         return problems
 
 
+# Certificate names that may identify a consumer, most specific first: a pinned fingerprint,
+# then SAN URI (SPIFFE), DNS, email, then the subject CN: Envoy's RBAC `principal_name` looks at
+# the URI SAN, then DNS SAN, then the subject. All on: a consumer is only matched by what its
+# own `client_certs` lists, so each kind is opt-in per consumer already.
+DEFAULT_CERT_MATCH: Final = ("fingerprint", "uri", "dns", "email", "cn")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClientCertConfig:
+    """A verified mTLS client certificate (the listener's `client_auth`) names the consumer."""
+
+    match: list[str] = field(
+        default_factory=lambda: list(DEFAULT_CERT_MATCH),
+        metadata=doc("which of the certificate's identities may name a consumer, in the order "
+                     "they are looked up: fingerprint, uri, dns, email, cn"))
+    consumer_by_cn: bool = field(
+        default=False,
+        metadata=doc("a consumer whose name is the certificate's CN matches without listing "
+                     "it in client_certs (Kong mtls-auth consumer_by); off: every identity "
+                     "is listed, as AWS IoT attaches certificates to things"))
+
+    def check(self) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        if not self.match and not self.consumer_by_cn:
+            problems.append(("match", "name at least one of " + ", ".join(DEFAULT_CERT_MATCH)
+                             + " (or set consumer_by_cn)"))
+        for i, kind in enumerate(self.match):
+            if kind not in DEFAULT_CERT_MATCH:
+                problems.append((f"match[{i}]", f"unknown {kind!r} (known: "
+                                                f"{', '.join(DEFAULT_CERT_MATCH)})"))
+            elif kind in self.match[:i]:
+                problems.append((f"match[{i}]", f"{kind} is listed twice"))
+        return problems
+
+
 # Method kinds of `auth.methods[]`, and the filter kinds that run one method alone.
 METHODS: Final[dict[str, type]] = {
     "jwt": JwtConfig, "api_key": ApiKeyConfig, "basic": BasicConfig, "forward": ForwardConfig,
+    "client_cert": ClientCertConfig,
 }
 
 
@@ -356,8 +402,8 @@ class AllowConfig:
 @dataclass(frozen=True, kw_only=True)
 class AuthConfig:
     methods: list[Any] = field(
-        metadata=doc("methods tried in order, each {jwt|api_key|basic|forward: config}; the "
-                     "first success wins. Required."))
+        metadata=doc("methods tried in order, each {jwt|api_key|basic|forward|client_cert: "
+                     "config}; the first success wins. Required."))
     allow: AllowConfig | None = field(
         default=None,
         metadata=doc("consumers and groups allowed on the route; others get 403 forbidden"))
@@ -405,3 +451,13 @@ def read_methods(raw: list[Any], path: str, problems: list[tuple[str, str]]
         except ConfigError as exc:
             problems.extend((p.path, p.reason) for p in exc.problems)
     return found
+
+
+def client_cert_paths(kind: str, cfg: Any) -> list[str]:
+    """Key paths under a filter entry of `kind` that are `client_cert` methods."""
+    if kind == "client_cert":
+        return [""]
+    if kind != "auth" or not isinstance(cfg, AuthConfig):
+        return []
+    return [f"methods[{i}].client_cert" for i, entry in enumerate(cfg.methods)
+            if isinstance(entry, dict) and "client_cert" in entry]

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from edgeward.auth import certnames
 from edgeward.auth.config import ConsumerConfig, check_consumer_name
 from edgeward.auth.consumer import Consumer
 from edgeward.auth.secrets import resolve_digest
@@ -29,6 +30,7 @@ class Resolved:
     username: str | None = None
     password_digest: bytes | None = None
     subjects: tuple[str, ...] = ()
+    certs: tuple[tuple[str, str], ...] = ()  # (kind, normalised value): certnames.parse
 
 
 def resolve(name: str, cfg: ConsumerConfig, environ: Mapping[str, str]
@@ -50,6 +52,12 @@ def resolve(name: str, cfg: ConsumerConfig, environ: Mapping[str, str]
             password = resolve_digest(cfg.password, environ)
         except ValueError as exc:
             problems.append(("password", str(exc)))
+    certs: list[tuple[str, str]] = []
+    for i, entry in enumerate(cfg.client_certs):
+        try:
+            certs.append(certnames.parse(entry))
+        except ValueError as exc:
+            problems.append((f"client_certs[{i}]", str(exc)))
     if problems:
         return None, problems
     limit = cfg.rate_limit
@@ -61,7 +69,7 @@ def resolve(name: str, cfg: ConsumerConfig, environ: Mapping[str, str]
                         metric_label=name if cfg.metrics else "", rate=rate, burst=burst)
     username = cfg.username or name if password is not None else None
     return Resolved(consumer, tuple(keys), username, password,
-                    tuple(dict.fromkeys([name, *cfg.jwt_subjects]))), []
+                    tuple(dict.fromkeys([name, *cfg.jwt_subjects])), tuple(certs)), []
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,9 @@ class Index:
     by_key: dict[bytes, Consumer] = field(default_factory=dict)
     by_username: dict[str, tuple[Consumer, bytes]] = field(default_factory=dict)
     by_subject: dict[str, Consumer] = field(default_factory=dict)
+    # certnames kind -> normalised name or fingerprint -> consumer
+    by_cert: dict[str, dict[str, Consumer]] = field(
+        default_factory=lambda: {kind: {} for kind in certnames.KINDS})
 
     @staticmethod
     def build(entries: list[Resolved]) -> Index:
@@ -86,6 +97,11 @@ class Index:
                 index.by_username.setdefault(r.username, (r.consumer, r.password_digest))
             for s in r.subjects:
                 index.by_subject.setdefault(s, r.consumer)
+            for kind, value in r.certs:
+                held = index.by_cert[kind].setdefault(value, r.consumer)
+                if held is not r.consumer:
+                    log.warning("consumers %s and %s both list client certificate %s:%s; %s "
+                                "keeps it", held.name, r.consumer.name, kind, value, held.name)
         return index
 
 

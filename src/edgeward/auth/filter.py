@@ -50,7 +50,7 @@ class AuthFilter(Filter):
         # (method, outcome) pairs made once: a request only points at one.
         self.results = {(m.kind, o): (m.kind, o) for m in self.methods
                         for o in ("ok", "unauthenticated", "forbidden", "denied",
-                                  "auth_unavailable")}
+                                  "auth_unavailable", "unknown_client_certificate")}
         self.none_result = ("none", "unauthenticated")
 
     def on_request(self, req: Request) -> RequestResult:

@@ -1,6 +1,6 @@
 """The authentication filter kinds: `auth` (several methods, first success wins) and one kind
-per method (`jwt`, `api_key`, `basic_auth`, `forward_auth`) for a route that takes only one:
-`- jwt: {...}` is `- auth: {methods: [{jwt: {...}}]}` with the `auth` defaults.
+per method (`jwt`, `api_key`, `basic_auth`, `forward_auth`, `client_cert`) for a route that
+takes only one: `- jwt: {...}` is `- auth: {methods: [{jwt: {...}}]}` with the `auth` defaults.
 """
 
 from __future__ import annotations
@@ -8,12 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 from edgeward.auth.basic import BasicMethod
+from edgeward.auth.clientcert import ClientCertMethod
 from edgeward.auth.config import (
     DEFAULT_CONSUMER_HEADER,
     DEFAULT_REALM,
     ApiKeyConfig,
     AuthConfig,
     BasicConfig,
+    ClientCertConfig,
     ForwardConfig,
     JwtConfig,
     read_methods,
@@ -39,6 +41,8 @@ def make_method(kind: str, cfg: Any, ctx: AuthContext, realm: str) -> Method:
         return ApiKeyMethod(cfg, ctx, realm)
     if kind == "basic":
         return BasicMethod(cfg, ctx, realm)
+    if kind == "client_cert":
+        return ClientCertMethod(cfg, ctx, realm)
     return ForwardMethod(cfg, ctx)
 
 
@@ -81,5 +85,6 @@ register("jwt", JwtConfig, _single("jwt"),
          upstreams=lambda c: upstreams_of("jwt", c))
 register("api_key", ApiKeyConfig, _single("api_key"))
 register("basic_auth", BasicConfig, _single("basic"))
+register("client_cert", ClientCertConfig, _single("client_cert"))
 register("forward_auth", ForwardConfig, _single("forward"),
          upstreams=lambda c: upstreams_of("forward", c))

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import edgeward.auth.kinds  # noqa: F401  (registers the authentication filter kinds)
 from edgeward.admin.config import AdminConfig
-from edgeward.auth.config import ConsumerConfig, check_consumer_name
+from edgeward.auth.config import ConsumerConfig, check_consumer_name, client_cert_paths
 from edgeward.balance.endpoint import MAX_WEIGHT
 from edgeward.balance.locality import DEFAULT_MIN_CLUSTER_SIZE, DEFAULT_ROUTING_ENABLED
 from edgeward.balance.options import (
@@ -38,7 +38,7 @@ from edgeward.discovery.config import DiscoveryConfig
 from edgeward.discovery.etcd import EtcdConfig
 from edgeward.discovery.health import HealthConfig
 from edgeward.filters.builtin.reply import RedirectConfig, RespondConfig
-from edgeward.filters.config import read_definitions, read_route_filters
+from edgeward.filters.config import read_definitions, read_entry, read_route_filters
 from edgeward.http.h2.config import Http2Config
 from edgeward.http.listener import (
     DEFAULT_BODY_TIMEOUT,
@@ -469,6 +469,7 @@ class GatewayConfig:
                         problems.append((f"routes[{i}].filters[{j}].{spec.kind}.{ref}",
                                          f"no upstream named {upstream!r}"))
         problems.extend(address_problems(self.served_listeners()))
+        problems.extend(self._client_cert_problems())
         for name in self.consumers:
             reason = check_consumer_name(name)
             if reason is not None:
@@ -482,6 +483,26 @@ class GatewayConfig:
                 problems.append((f"routes[{i}].canary.fleet",
                                  "a fleet canary needs a top-level etcd: {endpoints: [...]}"))
         return problems
+
+
+    def _client_cert_problems(self) -> list[tuple[str, str]]:
+        """A `client_cert` method where no listener asks for client certificates can never
+        admit anyone: refused. (Routes serve every listener, so one mTLS listener is enough.)"""
+        if any(lst.tls is not None and lst.tls.client_auth != "none"
+               for _, lst in self.served_listeners()):
+            return []
+        ignored: list[tuple[str, str]] = []
+        entries = [(f"filters.{key}.{spec.kind}", spec)
+                   for key, spec in read_definitions(self.filters, ignored).items()]
+        for i, route in enumerate(self.routes):
+            for j, raw in enumerate(route.filters):
+                spec = None if isinstance(raw, str) else read_entry(raw, "", None, ignored)
+                if spec is not None:
+                    entries.append((f"routes[{i}].filters[{j}].{spec.kind}", spec))
+        reason = ("no listener asks for client certificates, so this method never admits "
+                  "anyone: give a listener tls.client_ca and client_auth: optional or required")
+        return [(f"{where}.{sub}" if sub else where, reason) for where, spec in entries
+                for sub in client_cert_paths(spec.kind, spec.config)]
 
 
 def raw_route_problems(raw: dict[Any, Any]) -> list[tuple[str, str]]:

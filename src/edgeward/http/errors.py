@@ -24,6 +24,9 @@ _CATALOGUE = [
               "The route needs authentication and no method admitted the request; "
               "WWW-Authenticate names the methods."),
     ErrorCode("forbidden", 403, "The consumer is authenticated but not allowed on this route."),
+    ErrorCode("unknown_client_certificate", 403,
+              "The route's client_cert method found a verified client certificate that no "
+              "consumer lists in client_certs."),
     ErrorCode("websocket_not_allowed", 400,
               "A WebSocket handshake on a route without `websocket:` (upgrades are per route)."),
     ErrorCode("websocket_bad_handshake", 400,

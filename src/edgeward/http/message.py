@@ -35,19 +35,21 @@ class ClientCert:
     `subject` in RFC 4514 form (`CN=client,O=Example`), `dns`, `uris` and `emails` from its
     subjectAltName, `sha256` the hex digest of its DER (a stable identity for pinning), and
     `forwarded` the value sent upstream in `server.client_cert_header`, in Envoy's
-    x-forwarded-client-cert form: `Hash=...;Subject="...";URI=...;DNS=...`.
+    x-forwarded-client-cert form: `Hash=...;Subject="...";URI=...;DNS=...`. `cn` is the
+    subject's common name when it has exactly one ("" otherwise: several CNs are ambiguous).
     """
 
-    __slots__ = ("subject", "dns", "uris", "emails", "sha256", "forwarded")
+    __slots__ = ("subject", "dns", "uris", "emails", "sha256", "forwarded", "cn")
 
     def __init__(self, subject: str, dns: tuple[str, ...], uris: tuple[str, ...],
-                 emails: tuple[str, ...], sha256: str, forwarded: bytes) -> None:
+                 emails: tuple[str, ...], sha256: str, forwarded: bytes, cn: str = "") -> None:
         self.subject = subject
         self.dns = dns
         self.uris = uris
         self.emails = emails
         self.sha256 = sha256
         self.forwarded = forwarded
+        self.cn = cn
 
     def __repr__(self) -> str:
         return f"<ClientCert {self.subject}>"

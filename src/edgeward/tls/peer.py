@@ -12,7 +12,7 @@ import hashlib
 import ssl
 
 from cryptography import x509
-from cryptography.x509.oid import ExtensionOID
+from cryptography.x509.oid import ExtensionOID, NameOID
 
 from edgeward.http.message import ClientCert
 
@@ -42,8 +42,11 @@ def describe(der: bytes) -> ClientCert:
         uris = san.get_values_for_type(x509.UniformResourceIdentifier)  # type: ignore[attr-defined]
         emails = san.get_values_for_type(x509.RFC822Name)  # type: ignore[attr-defined]
     digest = hashlib.sha256(der).hexdigest()
+    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    cn = cns[0].value if len(cns) == 1 else ""
     return ClientCert(subject, tuple(dns), tuple(uris), tuple(emails), digest,
-                      forwarded_value(digest, subject, uris, dns))
+                      forwarded_value(digest, subject, uris, dns),
+                      cn if isinstance(cn, str) else "")
 
 
 def forwarded_value(digest: str, subject: str, uris: list[str], dns: list[str]) -> bytes:
