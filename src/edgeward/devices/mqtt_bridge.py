@@ -39,7 +39,7 @@ from redis.exceptions import ResponseError
 
 from edgeward.devices.config import DevicesConfig, MqttConfig
 from edgeward.devices.outbox import ACK, COMMAND, DELTA, Outbox
-from edgeward.devices.shadow import Result, UpdateError, parse_update
+from edgeward.devices.shadow import Result, UpdateError, metadata_of, parse_update
 from edgeward.devices.store import ShadowStore, StoreError, TooLarge
 from edgeward.ratelimit.limiter import Limiter
 
@@ -223,7 +223,8 @@ class MqttBridge:
                          current=shadow.document())
             return
         self._accept(f"{base}/update", {
-            "state": body.get("state"), "metadata": shadow.metadata(),
+            "state": body.get("state"),
+            "metadata": metadata_of(shadow.metadata(), body.get("state") or {}),
             "version": shadow.version, "clock": shadow.clock, "timestamp": shadow.timestamp,
             "outcome": result.outcome, "suppressed": list(result.suppressed),
             "clientToken": token})
