@@ -53,6 +53,7 @@ class Tally:
     suppressed: int = 0
     sent: dict[str, list[tuple[int, str, str, dict[str, Any]]]] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
+    seconds: float = 0.0
 
 
 def patch_for(writer: str, rng: random.Random, i: int) -> tuple[str, dict[str, Any], int]:
@@ -159,7 +160,7 @@ async def run_mode(ports: list[int], mode: str, think: float
     writer = _if_match_writer if mode == "ifmatch" else _seq_writer
     await asyncio.gather(*(writer(ports, d, w, think, tally, random.Random(f"{d}/{w}"))
                            for d in devices for w in WRITERS))
-    tally.started = time.perf_counter() - tally.started   # now the elapsed seconds
+    tally.seconds = time.perf_counter() - tally.started
     return tally, await _final(ports, devices)
 
 
@@ -182,7 +183,7 @@ async def one_pace(gws: list[GatewayProcess], think: float) -> tuple[list[str], 
     merged = sum(all({s: v["state"][s] for s in ("desired", "reported")}
                      == expected(b.sent[d]) for v in vs) for d, vs in docs_b.items())
     window = sum(a.windows) / len(a.windows)
-    rate = len(WRITERS) * UPDATES / a.started          # updates per second per device
+    rate = len(WRITERS) * UPDATES / a.seconds          # updates per second per device
     rivals = rate * (len(WRITERS) - 1) / len(WRITERS)  # the rate of a writer's rivals
     stale = b.outcomes["stale"]
     return [

@@ -91,17 +91,9 @@ async def mqtt_part(broker: int, run: str, messages: int) -> Sent:
     subscribed to the ack topics of its share of the devices: the broker queues at most
     1000 messages per slow subscriber (mosquitto's max_queued_messages) and drops the rest,
     which one connection reading every device's acks under load runs into."""
-    sent = Sent()
-    rng = random.Random(run)
+    sent, payloads, copies = _plan(run, messages)
     acked: Counter[str] = Counter()
     last = [0.0]
-    payloads: dict[str, tuple[str, str]] = {}
-    for n in range(messages):
-        device, key = f"tm-{n % DEVICES}", f"{run}-m{n}"
-        payloads[key] = (f"{PREFIX}/{device}/telemetry", json.dumps(telemetry_reading(rng, key)))
-        sent.keys.add((device, key))
-    copies = list(payloads) + [k for k in payloads if rng.random() < RESEND]
-    sent.resends = len(copies) - len(payloads)
     limit = asyncio.Semaphore(MQTT_INFLIGHT)
 
     async def receive(reader: aiomqtt.Client) -> None:
@@ -141,6 +133,20 @@ async def mqtt_part(broker: int, run: str, messages: int) -> Sent:
             for task in readers:
                 task.cancel()
     return sent
+
+
+def _plan(run: str, messages: int) -> tuple[Sent, dict[str, tuple[str, str]], list[str]]:
+    """The MQTT messages (key -> topic, payload) and the copies to send (RESEND twice)."""
+    sent = Sent()
+    rng = random.Random(run)
+    payloads: dict[str, tuple[str, str]] = {}
+    for n in range(messages):
+        device, key = f"tm-{n % DEVICES}", f"{run}-m{n}"
+        payloads[key] = (f"{PREFIX}/{device}/telemetry", json.dumps(telemetry_reading(rng, key)))
+        sent.keys.add((device, key))
+    copies = list(payloads) + [k for k in payloads if rng.random() < RESEND]
+    sent.resends = len(copies) - len(payloads)
+    return sent, payloads, copies
 
 
 def _mqtt(broker: int, identifier: str) -> aiomqtt.Client:
