@@ -137,9 +137,16 @@ async def test_an_update_is_accepted_with_the_client_token(
     assert doc["clientToken"] == "t-1" and doc["version"] == 1
     assert doc["state"] == {"reported": {"temp": 21}}
     assert "temp" in doc["metadata"]["reported"]
+    # The next accepted carries the metadata of its own fields only (AWS IoT's), not the
+    # whole shadow's.
+    await device.send("shadow/update", {"state": {"reported": {"hum": 40}},
+                                        "clientToken": "t-1b"})
+    doc = await device.expect("shadow/update/accepted")
+    assert doc["clientToken"] == "t-1b" and list(doc["metadata"]) == ["reported"]
+    assert list(doc["metadata"]["reported"]) == ["hum"]
     await device.send("shadow/get", {"clientToken": "t-2"})
     got = await device.expect("shadow/get/accepted")
-    assert got["state"]["reported"] == {"temp": 21} and got["clientToken"] == "t-2"
+    assert got["state"]["reported"] == {"temp": 21, "hum": 40} and got["clientToken"] == "t-2"
 
 
 async def test_desired_changes_over_http_reach_the_device_once_as_deltas(

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Final
 
-from edgeward.devices.shadow import Result, UpdateError, parse_update
+from edgeward.devices.shadow import Result, UpdateError, metadata_of, parse_update
 from edgeward.devices.store import ShadowStore, StoreError, TooLarge
 from edgeward.ratelimit.limiter import Limiter
 
@@ -79,7 +79,8 @@ def update_answer(body: dict[str, Any], result: Result, token: Any) -> Answer:
                          f"the shadow is at version {shadow.version}",
                          current=shadow.document())
     return Answer(True, {
-        "state": body.get("state"), "metadata": shadow.metadata(),
+        "state": body.get("state"),
+        "metadata": metadata_of(shadow.metadata(), body.get("state") or {}),
         "version": shadow.version, "clock": shadow.clock, "timestamp": shadow.timestamp,
         "outcome": result.outcome, "suppressed": list(result.suppressed),
         "clientToken": token})
