@@ -81,6 +81,19 @@ async def test_if_match_mismatch_is_409_with_the_current_document(
     assert status == 200 and doc["state"]["desired"] == {"led": "off"}
 
 
+async def test_prefer_return_minimal_leaves_the_document_out(
+        pair: list[GatewayProcess]) -> None:
+    port = pair[0].port
+    path = "/devices/lamp-2/shadow"
+    await call(port, "PATCH", path, {"state": {"desired": {"led": "on", "fan": 2}}})
+    status, headers, doc = await call(port, "PATCH", path, {"state": {"reported": {"led": "on"}}},
+                                      {"prefer": "respond-async, return=minimal"})
+    assert status == 200 and headers["preference-applied"] == "return=minimal"
+    assert doc == {"version": 2, "clock": doc["clock"], "outcome": "applied",
+                   "suppressed": []}
+    assert headers["etag"] == '"2"'
+
+
 async def test_retries_and_reordered_updates_are_suppressed(pair: list[GatewayProcess]) -> None:
     a, b = pair[0].port, pair[1].port
     path = "/devices/meter/shadow"

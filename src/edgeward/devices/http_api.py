@@ -85,6 +85,13 @@ def _json(status: int, doc: object, version: int | None = None) -> Reply:
     return Reply(status, json.dumps(doc, separators=(",", ":")), headers)
 
 
+def _minimal(req: Request) -> bool:
+    """`Prefer: return=minimal` (RFC 7240 §4.2): the answer to a write leaves the document
+    out (a device reporting a field need not download its whole shadow back)."""
+    return any("return=minimal" in v.replace(" ", "").lower()
+               for v in req.headers.get_all("prefer"))
+
+
 def _if_match(req: Request) -> int | None | Reply:
     raw = req.headers.get("if-match")
     if raw is None or raw.strip() == "*":
@@ -210,6 +217,13 @@ class DeviceApi(Filter):
             return Reply(409, json.dumps(body, separators=(",", ":")),
                          [("content-type", "application/problem+json"),
                           ("etag", f'"{result.shadow.version}"')])
+        if _minimal(req):
+            shadow = result.shadow
+            reply = _json(200, {"version": shadow.version, "clock": shadow.clock,
+                                "outcome": result.outcome,
+                                "suppressed": list(result.suppressed)}, shadow.version)
+            reply.fields.append((b"preference-applied", b"return=minimal"))
+            return reply
         doc["outcome"] = result.outcome
         doc["suppressed"] = list(result.suppressed)
         return _json(200, doc, result.shadow.version)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import zlib
 from typing import Any, Final
 
@@ -37,6 +38,10 @@ from edgeward.ratelimit.redis_store import LuaScript
 # leaves room for the change feed (feed.py, one blocking read per worker) and global rate
 # limits, which share the client.
 MAX_CALLS: Final = 64
+# Between compare-and-set rounds lost to another writer: a random pause below 1 ms, 2 ms,
+# 4 ms ... (full jitter), at most 32 ms.
+CAS_BACKOFF: Final = 0.001
+CAS_BACKOFF_MAX: Final = 0.032
 # Session announcements kept per shard: a reader only needs the ones since its last read.
 SESSIONS_MAXLEN: Final = 1000
 STORE_ERRORS: Final = (RedisError, OSError, TimeoutError)
@@ -152,7 +157,7 @@ class ShadowStore:
 
     async def update(self, device: str, name: str, update: Update, now: float,
                      kind: str = "update") -> Result:
-        for _ in range(self.config.cas_attempts):
+        for attempt in range(self.config.cas_attempts):
             stored, _ = await self.read(device, name)
             current = stored if stored is not None else Shadow()
             result = apply(current, update, now)
@@ -174,6 +179,10 @@ class ShadowStore:
                 self.outcomes["applied"] += 1
                 return result
             self.conflicts += 1
+            # Full jitter (AWS's backoff advice): writers that lost together do not race
+            # again in lockstep; 1, 2, 4 ... ms ceilings, at most CAS_BACKOFF_MAX.
+            await asyncio.sleep(random.uniform(0, min(CAS_BACKOFF_MAX,
+                                                      CAS_BACKOFF * 2 ** attempt)))
         raise StoreError(f"the shadow changed under {self.config.cas_attempts} attempts")
 
     async def _cas(self, device: str, name: str, expected: int, new: Shadow,
