@@ -35,18 +35,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchkit import rss_kib  # noqa: E402
 from tests.cluster._cluster import admin_port, gateways, redis_server  # noqa: E402
 from tests.support.mosquitto import Mosquitto  # noqa: E402
 
 OPEN_AT_ONCE = 200
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def metric(admin: int, name: str) -> float:

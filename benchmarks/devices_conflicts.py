@@ -28,8 +28,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from devices_kit import Conn, merge_patch, metric_sum
+from devices_kit import Conn, metric_sum
 from tests.support.gateway import GatewayProcess
+
+from edgeward.devices.shadow import merge_patch
 
 DEVICES = 20
 UPDATES = 15

@@ -128,16 +128,3 @@ def metric_sum(gws: list[GatewayProcess], name: str, labels: str = "") -> float:
             if line.startswith(wanted + " "):
                 total += float(line.split()[-1])
     return total
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 MergePatch (written out here, not the gateway's, to check it)."""
-    if not isinstance(patch, dict):
-        return patch
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result

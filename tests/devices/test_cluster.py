@@ -12,7 +12,7 @@ import pytest
 from tests.cluster._cluster import gateways
 from tests.devices._client import call
 from tests.support.gateway import GatewayProcess
-from tests.support.redis_engines import RedisClusterNodes
+from tests.support.redis_engines import RedisClusterNodes, started
 from websockets.asyncio.client import connect
 
 WAIT = 10.0
@@ -21,10 +21,8 @@ WAIT = 10.0
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterNodes]:
     nodes = RedisClusterNodes(tmp_path_factory.mktemp("cluster"))
-    try:
-        yield nodes.start()
-    finally:
-        nodes.stop()
+    with started(nodes):
+        yield nodes
 
 
 @pytest.fixture(scope="module")

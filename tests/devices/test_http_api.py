@@ -19,7 +19,6 @@ from tests.cluster._cluster import (
     gateways,
     get_json,
     metric_value,
-    redis_server,
 )
 from tests.devices._client import call
 from tests.devices._pair import config
@@ -28,12 +27,6 @@ from tests.support.gateway import GatewayProcess
 from edgeward.devices.config import DevicesConfig
 from edgeward.devices.http_api import parse_path
 from edgeward.devices.store import ShadowStore
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    with redis_server() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from typing import Any
 import aiomqtt
 import pytest
 import redis as redis_sync
-from tests.cluster._cluster import RedisServer, gateways, redis_server
+from tests.cluster._cluster import RedisServer, gateways
 from tests.devices._client import call
 from tests.support.gateway import GatewayProcess
 from tests.support.mosquitto import Mosquitto
@@ -35,12 +35,6 @@ def config(redis_url: str, broker: int) -> str:
         "routes:\n"
         "  - {match: {path_prefix: /}, devices: true}\n"
     )
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    with redis_server() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

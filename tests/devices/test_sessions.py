@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from tests.cluster._cluster import RedisServer, admin_port, gateways, http_get, redis_server
+from tests.cluster._cluster import RedisServer, admin_port, gateways, http_get
 from tests.devices._client import call
 from tests.support.gateway import GatewayProcess
 from websockets.asyncio.client import ClientConnection, connect
@@ -41,12 +41,6 @@ def config(redis_url: str) -> str:
         "    devices: true\n"
         "    websocket: true\n"
     )
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    with redis_server() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
