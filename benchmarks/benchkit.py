@@ -23,6 +23,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def rss_kib(pid: int) -> int:
+    """A process's resident set size (VmRSS), KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
 def group_cpu_seconds(pgid: int) -> float:
     """User and system CPU seconds of every live process in a process group (Linux /proc)."""
     total = 0

@@ -1,13 +1,26 @@
-"""Device gateway figures on loopback, bounded (about 20 s): one gateway process, one real
-redis-server, one real mosquitto.
+"""Device gateway figures on loopback, bounded (about 60 s on 2 shared cores): three gateway
+processes (with their MQTT bridges), one real redis-server, one real mosquitto, all on
+127.0.0.1 free ports and stopped by PID.
 
-1. Shadow update latency, p50/p99: HTTP PATCH on a keep-alive connection until the 200, and
-   MQTT publish to .../shadow/update until .../update/accepted arrives; sequential, one device.
-2. Bytes per change: a realistic device document (a building HVAC controller: ~60 fields,
-   ~2 KB), with one or two desired fields changed per step; the delta message the device
-   receives over MQTT against the full document a full-state sync would send (GET).
+0. Shadow update latency, p50/p99: HTTP PATCH on a keep-alive connection until the 200, and
+   MQTT publish to .../shadow/update until .../update/accepted arrives; sequential, one device,
+   one gateway. Bytes per change: an HVAC controller document (~60 fields), one or two desired
+   fields changed per step; the MQTT delta against the full document (GET).
+1. Bytes per device per second and update -> device time, delta sync (MQTT delta, HTTP long
+   poll) against full-state sync (a GET per change), on a stated fleet shape
+   (devices_sync.py).
+2. Conflict rate with concurrent writers (the device and two applications on each shadow,
+   through the three gateways): If-Match with rebase on 409 against per-writer seq; the final
+   documents checked on every gateway against the convergence rule (devices_conflicts.py).
+3. Telemetry into Redis Streams over HTTP and MQTT with idempotency keys and deliberate
+   resends: messages/s, then XRANGE proves none lost and none stored twice
+   (devices_telemetry.py).
+
+Each figure prints its lines as it ends; a summary block repeats them all at the end.
 
     .venv/bin/python benchmarks/devices.py [--updates 300] [--changes 100]
+        [--fleet-changes 10] [--fleet-pace 0.6] [--change-every 1] [--telemetry-every 1]
+        [--telemetry 4000]
 """
 
 from __future__ import annotations
@@ -15,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import sys
@@ -25,27 +39,18 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiomqtt  # noqa: E402
-from tests.cluster._cluster import gateways, redis_server  # noqa: E402
+import devices_conflicts  # noqa: E402
+import devices_sync  # noqa: E402
+import devices_telemetry  # noqa: E402
+from devices_kit import PREFIX, device_document, metric_sum, ms  # noqa: E402
+from tests.cluster._cluster import admin_port, gateways, redis_server, wait_admin  # noqa: E402
+from tests.support.gateway import GatewayProcess  # noqa: E402
 from tests.support.mosquitto import Mosquitto  # noqa: E402
 
 from edgeward.devices.mqtt_bridge import NODELAY  # noqa: E402
 
-PREFIX = "edgeward/things"
-
-
-def device_document(rng: random.Random) -> dict[str, Any]:
-    """An HVAC controller's reported state: zones, setpoints, schedule, firmware, sensors."""
-    zones = {f"zone{z}": {"setpoint_c": 21.5, "mode": "auto", "fan": "low",
-                          "occupied": bool(z % 2), "temp_c": round(20 + rng.random() * 3, 2),
-                          "humidity": round(40 + rng.random() * 10, 1), "damper_pct": 35}
-             for z in range(6)}
-    schedule = {day: {"on": "07:00", "off": "19:00", "eco_setback_c": 3.0}
-                for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
-    return {"zones": zones, "schedule": schedule,
-            "firmware": {"version": "4.12.7", "channel": "stable", "auto_update": True},
-            "network": {"ssid": "bldg-7-iot", "rssi": -61, "ip": "10.20.7.118"},
-            "alarms": {"filter_dirty": False, "freeze_protect": True, "high_co2_ppm": 1200},
-            "telemetry": {"interval_s": 60, "batch": 10}}
+SHARDS = 4
+GATEWAYS = 3
 
 
 async def request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, method: str,
@@ -60,11 +65,6 @@ async def request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, me
         if name.lower() == "content-length":
             length = int(value)
     return int(status_line.split()[1]), await reader.readexactly(length)
-
-
-def pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def http_latency(port: int, n: int) -> list[float]:
@@ -132,52 +132,90 @@ async def delta_bytes(port: int, client: aiomqtt.Client, changes: int) -> tuple[
     return statistics.mean(delta_sizes), statistics.mean(full_sizes)
 
 
-async def run(port: int, broker: int, updates: int, changes: int) -> None:
+async def bridges_up(client: aiomqtt.Client, gws: list[GatewayProcess]) -> None:
+    """Every gateway's MQTT bridge is up once it has received a request (the broker's shared
+    subscription spreads the probes round-robin over the subscribed bridges)."""
+    async with asyncio.timeout(15):
+        while True:
+            await client.publish(f"{PREFIX}/bench-probe/shadow/get", "{}", qos=1)
+            received = await asyncio.to_thread(
+                lambda: [metric_sum([gw], "edgeward_device_mqtt_messages_total",
+                                    'kind="received"') for gw in gws])
+            if all(received):
+                return
+            await asyncio.sleep(0.2)
+
+
+async def run(gws: list[GatewayProcess], broker: int, args: argparse.Namespace,
+              redis_url: str) -> list[str]:
+    port = gws[0].port
     async with aiomqtt.Client("127.0.0.1", broker, identifier="bench-device",
                               protocol=aiomqtt.ProtocolVersion.V5,
                               socket_options=NODELAY) as client:
-        # The bridge is up once it answers a get.
-        await client.subscribe(f"{PREFIX}/bench-probe/shadow/get/rejected", qos=1)
-        async with asyncio.timeout(10):
-            messages = client.messages.__aiter__()
-            while True:
-                await client.publish(f"{PREFIX}/bench-probe/shadow/get", "{}", qos=1)
-                try:
-                    await asyncio.wait_for(messages.__anext__(), 0.5)
-                    break
-                except TimeoutError:
-                    continue
-        await client.unsubscribe(f"{PREFIX}/bench-probe/shadow/get/rejected")
+        await bridges_up(client, gws)
         await http_latency(port, 20)  # warm up
-        h = await http_latency(port, updates)
-        m = await mqtt_latency(client, updates)
+        h = await http_latency(port, args.updates)
+        m = await mqtt_latency(client, args.updates)
         await client.unsubscribe(f"{PREFIX}/bench-mqtt/shadow/update/accepted")
-        d, f = await delta_bytes(port, client, changes)
-    ms = 1000.0
-    print(f"shadow update over HTTP ({updates} sequential, keep-alive): "
-          f"p50 {pct(h, 0.5) * ms:.2f} ms  p99 {pct(h, 0.99) * ms:.2f} ms")
-    print(f"shadow update over MQTT ({updates} sequential, publish -> accepted): "
-          f"p50 {pct(m, 0.5) * ms:.2f} ms  p99 {pct(m, 0.99) * ms:.2f} ms")
-    print(f"bytes per change ({changes} changes, HVAC document): delta {d:.0f} B, "
-          f"full-state sync {f:.0f} B, ratio {f / d:.1f}x")
+        d, f = await delta_bytes(port, client, args.changes)
+    summary = [
+        f"shadow update over HTTP ({args.updates} sequential, keep-alive): {ms(h)}",
+        f"shadow update over MQTT ({args.updates} sequential, publish -> accepted): {ms(m)}",
+        f"bytes per change ({args.changes} changes, HVAC document): delta {d:.0f} B, "
+        f"full-state sync {f:.0f} B, ratio {f / d:.1f}x",
+    ]
+    figures = (
+        ("1. bytes and time to the device, delta against full state",
+         lambda: devices_sync.figure([gw.port for gw in gws], broker, args.fleet_changes,
+                                     args.fleet_pace, args.change_every,
+                                     args.telemetry_every)),
+        ("2. conflicts with concurrent writers", lambda: devices_conflicts.figure(gws)),
+        ("3. telemetry into Redis Streams",
+         lambda: devices_telemetry.figure(gws, broker, redis_url, SHARDS, args.telemetry)),
+    )
+    for title, figure in figures:
+        start = time.perf_counter()
+        lines = await figure()
+        print(f"-- {title} ({time.perf_counter() - start:.1f} s, load average "
+              f"{os.getloadavg()[0]:.2f})", *lines, sep="\n", flush=True)
+        summary += lines
+    return summary
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--updates", type=int, default=300)
     parser.add_argument("--changes", type=int, default=100)
+    parser.add_argument("--fleet-changes", type=int, default=10,
+                        help="desired changes per device per transport (figure 1)")
+    parser.add_argument("--fleet-pace", type=float, default=0.6,
+                        help="mean seconds between a device's changes while measuring "
+                             "(figure 1)")
+    parser.add_argument("--change-every", type=float, default=1.0,
+                        help="seconds between desired changes of one device (figure 1)")
+    parser.add_argument("--telemetry-every", type=float, default=1.0,
+                        help="seconds between telemetry readings of one device (figure 1)")
+    parser.add_argument("--telemetry", type=int, default=4000,
+                        help="telemetry messages per transport (figure 3)")
     args = parser.parse_args()
+    started = time.perf_counter()
     broker = Mosquitto().start()
     try:
         with redis_server() as redis:
-            text = ("listen: {listen}\n"
+            text = ("listen: {listen}\nadmin: {admin}\n"
                     f"redis: {{url: '{redis.url}'}}\n"
-                    f"devices: {{shards: 4, mqtt: {{port: {broker.port}}}}}\n"
+                    f"devices: {{shards: {SHARDS}, mqtt: {{port: {broker.port}}}}}\n"
                     "routes:\n  - {match: {path_prefix: /}, devices: true}\n")
-            with gateways([text]) as (gw,):
-                asyncio.run(run(gw.port, broker.port, args.updates, args.changes))
+            with gateways([text] * GATEWAYS) as gws:
+                for gw in gws:
+                    wait_admin(admin_port(gw))
+                summary = asyncio.run(run(gws, broker.port, args, redis.url))
     finally:
         broker.close()
+    load = os.getloadavg()
+    print(f"== devices summary ({GATEWAYS} gateways, one redis-server, one mosquitto; "
+          f"{time.perf_counter() - started:.0f} s; load average {load[0]:.2f} "
+          f"{load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores)", *summary, sep="\n")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from edgeward.cache.runtime import CacheRuntime, Prewarm
 from edgeward.canary.run import CanaryBook, CanaryRun
 from edgeward.config.schema import GatewayConfig, UpstreamConfig
 from edgeward.devices.http_api import DeviceApi
+from edgeward.devices.sessions import DeviceSessions
 from edgeward.devices.store import ShadowStore
 from edgeward.filters.api import Filter
 from edgeward.filters.cache import Cache
@@ -261,6 +262,32 @@ def device_store(cfg: GatewayConfig, registry: Registry) -> ShadowStore:
                         lambda: ShadowStore(client, devices))
 
 
+def _device_limiter(cfg: GatewayConfig, name: str, rl: RateLimitConfig | None,
+                    loop: asyncio.AbstractEventLoop, registry: Registry) -> Limiter | None:
+    """A per-device limiter of the device mode (keyed by device id), kept across reloads
+    that leave its config alone: `scope: global` on the top-level Redis."""
+    redis_cfg = cfg.redis
+    if rl is None:
+        return None
+    if rl.scope == "global":
+        assert redis_cfg is not None  # the config check requires redis: for devices
+        client = registry.get("redis", "default", redis_cfg, lambda: connect_redis(redis_cfg))
+        return registry.get("limiter", name, (rl, redis_cfg),
+                            lambda: _global_limiter(client, name, rl, redis_cfg, loop))
+    return registry.get("limiter", name, rl, lambda: build_local_limiter(rl))
+
+
+def device_sessions(cfg: GatewayConfig, loop: asyncio.AbstractEventLoop,
+                    registry: Registry) -> DeviceSessions:
+    """The worker's WebSocket device sessions (with the change feed they, long polls and
+    delta streams wait on)."""
+    store = device_store(cfg, registry)
+    limiter = _device_limiter(cfg, "(devices.session)", cfg.devices.session_rate_limit, loop,
+                              registry)
+    return registry.get("device_sessions", "default", (cfg.redis, cfg.devices),
+                        lambda: DeviceSessions(store, limiter))
+
+
 def _mqtt_bridge(cfg: GatewayConfig, loop: asyncio.AbstractEventLoop,
                  registry: Registry) -> None:
     """The worker's MQTT bridge (docs/devices.md), started once the loop runs; a config
@@ -268,28 +295,21 @@ def _mqtt_bridge(cfg: GatewayConfig, loop: asyncio.AbstractEventLoop,
     from edgeward.devices.mqtt_bridge import MqttBridge  # aiomqtt: only when configured
 
     store = device_store(cfg, registry)
-    mqtt, redis_cfg = cfg.devices.mqtt, cfg.redis
-    assert mqtt is not None and redis_cfg is not None
-    rl = mqtt.rate_limit
-    limiter: Limiter | None = None
-    if rl is not None and rl.scope == "global":
-        client = registry.get("redis", "default", redis_cfg, lambda: connect_redis(redis_cfg))
-        limiter = registry.get("limiter", "(devices.mqtt)", (rl, redis_cfg),
-                               lambda: _global_limiter(client, "(devices.mqtt)", rl, redis_cfg,
-                                                       loop))
-    elif rl is not None:
-        limiter = registry.get("limiter", "(devices.mqtt)", rl, lambda: build_local_limiter(rl))
-    bridge = registry.get("mqtt_bridge", "default", (redis_cfg, cfg.devices),
+    mqtt = cfg.devices.mqtt
+    assert mqtt is not None
+    limiter = _device_limiter(cfg, "(devices.mqtt)", mqtt.rate_limit, loop, registry)
+    bridge = registry.get("mqtt_bridge", "default", (cfg.redis, cfg.devices),
                           lambda: MqttBridge(store, cfg.devices, limiter))
     loop.call_soon(bridge.start)
 
 
-def _terminal(cfg: GatewayConfig, index: int, source: str,
-              registry: Registry) -> list[tuple[Filter, str]]:
+def _terminal(cfg: GatewayConfig, index: int, source: str, registry: Registry,
+              loop: asyncio.AbstractEventLoop) -> list[tuple[Filter, str]]:
     """The filter a route without an upstream ends in (`redirect:`, `respond:`, `devices:`)."""
     rc = cfg.routes[index]
     if rc.devices is not None:
-        return [(DeviceApi(device_store(cfg, registry), rc.devices), "devices")]
+        sessions = device_sessions(cfg, loop, registry)
+        return [(DeviceApi(sessions.store, rc.devices, sessions), "devices")]
     try:
         if rc.redirect is not None:
             return [(rc.redirect.build(rc.match.path_prefix), "redirect")]
@@ -309,7 +329,7 @@ def _route(cfg: GatewayConfig, index: int, clusters: dict[str, Cluster], rng: ra
     governance, limiter, concurrency = _governance(cfg, index, name, rng, loop, registry)
     described = [(f, f.name) for f in governance]
     described += _user_filters(cfg, index, registry, source, ctx)
-    described += _terminal(cfg, index, source, registry)
+    described += _terminal(cfg, index, source, registry, loop)
     kinds = {id(f): kind for f, kind in described}
     chain = Chain([f for f, _ in described])
     retry = budget = None

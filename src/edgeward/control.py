@@ -230,7 +230,8 @@ class Control:
         metrics.filter_counts(filter_events(self.runtime.registry).counts)
         metrics.websocket_counts(self.worker.factory.websocket)
         registry = self.runtime.registry
-        metrics.device_counts(registry.of_kind("device_store"), registry.of_kind("mqtt_bridge"))
+        metrics.device_counts(registry.of_kind("device_store"), registry.of_kind("mqtt_bridge"),
+                              registry.of_kind("device_sessions"))
         self._tls_expiry()
 
     def _tls_expiry(self) -> None:

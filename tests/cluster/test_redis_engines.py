@@ -11,7 +11,7 @@ import pytest
 from tests.cluster._cluster import admin_port, flood, gateways, http_get, wait_admin
 from tests.support.gateway import GatewayProcess
 from tests.support.origin import Origin
-from tests.support.redis_engines import RedisClusterNodes, TlsFiles, tls_redis
+from tests.support.redis_engines import RedisClusterNodes, TlsFiles, started, tls_redis
 from tests.support.redis_server import RedisServer
 
 USER, PASSWORD = "gw", "pw-Redis-9f3a1c"
@@ -57,10 +57,8 @@ def test_a_gateway_limits_through_tls_redis_and_never_shows_the_password(
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterNodes]:
     nodes = RedisClusterNodes(tmp_path_factory.mktemp("cluster"))
-    try:
-        yield nodes.start()
-    finally:
-        nodes.stop()
+    with started(nodes):
+        yield nodes
 
 
 def cluster_config(origin: Origin, nodes: RedisClusterNodes) -> str:

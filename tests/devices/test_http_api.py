@@ -19,7 +19,6 @@ from tests.cluster._cluster import (
     gateways,
     get_json,
     metric_value,
-    redis_server,
 )
 from tests.devices._client import call
 from tests.devices._pair import config
@@ -28,12 +27,6 @@ from tests.support.gateway import GatewayProcess
 from edgeward.devices.config import DevicesConfig
 from edgeward.devices.http_api import parse_path
 from edgeward.devices.store import ShadowStore
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    with redis_server() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +72,19 @@ async def test_if_match_mismatch_is_409_with_the_current_document(
     status, _, doc = await call(port, "PATCH", path, {"state": {"desired": {"led": "off"}}},
                                 {"if-match": f'"{first["version"]}"'})
     assert status == 200 and doc["state"]["desired"] == {"led": "off"}
+
+
+async def test_prefer_return_minimal_leaves_the_document_out(
+        pair: list[GatewayProcess]) -> None:
+    port = pair[0].port
+    path = "/devices/lamp-2/shadow"
+    await call(port, "PATCH", path, {"state": {"desired": {"led": "on", "fan": 2}}})
+    status, headers, doc = await call(port, "PATCH", path, {"state": {"reported": {"led": "on"}}},
+                                      {"prefer": "respond-async, return=minimal"})
+    assert status == 200 and headers["preference-applied"] == "return=minimal"
+    assert doc == {"version": 2, "clock": doc["clock"], "outcome": "applied",
+                   "suppressed": []}
+    assert headers["etag"] == '"2"'
 
 
 async def test_retries_and_reordered_updates_are_suppressed(pair: list[GatewayProcess]) -> None:
@@ -178,3 +184,6 @@ async def test_metrics_count_outcomes_and_the_openapi_document_is_served(
                         'outcome="duplicate"') >= 1
     doc = get_json(admin, "/openapi/devices.json")
     assert isinstance(doc, dict) and "/devices/{device}/shadow" in doc["paths"]
+    # Every path the API answers is described.
+    assert {"/devices/{device}/connect", "/devices/{device}/commands",
+            "/devices/{device}/commands/{command}"} <= set(doc["paths"])

@@ -13,7 +13,7 @@ from typing import Any
 import aiomqtt
 import pytest
 import redis as redis_sync
-from tests.cluster._cluster import RedisServer, gateways, redis_server
+from tests.cluster._cluster import RedisServer, gateways
 from tests.devices._client import call
 from tests.support.gateway import GatewayProcess
 from tests.support.mosquitto import Mosquitto
@@ -35,12 +35,6 @@ def config(redis_url: str, broker: int) -> str:
         "routes:\n"
         "  - {match: {path_prefix: /}, devices: true}\n"
     )
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    with redis_server() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +117,8 @@ def test_topics_parse_as_aws_iot_names_them() -> None:
     assert parse_topic(f"{PREFIX}/d1/shadow/update", PREFIX) == Topic("d1", "", "update")
     assert parse_topic(f"{PREFIX}/d1/shadow/name/cfg/get", PREFIX) == Topic("d1", "cfg", "get")
     assert parse_topic(f"{PREFIX}/d1/telemetry", PREFIX) == Topic("d1", "", "telemetry")
+    assert parse_topic(f"{PREFIX}/d1/commands/ack", PREFIX) == Topic("d1", "", "command_ack")
+    assert parse_topic(f"{PREFIX}/d1/commands", PREFIX) is None
     assert parse_topic(f"{PREFIX}/d1/shadow/update/accepted", PREFIX) is None
     assert subscriptions(MqttConfig())[0] == f"$share/edgeward/{PREFIX}/+/shadow/update"
 
@@ -135,9 +131,16 @@ async def test_an_update_is_accepted_with_the_client_token(
     assert doc["clientToken"] == "t-1" and doc["version"] == 1
     assert doc["state"] == {"reported": {"temp": 21}}
     assert "temp" in doc["metadata"]["reported"]
+    # The next accepted carries the metadata of its own fields only (AWS IoT's), not the
+    # whole shadow's.
+    await device.send("shadow/update", {"state": {"reported": {"hum": 40}},
+                                        "clientToken": "t-1b"})
+    doc = await device.expect("shadow/update/accepted")
+    assert doc["clientToken"] == "t-1b" and list(doc["metadata"]) == ["reported"]
+    assert list(doc["metadata"]["reported"]) == ["hum"]
     await device.send("shadow/get", {"clientToken": "t-2"})
     got = await device.expect("shadow/get/accepted")
-    assert got["state"]["reported"] == {"temp": 21} and got["clientToken"] == "t-2"
+    assert got["state"]["reported"] == {"temp": 21, "hum": 40} and got["clientToken"] == "t-2"
 
 
 async def test_desired_changes_over_http_reach_the_device_once_as_deltas(
@@ -176,6 +179,24 @@ async def test_a_dead_gateways_unacknowledged_delta_is_claimed_and_published(
     while client.xpending_range(stream, "edgeward:dev:mqtt", entry_id, entry_id, 1):
         assert time.monotonic() < deadline, "the claimed entry was never acknowledged"
         await asyncio.sleep(0.05)
+
+
+async def test_commands_reach_the_device_and_its_acknowledgement_clears_them(
+        pair: list[GatewayProcess], device: Device) -> None:
+    name = device.base.rsplit("/", 1)[1]
+    status, _, sent = await call(pair[1].port, "POST", f"/devices/{name}/commands",
+                                 {"op": "reboot", "delay_s": 5})
+    assert status == 202
+    got = await device.expect("commands")
+    assert got["id"] == sent["id"] and got["command"] == {"op": "reboot", "delay_s": 5}
+    await device.send("commands/ack", {"id": got["id"]})
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        _, _, doc = await call(pair[0].port, "GET", f"/devices/{name}/commands")
+        if doc["commands"] == []:
+            break
+        await asyncio.sleep(0.05)
+    assert doc["commands"] == []
 
 
 async def test_bad_and_conflicting_updates_are_rejected(

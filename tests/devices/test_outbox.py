@@ -16,13 +16,24 @@ ops = st.lists(st.one_of(
 ), max_size=60)
 
 
+def _waiting(buf: PriorityBuffer, device: str) -> set[int]:
+    """The classes with a live message: any device's (ordered), `device`'s (lanes)."""
+    queues = buf._lanes.get(device, ((), (), ())) if buf.lanes else buf._queues
+    return {k for k, q in enumerate(queues) if any(i.alive for i in q)}
+
+
 @settings(max_examples=100, deadline=None)
-@given(ops, st.integers(1, 4), st.integers(1, 8))
+@given(ops, st.integers(1, 4), st.integers(1, 8), st.booleans())
 def test_bounds_priority_order_and_no_silent_command_loss(
-        script: list[tuple[str, str, int, str | None]], per_device: int, total: int) -> None:
-    buf = PriorityBuffer(per_device, total)
-    commands_in: list[bytes] = []
-    commands_out: list[bytes] = []
+        script: list[tuple[str, str, int, str | None]], per_device: int, total: int,
+        lanes: bool) -> None:
+    """In both modes: the bounds hold, classes go out in strict priority (per device in
+    lanes mode), a coalesced delta is the newest, and every queued command comes out in
+    order."""
+    buf = PriorityBuffer(per_device, total, lanes=lanes)
+    take = buf.pop_device if lanes else (lambda _device: buf.pop())
+    commands_in: list[tuple[str, bytes]] = []
+    commands_out: list[tuple[str, bytes]] = []
     latest: dict[str, bytes] = {}
     for n, (op, device, klass, key) in enumerate(script):
         if op == "push":
@@ -30,27 +41,35 @@ def test_bounds_priority_order_and_no_silent_command_loss(
             coalesce = f"{device}/{key}" if klass == DELTA and key else None
             pushed = buf.push(Item(device, klass, "t", payload, coalesce))
             if klass == COMMAND and pushed == "queued":
-                commands_in.append(payload)
+                commands_in.append((device, payload))
             if coalesce is not None and pushed in ("queued", "coalesced"):
                 latest[coalesce] = payload
         else:
-            waiting = {k for k, q in enumerate(buf._queues) if any(i.alive for i in q)}
-            item = buf.pop()
+            waiting = _waiting(buf, device)
+            item = take(device)
             if item is None:
                 assert not waiting
                 continue
             assert item.klass == min(waiting)          # strict priority
+            assert not lanes or item.device == device
             if item.klass == COMMAND:
-                commands_out.append(item.payload)
+                commands_out.append((item.device, item.payload))
             if item.coalesce is not None:               # a coalesced delta is the newest
                 assert item.payload == latest[item.coalesce]
         assert len(buf) <= total
         assert all(c <= per_device for c in buf._counts.values())
-    while (item := buf.pop()) is not None:
-        if item.klass == COMMAND:
-            commands_out.append(item.payload)
-    # Every queued command comes out, in order; a command that did not fit was refused.
-    assert commands_out == commands_in
+    for device in ("d1", "d2", "d3"):
+        while (item := take(device)) is not None:
+            if item.klass == COMMAND:
+                commands_out.append((item.device, item.payload))
+    # Every queued command comes out, in order (per device in lanes mode); a command that did
+    # not fit was refused.
+    if lanes:
+        for d in ("d1", "d2", "d3"):
+            assert [c for c in commands_out if c[0] == d] == [c for c in commands_in if c[0] == d]
+    else:
+        assert commands_out == commands_in
+    assert len(buf) == 0 and not buf._lanes
     s = buf.stats
     assert sum(s.queued) == sum(s.sent) + s.evicted  # nothing else leaves the buffer
 
@@ -75,6 +94,17 @@ def test_deltas_for_one_shadow_coalesce_in_place() -> None:
     first = buf.pop()
     assert first is not None and first.payload == b"v2" and len(buf) == 1
     assert buf.push(Item("d", DELTA, "a/delta", b"v3", "a")) == "queued"  # the old one left
+
+
+def test_lanes_evict_the_oldest_ack_of_any_device_when_the_total_is_full() -> None:
+    buf = PriorityBuffer(per_device=4, total=3, lanes=True)
+    buf.push(Item("d2", ACK, "old", b""))
+    buf.push(Item("d1", ACK, "newer", b""))
+    buf.push(Item("d1", DELTA, "x", b""))
+    assert buf.push(Item("d3", COMMAND, "c", b"")) == "queued"   # d2's older ack made room
+    assert buf.pop_device("d2") is None
+    assert [i.topic for i in iter(lambda: buf.pop_device("d1"), None)] == ["x", "newer"]
+    assert buf.stats.evicted == 1
 
 
 def test_bounds_must_be_positive() -> None:

@@ -11,6 +11,7 @@ from edgeward.devices.shadow import (
     apply,
     delta,
     merge_patch,
+    metadata_of,
     parse_update,
 )
 
@@ -179,3 +180,27 @@ def test_bad_updates_are_refused_with_a_reason(body: dict[str, object], reason: 
 def test_if_match_wins_over_the_body_version() -> None:
     u = parse_update({"state": {"desired": {"a": 1}}, "version": 3}, writer="w", version=7)
     assert u.version == 7 and u.writer == "w"
+
+
+def _leaf_paths(tree: dict[str, object], prefix: tuple[str, ...] = ()
+                ) -> dict[tuple[str, ...], object]:
+    """A patch's non-null leaves, or a metadata tree's timestamps, by path."""
+    out: dict[tuple[str, ...], object] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and "timestamp" not in value:
+            out.update(_leaf_paths(value, (*prefix, key)))
+        elif value is not None:
+            out[(*prefix, key)] = value["timestamp"] if isinstance(value, dict) else value
+    return out
+
+
+@settings(max_examples=200)
+@given(patches, patches)
+def test_accepted_metadata_covers_the_fields_of_the_update_only(
+        first: dict[str, object], second: dict[str, object]) -> None:
+    """AWS IoT's update/accepted: the timestamps of the request's fields, not the shadow's."""
+    shadow = apply(Shadow(), Update(reported=first, writer="app"), now=1.0).shadow
+    shadow = apply(shadow, Update(reported=second, writer="device"), now=2.0).shadow
+    meta = metadata_of(shadow.metadata(), {"reported": second})
+    got = _leaf_paths(meta.get("reported", {}))
+    assert got == dict.fromkeys(_leaf_paths(second), 2.0)

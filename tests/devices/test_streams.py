@@ -9,19 +9,13 @@ import signal
 from collections.abc import Iterator
 
 import pytest
-from tests.cluster._cluster import RedisServer, gateways, redis_server
+from tests.cluster._cluster import RedisServer, gateways
 from tests.devices._client import call
 from tests.devices._pair import config
 from tests.devices._sse import EventStream
 from tests.support.gateway import GatewayProcess
 
 API = "{max_wait: 5s, heartbeat: 0.3s, max_streams: 2}"
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    with redis_server() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,8 @@ EXPECTED = {
     "edgeward_device_mqtt_messages_total": ("counter", ("kind",)),
     "edgeward_device_outbox_messages_total": ("counter", ("class", "outcome")),
     "edgeward_device_outbox_queued": ("gauge", ()),
+    "edgeward_device_sessions": ("gauge", ()),
+    "edgeward_device_session_messages_total": ("counter", ("kind",)),
     "edgeward_requests_total": ("counter", ("route", "upstream", "code")),
     "edgeward_request_duration_seconds": ("histogram", ("route",)),
     "edgeward_upstream_duration_seconds": ("histogram", ("route",)),

@@ -18,6 +18,7 @@ from tests.support.redis_engines import (
     SentinelGroup,
     TlsFiles,
     make_tls_files,
+    started,
     tls_redis,
     wait_for,
 )
@@ -156,10 +157,8 @@ async def test_a_refused_connection_puts_the_limit_on_its_fallback(
 @pytest.fixture(scope="module")
 def sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelGroup]:
     group = SentinelGroup(tmp_path_factory.mktemp("sentinel"))
-    try:
-        yield group.start()
-    finally:
-        group.stop()
+    with started(group):
+        yield group
 
 
 def master_settled(group: SentinelGroup, port: int) -> bool:
@@ -198,10 +197,8 @@ async def test_a_sentinel_failover_moves_the_limit_to_the_new_master(
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterNodes]:
     nodes = RedisClusterNodes(tmp_path_factory.mktemp("cluster"))
-    try:
-        yield nodes.start()
-    finally:
-        nodes.stop()
+    with started(nodes):
+        yield nodes
 
 
 async def test_limit_keys_spread_over_the_cluster_one_slot_per_call(

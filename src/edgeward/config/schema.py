@@ -341,9 +341,9 @@ class RouteConfig:
     def check(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
         if self.websocket is not None and not self.filters and (
-                self.redirect is not None or self.respond is not None
-                or self.devices is not None):
-            # With filters, one of them may accept handshakes itself (Reply.websocket).
+                self.redirect is not None or self.respond is not None):
+            # With filters, one of them may accept handshakes itself (Reply.websocket); the
+            # device API accepts device sessions (docs/devices.md).
             problems.append(("websocket", "needs an upstream or split to tunnel to, or a "
                              "filter that accepts the handshake (Reply.websocket)"))
         given = [k for k in ("upstream", "split", "canary", "redirect", "respond", "devices")

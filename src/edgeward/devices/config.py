@@ -50,6 +50,10 @@ DEFAULT_HEARTBEAT = 15.0
 # old stream has been noticed dead needs a second; AWS IoT allows one connection per client id.
 DEFAULT_MAX_STREAMS = 2
 DEFAULT_TOPIC_PREFIX = "edgeward/things"
+# Commands waiting for a device, and how long after the newest they are kept: Azure IoT Hub's
+# cloud-to-device queue holds at most 50 messages per device, with a default TTL of one hour.
+DEFAULT_MAX_PENDING_COMMANDS = 50
+DEFAULT_COMMAND_TTL = 3600.0
 # MQTT 5 shared subscription group: each message goes to one gateway of the fleet.
 DEFAULT_SHARE_GROUP = "edgeward"
 DEFAULT_MQTT_KEEPALIVE = 30.0
@@ -117,6 +121,19 @@ class DevicesConfig:
                                   metadata=doc("approximate length of each telemetry stream"))
     dedup_ttl: Duration = field(default=DEFAULT_DEDUP_TTL,
                                 metadata=doc("how long a telemetry idempotency key is kept"))
+    max_pending_commands: int = field(
+        default=DEFAULT_MAX_PENDING_COMMANDS,
+        metadata=doc("commands waiting for one device's acknowledgement; a new one beyond is "
+                     "refused 429 device_commands_exceeded (Azure IoT Hub: 50)"))
+    command_ttl: Duration = field(
+        default=DEFAULT_COMMAND_TTL,
+        metadata=doc("a device's pending commands are kept this long after the newest (Azure "
+                     "IoT Hub cloud-to-device TTL: 1 h)"))
+    session_rate_limit: RateLimitConfig | None = field(
+        default=None,
+        metadata=doc("per device: the requests and telemetry messages a WebSocket session may "
+                     "send (the key is always the device id; acknowledgements are free); "
+                     "over it: rejected 429 rate_limited"))
     mqtt: MqttConfig | None = field(
         default=None, metadata=doc("bridge shadow topics on this broker; off by default"))
 
@@ -124,10 +141,11 @@ class DevicesConfig:
         problems: list[tuple[str, str]] = []
         if not self.key_prefix or any(c in self.key_prefix for c in "{} "):
             problems.append(("key_prefix", "must be non-empty without braces or spaces"))
-        for key in ("shards", "stream_maxlen", "cas_attempts", "telemetry_maxlen"):
+        for key in ("shards", "stream_maxlen", "cas_attempts", "telemetry_maxlen",
+                    "max_pending_commands"):
             if getattr(self, key) < 1:
                 problems.append((key, "must be at least 1"))
-        for key in ("timeout", "dedup_ttl"):
+        for key in ("timeout", "dedup_ttl", "command_ttl"):
             if getattr(self, key) <= 0:
                 problems.append((key, "must be above 0"))
         if self.max_document_bytes < 64:
@@ -147,6 +165,10 @@ class RouteDevicesConfig:
                                metadata=doc("longest long poll (GET .../delta?wait=)"))
     telemetry: bool = field(default=True,
                             metadata=doc("accept POST /devices/{id}/telemetry"))
+    commands: bool = field(
+        default=True,
+        metadata=doc("accept POST/GET /devices/{id}/commands and DELETE "
+                     "/devices/{id}/commands/{command id}"))
     heartbeat: Duration = field(
         default=DEFAULT_HEARTBEAT,
         metadata=doc("a delta stream (SSE) sends a comment after this long without an event "

@@ -6,6 +6,10 @@
     GET    .../devices/{id}/shadow[/{name}]/delta      the delta; ?version=N&wait=S long-polls;
                                                        Accept: text/event-stream streams (SSE)
     POST   .../devices/{id}/telemetry                  append once per Idempotency-Key
+    GET    .../devices/{id}/connect                    a WebSocket session (sessions.py)
+    POST   .../devices/{id}/commands                   a command for the device (commands.py)
+    GET    .../devices/{id}/commands                   its pending commands
+    DELETE .../devices/{id}/commands/{command}         the device did it
 
 It runs last (ORDER_RESPOND), after the route's CORS, IP, authentication and rate-limit
 filters, so they apply to devices and applications as to any request. It reads a request
@@ -17,12 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 from collections.abc import Awaitable
 from typing import Any, ClassVar, Final
 
+from edgeward.devices import commands
 from edgeward.devices.config import RouteDevicesConfig
+from edgeward.devices.requests import valid_id, valid_name
+from edgeward.devices.sessions import DeviceSession, DeviceSessions
 from edgeward.devices.shadow import Result, Shadow, Update, UpdateError, parse_update
 from edgeward.devices.sse import DeltaStreams, wants_events
 from edgeward.devices.store import ShadowStore, StoreError, TooLarge
@@ -30,10 +36,11 @@ from edgeward.filters.api import ORDER_RESPOND, Filter, Reply, Request, RequestR
 from edgeward.http.errors import error_body
 from edgeward.http.message import NO_BODY
 
-_ID: Final = re.compile(r"[A-Za-z0-9:_.-]{1,128}")
 _BODY: Final = "devices.body"
+# Named shadows one WebSocket session follows (AWS IoT: 10 named shadows per thing by
+# default, a soft limit).
+MAX_SESSION_SHADOWS: Final = 10
 _JSON: Final = (("content-type", "application/json"),)
-RESERVED_NAMES: Final = frozenset({"delta"})
 
 
 class _Body:
@@ -51,11 +58,13 @@ def parse_path(path: str) -> tuple[str, str, str] | None:
     if at < 0:
         return None
     parts = path[at + len("/devices/"):].split("/")
-    if not parts or _ID.fullmatch(parts[0]) is None:
+    if not parts or not valid_id(parts[0]):
         return None
     device, rest = parts[0], parts[1:]
-    if rest == ["telemetry"]:
-        return device, "", "telemetry"
+    if rest == ["telemetry"] or rest == ["connect"] or rest == ["commands"]:
+        return device, "", rest[0]
+    if len(rest) == 2 and rest[0] == "commands" and commands.valid_id(rest[1]):
+        return device, rest[1], "command"
     if not rest or rest[0] != "shadow" or len(rest) > 4:
         return None
     rest = rest[1:]
@@ -64,7 +73,7 @@ def parse_path(path: str) -> tuple[str, str, str] | None:
         resource, rest = "delta", rest[:-1]
     if not rest:
         return device, "", resource
-    if len(rest) == 1 and _ID.fullmatch(rest[0]) and rest[0] not in RESERVED_NAMES:
+    if len(rest) == 1 and valid_name(rest[0]):
         return device, rest[0], resource
     return None
 
@@ -74,6 +83,13 @@ def _json(status: int, doc: object, version: int | None = None) -> Reply:
     if version is not None:
         headers.append(("etag", f'"{version}"'))
     return Reply(status, json.dumps(doc, separators=(",", ":")), headers)
+
+
+def _minimal(req: Request) -> bool:
+    """`Prefer: return=minimal` (RFC 7240 §4.2): the answer to a write leaves the document
+    out (a device reporting a field need not download its whole shadow back)."""
+    return any("return=minimal" in v.replace(" ", "").lower()
+               for v in req.headers.get_all("prefer"))
 
 
 def _if_match(req: Request) -> int | None | Reply:
@@ -92,32 +108,44 @@ class DeviceApi(Filter):
 
     order: ClassVar[int] = ORDER_RESPOND
 
-    def __init__(self, store: ShadowStore, config: RouteDevicesConfig) -> None:
+    def __init__(self, store: ShadowStore, config: RouteDevicesConfig,
+                 sessions: DeviceSessions) -> None:
         self.name = "devices"
         self.store = store
+        self.sessions = sessions
         self.config = config
         self.limit = store.config.max_document_bytes
         self.clock = time.time  # metadata timestamps are wall-clock seconds, as AWS's
-        self.streams = DeltaStreams(store, config.heartbeat, config.max_streams)
+        self.streams = DeltaStreams(sessions.feed, config.heartbeat, config.max_streams)
 
     def on_request(self, req: Request) -> RequestResult:
         found = parse_path(req.path)
         if found is None:
             return Reply.error(404, "route_not_found",
                                "device API paths: /devices/{id}/shadow[/{name}][/delta], "
-                               "/devices/{id}/telemetry")
+                               "/devices/{id}/telemetry, /devices/{id}/connect, "
+                               "/devices/{id}/commands[/{command}]")
         device, name, resource = found
         if self.config.own_device_only and (req.consumer is None
                                              or req.consumer.name != device):
             return Reply.error(403, "forbidden", "a device may only use its own shadow")
         method = req.method
         allowed = {"shadow": ("GET", "PATCH", "POST", "DELETE"), "delta": ("GET",),
-                   "telemetry": ("POST",) if self.config.telemetry else ()}[resource]
+                   "telemetry": ("POST",) if self.config.telemetry else (),
+                   "connect": ("GET",),
+                   "commands": ("GET", "POST") if self.config.commands else (),
+                   "command": ("DELETE",) if self.config.commands else ()}[resource]
         if method not in allowed:
             return Reply.error(405, "method_not_allowed", f"{resource} takes {allowed}",
                                [("allow", ", ".join(allowed))])
         if resource == "delta":
             return self._delta(req, device, name)
+        if resource == "connect":
+            return self._connect(req, device)
+        if resource == "command":
+            return self._command_done(device, name)
+        if resource == "commands" and method == "GET":
+            return self._pending(device)
         if method == "GET":
             return self._get(device, name)
         if method == "DELETE":
@@ -150,6 +178,8 @@ class DeviceApi(Filter):
             raw = b"".join(body.parts)
         if resource == "telemetry":
             return await self._telemetry(req, device, raw)
+        if resource == "commands":
+            return await self._command(device, raw)
         try:
             parsed = json.loads(raw)
         except ValueError:
@@ -187,6 +217,13 @@ class DeviceApi(Filter):
             return Reply(409, json.dumps(body, separators=(",", ":")),
                          [("content-type", "application/problem+json"),
                           ("etag", f'"{result.shadow.version}"')])
+        if _minimal(req):
+            shadow = result.shadow
+            reply = _json(200, {"version": shadow.version, "clock": shadow.clock,
+                                "outcome": result.outcome,
+                                "suppressed": list(result.suppressed)}, shadow.version)
+            reply.fields.append((b"preference-applied", b"return=minimal"))
+            return reply
         doc["outcome"] = result.outcome
         doc["suppressed"] = list(result.suppressed)
         return _json(200, doc, result.shadow.version)
@@ -210,6 +247,49 @@ class DeviceApi(Filter):
                         version=expected)
         return await self._store(req, device, name, update, kind="delete")
 
+    async def _command(self, device: str, raw: bytes) -> Reply:
+        try:
+            text = json.dumps(json.loads(raw), separators=(",", ":"))
+        except ValueError:
+            return Reply.error(400, "invalid_shadow_update", "a command is a JSON document")
+        try:
+            command_id = await commands.send(self.store, device, text, self.clock())
+        except commands.CommandsFull as exc:
+            return Reply.error(429, "device_commands_exceeded", str(exc))
+        except StoreError as exc:
+            return Reply.error(503, "device_store_unavailable", str(exc))
+        return _json(202, {"id": command_id})
+
+    async def _pending(self, device: str) -> Reply:
+        try:
+            waiting = await commands.pending(self.store, device)
+        except StoreError as exc:
+            return Reply.error(503, "device_store_unavailable", str(exc))
+        return _json(200, {"commands": waiting})
+
+    async def _command_done(self, device: str, command_id: str) -> Reply:
+        try:
+            removed = await commands.done(self.store, device, command_id)
+        except StoreError as exc:
+            return Reply.error(503, "device_store_unavailable", str(exc))
+        if not removed:
+            return Reply.error(404, "command_not_found",
+                               f"device {device!r} has no pending command {command_id!r}")
+        return Reply(204)
+
+    def _connect(self, req: Request, device: str) -> Reply:
+        """A device's WebSocket session: the classic shadow's deltas and those of the named
+        shadows in `?shadows=a,b`."""
+        names = [n for n in (req.query("shadows") or "").split(",") if n]
+        bad = [n for n in names if not valid_name(n)]
+        if bad or len(names) > MAX_SESSION_SHADOWS:
+            return Reply.error(400, "invalid_shadow_update",
+                               f"shadows= takes up to {MAX_SESSION_SHADOWS} shadow names; "
+                               f"not names: {bad}")
+        writer = req.consumer.name if req.consumer is not None else device
+        session = DeviceSession(self.sessions, device, ("", *dict.fromkeys(names)), writer)
+        return Reply.websocket(session)
+
     def _delta(self, req: Request, device: str, name: str) -> Reply | Awaitable[Reply]:
         if wants_events(req):
             return self.streams.reply(req, device, name)
@@ -223,7 +303,7 @@ class DeviceApi(Filter):
                 shadow, _ = await self.store.read(device, name)
             else:
                 timeout = min(wait, self.config.max_wait)
-                shadow = await self.store.wait_change(device, name, int(after), timeout)
+                shadow = await self.sessions.feed.wait_change(device, name, int(after), timeout)
         except StoreError as exc:
             return Reply.error(503, "device_store_unavailable", str(exc))
         shadow = shadow or Shadow()
@@ -233,7 +313,7 @@ class DeviceApi(Filter):
 
     async def _telemetry(self, req: Request, device: str, raw: bytes) -> Reply:
         key = req.headers.get("idempotency-key") or req.request_id
-        if _ID.fullmatch(key) is None:
+        if not valid_id(key):
             return Reply.error(400, "invalid_shadow_update",
                                "Idempotency-Key must be 1-128 of A-Z a-z 0-9 : _ . -")
         try:

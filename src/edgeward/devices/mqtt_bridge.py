@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import socket
-import time
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -37,10 +36,11 @@ from typing import Any, Final
 import aiomqtt
 from redis.exceptions import ResponseError
 
+from edgeward.devices import commands, requests
 from edgeward.devices.config import DevicesConfig, MqttConfig
 from edgeward.devices.outbox import ACK, COMMAND, DELTA, Outbox
-from edgeward.devices.shadow import Result, UpdateError, parse_update
-from edgeward.devices.store import ShadowStore, StoreError, TooLarge
+from edgeward.devices.requests import Answer, rejection
+from edgeward.devices.store import ShadowStore, StoreError
 from edgeward.ratelimit.limiter import Limiter
 
 log = logging.getLogger("edgeward.devices")
@@ -73,6 +73,8 @@ def parse_topic(topic: str, prefix: str) -> Topic | None:
     parts = topic[len(prefix) + 1:].split("/")
     if len(parts) == 2 and parts[1] == "telemetry":
         return Topic(parts[0], "", "telemetry")
+    if len(parts) == 3 and parts[1:] == ["commands", "ack"]:
+        return Topic(parts[0], "", "command_ack")
     if len(parts) == 3 and parts[1] == "shadow" and parts[2] in ("update", "get"):
         return Topic(parts[0], "", parts[2])
     if (len(parts) == 5 and parts[1] == "shadow" and parts[2] == "name"
@@ -86,7 +88,7 @@ def subscriptions(config: MqttConfig) -> list[str]:
     p = config.topic_prefix
     return [share + t for t in (f"{p}/+/shadow/update", f"{p}/+/shadow/get",
                                 f"{p}/+/shadow/name/+/update", f"{p}/+/shadow/name/+/get",
-                                f"{p}/+/telemetry")]
+                                f"{p}/+/telemetry", f"{p}/+/commands/ack")]
 
 
 class MqttBridge:
@@ -104,7 +106,8 @@ class MqttBridge:
                           f"-{os.getpid()}")
         self.outbox = Outbox()
         # edgeward_device_mqtt_messages_total{kind} (docs/devices.md).
-        self.stats = {"received": 0, "accepted": 0, "rejected": 0, "delta": 0, "claimed": 0}
+        self.stats = {"received": 0, "accepted": 0, "rejected": 0, "delta": 0, "command": 0,
+                      "claimed": 0}
         self.reconnects = 0
         self._task: asyncio.Task[None] | None = None
         self._client: aiomqtt.Client | None = None
@@ -167,111 +170,69 @@ class MqttBridge:
 
     async def _handle(self, topic: Topic, payload: bytes) -> None:
         base = topic.base(self.prefix)
-        if self.limiter is not None and not await self._admit(topic):
-            where = (f"{self.prefix}/{topic.device}/telemetry" if topic.op == "telemetry"
-                     else f"{base}/{topic.op}")
-            self._reject(where, 429, "rate_limited", _token(payload),
-                         "the device's devices.mqtt.rate_limit refused the message")
+        where = (f"{self.prefix}/{topic.device}/telemetry" if topic.op == "telemetry"
+                 else f"{base}/{topic.op}")
+        if self.limiter is not None and not await requests.admitted(self.limiter, topic.device):
+            self._send(topic.device, where, DELTA, rejection(
+                429, "rate_limited", _token(payload),
+                "the device's devices.mqtt.rate_limit refused the message"))
+            return
+        if topic.op == "command_ack":
+            await self._command_done(topic.device, payload)
             return
         if topic.op == "telemetry":
-            await self._telemetry(topic, payload)
+            answer = await requests.telemetry(self.store, topic.device, payload)
+            self._send(topic.device, where, ACK if answer.accepted else DELTA, answer)
             return
-        token: Any = None
         try:
             body = json.loads(payload) if payload else {}
-            if not isinstance(body, dict):
-                raise UpdateError("the payload must be a JSON object")
-            token = body.get("clientToken")
-            if topic.op == "get":
-                shadow, _ = await self.store.read(topic.device, topic.name)
-                if shadow is None:
-                    self._reject(f"{base}/get", 404, "shadow_not_found", token)
-                    return
-                doc = shadow.document()
-                doc["clientToken"] = token
-                self._accept(f"{base}/get", doc)
-                return
-            update = parse_update(body, writer=str(body.get("writer") or topic.device),
-                                  version=None)
-            result = await self.store.update(topic.device, topic.name, update,
-                                             time.time())
-        except (UpdateError, ValueError) as exc:
-            self._reject(f"{base}/{topic.op}", 400, "invalid_shadow_update", token, str(exc))
-            return
-        except TooLarge as exc:
-            self._reject(f"{base}/{topic.op}", 413, "shadow_too_large", token, str(exc))
-            return
-        except StoreError as exc:
-            self._reject(f"{base}/{topic.op}", 503, "device_store_unavailable", token, str(exc))
-            return
-        self._answer_update(base, body, result, token)
+        except ValueError as exc:
+            answer = rejection(400, "invalid_shadow_update", None, str(exc))
+        else:
+            answer = await requests.shadow_request(self.store, topic.device, topic.name,
+                                                   topic.op, body, topic.device)
+        self._send(topic.device, where, DELTA, answer)
 
-    async def _admit(self, topic: Topic) -> bool:
-        assert self.limiter is not None
-        now = asyncio.get_running_loop().time()
-        decision = self.limiter.decide_sync(topic.device, now)
-        if decision is None:
-            decision = await self.limiter.decide(topic.device, now)
-        return bool(decision.allowed)
-
-    def _answer_update(self, base: str, body: dict[str, Any], result: Result,
-                       token: Any) -> None:
-        shadow = result.shadow
-        if result.outcome == "conflict":
-            self._reject(f"{base}/update", 409, "version_conflict", token,
-                         f"the shadow is at version {shadow.version}",
-                         current=shadow.document())
-            return
-        self._accept(f"{base}/update", {
-            "state": body.get("state"), "metadata": shadow.metadata(),
-            "version": shadow.version, "clock": shadow.clock, "timestamp": shadow.timestamp,
-            "outcome": result.outcome, "suppressed": list(result.suppressed),
-            "clientToken": token})
-
-    async def _telemetry(self, topic: Topic, payload: bytes) -> None:
+    async def _command_done(self, device: str, payload: bytes) -> None:
+        """`PREFIX/{id}/commands/ack` with `{"id": ...}`: the device did the command."""
         try:
             body = json.loads(payload)
-            key = str(body["id"]) if isinstance(body, dict) and "id" in body else None
+            command_id = body.get("id") if isinstance(body, dict) else None
         except ValueError:
-            key = None
-        base = f"{self.prefix}/{topic.device}/telemetry"
-        if key is None:
-            self._reject(base, 400, "invalid_shadow_update", None,
-                         "telemetry needs a JSON object with an `id` (its idempotency key)")
+            command_id = None
+        if not isinstance(command_id, str) or not commands.valid_id(command_id):
+            self._send(device, f"{self.prefix}/{device}/commands/ack", DELTA, rejection(
+                400, "invalid_message", None, "a command acknowledgement is {\"id\": ...}"))
             return
         try:
-            stored, entry = await self.store.ingest(topic.device, key, payload)
+            await commands.done(self.store, device, command_id)
         except StoreError as exc:
-            self._reject(base, 503, "device_store_unavailable", None, str(exc))
-            return
-        self.outbox.put(topic.device, ACK, f"{base}/accepted",
-                        json.dumps({"id": key, "stored": stored, "entry": entry}).encode())
+            self._send(device, f"{self.prefix}/{device}/commands/ack", DELTA, rejection(
+                503, "device_store_unavailable", None, str(exc)))
 
-    def _accept(self, topic: str, doc: dict[str, Any]) -> None:
-        self.stats["accepted"] += 1
-        device = topic[len(self.prefix) + 1:].split("/", 1)[0]
-        self.outbox.put(device, DELTA, topic + "/accepted", json.dumps(doc).encode())
-
-    def _reject(self, topic: str, status: int, code: str, token: Any,
-                message: str | None = None, **extra: Any) -> None:
-        self.stats["rejected"] += 1
-        device = topic[len(self.prefix) + 1:].split("/", 1)[0]
-        doc = {"code": status, "error": code, "message": message or code,
-               "clientToken": token, **extra}
-        self.outbox.put(device, DELTA, topic + "/rejected", json.dumps(doc).encode())
+    def _send(self, device: str, where: str, klass: int, answer: Answer) -> None:
+        """An answer on `where`/accepted or `where`/rejected."""
+        self.stats["accepted" if answer.accepted else "rejected"] += 1
+        suffix = "/accepted" if answer.accepted else "/rejected"
+        self.outbox.put(device, klass, where + suffix, json.dumps(answer.doc).encode())
 
     # -- deltas from the change streams ----------------------------------------------------
 
     async def _deltas(self) -> None:
         group = f"{self.config.key_prefix}:mqtt"
-        streams = [f"{self.config.key_prefix}:{{{s}}}:changes" for s in range(self.config.shards)]
         client = self.store.client
-        for stream in streams:
+        for stream in self.store.change_streams():
             with contextlib.suppress(ResponseError):  # BUSYGROUP: another gateway made it
                 await client.xgroup_create(stream, group, id="$", mkstream=True)
         self._ready.set()
+        async with asyncio.TaskGroup() as readers:
+            for streams in self.store.read_groups():
+                readers.create_task(self._read_deltas(group, streams))
+
+    async def _read_deltas(self, group: str, streams: list[str]) -> None:
         # First the entries this consumer took before and never acknowledged (the broker went
         # away before they were sent), once; then new ones.
+        client = self.store.client
         cursor = "0"
         while True:
             got = await client.xreadgroup(group, self.client_id, dict.fromkeys(streams, cursor),
@@ -289,7 +250,7 @@ class MqttBridge:
         unacknowledged for claim_idle (XAUTOCLAIM, Redis 6.2+) and publish their deltas."""
         await self._ready.wait()
         group = f"{self.config.key_prefix}:mqtt"
-        streams = [f"{self.config.key_prefix}:{{{s}}}:changes" for s in range(self.config.shards)]
+        streams = self.store.change_streams()
         client = self.store.client
         idle_ms = int(self.mqtt.claim_idle * 1000)
         while True:
@@ -315,17 +276,22 @@ class MqttBridge:
         """Queue the change's delta (acknowledged once the broker took it); False when the
         change has none (the caller acknowledges it now)."""
         event = json.loads(fields[b"event"])
+        device, name = fields[b"device"].decode(), fields[b"shadow"].decode()
+        if event.get("kind") == "command":
+            doc = commands.message(event["id"], event["command"], event["timestamp"])
+            self.stats["command"] += 1
+            # A refused command stays unacknowledged in the stream: pending, so it is
+            # delivered again (claimed, or after a reconnect) rather than lost.
+            self.outbox.put(device, COMMAND, f"{self.prefix}/{device}/commands",
+                            json.dumps(doc).encode(), after=[ack])
+            return True
         if event.get("delta") is None:
             return False
-        device, name = fields[b"device"].decode(), fields[b"shadow"].decode()
         base = Topic(device, name, "update").base(self.prefix)
         doc = {"state": event["delta"], "version": event["version"],
                "timestamp": event["timestamp"]}
-        kind = COMMAND if event.get("kind") == "command" else DELTA
         self.stats["delta"] += 1
-        # A refused command stays unacknowledged in the stream: pending, so it is delivered
-        # again after a reconnect rather than lost.
-        self.outbox.put(device, kind, f"{base}/update/delta", json.dumps(doc).encode(),
+        self.outbox.put(device, DELTA, f"{base}/update/delta", json.dumps(doc).encode(),
                         coalesce=f"{base}/update/delta", after=[ack])
         return True
 

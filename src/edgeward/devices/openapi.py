@@ -79,7 +79,8 @@ _OBJ = {"type": "object"}
 DEVICES_OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "edgeward device API", "version": "1",
-             "description": "Device shadows and telemetry (docs/devices.md)."},
+             "description": "Device shadows, telemetry, commands and sessions "
+                            "(docs/devices.md)."},
     "paths": {
         "/devices/{device}/shadow": _shadow_ops([_DEVICE]),
         "/devices/{device}/shadow/{name}": _shadow_ops([_DEVICE, _NAME]),
@@ -95,6 +96,36 @@ DEVICES_OPENAPI: dict[str, Any] = {
             "responses": {"202": _json("stored", "Stored"),
                           "200": _json("a resend: stored before", "Stored"),
                           "413": _PROBLEM, **_ERRORS}}},
+        "/devices/{device}/commands": {
+            "parameters": [_DEVICE],
+            "post": {"summary": "Send the device a command (any JSON document), kept until "
+                                "it acknowledges it",
+                     "operationId": "sendCommand",
+                     "requestBody": {"required": True, "content": {"application/json": {
+                         "schema": {}}}},
+                     "responses": {"202": _json("stored and announced", "CommandId"),
+                                   **_ERRORS}},
+            "get": {"summary": "The device's commands not yet acknowledged, oldest first",
+                    "operationId": "pendingCommands",
+                    "responses": {"200": _json("pending", "Commands"), **_ERRORS}}},
+        "/devices/{device}/commands/{command}": {
+            "parameters": [_DEVICE, {"name": "command", "in": "path", "required": True,
+                                     "schema": {"type": "string",
+                                                "pattern": "^[0-9]+-[0-9]+$"}}],
+            "delete": {"summary": "The device did the command (its acknowledgement)",
+                       "operationId": "commandDone",
+                       "responses": {"204": {"description": "removed"}, "404": _PROBLEM,
+                                     **_ERRORS}}},
+        "/devices/{device}/connect": {"parameters": [_DEVICE], "get": {
+            "summary": "A WebSocket session (the route needs `websocket:`): JSON text messages "
+                       "update, get, telemetry, ack and command_ack from the device; accepted, "
+                       "rejected, delta, command and telemetry_accepted to it "
+                       "(docs/devices.md, WebSocket sessions)",
+            "operationId": "connectDevice",
+            "parameters": [{"name": "shadows", "in": "query", "description":
+                            "named shadows to follow besides the classic one, comma-separated "
+                            "(at most 10)", "schema": {"type": "string"}}],
+            "responses": {"101": {"description": "switching to WebSocket"}, **_ERRORS}}},
     },
     "components": {
         "responses": {"Error": {"description": "the gateway's error document", "content": {
@@ -144,6 +175,10 @@ DEVICES_OPENAPI: dict[str, Any] = {
                 "delta": _OBJ}},
             "Stored": {"type": "object", "properties": {
                 "stored": {"type": "boolean"}, "id": {"type": "string"}}},
+            "CommandId": {"type": "object", "properties": {"id": {"type": "string"}}},
+            "Commands": {"type": "object", "properties": {"commands": {
+                "type": "array", "items": {"type": "object", "properties": {
+                    "id": {"type": "string"}, "command": {}, "timestamp": {"type": "number"}}}}}},
         },
     },
 }

@@ -14,6 +14,11 @@ message would pass a bound (docs/devices.md, "Priority buffering"):
 - with no ACK to drop: a new ACK or DELTA is dropped (counted); a COMMAND is refused: `push`
   says so and the caller must tell the command's sender. A command is never dropped silently.
 Every outcome is counted in `BufferStats` (exported as metrics).
+
+Two ways to take messages out: `pop()` the next one of any device (one connection carries every
+device: the MQTT bridge), or, with `lanes=True`, `pop_device(device)` the next one of that
+device (one connection per device: WebSocket sessions, where a device whose socket is full must
+not hold up the others). The bounds and the policy are the same.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ class Item:
     coalesce: str | None = None
     after: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
     alive: bool = True
+    seq: int = 0   # push order (set by the buffer): the oldest ACK anywhere in lanes mode
 
 
 @dataclass(slots=True)
@@ -62,14 +68,19 @@ class BufferStats:
 class PriorityBuffer:
     """The sans-I/O buffer: `push` decides, `pop` takes the next message to send."""
 
-    def __init__(self, per_device: int = DEFAULT_PER_DEVICE, total: int = DEFAULT_TOTAL) -> None:
+    def __init__(self, per_device: int = DEFAULT_PER_DEVICE, total: int = DEFAULT_TOTAL,
+                 *, lanes: bool = False) -> None:
         if per_device < 1 or total < 1:
             raise ValueError("bounds must be at least 1")
         self.per_device = per_device
         self.total = total
         self.size = 0
         self.stats = BufferStats()
+        self.lanes = lanes
+        self._pushed = 0
+        # Ordered mode: one queue per class for every device; lanes mode: per device.
         self._queues: tuple[deque[Item], ...] = (deque(), deque(), deque())
+        self._lanes: dict[str, tuple[deque[Item], ...]] = {}
         self._counts: dict[str, int] = {}
         self._acks: dict[str, deque[Item]] = {}
         self._keyed: dict[str, Item] = {}
@@ -95,7 +106,15 @@ class PriorityBuffer:
             else:
                 self.stats.dropped[item.klass] += 1
                 return "dropped"
-        self._queues[item.klass].append(item)
+        self._pushed += 1
+        item.seq = self._pushed
+        if self.lanes:
+            lane = self._lanes.get(item.device)
+            if lane is None:
+                lane = self._lanes[item.device] = (deque(), deque(), deque())
+            lane[item.klass].append(item)
+        else:
+            self._queues[item.klass].append(item)
         self._counts[item.device] = self._counts.get(item.device, 0) + 1
         self.size += 1
         self.stats.queued[item.klass] += 1
@@ -106,8 +125,17 @@ class PriorityBuffer:
         return "queued"
 
     def pop(self) -> Item | None:
+        """The next message of any device (ordered mode)."""
+        return self._first(self._queues)
+
+    def pop_device(self, device: str) -> Item | None:
+        """The next message of `device` (lanes mode)."""
+        lane = self._lanes.get(device)
+        return self._first(lane) if lane is not None else None
+
+    def _first(self, queues: tuple[deque[Item], ...]) -> Item | None:
         for klass in CLASSES:
-            queue = self._queues[klass]
+            queue = queues[klass]
             while queue:
                 item = queue.popleft()
                 if item.alive:
@@ -116,6 +144,18 @@ class PriorityBuffer:
                     return item
         return None
 
+    def forget(self, device: str) -> None:
+        """Drop what waits for `device` (lanes mode: its connection closed), counted as
+        dropped."""
+        lane = self._lanes.get(device)
+        if lane is None:
+            return
+        for queue in lane:
+            for item in queue:
+                if item.alive:
+                    self.stats.dropped[item.klass] += 1
+                    self._remove(item)
+
     def __len__(self) -> int:
         return self.size
 
@@ -123,6 +163,10 @@ class PriorityBuffer:
         if device is not None:
             acks = self._acks.get(device)
             return next((i for i in acks if i.alive), None) if acks else None
+        if self.lanes:
+            # Each device's ACKs are in push order: the oldest is the least first one.
+            firsts = [next((i for i in acks if i.alive), None) for acks in self._acks.values()]
+            return min((i for i in firsts if i is not None), key=_seq, default=None)
         return next((i for i in self._queues[ACK] if i.alive), None)
 
     def _remove(self, item: Item) -> None:
@@ -133,6 +177,7 @@ class PriorityBuffer:
             self._counts[item.device] = left
         else:
             del self._counts[item.device]
+            self._lanes.pop(item.device, None)  # what is left there is dead
         if item.coalesce is not None and self._keyed.get(item.coalesce) is item:
             del self._keyed[item.coalesce]
         if item.klass == ACK:
@@ -141,6 +186,10 @@ class PriorityBuffer:
                 acks.popleft()
             if not acks:
                 del self._acks[item.device]
+
+
+def _seq(item: Item) -> int:
+    return item.seq
 
 
 class Outbox:

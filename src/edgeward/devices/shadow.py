@@ -196,6 +196,24 @@ def parse_update(body: Mapping[str, Any], *, writer: str, version: int | None) -
                   writer=writer, seq=seq, version=expected)
 
 
+def metadata_of(metadata: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a shadow's `metadata()` that covers the fields of `patch` (an update's
+    `state`): AWS IoT's `update/accepted` carries the timestamps of the request's fields only,
+    not those of the whole shadow."""
+    out: dict[str, Any] = {}
+    for key, value in patch.items():
+        meta = metadata.get(key)
+        if not isinstance(meta, dict):
+            continue
+        if isinstance(value, dict):
+            inner = metadata_of(meta, value)
+            if inner:
+                out[key] = inner
+        elif value is not None:
+            out[key] = meta
+    return out
+
+
 def delta(desired: Mapping[str, Any], reported: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, want in desired.items():

@@ -16,8 +16,9 @@ import asyncio
 import json
 from typing import Any, Final
 
+from edgeward.devices.feed import ChangeFeed
 from edgeward.devices.shadow import Shadow
-from edgeward.devices.store import ShadowStore, StoreError
+from edgeward.devices.store import StoreError
 from edgeward.filters.api import Reply, ReplyOutput, Request
 
 EVENT_STREAM: Final = "text/event-stream"
@@ -50,8 +51,8 @@ def event(shadow: Shadow) -> bytes:
 class DeltaStreams:
     """The delta streams of one route's API in this worker, bounded per device."""
 
-    def __init__(self, store: ShadowStore, heartbeat: float, max_streams: int) -> None:
-        self.store = store
+    def __init__(self, feed: ChangeFeed, heartbeat: float, max_streams: int) -> None:
+        self.feed = feed
         self.heartbeat = heartbeat
         self.max_streams = max_streams
         self.open: dict[str, int] = {}  # device -> streams open now
@@ -107,7 +108,7 @@ class DeltaStreams:
         deadline = loop.time() + self.heartbeat
         while True:
             left = deadline - loop.time()
-            shadow = await self.store.wait_change(device, name, after, min(left, WAIT_SLICE))
+            shadow = await self.feed.wait_change(device, name, after, min(left, WAIT_SLICE))
             if shadow is not None and shadow.version > after:
                 return shadow
             if out.closed or loop.time() >= deadline:

@@ -13,25 +13,37 @@ Keys of one device share a Redis Cluster hash tag, its shard: `PREFIX:{S}:shadow
 the streams (XREAD, or XREADGROUP with their own consumer groups).
 
 The client is the limiter's (`ratelimit.redis_client.connect`, one per worker through the
-registry): redis-py speaks EVALSHA, XADD, XREAD and XREADGROUP already. Its socket timeout
-(2 s) bounds each call, so a long poll blocks in slices of BLOCK_SLICE.
+registry): redis-py speaks EVALSHA, XADD, XREAD and XREADGROUP already. Waiting for a change
+(long polls, delta streams, sessions) is the worker's change feed (feed.py), not the store.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 import zlib
 from typing import Any, Final
 
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from edgeward.devices.config import DevicesConfig
 from edgeward.devices.shadow import Result, Shadow, Update, apply
 from edgeward.ratelimit.redis_store import LuaScript
 
-# XREAD BLOCK per call: below the client's 2 s socket timeout.
-BLOCK_SLICE: Final = 1.0
+# Short store calls (reads, compare-and-sets, telemetry appends) in flight at once per worker;
+# more wait for a slot within the call's deadline instead of failing. redis-py's asyncio pool
+# holds at most 100 connections and refuses the 101st at once (MaxConnectionsError): this
+# leaves room for the change feed (feed.py, one blocking read per worker) and global rate
+# limits, which share the client.
+MAX_CALLS: Final = 64
+# Between compare-and-set rounds lost to another writer: a random pause below 1 ms, 2 ms,
+# 4 ms ... (full jitter), at most 32 ms.
+CAS_BACKOFF: Final = 0.001
+CAS_BACKOFF_MAX: Final = 0.032
+# Session announcements kept per shard: a reader only needs the ones since its last read.
+SESSIONS_MAXLEN: Final = 1000
 STORE_ERRORS: Final = (RedisError, OSError, TimeoutError)
 
 # KEYS: shadow hash, change stream. ARGV: expected version, new version, document, maxlen,
@@ -80,6 +92,7 @@ class ShadowStore:
         self.conflicts = 0        # CAS rounds lost to another writer
         self.outcomes = {"applied": 0, "duplicate": 0, "stale": 0, "conflict": 0}
         self.telemetry = {"stored": 0, "duplicate": 0}
+        self.calls = asyncio.Semaphore(MAX_CALLS)
 
     # -- keys ------------------------------------------------------------------------------
 
@@ -98,12 +111,42 @@ class ShadowStore:
     def telemetry_key(self, device: str) -> str:
         return f"{self._base(device)}:telemetry"
 
+    def change_streams(self) -> list[str]:
+        """Every shard's change stream."""
+        return [group[0] for group in self._shard_streams(("changes",))]
+
+    def _shard_streams(self, kinds: tuple[str, ...]) -> list[list[str]]:
+        prefix = self.config.key_prefix
+        return [[f"{prefix}:{{{s}}}:{kind}" for kind in kinds]
+                for s in range(self.config.shards)]
+
+    def read_groups(self, kinds: tuple[str, ...] = ("changes",)) -> list[list[str]]:
+        """The shards' streams of `kinds` as one XREAD may take them: all together, or shard
+        by shard on a Redis Cluster (it refuses a command over keys in several slots, and
+        each shard's hash tag is its own slot)."""
+        per_shard = self._shard_streams(kinds)
+        if isinstance(self.client, RedisCluster):
+            return per_shard
+        return [[s for group in per_shard for s in group]]
+
+    async def announce(self, device: str, session: str) -> str:
+        """Tell every gateway's change feed that `session` of `device` opened: the stream
+        id of the announcement (ids order announcements of one device)."""
+        try:
+            async with asyncio.timeout(self.config.timeout), self.calls:
+                entry = await self.client.xadd(
+                    f"{self._base(device)}:sessions", {"device": device, "session": session},
+                    maxlen=SESSIONS_MAXLEN, approximate=True)
+        except STORE_ERRORS as exc:
+            raise StoreError(f"redis: {exc!r}") from None
+        return _text(entry)
+
     # -- shadows ---------------------------------------------------------------------------
 
     async def read(self, device: str, name: str) -> tuple[Shadow | None, str]:
         """The stored shadow (None if none) and the change stream id to wait after."""
         try:
-            async with asyncio.timeout(self.config.timeout):
+            async with asyncio.timeout(self.config.timeout), self.calls:
                 doc, last = await self.client.hmget(self.shadow_key(device, name), "doc", "id")
                 if last is None:
                     newest = await self.client.xrevrange(self.changes_key(device), count=1)
@@ -114,7 +157,7 @@ class ShadowStore:
 
     async def update(self, device: str, name: str, update: Update, now: float,
                      kind: str = "update") -> Result:
-        for _ in range(self.config.cas_attempts):
+        for attempt in range(self.config.cas_attempts):
             stored, _ = await self.read(device, name)
             current = stored if stored is not None else Shadow()
             result = apply(current, update, now)
@@ -136,6 +179,10 @@ class ShadowStore:
                 self.outcomes["applied"] += 1
                 return result
             self.conflicts += 1
+            # Full jitter (AWS's backoff advice): writers that lost together do not race
+            # again in lockstep; 1, 2, 4 ... ms ceilings, at most CAS_BACKOFF_MAX.
+            await asyncio.sleep(random.uniform(0, min(CAS_BACKOFF_MAX,
+                                                      CAS_BACKOFF * 2 ** attempt)))
         raise StoreError(f"the shadow changed under {self.config.cas_attempts} attempts")
 
     async def _cas(self, device: str, name: str, expected: int, new: Shadow,
@@ -144,32 +191,11 @@ class ShadowStore:
         args = (expected, new.version, new.dumps(), self.config.stream_maxlen, device, name,
                 event)
         try:
-            async with asyncio.timeout(self.config.timeout):
+            async with asyncio.timeout(self.config.timeout), self.calls:
                 done, _ = await CAS_SCRIPT.call(self.client, keys, args)
         except STORE_ERRORS as exc:
             raise StoreError(f"redis: {exc!r}") from None
         return int(done) == 1
-
-    async def wait_change(self, device: str, name: str, after: int,
-                          timeout: float) -> Shadow | None:
-        """The shadow once its version is above `after`, or as it is after `timeout`."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        shadow, last = await self.read(device, name)
-        stream = self.changes_key(device)
-        want = (device.encode(), name.encode())
-        while (shadow is None or shadow.version <= after) and loop.time() < deadline:
-            block = max(1, int(min(deadline - loop.time(), BLOCK_SLICE) * 1000))
-            try:
-                got = await self.client.xread({stream: last}, block=block, count=100)
-            except STORE_ERRORS as exc:
-                raise StoreError(f"redis: {exc!r}") from None
-            for _, entries in got or []:
-                for entry_id, fields in entries:
-                    last = _text(entry_id)
-                    if (fields.get(b"device"), fields.get(b"shadow")) == want:
-                        shadow, last = await self.read(device, name)
-        return shadow
 
     # -- telemetry -------------------------------------------------------------------------
 
@@ -179,7 +205,7 @@ class ShadowStore:
         args = (int(self.config.dedup_ttl * 1000), self.config.telemetry_maxlen, device,
                 message_id, payload)
         try:
-            async with asyncio.timeout(self.config.timeout):
+            async with asyncio.timeout(self.config.timeout), self.calls:
                 stored, entry = await TELEMETRY_SCRIPT.call(self.client, keys, args)
         except STORE_ERRORS as exc:
             raise StoreError(f"redis: {exc!r}") from None

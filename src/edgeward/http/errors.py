@@ -50,6 +50,8 @@ _CATALOGUE = [
               "A device shadow update, If-Match or Idempotency-Key that is not valid; the "
               "message says which part."),
     ErrorCode("shadow_not_found", 404, "The device has no such shadow (never written)."),
+    ErrorCode("command_not_found", 404,
+              "The device has no pending command with this id (done, expired, or never sent)."),
     ErrorCode("version_conflict", 409,
               "The shadow's version is not the expected one (If-Match or `version`); "
               "`current` holds the shadow as it is."),
@@ -64,6 +66,9 @@ _CATALOGUE = [
     ErrorCode("payload_too_large", 413, "The request body exceeds the route's max_body_size."),
     ErrorCode("uri_too_long", 414, "The request line exceeds server.max_request_line."),
     ErrorCode("rate_limited", 429, "The route's rate limit refused the request; see Retry-After."),
+    ErrorCode("device_commands_exceeded", 429,
+              "The device already has devices.max_pending_commands commands waiting for its "
+              "acknowledgement."),
     ErrorCode("device_streams_exceeded", 429,
               "The device already has the route's devices.max_streams delta streams (SSE or "
               "WebSocket) open in this worker."),

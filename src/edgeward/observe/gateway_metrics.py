@@ -268,7 +268,14 @@ FAMILIES: tuple[MetricSpec, ...] = (
                     "sent, dropped, coalesced, refused).",
                labels=("class", "outcome")),
     MetricSpec(kind="gauge", name="edgeward_device_outbox_queued",
-               help="Messages waiting in the device outbox."),
+               help="Messages waiting in the device outboxes (MQTT bridge and sessions)."),
+    MetricSpec(kind="gauge", name="edgeward_device_sessions",
+               help="Devices connected to this worker over WebSocket (one session each)."),
+    MetricSpec(kind="counter", name="edgeward_device_session_messages_total",
+               help="WebSocket session messages: received from devices; accepted and "
+                    "rejected replies, delta messages and acked deltas; replaced: sessions "
+                    "a newer connection of the same device took over.",
+               labels=("kind",)),
 )
 
 # The route label of requests that matched no route (404 route_not_found). Not a name a
@@ -493,9 +500,11 @@ class GatewayMetrics:
         for (route, outcome), n in list(book.upgrades.items()):
             self._set("edgeward_websocket_upgrades_total", (route, outcome), n)
 
-    def device_counts(self, stores: list[Any], bridges: list[Any]) -> None:
+    def device_counts(self, stores: list[Any], bridges: list[Any],
+                      hubs: list[Any]) -> None:
         """Set the edgeward_device_* families from the worker's shadow stores
-        (`devices.store.ShadowStore`) and MQTT bridges (`devices.mqtt_bridge.MqttBridge`)."""
+        (`devices.store.ShadowStore`), MQTT bridges (`devices.mqtt_bridge.MqttBridge`) and
+        WebSocket sessions (`devices.sessions.DeviceSessions`)."""
         totals: dict[tuple[str, tuple[str, ...]], int] = {}
 
         def add(family: str, labels: tuple[str, ...], n: int) -> None:
@@ -509,10 +518,14 @@ class GatewayMetrics:
             for result, n in store.telemetry.items():
                 add("edgeward_device_telemetry_total", (result,), n)
         queued = 0
+        buffers = [b.outbox.buffer for b in bridges] + [h.buffer for h in hubs]
         for bridge in bridges:
             for kind, n in bridge.stats.items():
                 add("edgeward_device_mqtt_messages_total", (kind,), n)
-            buf = bridge.outbox.buffer
+        for hub in hubs:
+            for kind, n in hub.stats.items():
+                add("edgeward_device_session_messages_total", (kind,), n)
+        for buf in buffers:
             st = buf.stats
             for i, name in enumerate(("command", "delta", "ack")):
                 add("edgeward_device_outbox_messages_total", (name, "queued"), st.queued[i])
@@ -523,8 +536,11 @@ class GatewayMetrics:
             queued += len(buf)
         for (family, labels), n in totals.items():
             self._set(family, labels, n)
-        if bridges:
+        if buffers:
             self._set("edgeward_device_outbox_queued", (), queued)
+        if hubs:
+            self._set("edgeward_device_sessions", (), sum(len(h.sessions) for h in hubs))
+
     def canary_counts(self, weights: dict[str, int],
                       decisions: dict[tuple[str, str], int]) -> None:
         """Set the canary families: each route's weight now, decision totals so far."""
