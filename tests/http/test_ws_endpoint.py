@@ -15,13 +15,13 @@ import contextlib
 import json
 import os
 import socket
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from tests.observability.obskit import AdminGateway, get, value
+from tests.support.until import until
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -87,18 +87,6 @@ def gateway() -> AdminGateway:
 def gw() -> Iterator[AdminGateway]:
     with gateway() as g:
         yield g
-
-
-async def until(probe: Callable[[], T | None], what: str, timeout: float = 20.0) -> T:
-    """Await a condition without blocking the test's loop (a safety net, not a measure)."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 def client(gw: AdminGateway, path: str, **kw: Any) -> Any:

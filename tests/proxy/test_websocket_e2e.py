@@ -13,13 +13,13 @@ import json
 import os
 import socket
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import pytest
 from tests.observability.obskit import AdminGateway, value
+from tests.support.until import until
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -202,18 +202,6 @@ def gateway_for(origin: WsOrigin) -> AdminGateway:
 def gw(origin: WsOrigin) -> Iterator[AdminGateway]:
     with gateway_for(origin) as g:
         yield g
-
-
-async def until(probe: Callable[[], T | None], what: str, timeout: float = 20.0) -> T:
-    """Await a condition without blocking the test's loop (a safety net, not a measure)."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 def ws_url(gw: AdminGateway, path: str) -> str:

@@ -325,11 +325,7 @@ class Exchange(FilterRun):
             transport.abort()  # the worker began draining meanwhile
             self.fail("shutting_down")
             return
-        self.reserved = None  # the tunnel holds the slot now
-        self.to(STREAMING)
-        self.resp = resp
-        self.status = 101
-        self._close(notify=True)
+        _switched(self, resp)
 
     # endings -----------------------------------------------------------------------------------
     def fail(self, code: str, message: str | None = None,
@@ -459,7 +455,13 @@ def _accept_websocket(ex: Exchange, reply: Reply) -> None:
     if not ex.down.accept_websocket(resp, ex.head, handler, route.websocket, ex.reserved):
         ex.fail("shutting_down")  # the worker began draining, or the client is going
         return
-    ex.reserved = None  # the connection holds the slot now
+    _switched(ex, resp)
+
+
+def _switched(ex: Exchange, resp: ResponseHead) -> None:
+    """The 101 went out: the tunnel (or the accepted connection) holds the route's slot now,
+    and the exchange ends with status 101."""
+    ex.reserved = None
     ex.to(STREAMING)
     ex.resp = resp
     ex.status = 101
