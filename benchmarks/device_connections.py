@@ -10,7 +10,11 @@ from a shadow update to the delta arriving at the device.
    "connected, waiting for a delta" state (mosquitto keeps no shadow either).
 2. Latency: with all N connected, S times in turn (default 500): a desired change of a random
    device through the HTTP API (keep-alive PATCH on the same worker), until its delta frame
-   arrives at that device's socket (it then acknowledges, so the next delta may go). p50/p99.
+   arrives at that device's socket (it then acknowledges, so the next delta may go); then the
+   same for commands (POST .../commands until the command frame; the device acknowledges).
+3. Telemetry: every device sends one reading over its session, one in ten twice with the
+   same id; msg/s until every acknowledgement is back, then the telemetry streams are read
+   whole (XRANGE): lost and duplicated ids.
 
 127.0.0.1 only, bounded (about a minute at 10,000); everything started is stopped by PID.
 
@@ -35,6 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import redis  # noqa: E402
 from benchkit import rss_kib  # noqa: E402
 from tests.cluster._cluster import admin_port, gateways, redis_server  # noqa: E402
 from tests.support.mosquitto import Mosquitto  # noqa: E402
@@ -58,16 +63,35 @@ def masked_text(text: str) -> bytes:
     return bytes([0x81, 0x80 | len(payload)]) + mask + body
 
 
-class Device(asyncio.Protocol):
-    """One device: a handshake, then it reads server frames (text, unmasked) and
-    acknowledges each delta."""
+class Tally:
+    """Telemetry acknowledgements counted across every device."""
 
-    def __init__(self, name: str, opened: asyncio.Future[bool]) -> None:
+    def __init__(self) -> None:
+        self.count = 0
+        self.target = 0
+        self.done: asyncio.Future[None] | None = None
+
+    def add(self) -> None:
+        self.count += 1
+        if self.done is not None and self.count >= self.target and not self.done.done():
+            self.done.set_result(None)
+
+
+class Device(asyncio.Protocol):
+    """One device: a handshake, then it reads server frames (text, unmasked), acknowledges
+    each delta and command, and counts its telemetry acknowledgements."""
+
+    def __init__(self, name: str, opened: asyncio.Future[bool], tally: Tally) -> None:
         self.name = name
         self.opened = opened
+        self.tally = tally
         self.buf = b""
         self.transport: asyncio.Transport | None = None
         self.waiter: asyncio.Future[dict[str, object]] | None = None
+
+    def send(self, doc: dict[str, object]) -> None:
+        if self.transport is not None:
+            self.transport.write(masked_text(json.dumps(doc, separators=(",", ":"))))
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -98,11 +122,18 @@ class Device(asyncio.Protocol):
             self.on_message(json.loads(frame))
 
     def on_message(self, doc: dict[str, object]) -> None:
-        if doc.get("type") == "delta" and self.transport is not None:
-            ack = {"type": "ack", "shadow": doc["shadow"], "version": doc["version"]}
-            self.transport.write(masked_text(json.dumps(ack)))
-            if self.waiter is not None and not self.waiter.done():
-                self.waiter.set_result(doc)
+        kind = doc.get("type")
+        if kind == "telemetry_accepted":
+            self.tally.add()
+            return
+        if kind == "delta":
+            self.send({"type": "ack", "shadow": doc["shadow"], "version": doc["version"]})
+        elif kind == "command":
+            self.send({"type": "command_ack", "id": doc["id"]})
+        else:
+            return
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(doc)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.opened.done():
@@ -130,7 +161,7 @@ class MqttIdle(asyncio.Protocol):
             self.done.set_result(False)
 
 
-async def open_devices(port: int, names: list[str]) -> dict[str, Device]:
+async def open_devices(port: int, names: list[str], tally: Tally) -> dict[str, Device]:
     loop = asyncio.get_running_loop()
     sem = asyncio.Semaphore(OPEN_AT_ONCE)
     devices: dict[str, Device] = {}
@@ -138,7 +169,7 @@ async def open_devices(port: int, names: list[str]) -> dict[str, Device]:
     async def one(name: str) -> None:
         async with sem:
             opened: asyncio.Future[bool] = loop.create_future()
-            _, proto = await loop.create_connection(lambda: Device(name, opened),
+            _, proto = await loop.create_connection(lambda: Device(name, opened, tally),
                                                     "127.0.0.1", port)
             if not await opened:
                 raise SystemExit(f"{name}: the handshake did not get its 101")
@@ -166,10 +197,10 @@ async def open_mqtt(port: int, n: int) -> list[asyncio.BaseTransport]:
     return out
 
 
-async def patch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, device: str,
-                value: int) -> None:
-    body = json.dumps({"state": {"desired": {"setpoint": value}}}).encode()
-    writer.write(f"PATCH /devices/{device}/shadow HTTP/1.1\r\nhost: bench\r\n"
+async def request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, method: str,
+                  path: str, doc: object) -> None:
+    body = json.dumps(doc).encode()
+    writer.write(f"{method} {path} HTTP/1.1\r\nhost: bench\r\n"
                  f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
                  .encode() + body)
     length = 0
@@ -179,12 +210,14 @@ async def patch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, devi
         if name.lower() == "content-length":
             length = int(value_)
     await reader.readexactly(length)
-    if b" 200 " not in status:
-        raise SystemExit(f"PATCH answered {status!r}")
+    if b" 200 " not in status and b" 202 " not in status:
+        raise SystemExit(f"{method} {path} answered {status!r}")
 
 
-async def latency(port: int, devices: dict[str, Device], samples: int) -> list[float]:
-    rng = random.Random(7)
+async def latency(port: int, devices: dict[str, Device], samples: int,
+                  commands: bool = False) -> list[float]:
+    """Update (or command) -> the device has it, ms, one at a time, random devices."""
+    rng = random.Random(7 + commands)
     names = list(devices)
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     loop = asyncio.get_running_loop()
@@ -193,11 +226,16 @@ async def latency(port: int, devices: dict[str, Device], samples: int) -> list[f
         dev = devices[rng.choice(names)]
         dev.waiter = loop.create_future()
         started = time.perf_counter()
-        await patch(reader, writer, dev.name, i)
+        if commands:
+            await request(reader, writer, "POST", f"/devices/{dev.name}/commands",
+                          {"op": "set", "n": i})
+        else:
+            await request(reader, writer, "PATCH", f"/devices/{dev.name}/shadow",
+                          {"state": {"desired": {"setpoint": i}}})
         try:
             await asyncio.wait_for(dev.waiter, 10)
         except TimeoutError:
-            raise SystemExit(f"sample {i}: no delta reached {dev.name} within 10 s "
+            raise SystemExit(f"sample {i}: nothing reached {dev.name} within 10 s "
                              f"(closed: {dev.transport is None or dev.transport.is_closing()})"
                              ) from None
         out.append((time.perf_counter() - started) * 1000)
@@ -212,13 +250,14 @@ def config(redis_url: str) -> str:
             "    devices: true\n    websocket: {idle_timeout: null}\n")
 
 
-async def gateway_run(port: int, admin: int, pid: int, n: int,
-                      samples: int) -> dict[str, float]:
-    warm = await open_devices(port, [f"warm-{i}" for i in range(100)])
+async def gateway_run(port: int, admin: int, pid: int, n: int, samples: int,
+                      redis_url: str) -> dict[str, float]:
+    tally = Tally()
+    warm = await open_devices(port, [f"warm-{i}" for i in range(100)], tally)
     await asyncio.sleep(0.5)
     before = rss_kib(pid)
     started = time.monotonic()
-    devices = await open_devices(port, [f"dev-{i}" for i in range(n)])
+    devices = await open_devices(port, [f"dev-{i}" for i in range(n)], tally)
     opened = time.monotonic() - started
     deadline = time.monotonic() + 30
     while metric(admin, "edgeward_device_sessions") < n + len(warm) and (
@@ -227,14 +266,49 @@ async def gateway_run(port: int, admin: int, pid: int, n: int,
     sessions = metric(admin, "edgeward_device_sessions")
     await asyncio.sleep(0.5)
     after = rss_kib(pid)
-    times = await latency(port, devices, samples)
-    times.sort()
+    times = sorted(await latency(port, devices, samples))
+    commands = sorted(await latency(port, devices, samples, commands=True))
+    got = {"sessions": sessions, "rss_before_kib": before, "rss_after_kib": after,
+           "per_device": (after - before) * 1024 / n, "open_s": opened,
+           "p50": statistics.median(times), "p99": times[int(len(times) * 0.99) - 1],
+           "cmd_p50": statistics.median(commands),
+           "cmd_p99": commands[int(len(commands) * 0.99) - 1]}
+    got.update(await telemetry(devices, tally, redis_url))
     for d in [*devices.values(), *warm.values()]:
         if d.transport is not None:
             d.transport.close()
-    return {"sessions": sessions, "rss_before_kib": before, "rss_after_kib": after,
-            "per_device": (after - before) * 1024 / n, "open_s": opened,
-            "p50": statistics.median(times), "p99": times[int(len(times) * 0.99) - 1]}
+    return got
+
+
+async def telemetry(devices: dict[str, Device], tally: Tally,
+                    redis_url: str) -> dict[str, float]:
+    """Every device sends one reading over its session, one in ten sends it twice (the
+    same id: a resend); once every acknowledgement is back, the telemetry streams are read
+    whole (XRANGE) and every id counted."""
+    loop = asyncio.get_running_loop()
+    sent: list[str] = []
+    tally.count, tally.done = 0, loop.create_future()
+    started = time.monotonic()
+    for i, dev in enumerate(devices.values()):
+        reading = {"type": "telemetry", "id": f"r-{dev.name}", "temp_c": 20 + i % 7}
+        dev.send(reading)
+        sent.append(str(reading["id"]))
+        if i % 10 == 0:
+            dev.send(reading)
+            sent.append(str(reading["id"]))
+    tally.target = len(sent)
+    if tally.count >= tally.target:
+        tally.done.set_result(None)
+    await asyncio.wait_for(tally.done, 120)
+    seconds = time.monotonic() - started
+    client = redis.Redis.from_url(redis_url)
+    stored: list[str] = []
+    for key in client.scan_iter("edgeward:dev:*:telemetry"):
+        stored += [fields[b"id"].decode() for _, fields in client.xrange(key)]
+    unique = set(sent)
+    return {"telemetry_sent": len(sent), "telemetry_unique": len(unique),
+            "telemetry_rate": len(sent) / seconds,
+            "lost": len(unique - set(stored)), "duplicated": len(stored) - len(set(stored))}
 
 
 async def mosquitto_run(n: int) -> dict[str, float]:
@@ -263,10 +337,10 @@ def main() -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))   # inherited by what starts
     if args.devices + 500 > hard:
         raise SystemExit(f"{args.devices} devices need more descriptors than {hard}")
-    with redis_server() as redis, gateways([config(redis.url)]) as (gw,):
+    with redis_server() as server, gateways([config(server.url)]) as (gw,):
         assert gw.proc is not None
         got = asyncio.run(gateway_run(gw.port, admin_port(gw), gw.proc.pid, args.devices,
-                                      args.samples))
+                                      args.samples, server.url))
     mq = asyncio.run(mosquitto_run(args.devices))
     n = args.devices
     print(f"devices={n} sessions_metric={got['sessions']:.0f} opened in {got['open_s']:.1f} s")
@@ -274,6 +348,12 @@ def main() -> int:
           f"{got['rss_after_kib'] / 1024:.1f} MiB")
     print(f"update -> delta at the device, {args.samples} samples with {n} connected: "
           f"p50={got['p50']:.2f} ms p99={got['p99']:.2f} ms")
+    print(f"command -> the device has it, {args.samples} samples: p50={got['cmd_p50']:.2f} ms "
+          f"p99={got['cmd_p99']:.2f} ms")
+    print(f"telemetry over the sessions: {got['telemetry_sent']:.0f} messages "
+          f"({got['telemetry_unique']:.0f} unique ids, one in ten sent twice) acknowledged at "
+          f"{got['telemetry_rate']:.0f} msg/s; read back from the streams: "
+          f"lost={got['lost']:.0f} duplicated={got['duplicated']:.0f}")
     print(f"RSS per connected device: edgeward session {got['per_device']:.0f} B, "
           f"mosquitto MQTT connection {mq['per_device']:.0f} B "
           f"(ratio {got['per_device'] / max(1.0, mq['per_device']):.2f})")
