@@ -113,5 +113,6 @@ async def telemetry(store: ShadowStore, device: str, payload: bytes) -> Answer:
     try:
         stored, entry = await store.ingest(device, key, payload)
     except StoreError as exc:
-        return rejection(503, "device_store_unavailable", None, str(exc))
+        # With the message's id, so the device knows which one to send again.
+        return rejection(503, "device_store_unavailable", None, str(exc), id=key)
     return Answer(True, {"id": key, "stored": stored, "entry": entry})
