@@ -13,8 +13,9 @@ The first line says whether the compiled modules were loaded.
 """
 from __future__ import annotations
 
-import time
 from typing import Any
+
+from benchkit import best_of
 
 import edgeward._native as native
 from edgeward.auth.clientcert import ClientCertMethod
@@ -30,13 +31,7 @@ CONSUMERS = 10_000
 
 
 def best(fn: Any, n: int = N) -> float:
-    runs = []
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(n):
-            fn()
-        runs.append((time.perf_counter() - start) / n * 1e9)
-    return min(runs)
+    return best_of(fn, n, 1e9)
 
 
 def fp(i: int) -> str:

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import jwt
+from benchkit import best_of
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -24,13 +25,7 @@ N = 2000
 
 
 def best(fn: Any, n: int = N) -> float:
-    runs = []
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(n):
-            fn()
-        runs.append((time.perf_counter() - start) / n * 1e6)
-    return min(runs)
+    return best_of(fn, n, 1e6)
 
 
 def main() -> None:

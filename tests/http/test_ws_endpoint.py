@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from tests.observability.obskit import AdminGateway, get, value
+from tests.observability.obskit import AdminGateway, get
 from tests.support.until import until
-from websockets.asyncio.client import ClientConnection, connect
+from tests.support.wsclient import client, metric, two_slots_then_one_freed, worker_rss
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from edgeward.http.fields import Headers
@@ -87,20 +88,6 @@ def gateway() -> AdminGateway:
 def gw() -> Iterator[AdminGateway]:
     with gateway() as g:
         yield g
-
-
-def client(gw: AdminGateway, path: str, **kw: Any) -> Any:
-    return connect(f"ws://127.0.0.1:{gw.port}{path}", compression=None, ping_interval=None,
-                   max_size=None, open_timeout=10, close_timeout=10, **kw)
-
-
-def metric(gw: AdminGateway, name: str, **labels: str) -> float:
-    return value(gw.scrape(), name, **labels)
-
-
-def worker_rss(gw: AdminGateway) -> int:
-    children = gw.gw.children()
-    return gw.gw.rss_kb(children[0] if children else None)
 
 
 def closed_with(exc: ConnectionClosed) -> tuple[int, str]:
@@ -418,21 +405,7 @@ async def test_refusals_of_reply_websocket(gw: AdminGateway, path: str,
 
 
 async def test_connections_hold_the_routes_max_tunnels_slots(gw: AdminGateway) -> None:
-    first = await client(gw, "/limited/1")
-    second = await client(gw, "/limited/2")
-    assert metric(gw, "edgeward_websocket_tunnels_open", route="limited") == 2
-    with pytest.raises(InvalidStatus) as refused:
-        async with client(gw, "/limited/3"):
-            pass
-    assert refused.value.response.status_code == 503
-    assert json.loads(refused.value.response.body)["code"] == "websocket_limit"
-    await first.close()
-    await until(lambda: metric(gw, "edgeward_websocket_tunnels_open", route="limited") < 2,
-                "a slot given back")
-    async with client(gw, "/limited/4") as third:
-        await third.send("in")
-        assert await third.recv() == "in"
-    await second.close()
+    await two_slots_then_one_freed(gw)
     assert metric(gw, "edgeward_websocket_upgrades_total", route="limited",
                   outcome="upgraded") == 3
 

@@ -15,12 +15,13 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
-from tests.observability.obskit import AdminGateway, value
+from tests.observability.obskit import AdminGateway
 from tests.support.until import until
-from websockets.asyncio.client import ClientConnection, connect
+from tests.support.wsclient import client, metric, two_slots_then_one_freed, worker_rss
+from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.http11 import Request, Response
@@ -202,25 +203,6 @@ def gateway_for(origin: WsOrigin) -> AdminGateway:
 def gw(origin: WsOrigin) -> Iterator[AdminGateway]:
     with gateway_for(origin) as g:
         yield g
-
-
-def ws_url(gw: AdminGateway, path: str) -> str:
-    return f"ws://127.0.0.1:{gw.port}{path}"
-
-
-def client(gw: AdminGateway, path: str, **kw: Any) -> Any:
-    return connect(ws_url(gw, path), compression=None, ping_interval=None, max_size=None,
-                   open_timeout=10, close_timeout=10, **kw)
-
-
-def worker_rss(gw: AdminGateway) -> int:
-    """RSS (KiB) of the worker serving the tunnels (the process itself with one worker)."""
-    children = gw.gw.children()
-    return gw.gw.rss_kb(children[0] if children else None)
-
-
-def metric(gw: AdminGateway, name: str, **labels: str) -> float:
-    return value(gw.scrape(), name, **labels)
 
 
 def raw_request(port: int, head: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -430,20 +412,7 @@ async def test_a_peer_that_never_answers_a_ping_is_dead(gw: AdminGateway,
 
 
 async def test_the_route_tunnel_limit_refuses_with_503(gw: AdminGateway) -> None:
-    first = await client(gw, "/limited/1")
-    second = await client(gw, "/limited/2")
-    with pytest.raises(InvalidStatus) as refused:
-        async with client(gw, "/limited/3"):
-            pass
-    assert refused.value.response.status_code == 503
-    assert json.loads(refused.value.response.body)["code"] == "websocket_limit"
-    await first.close()
-    await until(lambda: metric(gw, "edgeward_websocket_tunnels_open", route="limited") < 2,
-                "a slot given back")
-    async with client(gw, "/limited/4") as third:
-        await third.send("in")
-        assert await third.recv() == "in"
-    await second.close()
+    await two_slots_then_one_freed(gw)
 
 
 # --- backpressure -----------------------------------------------------------------------------
