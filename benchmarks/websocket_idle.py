@@ -43,22 +43,30 @@ MAX_TUNNELS = 50_000   # the bound on --tunnels
 OPEN_AT_ONCE = 200     # handshakes in flight while opening idle tunnels
 FD_SPARE = 500         # descriptors a worker keeps for everything but tunnels
 
-ORIGIN = textwrap.dedent("""
-    import asyncio, sys
-    from websockets.asyncio.server import serve
+def echo_script(uvloop: bool = False) -> str:
+    """A `websockets` echo server (`python -c SCRIPT PORT`), on uvloop if asked."""
+    loop = "import uvloop\n" if uvloop else ""
+    run = "uvloop.run" if uvloop else "asyncio.run"
+    return textwrap.dedent("""
+        import asyncio, sys
+        """) + loop + textwrap.dedent(f"""
+        from websockets.asyncio.server import serve
 
-    async def echo(ws):
-        async for message in ws:
-            await ws.send(message)
+        async def echo(ws):
+            async for message in ws:
+                await ws.send(message)
 
-    async def main(port):
-        async with serve(echo, "127.0.0.1", port, compression=None, ping_interval=None,
-                         max_size=None, backlog=4096):
-            print("ready", flush=True)
-            await asyncio.Future()
+        async def main(port):
+            async with serve(echo, "127.0.0.1", port, compression=None, ping_interval=None,
+                             max_size=None, backlog=4096):
+                print("ready", flush=True)
+                await asyncio.Future()
 
-    asyncio.run(main(int(sys.argv[1])))
-""")
+        {run}(main(int(sys.argv[1])))
+    """)
+
+
+ORIGIN = echo_script()
 
 NGINX = textwrap.dedent("""
     daemon off;

@@ -43,23 +43,7 @@ import websocket_idle as wi  # noqa: E402  (the same process, port and RSS plumb
 ROOT = Path(__file__).resolve().parents[1]
 FD_SPARE = 500
 
-PLAIN = textwrap.dedent("""
-    import asyncio, sys
-    import uvloop
-    from websockets.asyncio.server import serve
-
-    async def echo(ws):
-        async for message in ws:
-            await ws.send(message)
-
-    async def main(port):
-        async with serve(echo, "127.0.0.1", port, compression=None, ping_interval=None,
-                         max_size=None, backlog=4096):
-            print("ready", flush=True)
-            await asyncio.Future()
-
-    uvloop.run(main(int(sys.argv[1])))
-""")
+PLAIN = wi.echo_script(uvloop=True)
 
 
 def gateway_config(port: int, admin: int) -> str:
