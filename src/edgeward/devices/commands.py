@@ -17,11 +17,10 @@ acknowledged by the device over MQTT).
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
-from edgeward.devices.store import STORE_ERRORS, ShadowStore, StoreError
+from edgeward.devices.store import ShadowStore, as_text
 from edgeward.ratelimit.redis_store import LuaScript
 
 # KEYS: the device's pending commands, the shard's change stream. ARGV: max pending, ttl ms,
@@ -58,35 +57,24 @@ async def send(store: ShadowStore, device: str, command: str, now: float) -> str
     keys = (pending_key(store, device), store.changes_key(device))
     args = (cfg.max_pending_commands, int(cfg.command_ttl * 1000), device, command, repr(now),
             cfg.stream_maxlen)
-    try:
-        async with asyncio.timeout(cfg.timeout), store.calls:
-            stored, value = await SEND_SCRIPT.call(store.client, keys, args)
-    except STORE_ERRORS as exc:
-        raise StoreError(f"redis: {exc!r}") from None
+    stored, value = await store.call(lambda: SEND_SCRIPT.call(store.client, keys, args))
     if not int(stored):
-        raise CommandsFull(f"device {device!r} has {_text(value)} commands waiting (at most "
+        raise CommandsFull(f"device {device!r} has {as_text(value)} commands waiting (at most "
                            f"{cfg.max_pending_commands})")
-    return _text(value)
+    return as_text(value)
 
 
 async def pending(store: ShadowStore, device: str) -> list[dict[str, Any]]:
     """The device's unacknowledged commands, oldest first."""
-    try:
-        async with asyncio.timeout(store.config.timeout), store.calls:
-            entries = await store.client.xrange(pending_key(store, device))
-    except STORE_ERRORS as exc:
-        raise StoreError(f"redis: {exc!r}") from None
-    return [message(_text(entry_id), json.loads(fields[b"command"]),
+    entries = await store.call(lambda: store.client.xrange(pending_key(store, device)))
+    return [message(as_text(entry_id), json.loads(fields[b"command"]),
                     float(fields[b"timestamp"])) for entry_id, fields in entries]
 
 
 async def done(store: ShadowStore, device: str, command_id: str) -> bool:
     """The device did `command_id`: forget it. False when it was not pending."""
-    try:
-        async with asyncio.timeout(store.config.timeout), store.calls:
-            removed = await store.client.xdel(pending_key(store, device), command_id)
-    except STORE_ERRORS as exc:
-        raise StoreError(f"redis: {exc!r}") from None
+    removed = await store.call(lambda: store.client.xdel(pending_key(store, device),
+                                                          command_id))
     return bool(removed)
 
 
@@ -96,5 +84,3 @@ def valid_id(text: str) -> bool:
     return bool(dash) and ms.isdigit() and seq.isdigit() and len(text) <= 41
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

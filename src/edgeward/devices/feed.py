@@ -18,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 from edgeward.devices.shadow import Shadow
-from edgeward.devices.store import STORE_ERRORS, ShadowStore
+from edgeward.devices.store import STORE_ERRORS, ShadowStore, as_text
 
 log = logging.getLogger("edgeward.devices")
 
@@ -136,7 +136,7 @@ class ChangeFeed:
         ids = {}
         for stream in self.streams:
             newest = await client.xrevrange(stream, count=1)
-            ids[stream] = _text(newest[0][0]) if newest else "0-0"
+            ids[stream] = as_text(newest[0][0]) if newest else "0-0"
         self._ids = ids
 
     async def _read(self, streams: list[str]) -> None:
@@ -144,7 +144,7 @@ class ChangeFeed:
                                             block=BLOCK_MS, count=BATCH)
         for stream, entries in got or []:
             for entry_id, fields in entries:
-                self._ids[_text(stream)] = entry = _text(entry_id)
+                self._ids[as_text(stream)] = entry = as_text(entry_id)
                 self._dispatch(fields, entry)
 
     def _dispatch(self, fields: dict[bytes, bytes], entry: str) -> None:
@@ -167,5 +167,3 @@ class ChangeFeed:
                 log.exception("device change feed: a subscriber failed")
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -40,7 +40,7 @@ from edgeward.devices import commands, requests
 from edgeward.devices.config import DevicesConfig, MqttConfig
 from edgeward.devices.outbox import ACK, COMMAND, DELTA, Outbox
 from edgeward.devices.requests import Answer, rejection
-from edgeward.devices.store import ShadowStore, StoreError
+from edgeward.devices.store import ShadowStore, StoreError, as_text
 from edgeward.ratelimit.limiter import Limiter
 
 log = logging.getLogger("edgeward.devices")
@@ -260,7 +260,7 @@ class MqttBridge:
                 while True:
                     got = await client.xautoclaim(stream, group, self.client_id, idle_ms,
                                                   start_id=start, count=DELTA_BATCH)
-                    start, entries = _text(got[0]), got[1]
+                    start, entries = as_text(got[0]), got[1]
                     for entry_id, fields in entries:
                         if fields is None:  # trimmed from the stream meanwhile
                             continue
@@ -305,8 +305,6 @@ class MqttBridge:
                 await call()
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _token(payload: bytes) -> Any:

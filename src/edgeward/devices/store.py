@@ -23,7 +23,8 @@ import asyncio
 import json
 import random
 import zlib
-from typing import Any, Final
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, TypeVar
 
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
@@ -45,6 +46,8 @@ CAS_BACKOFF_MAX: Final = 0.032
 # Session announcements kept per shard: a reader only needs the ones since its last read.
 SESSIONS_MAXLEN: Final = 1000
 STORE_ERRORS: Final = (RedisError, OSError, TimeoutError)
+
+T = TypeVar("T")
 
 # KEYS: shadow hash, change stream. ARGV: expected version, new version, document, maxlen,
 # device, shadow name, event (JSON). Returns {1, stream id} or {0, stored version}.
@@ -78,7 +81,8 @@ class TooLarge(Exception):
     """The shadow's state would exceed max_document_bytes (HTTP 413)."""
 
 
-def _text(value: Any) -> str:
+def as_text(value: Any) -> str:
+    """A Redis reply (bytes, or already text) as text."""
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
@@ -132,28 +136,33 @@ class ShadowStore:
     async def announce(self, device: str, session: str) -> str:
         """Tell every gateway's change feed that `session` of `device` opened: the stream
         id of the announcement (ids order announcements of one device)."""
+        entry = await self.call(lambda: self.client.xadd(
+            f"{self._base(device)}:sessions", {"device": device, "session": session},
+            maxlen=SESSIONS_MAXLEN, approximate=True))
+        return as_text(entry)
+
+    async def call(self, make: Callable[[], Awaitable[T]]) -> T:
+        """One short store call, `make()`: it waits for one of MAX_CALLS slots, the wait
+        counting in the `timeout` deadline; a Redis failure or timeout is a StoreError."""
         try:
             async with asyncio.timeout(self.config.timeout), self.calls:
-                entry = await self.client.xadd(
-                    f"{self._base(device)}:sessions", {"device": device, "session": session},
-                    maxlen=SESSIONS_MAXLEN, approximate=True)
+                return await make()
         except STORE_ERRORS as exc:
             raise StoreError(f"redis: {exc!r}") from None
-        return _text(entry)
 
     # -- shadows ---------------------------------------------------------------------------
 
     async def read(self, device: str, name: str) -> tuple[Shadow | None, str]:
         """The stored shadow (None if none) and the change stream id to wait after."""
-        try:
-            async with asyncio.timeout(self.config.timeout), self.calls:
-                doc, last = await self.client.hmget(self.shadow_key(device, name), "doc", "id")
-                if last is None:
-                    newest = await self.client.xrevrange(self.changes_key(device), count=1)
-                    last = newest[0][0] if newest else b"0-0"
-        except STORE_ERRORS as exc:
-            raise StoreError(f"redis: {exc!r}") from None
-        return (Shadow.loads(doc) if doc is not None else None), _text(last)
+        async def both() -> tuple[Any, Any]:
+            doc, last = await self.client.hmget(self.shadow_key(device, name), "doc", "id")
+            if last is None:
+                newest = await self.client.xrevrange(self.changes_key(device), count=1)
+                last = newest[0][0] if newest else b"0-0"
+            return doc, last
+
+        doc, last = await self.call(both)
+        return (Shadow.loads(doc) if doc is not None else None), as_text(last)
 
     async def update(self, device: str, name: str, update: Update, now: float,
                      kind: str = "update") -> Result:
@@ -190,11 +199,7 @@ class ShadowStore:
         keys = (self.shadow_key(device, name), self.changes_key(device))
         args = (expected, new.version, new.dumps(), self.config.stream_maxlen, device, name,
                 event)
-        try:
-            async with asyncio.timeout(self.config.timeout), self.calls:
-                done, _ = await CAS_SCRIPT.call(self.client, keys, args)
-        except STORE_ERRORS as exc:
-            raise StoreError(f"redis: {exc!r}") from None
+        done, _ = await self.call(lambda: CAS_SCRIPT.call(self.client, keys, args))
         return int(done) == 1
 
     # -- telemetry -------------------------------------------------------------------------
@@ -204,10 +209,6 @@ class ShadowStore:
         keys = (f"{self._base(device)}:seen:{device}:{message_id}", self.telemetry_key(device))
         args = (int(self.config.dedup_ttl * 1000), self.config.telemetry_maxlen, device,
                 message_id, payload)
-        try:
-            async with asyncio.timeout(self.config.timeout), self.calls:
-                stored, entry = await TELEMETRY_SCRIPT.call(self.client, keys, args)
-        except STORE_ERRORS as exc:
-            raise StoreError(f"redis: {exc!r}") from None
+        stored, entry = await self.call(lambda: TELEMETRY_SCRIPT.call(self.client, keys, args))
         self.telemetry["stored" if int(stored) else "duplicate"] += 1
-        return bool(int(stored)), _text(entry)
+        return bool(int(stored)), as_text(entry)
