@@ -69,9 +69,7 @@ class DeviceSessions:
     def attach(self, session: DeviceSession) -> None:
         old = self.sessions.get(session.device)
         if old is not None:
-            self.stats["replaced"] += 1
-            self._forget(old)
-            old.ws.close(REPLACED, "replaced by a newer connection")
+            self._replace(old)
         self.sessions[session.device] = session
         self.feed.subscribe(session.device, session)
 
@@ -82,9 +80,13 @@ class DeviceSessions:
         if session is None or session.token == token or session.announced is None:
             return  # none here, our own, or ours is still being announced (so it is newer)
         if _stream_id(entry) > _stream_id(session.announced):
-            self.stats["replaced"] += 1
-            self._forget(session)
-            session.ws.close(REPLACED, "replaced by a newer connection")
+            self._replace(session)
+
+    def _replace(self, old: DeviceSession) -> None:
+        """A newer connection of the device took over: close `old` (4000)."""
+        self.stats["replaced"] += 1
+        self._forget(old)
+        old.ws.close(REPLACED, "replaced by a newer connection")
 
     def detach(self, session: DeviceSession) -> None:
         if self.sessions.get(session.device) is session:
@@ -120,7 +122,8 @@ class DeviceSession(WebSocketHandler):
         # the version in flight (sent, not yet acknowledged).
         self.latest: dict[str, tuple[int, bytes | None]] = {}
         self.inflight: dict[str, int] = {}
-        self.inbox: deque[str | bytes] | None = None  # made when a request must wait
+        # Requests waiting, decoded (and as received): made when one must wait.
+        self.inbox: deque[tuple[Any, str | bytes]] | None = None
         self.task: asyncio.Task[None] | None = None
         # Commands sent and not yet acknowledged (ids): a command seen twice (the opening read
         # and the feed) goes once; None while there are none.
@@ -151,7 +154,7 @@ class DeviceSession(WebSocketHandler):
                 429, "rate_limited", _token(body),
                 f"more than {MAX_PENDING} requests of this device are waiting"))
             return
-        inbox.append(message)
+        inbox.append((body, message))
         if self.task is None:
             self._run(self._work())
 
@@ -244,10 +247,7 @@ class DeviceSession(WebSocketHandler):
             log.warning("device %s: %s", self.device, exc)
             self._close(STORE_DOWN, "device store unavailable")
             return
-        if self.inbox:
-            await self._work()
-        elif self.task is asyncio.current_task():
-            self.task = None
+        await self._work()  # what arrived meanwhile
 
     async def _current(self, name: str) -> None:
         """The shadow's delta as it is now, unless a newer one came meanwhile."""
@@ -260,8 +260,7 @@ class DeviceSession(WebSocketHandler):
 
     async def _work(self) -> None:
         while self.inbox:
-            message = self.inbox.popleft()
-            body = _decode(message)
+            body, message = self.inbox.popleft()
             if not isinstance(body, dict):
                 self._answer("request", "", DELTA, rejection(
                     400, "invalid_message", None, "a message is a JSON object with a `type`"))
