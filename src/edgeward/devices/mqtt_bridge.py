@@ -40,7 +40,7 @@ from edgeward.devices import commands, requests
 from edgeward.devices.config import DevicesConfig, MqttConfig
 from edgeward.devices.outbox import ACK, COMMAND, DELTA, Outbox
 from edgeward.devices.requests import Answer, rejection
-from edgeward.devices.store import ShadowStore, StoreError, as_text
+from edgeward.devices.store import ShadowStore, as_text
 from edgeward.ratelimit.limiter import Limiter
 
 log = logging.getLogger("edgeward.devices")
@@ -197,18 +197,11 @@ class MqttBridge:
         """`PREFIX/{id}/commands/ack` with `{"id": ...}`: the device did the command."""
         try:
             body = json.loads(payload)
-            command_id = body.get("id") if isinstance(body, dict) else None
         except ValueError:
-            command_id = None
-        if not isinstance(command_id, str) or not commands.valid_id(command_id):
-            self._send(device, f"{self.prefix}/{device}/commands/ack", DELTA, rejection(
-                400, "invalid_message", None, "a command acknowledgement is {\"id\": ...}"))
-            return
-        try:
-            await commands.done(self.store, device, command_id)
-        except StoreError as exc:
-            self._send(device, f"{self.prefix}/{device}/commands/ack", DELTA, rejection(
-                503, "device_store_unavailable", None, str(exc)))
+            body = None
+        refused = await requests.command_done(self.store, device, body)
+        if refused is not None:
+            self._send(device, f"{self.prefix}/{device}/commands/ack", DELTA, refused)
 
     def _send(self, device: str, where: str, klass: int, answer: Answer) -> None:
         """An answer on `where`/accepted or `where`/rejected."""

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Final
 
+from edgeward.devices import commands
 from edgeward.devices.shadow import Result, UpdateError, metadata_of, parse_update
 from edgeward.devices.store import ShadowStore, StoreError, TooLarge
 from edgeward.ratelimit.limiter import Limiter
@@ -84,6 +85,20 @@ def update_answer(body: dict[str, Any], result: Result, token: Any) -> Answer:
         "version": shadow.version, "clock": shadow.clock, "timestamp": shadow.timestamp,
         "outcome": result.outcome, "suppressed": list(result.suppressed),
         "clientToken": token})
+
+
+async def command_done(store: ShadowStore, device: str, body: Any) -> Answer | None:
+    """A device's acknowledgement of a command (`{"id": ...}`): None once the command is
+    forgotten (or was not pending), else the rejection to send back."""
+    command_id = body.get("id") if isinstance(body, dict) else None
+    if not isinstance(command_id, str) or not commands.valid_id(command_id):
+        return rejection(400, "invalid_message", None,
+                         "a command acknowledgement needs the command's `id`")
+    try:
+        await commands.done(store, device, command_id)
+    except StoreError as exc:
+        return rejection(503, "device_store_unavailable", None, str(exc))
+    return None
 
 
 async def admitted(limiter: Limiter, device: str) -> bool:

@@ -298,22 +298,18 @@ class DeviceSession(WebSocketHandler):
             self._answer(op, name, DELTA, answer)
 
     async def _command_done(self, body: dict[str, Any]) -> None:
-        command_id = body.get("id")
-        if not isinstance(command_id, str) or not commands.valid_id(command_id):
-            self._answer("command_ack", "", DELTA, rejection(
-                400, "invalid_message", None, "command_ack needs the command's `id`"))
-            return
         if self.commands is not None:
-            self.commands.discard(command_id)
-        try:
-            await commands.done(self.hub.store, self.device, command_id)
-            if self.refused:
-                self.refused = False
+            self.commands.discard(body.get("id"))
+        refused = await requests.command_done(self.hub.store, self.device, body)
+        if refused is None and self.refused:
+            self.refused = False
+            try:
                 for doc in await commands.pending(self.hub.store, self.device):
                     self._command(doc)
-        except StoreError as exc:
-            self._answer("command_ack", "", DELTA, rejection(
-                503, "device_store_unavailable", None, str(exc)))
+            except StoreError as exc:
+                refused = rejection(503, "device_store_unavailable", None, str(exc))
+        if refused is not None:
+            self._answer("command_ack", "", DELTA, refused)
 
     def _answer(self, op: str, name: str, klass: int, answer: Answer) -> None:
         accepted = answer.accepted
